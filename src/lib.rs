@@ -1,0 +1,1 @@
+//! Facade package: hosts the workspace integration tests in `tests/`.
