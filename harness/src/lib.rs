@@ -1,1 +1,5 @@
-pub fn x(){}
+//! `tcp-harness`: the script language, targets, runner, traces and the
+//! `tcpconform` command-line tool.
+
+pub mod cli;
+pub mod script;

@@ -1,1 +1,7 @@
-fn main(){}
+//! The `tcpconform` command-line tool.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tcp_harness::cli::main()
+}

@@ -64,6 +64,20 @@ impl State {
         }
     }
 
+    /// A short name for dense tables: `CLOSED`, `LISTEN`, `SYN-SENT`,
+    /// `SYN-RCVD`, `ESTAB`, `FW1`, `FW2`, `CW`, `CLOSING`, `LAST-ACK`, `TW`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            State::SynReceived => "SYN-RCVD",
+            State::Established => "ESTAB",
+            State::FinWait1 => "FW1",
+            State::FinWait2 => "FW2",
+            State::CloseWait => "CW",
+            State::TimeWait => "TW",
+            other => other.name(),
+        }
+    }
+
     /// Parses the RFC spelling (case-insensitive, `_` accepted for `-`).
     pub fn from_name(s: &str) -> Option<State> {
         let norm = s.trim().to_ascii_uppercase().replace('_', "-");
@@ -145,6 +159,21 @@ impl SeqClass {
         SeqClass::ZeroWindowAtNext,
         SeqClass::ZeroWindowOff,
     ];
+
+    /// The classes that pass the acceptability test of RFC 9293 §3.10.7.4
+    /// (a zero-window segment at RCV.NXT passes for its ACK, RST and control
+    /// information), in declaration order.
+    pub const ACCEPTABLE: [SeqClass; 5] = [
+        SeqClass::Overlap,
+        SeqClass::LeftEdge,
+        SeqClass::Inside,
+        SeqClass::RightEdge,
+        SeqClass::ZeroWindowAtNext,
+    ];
+
+    /// The classes that fail it, in declaration order.
+    pub const UNACCEPTABLE: [SeqClass; 3] =
+        [SeqClass::Below, SeqClass::Beyond, SeqClass::ZeroWindowOff];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -335,7 +364,10 @@ impl SegmentEvent {
             // Only our SYN is outstanding, and MAX.SND.WND is still 0 before
             // the peer's first window arrives.
             (State::SynSent, a) => {
-                matches!(a, AckClass::TooOld | AckClass::Dup | AckClass::New | AckClass::Beyond)
+                matches!(
+                    a,
+                    AckClass::TooOld | AckClass::Dup | AckClass::New | AckClass::Beyond
+                )
             }
             // Nothing outstanding: SND.UNA = SND.NXT.
             (s, a) if s.all_acked() => !matches!(a, AckClass::New | AckClass::FinAcked),
@@ -525,8 +557,14 @@ mod tests {
         assert_eq!(SeqClass::classify(1001, 5, 1000, 100), SeqClass::Inside);
         assert_eq!(SeqClass::classify(1099, 1, 1000, 100), SeqClass::RightEdge);
         assert_eq!(SeqClass::classify(1100, 0, 1000, 100), SeqClass::Beyond);
-        assert_eq!(SeqClass::classify(1000, 5, 1000, 0), SeqClass::ZeroWindowAtNext);
-        assert_eq!(SeqClass::classify(1001, 0, 1000, 0), SeqClass::ZeroWindowOff);
+        assert_eq!(
+            SeqClass::classify(1000, 5, 1000, 0),
+            SeqClass::ZeroWindowAtNext
+        );
+        assert_eq!(
+            SeqClass::classify(1001, 0, 1000, 0),
+            SeqClass::ZeroWindowOff
+        );
     }
 
     #[test]
@@ -554,7 +592,10 @@ mod tests {
         // Nothing outstanding: SND.UNA = SND.NXT reads as a duplicate.
         assert_eq!(AckClass::classify(200, 200, 200, 50, false), AckClass::Dup);
         // Wrapping.
-        assert_eq!(AckClass::classify(2, u32::MAX - 2, 5, 50, false), AckClass::New);
+        assert_eq!(
+            AckClass::classify(2, u32::MAX - 2, 5, 50, false),
+            AckClass::New
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The profiles of the table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// RFC 793 as first published: any in-window RST resets, an in-window SYN
@@ -17,6 +19,7 @@ pub enum Profile {
     Rfc793,
     /// The default: RFC 9293 with RFC 5961's challenge ACKs and the RFC 1122
     /// corrections.
+    #[default]
     Rfc9293,
     /// Documented choices of the Linux kernel.
     Linux,
@@ -31,12 +34,6 @@ impl Profile {
             Profile::Rfc9293 => "rfc9293",
             Profile::Linux => "linux",
         }
-    }
-}
-
-impl Default for Profile {
-    fn default() -> Self {
-        Profile::Rfc9293
     }
 }
 

@@ -18,7 +18,11 @@ pub fn text(spec: &Spec, profile: Profile) -> String {
         .map(|r| {
             [
                 r.id.clone(),
-                r.from.iter().map(|s| s.name()).collect::<Vec<_>>().join(","),
+                r.from
+                    .iter()
+                    .map(|s| s.short_name())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 r.event.to_string(),
                 match r.next {
                     crate::row::Next::Same => "=".to_string(),
@@ -51,7 +55,15 @@ pub fn text(spec: &Spec, profile: Profile) -> String {
         }
         let _ = writeln!(out, "{tail}");
     };
-    let _ = writeln!(out, "profile {profile}: {}", spec.profile(profile).description);
+    let _ = writeln!(
+        out,
+        "profile {profile}: {}",
+        spec.profile(profile).description
+    );
+    let _ = writeln!(
+        out,
+        "states: SYN-RCVD = SYN-RECEIVED, ESTAB = ESTABLISHED, FW1/FW2 = FIN-WAIT-1/2, CW = CLOSE-WAIT, TW = TIME-WAIT; NEXT `=` keeps the state"
+    );
     line(&mut out, head, "EFFECT [SOURCES]");
     for (r, c) in rows.iter().zip(&cells) {
         let tail = format!("{} [{}]", r.effect, r.rfc.join("; "));
@@ -84,7 +96,9 @@ pub fn json(spec: &Spec, only: Option<Profile>) -> Value {
             .collect();
         let overlaps: Vec<String> = problems
             .iter()
-            .filter(|pr| matches!(pr, crate::spec::Problem::Overlap { profile, .. } if profile == p))
+            .filter(
+                |pr| matches!(pr, crate::spec::Problem::Overlap { profile, .. } if profile == p),
+            )
             .map(|pr| pr.to_string())
             .collect();
         prof.insert(
@@ -136,9 +150,15 @@ pub fn dot(spec: &Spec, profile: Profile) -> String {
     }
     let mut out = String::new();
     let _ = writeln!(out, "digraph tcp_{} {{", profile.name());
-    let _ = writeln!(out, "  label=\"TCP state transitions, profile {profile} (tcpconform spec)\";");
+    let _ = writeln!(
+        out,
+        "  label=\"TCP state transitions, profile {profile} (tcpconform spec)\";"
+    );
     let _ = writeln!(out, "  labelloc=t; rankdir=TB; nodesep=0.5;");
-    let _ = writeln!(out, "  node [shape=box, style=rounded, fontname=\"Helvetica\"];");
+    let _ = writeln!(
+        out,
+        "  node [shape=box, style=rounded, fontname=\"Helvetica\"];"
+    );
     let _ = writeln!(out, "  edge [fontname=\"Helvetica\", fontsize=9];");
     for s in State::ALL {
         let _ = writeln!(out, "  \"{0}\" [label=\"{0}\"];", s.name());

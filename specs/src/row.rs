@@ -99,7 +99,16 @@ impl fmt::Display for EventPattern {
                     }
                 }
                 if let Some(s) = seq {
-                    parts.push(format!("seq={}", list(s, SeqClass::name)));
+                    let mut sorted = s.clone();
+                    sorted.sort();
+                    let named = if sorted == SeqClass::ACCEPTABLE {
+                        "acceptable".to_string()
+                    } else if sorted == SeqClass::UNACCEPTABLE {
+                        "unacceptable".to_string()
+                    } else {
+                        list(s, SeqClass::name)
+                    };
+                    parts.push(format!("seq={named}"));
                 }
                 if let Some(a) = ack {
                     parts.push(format!("ack={}", list(a, AckClass::name)));
@@ -369,12 +378,21 @@ impl RawRow {
                 call: self.call.ok_or("`on = \"call\"` needs `call = [...]`")?,
             },
             "timeout" if !seg_fields && self.call.is_none() => EventPattern::Timeout {
-                timeout: self.timeout.ok_or("`on = \"timeout\"` needs `timeout = [...]`")?,
+                timeout: self
+                    .timeout
+                    .ok_or("`on = \"timeout\"` needs `timeout = [...]`")?,
             },
             "segment" | "call" | "timeout" => {
-                return Err(format!("fields of another event kind given with `on = \"{}\"`", self.on))
+                return Err(format!(
+                    "fields of another event kind given with `on = \"{}\"`",
+                    self.on
+                ))
             }
-            other => return Err(format!("`on = \"{other}\"`: expected segment, call or timeout")),
+            other => {
+                return Err(format!(
+                    "`on = \"{other}\"`: expected segment, call or timeout"
+                ))
+            }
         };
         Ok(Row {
             id: self.id,

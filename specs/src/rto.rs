@@ -78,7 +78,9 @@ impl RtoEstimator {
             config,
             srtt: None,
             rttvar: 0.0,
-            rto: config.initial.clamp(config.min.min(config.initial), config.max),
+            rto: config
+                .initial
+                .clamp(config.min.min(config.initial), config.max),
         }
     }
 
@@ -103,7 +105,8 @@ impl RtoEstimator {
     /// Feeds one measurement. Returns whether it was used: a sample from a
     /// retransmitted segment is discarded (RFC 6298 §3, Karn).
     pub fn on_sample(&mut self, sample: Sample) -> bool {
-        if sample.retransmitted || !(sample.rtt >= 0.0) {
+        // NaN and negative measurements are not samples.
+        if sample.retransmitted || sample.rtt.is_nan() || sample.rtt < 0.0 {
             return false;
         }
         let r = sample.rtt;
@@ -153,7 +156,10 @@ mod tests {
     #[test]
     fn first_sample_sets_srtt_and_half_variance() {
         let mut e = RtoEstimator::new(cfg());
-        assert!(e.on_sample(Sample { rtt: 2.0, retransmitted: false }));
+        assert!(e.on_sample(Sample {
+            rtt: 2.0,
+            retransmitted: false
+        }));
         assert_eq!(e.srtt(), Some(2.0));
         assert_eq!(e.rttvar(), 1.0);
         assert_eq!(e.rto(), 6.0);
@@ -162,8 +168,14 @@ mod tests {
     #[test]
     fn second_sample_uses_old_srtt_for_variance() {
         let mut e = RtoEstimator::new(cfg());
-        e.on_sample(Sample { rtt: 2.0, retransmitted: false });
-        e.on_sample(Sample { rtt: 4.0, retransmitted: false });
+        e.on_sample(Sample {
+            rtt: 2.0,
+            retransmitted: false,
+        });
+        e.on_sample(Sample {
+            rtt: 4.0,
+            retransmitted: false,
+        });
         // RTTVAR = 3/4·1 + 1/4·|2−4| = 1.25; SRTT = 7/8·2 + 1/8·4 = 2.25.
         assert!((e.rttvar() - 1.25).abs() < EPS);
         assert!((e.srtt().unwrap_or(0.0) - 2.25).abs() < EPS);
@@ -176,10 +188,16 @@ mod tests {
         e.on_timeout();
         e.on_timeout();
         assert_eq!(e.rto(), 4.0);
-        assert!(!e.on_sample(Sample { rtt: 0.1, retransmitted: true }));
+        assert!(!e.on_sample(Sample {
+            rtt: 0.1,
+            retransmitted: true
+        }));
         assert_eq!(e.rto(), 4.0);
         assert_eq!(e.srtt(), None);
-        assert!(e.on_sample(Sample { rtt: 0.1, retransmitted: false }));
+        assert!(e.on_sample(Sample {
+            rtt: 0.1,
+            retransmitted: false
+        }));
         assert_eq!(e.rto(), 1.0); // 0.1 + 0.2 clamped up to min 1 s
     }
 

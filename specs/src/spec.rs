@@ -13,7 +13,10 @@ pub const BUNDLED_FILES: &[(&str, &str)] = &[
     ("closed.toml", include_str!("../table/closed.toml")),
     ("listen.toml", include_str!("../table/listen.toml")),
     ("syn-sent.toml", include_str!("../table/syn-sent.toml")),
-    ("seq-rst-syn.toml", include_str!("../table/seq-rst-syn.toml")),
+    (
+        "seq-rst-syn.toml",
+        include_str!("../table/seq-rst-syn.toml"),
+    ),
     ("ack.toml", include_str!("../table/ack.toml")),
     ("text-fin.toml", include_str!("../table/text-fin.toml")),
     ("linux.toml", include_str!("../table/linux.toml")),
@@ -174,7 +177,9 @@ impl Spec {
             toml::from_str(profiles).map_err(|e| LoadError::Profiles(e.to_string()))?;
         for p in Profile::ALL {
             if !profiles.profile.contains_key(&p) {
-                return Err(LoadError::Profiles(format!("profile `{p}` is not described")));
+                return Err(LoadError::Profiles(format!(
+                    "profile `{p}` is not described"
+                )));
             }
         }
         Ok(Spec::from_rows(rows, profiles.profile))
@@ -235,7 +240,9 @@ impl Spec {
 
     /// The rows of one profile.
     pub fn rows_of(&self, profile: Profile) -> impl Iterator<Item = &Row> {
-        self.rows.iter().filter(move |r| r.profiles.contains(&profile))
+        self.rows
+            .iter()
+            .filter(move |r| r.profiles.contains(&profile))
     }
 
     pub fn profile(&self, profile: Profile) -> &ProfileInfo {
@@ -267,7 +274,10 @@ impl Spec {
                 profile,
                 state,
                 event: *event,
-                rows: ix.iter().map(|i| self.rows[*i as usize].id.clone()).collect(),
+                rows: ix
+                    .iter()
+                    .map(|i| self.rows[*i as usize].id.clone())
+                    .collect(),
             }),
         }
     }
@@ -301,7 +311,10 @@ impl Spec {
                                 profile,
                                 state,
                                 event: ev,
-                                rows: ix.iter().map(|i| self.rows[*i as usize].id.clone()).collect(),
+                                rows: ix
+                                    .iter()
+                                    .map(|i| self.rows[*i as usize].id.clone())
+                                    .collect(),
                             })
                         }
                         Cell::Impossible => {}
@@ -329,7 +342,11 @@ impl Spec {
             let one_sided = row
                 .overrides
                 .iter()
-                .filter(|t| !self.row(t).is_some_and(|o| o.overridden_by.contains(&row.id)))
+                .filter(|t| {
+                    !self
+                        .row(t)
+                        .is_some_and(|o| o.overridden_by.contains(&row.id))
+                })
                 .chain(
                     row.overridden_by
                         .iter()
@@ -357,7 +374,10 @@ impl Spec {
                 }
             }
         }
-        State::ALL.into_iter().filter(|s| !seen.contains(s)).collect()
+        State::ALL
+            .into_iter()
+            .filter(|s| !seen.contains(s))
+            .collect()
     }
 
     /// How many possible events each row of `profile` covers.
@@ -367,7 +387,9 @@ impl Spec {
         for &state in &State::ALL {
             for ev in Event::enumerate(state) {
                 if let Cell::One(i) = &self.index[profile as usize][state as usize][ev.index()] {
-                    *counts.entry(self.rows[*i as usize].id.as_str()).or_default() += 1;
+                    *counts
+                        .entry(self.rows[*i as usize].id.as_str())
+                        .or_default() += 1;
                 }
             }
         }
@@ -410,7 +432,10 @@ mod tests {
         assert!(problems.is_empty(), "{}", report(&problems));
         for p in Profile::ALL {
             let n = spec.rows_of(p).count();
-            eprintln!("profile {p}: {n} rows, {} events checked", Spec::event_count());
+            eprintln!(
+                "profile {p}: {n} rows, {} events checked",
+                Spec::event_count()
+            );
         }
     }
 
@@ -426,14 +451,22 @@ mod tests {
             let broken = Spec::from_rows(fewer, spec.profiles().clone());
             let problems = broken.check();
             assert!(
-                problems.iter().any(|p| matches!(p, Problem::Hole { .. } | Problem::Unreachable { .. } | Problem::BadOverride { .. })),
+                problems.iter().any(|p| matches!(
+                    p,
+                    Problem::Hole { .. }
+                        | Problem::Unreachable { .. }
+                        | Problem::BadOverride { .. }
+                )),
                 "deleting `{}` went unnoticed",
                 row.id
             );
             let hole = problems.iter().find(|p| matches!(p, Problem::Hole { .. }));
             if let Some(h) = hole {
                 let text = h.to_string();
-                assert!(text.contains("hole: ["), "hole report names the tuple: {text}");
+                assert!(
+                    text.contains("hole: ["),
+                    "hole report names the tuple: {text}"
+                );
             }
 
             let mut more = spec.rows().to_vec();
@@ -452,11 +485,17 @@ mod tests {
     #[test]
     fn a_hole_names_profile_state_and_event() {
         let spec = bundled();
-        let rows: Vec<Row> = spec.rows().iter().filter(|r| r.id != "OPEN.RST.exact").cloned().collect();
+        let rows: Vec<Row> = spec
+            .rows()
+            .iter()
+            .filter(|r| r.id != "OPEN.RST.exact")
+            .cloned()
+            .collect();
         let broken = Spec::from_rows(rows, spec.profiles().clone());
         let text: Vec<String> = broken.check().iter().map(|p| p.to_string()).collect();
         assert!(
-            text.iter().any(|t| t.contains("[rfc9293] ESTABLISHED × segment R. seq=left-edge")),
+            text.iter()
+                .any(|t| t.contains("[rfc9293] ESTABLISHED × segment R. seq=left-edge")),
             "{text:?}"
         );
     }
@@ -477,11 +516,30 @@ mod tests {
             Ok(r) => r.id.clone(),
             Err(err) => panic!("{err}"),
         };
-        assert_eq!(id(Profile::Rfc9293, State::Established, rst(SeqClass::LeftEdge)), "OPEN.RST.exact");
-        assert_eq!(id(Profile::Rfc9293, State::Established, rst(SeqClass::Inside)), "SYNC.RST.challenge");
-        assert_eq!(id(Profile::Rfc793, State::Established, rst(SeqClass::Inside)), "793.OPEN.RST");
-        assert_eq!(id(Profile::Linux, State::Established, rst(SeqClass::Overlap)), "LX.RST.overlap");
-        assert_eq!(id(Profile::Rfc9293, State::Established, rst(SeqClass::Beyond)), "SYNC.RST.outside");
+        assert_eq!(
+            id(
+                Profile::Rfc9293,
+                State::Established,
+                rst(SeqClass::LeftEdge)
+            ),
+            "OPEN.RST.exact"
+        );
+        assert_eq!(
+            id(Profile::Rfc9293, State::Established, rst(SeqClass::Inside)),
+            "SYNC.RST.challenge"
+        );
+        assert_eq!(
+            id(Profile::Rfc793, State::Established, rst(SeqClass::Inside)),
+            "793.OPEN.RST"
+        );
+        assert_eq!(
+            id(Profile::Linux, State::Established, rst(SeqClass::Overlap)),
+            "LX.RST.overlap"
+        );
+        assert_eq!(
+            id(Profile::Rfc9293, State::Established, rst(SeqClass::Beyond)),
+            "SYNC.RST.outside"
+        );
         assert!(matches!(
             step(Profile::Rfc9293, State::Listen, &rst(SeqClass::Inside)),
             Err(StepError::Impossible { .. })
@@ -504,12 +562,18 @@ mod tests {
     fn malformed_tables_are_rejected_with_location() {
         let bad = [("x.toml", "[[row]]\nid = \"A\"\nfrom = [\"NOPE\"]\n")];
         let err = Spec::from_sources(&bad, BUNDLED_PROFILES).err();
-        assert!(matches!(err, Some(LoadError::Toml { ref file, .. }) if file == "x.toml"), "{err:?}");
+        assert!(
+            matches!(err, Some(LoadError::Toml { ref file, .. }) if file == "x.toml"),
+            "{err:?}"
+        );
         let bad = [(
             "y.toml",
             "[[row]]\nid = \"B\"\nfrom = [\"CLOSED\"]\non = \"call\"\nrst = true\ncall = [\"send\"]\nnext = \"same\"\neffect = \"e\"\nrfc = [\"x\"]\nprofiles = [\"rfc793\"]\n",
         )];
         let err = Spec::from_sources(&bad, BUNDLED_PROFILES).err();
-        assert!(matches!(err, Some(LoadError::Row { ref id, .. }) if id == "B"), "{err:?}");
+        assert!(
+            matches!(err, Some(LoadError::Row { ref id, .. }) if id == "B"),
+            "{err:?}"
+        );
     }
 }
