@@ -2,4 +2,7 @@
 //! `tcpconform` command-line tool.
 
 pub mod cli;
+pub mod impair;
+pub mod live;
+pub mod pcap;
 pub mod script;
