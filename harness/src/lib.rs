@@ -2,6 +2,7 @@
 //! `tcpconform` command-line tool.
 
 pub mod cli;
+pub mod drive;
 pub mod impair;
 pub mod live;
 pub mod pcap;
