@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod drive;
+pub mod fuzzing;
 pub mod impair;
 pub mod live;
 pub mod pcap;
