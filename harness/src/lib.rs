@@ -7,4 +7,5 @@ pub mod fuzzing;
 pub mod impair;
 pub mod live;
 pub mod pcap;
+pub mod run;
 pub mod script;

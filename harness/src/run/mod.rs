@@ -1,0 +1,1 @@
+//! The script runner (under construction).
