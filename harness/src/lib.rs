@@ -9,3 +9,4 @@ pub mod live;
 pub mod pcap;
 pub mod run;
 pub mod script;
+pub mod sim;

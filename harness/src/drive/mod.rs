@@ -3,4 +3,6 @@
 //! of a transition against the table. Shared by the property suites and the
 //! `segment_input` fuzz target.
 
+pub mod check;
 pub mod concretize;
+pub mod rig;

@@ -1,0 +1,267 @@
+//! TUN devices inside a harness-owned namespace (DESIGN.md, "Scripts and the
+//! runner": targets inject inbound packets and collect outbound packets over
+//! TUN).
+//!
+//! A [`Tun`] can only be made by [`super::Netns::open_tun`], on a thread inside
+//! that namespace, so the device always lives in a namespace this process
+//! created. It keeps the namespace's name alive until it is dropped. Reads are
+//! non-blocking with a bounded wait ([`Tun::recv_timeout`], `poll(2)`), and
+//! [`Tun::send`] refuses packets whose addresses are outside the documentation
+//! ranges (RFC 5737 192.0.2.0/24 and 198.51.100.0/24, RFC 3849 2001:db8::/32).
+//!
+//! Devices are never made persistent (`TUNSETPERSIST`): a non-persistent TUN
+//! device disappears when its descriptor closes (also at process exit, even
+//! after SIGKILL), and its descriptor pins the namespace, so the device can
+//! never outlive it. A persistent one would instead be moved into the host's
+//! namespace when its namespace is destroyed.
+
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::unix::io::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tun_tap::{Iface, Mode};
+
+use super::error::{LiveError, Result};
+use super::netns::NsInner;
+
+/// Largest packet a TUN read can return (the 16-bit IPv4/IPv6 length limit).
+const MAX_PACKET: usize = 65_535;
+
+/// A layer-3 TUN device without packet-info header, in a harness-owned namespace.
+#[derive(Debug)]
+pub struct Tun {
+    iface: Iface,
+    /// Keeps `/run/netns/<name>` until the device is closed.
+    ns: Arc<NsInner>,
+}
+
+impl Tun {
+    /// Opens `/dev/net/tun` as `ifname`; must run on a thread inside `ns`.
+    pub(crate) fn open(ns: Arc<NsInner>, ifname: &str) -> Result<Tun> {
+        if ifname.is_empty()
+            || ifname.len() > 15
+            || !ifname
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(LiveError::Io {
+                action: format!("creating TUN device `{ifname}`"),
+                source: std::io::Error::new(
+                    ErrorKind::InvalidInput,
+                    "interface names are 1-15 letters, digits, `_` or `-`",
+                ),
+            });
+        }
+        ns.check_current_thread()?;
+        let iface = Iface::without_packet_info(ifname, Mode::Tun).map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                LiveError::NoTunDevice
+            } else {
+                LiveError::io(
+                    format!("creating TUN device {ifname} in namespace {}", ns.name()),
+                    e,
+                )
+            }
+        })?;
+        let fd = iface.as_raw_fd();
+        // SAFETY: `fd` is the open TUN descriptor owned by `iface`; F_GETFL reads
+        // its status flags and has no memory effects.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        // SAFETY: same descriptor; F_SETFL only adds O_NONBLOCK to its flags.
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(LiveError::io(
+                format!("making TUN device {ifname} non-blocking"),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(Tun { iface, ns })
+    }
+
+    /// The interface name (`tun0`, `tun1`).
+    pub fn name(&self) -> &str {
+        self.iface.name()
+    }
+
+    /// The namespace the device lives in.
+    pub fn netns_name(&self) -> &str {
+        self.ns.name()
+    }
+
+    /// Injects one IP packet: the kernel sees it arrive on this device.
+    ///
+    /// Packets with a parseable IPv4/IPv6 header whose source or destination
+    /// lies outside 192.0.2.0/24, 198.51.100.0/24 and 2001:db8::/32 are refused
+    /// with [`LiveError::ForbiddenAddress`]. Packets too short or too malformed
+    /// to have addresses are passed on (the kernel drops them; fuzzing needs
+    /// to be able to send them).
+    pub fn send(&self, packet: &[u8]) -> Result<()> {
+        check_addresses(packet)?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            match self.iface.send(packet) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    self.poll(libc::POLLOUT, Duration::from_millis(10))?;
+                }
+                Err(e) => {
+                    return Err(LiveError::io(
+                        format!("writing a packet to {}", self.name()),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Reads one packet the kernel sent out of this device, waiting at most
+    /// `timeout`; `Ok(None)` when nothing arrived in time.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Vec<u8>>> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; MAX_PACKET];
+        loop {
+            match self.iface.recv(&mut buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(Some(buf));
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    return Err(LiveError::io(
+                        format!("reading a packet from {}", self.name()),
+                        e,
+                    ))
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            self.poll(libc::POLLIN, deadline - now)?;
+        }
+    }
+
+    /// Discards every packet already queued; returns how many were dropped.
+    pub fn drain(&self) -> Result<usize> {
+        let mut n = 0;
+        while self.recv_timeout(Duration::ZERO)?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Waits up to `timeout` (rounded up to whole ms) for `events`.
+    fn poll(&self, events: libc::c_short, timeout: Duration) -> Result<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.iface.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `pfd` is one live pollfd and the count passed is 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != ErrorKind::Interrupted {
+                return Err(LiveError::io(format!("polling {}", self.name()), e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an IPv4 address is in 192.0.2.0/24 or 198.51.100.0/24 (RFC 5737).
+fn v4_allowed(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    matches!(o, [192, 0, 2, _] | [198, 51, 100, _])
+}
+
+/// Whether an IPv6 address is in 2001:db8::/32 (RFC 3849).
+fn v6_allowed(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    s[0] == 0x2001 && s[1] == 0x0db8
+}
+
+/// Refuses packets that name addresses outside the documentation ranges.
+pub(crate) fn check_addresses(p: &[u8]) -> Result<()> {
+    let forbidden = |src: String, dst: String| Err(LiveError::ForbiddenAddress { src, dst });
+    match p.first().map(|b| b >> 4) {
+        Some(4) if p.len() >= 20 => {
+            let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+            let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+            if v4_allowed(src) && v4_allowed(dst) {
+                Ok(())
+            } else {
+                forbidden(src.to_string(), dst.to_string())
+            }
+        }
+        Some(6) if p.len() >= 40 => {
+            let addr = |o: usize| {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&p[o..o + 16]);
+                Ipv6Addr::from(b)
+            };
+            let (src, dst) = (addr(8), addr(24));
+            if v6_allowed(src) && v6_allowed(dst) {
+                Ok(())
+            } else {
+                forbidden(src.to_string(), dst.to_string())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![0u8; 20];
+        p[0] = 0x45;
+        p[12..16].copy_from_slice(&src);
+        p[16..20].copy_from_slice(&dst);
+        p
+    }
+
+    #[test]
+    fn documentation_addresses_pass() {
+        assert!(check_addresses(&v4([192, 0, 2, 2], [192, 0, 2, 1])).is_ok());
+        assert!(check_addresses(&v4([192, 0, 2, 2], [198, 51, 100, 1])).is_ok());
+        let mut p6 = vec![0u8; 40];
+        p6[0] = 0x60;
+        p6[8..10].copy_from_slice(&[0x20, 0x01]);
+        p6[10..12].copy_from_slice(&[0x0d, 0xb8]);
+        p6[24..26].copy_from_slice(&[0x20, 0x01]);
+        p6[26..28].copy_from_slice(&[0x0d, 0xb8]);
+        assert!(check_addresses(&p6).is_ok());
+        p6[24] = 0xfe;
+        assert!(matches!(
+            check_addresses(&p6),
+            Err(LiveError::ForbiddenAddress { .. })
+        ));
+    }
+
+    #[test]
+    fn other_addresses_are_refused() {
+        for (s, d) in [
+            ([192, 0, 2, 2], [8, 8, 8, 8]),
+            ([10, 0, 0, 1], [192, 0, 2, 1]),
+        ] {
+            assert!(matches!(
+                check_addresses(&v4(s, d)),
+                Err(LiveError::ForbiddenAddress { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn unparseable_packets_pass_through() {
+        assert!(check_addresses(&[]).is_ok());
+        assert!(check_addresses(&[0x45, 0, 0]).is_ok());
+        assert!(check_addresses(&[0x00; 30]).is_ok());
+    }
+}
