@@ -351,9 +351,9 @@ impl SegmentEvent {
     pub fn is_possible_in(&self, state: State) -> bool {
         let seq_ok = if state.has_receive_window() {
             self.seq != SeqClass::NotApplicable
-                // Overlap needs at least two octets of sequence space, one of
-                // them data.
-                && (self.seq != SeqClass::Overlap || self.payload)
+                // Overlap needs at least two sequence numbers: data, or
+                // both SYN and FIN.
+                && (self.seq != SeqClass::Overlap || self.payload || (self.syn && self.fin))
         } else {
             self.seq == SeqClass::NotApplicable
         };

@@ -81,8 +81,11 @@ pub enum Problem {
     DuplicateId(String),
     NoSource(String),
     NoProfile(String),
-    /// A row that matches no possible event in any of its states and profiles.
-    DeadRow(String),
+    /// A row that answers no possible event under one of its profiles.
+    DeadRow {
+        row: String,
+        profile: Profile,
+    },
     /// `overrides` / `overridden_by` name a row that does not exist or
     /// does not declare the other side.
     BadOverride {
@@ -112,7 +115,9 @@ impl std::fmt::Display for Problem {
             Problem::DuplicateId(id) => write!(f, "duplicate row id `{id}`"),
             Problem::NoSource(id) => write!(f, "row `{id}` cites no RFC section"),
             Problem::NoProfile(id) => write!(f, "row `{id}` belongs to no profile"),
-            Problem::DeadRow(id) => write!(f, "row `{id}` matches no possible event"),
+            Problem::DeadRow { row, profile } => {
+                write!(f, "row `{row}` answers no possible event under {profile}")
+            }
             Problem::BadOverride { row, target } => write!(
                 f,
                 "row `{row}` and `{target}`: override declared on one side only (or `{target}` is missing)"
@@ -292,13 +297,13 @@ impl Spec {
     /// profiles, dead rows, states unreachable from CLOSED.
     pub fn check(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        let mut live = HashSet::new();
+        let mut live: HashSet<(Profile, u16)> = HashSet::new();
         for &profile in &Profile::ALL {
             for &state in &State::ALL {
                 for ev in Event::enumerate(state) {
                     match &self.index[profile as usize][state as usize][ev.index()] {
                         Cell::One(i) => {
-                            live.insert(*i);
+                            live.insert((profile, *i));
                         }
                         Cell::Hole => problems.push(Problem::Hole {
                             profile,
@@ -306,7 +311,7 @@ impl Spec {
                             event: ev,
                         }),
                         Cell::Many(ix) => {
-                            live.extend(ix.iter().copied());
+                            live.extend(ix.iter().map(|i| (profile, *i)));
                             problems.push(Problem::Overlap {
                                 profile,
                                 state,
@@ -336,8 +341,13 @@ impl Spec {
             if row.profiles.is_empty() {
                 problems.push(Problem::NoProfile(row.id.clone()));
             }
-            if !live.contains(&(i as u16)) {
-                problems.push(Problem::DeadRow(row.id.clone()));
+            for &profile in &row.profiles {
+                if !live.contains(&(profile, i as u16)) {
+                    problems.push(Problem::DeadRow {
+                        row: row.id.clone(),
+                        profile,
+                    });
+                }
             }
             let one_sided = row
                 .overrides

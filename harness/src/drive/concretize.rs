@@ -52,7 +52,7 @@ pub fn segment(
     } else {
         0
     };
-    if ev.seq == SeqClass::Overlap {
+    if ev.seq == SeqClass::Overlap && ev.payload {
         payload_len = payload_len.max(2);
     }
     let seg_len = payload_len as u32 + ev.syn as u32 + ev.fin as u32;

@@ -5,4 +5,5 @@
 
 pub mod check;
 pub mod concretize;
+pub mod exercise;
 pub mod rig;

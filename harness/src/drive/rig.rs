@@ -114,7 +114,8 @@ impl Rig {
     fn settle(&mut self) -> Vec<Transition> {
         while let Some(bytes) = self.ep.poll_transmit(self.now) {
             if let Ok(seg) = packet::parse(&bytes, |a| a == PEER_ADDR) {
-                if seg.flags.syn && self.stack_iss.is_none() {
+                // Every SYN carries the ISS of its incarnation.
+                if seg.flags.syn {
                     self.stack_iss = Some(seg.seq.0);
                     self.stack_port = seg.src_port;
                 }
@@ -274,8 +275,11 @@ impl Rig {
         let _ = self.with_ep(|ep, now, c| c.map(|c| ep.send(now, c, &data)));
     }
 
+    /// CLOSE in RFC 9293's sense (§3.10.4: no more data from us) keeps the
+    /// socket; with sockets that is `shutdown(SHUT_WR)`.
     fn app_close(&mut self) {
-        let _ = self.with_ep(|ep, now, c| c.map(|c| ep.close(now, c)));
+        let _ =
+            self.with_ep(|ep, now, c| c.map(|c| ep.shutdown(now, c, tcp_stack::Shutdown::Write)));
     }
 
     /// Fills the stack's receive window with in-order data it never reads.
@@ -333,7 +337,14 @@ impl Rig {
                 rig.listen()?;
                 rig.peer_segment(true, false, None, 0);
             }
-            State::SynReceived => return Err(DriveError::Unsupported(state)),
+            State::SynReceived => {
+                // Simultaneous open (RFC 9293 §3.5): our SYN crosses the peer's.
+                let remote = SocketAddr::new(PEER_ADDR, PEER_PORT);
+                let (r, _) = rig
+                    .with_ep(|ep, now, _| ep.connect(now, SocketAddr::new(STACK_ADDR, 0), remote));
+                rig.conn = Some(r.map_err(|e| DriveError::Endpoint(e.to_string()))?);
+                rig.peer_segment(true, false, None, 0);
+            }
             _ => {
                 rig.established(v)?;
                 let want_data = v.unacked_data;

@@ -1,0 +1,605 @@
+//! Parsing and building whole IPv4/IPv6 packets carrying TCP segments
+//! (RFC 9293 §3.1 header format, §3.2 options; RFC 791 and RFC 8200 for the
+//! network layer). Input is hostile: anything malformed is dropped with a
+//! counted [`DropReason`], never a panic.
+
+use crate::seq::SeqNum;
+use etherparse::{IpNumber, IpSlice, PacketBuilder, TcpHeader, TcpSlice};
+use std::net::IpAddr;
+
+/// TCP option kinds (RFC 9293 §3.2, RFC 7323 §§2.2 and 3.2, RFC 2018 §2).
+mod kind {
+    pub const EOL: u8 = 0;
+    pub const NOP: u8 = 1;
+    pub const MSS: u8 = 2;
+    pub const WINDOW_SCALE: u8 = 3;
+    pub const SACK_PERMITTED: u8 = 4;
+    pub const SACK: u8 = 5;
+    pub const TIMESTAMPS: u8 = 8;
+}
+
+/// The options of a segment that the stack understands (RFC 9293 §3.2).
+/// Unknown options are skipped by their length, as §3.2 requires.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// Maximum segment size (RFC 9293 §3.7.1), only meaningful on SYNs.
+    pub mss: Option<u16>,
+    /// Window scale shift as sent (RFC 7323 §2.2); values above 14 are
+    /// used as 14 by the receiver (§2.3).
+    pub window_scale: Option<u8>,
+    /// SACK permitted (RFC 2018 §2).
+    pub sack_permitted: bool,
+    /// Number of SACK blocks (RFC 2018 §3); parsed, not acted on.
+    pub sack_blocks: u8,
+    /// TSval, TSecr (RFC 7323 §3.2); parsed, not acted on.
+    pub timestamps: Option<(u32, u32)>,
+}
+
+impl TcpOptions {
+    /// Encodes the options, padded with NOPs and EOL to a multiple of four
+    /// octets (RFC 9293 §3.1 data offset).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(mss) = self.mss {
+            out.push(kind::MSS);
+            out.push(4);
+            out.extend_from_slice(&mss.to_be_bytes());
+        }
+        if let Some(ws) = self.window_scale {
+            out.push(kind::NOP);
+            out.push(kind::WINDOW_SCALE);
+            out.push(3);
+            out.push(ws);
+        }
+        if self.sack_permitted {
+            out.push(kind::NOP);
+            out.push(kind::NOP);
+            out.push(kind::SACK_PERMITTED);
+            out.push(2);
+        }
+        if let Some((val, ecr)) = self.timestamps {
+            out.push(kind::NOP);
+            out.push(kind::NOP);
+            out.push(kind::TIMESTAMPS);
+            out.push(10);
+            out.extend_from_slice(&val.to_be_bytes());
+            out.extend_from_slice(&ecr.to_be_bytes());
+        }
+        while out.len() % 4 != 0 {
+            out.push(kind::EOL);
+        }
+        out
+    }
+
+    /// Parses an options area. Errors: an option whose length octet is
+    /// missing, below 2, runs past the area, or does not fit its kind.
+    pub fn parse(mut area: &[u8]) -> Result<TcpOptions, DropReason> {
+        let mut opts = TcpOptions::default();
+        while let Some((&k, rest)) = area.split_first() {
+            match k {
+                kind::EOL => break,
+                kind::NOP => {
+                    area = rest;
+                    continue;
+                }
+                _ => {}
+            }
+            let len = usize::from(*rest.first().ok_or(DropReason::BadOptions)?);
+            if len < 2 || len > area.len() {
+                return Err(DropReason::BadOptions);
+            }
+            let body = area.get(2..len).ok_or(DropReason::BadOptions)?;
+            match (k, body) {
+                (kind::MSS, [a, b]) => opts.mss = Some(u16::from_be_bytes([*a, *b])),
+                (kind::WINDOW_SCALE, [s]) => opts.window_scale = Some(*s),
+                (kind::SACK_PERMITTED, []) => opts.sack_permitted = true,
+                (kind::SACK, b) if !b.is_empty() && b.len() % 8 == 0 && b.len() <= 32 => {
+                    opts.sack_blocks = (b.len() / 8) as u8
+                }
+                (kind::TIMESTAMPS, b) if b.len() == 8 => {
+                    let w = |i: usize| -> u32 {
+                        let mut x = [0u8; 4];
+                        if let Some(s) = b.get(i..i + 4) {
+                            x.copy_from_slice(s);
+                        }
+                        u32::from_be_bytes(x)
+                    };
+                    opts.timestamps = Some((w(0), w(4)));
+                }
+                (
+                    kind::MSS
+                    | kind::WINDOW_SCALE
+                    | kind::SACK_PERMITTED
+                    | kind::SACK
+                    | kind::TIMESTAMPS,
+                    _,
+                ) => return Err(DropReason::BadOptions),
+                _ => {} // unknown kind: skipped by its length
+            }
+            area = area.get(len..).unwrap_or(&[]);
+        }
+        Ok(opts)
+    }
+}
+
+/// TCP control bits (RFC 9293 §3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Flags {
+    pub syn: bool,
+    pub ack: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub psh: bool,
+    pub urg: bool,
+}
+
+impl Flags {
+    /// packetdrill notation: `S`, `F`, `R`, `P` then `.` for ACK.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for (on, c) in [
+            (self.syn, 'S'),
+            (self.fin, 'F'),
+            (self.rst, 'R'),
+            (self.psh, 'P'),
+        ] {
+            if on {
+                s.push(c);
+            }
+        }
+        if self.ack {
+            s.push('.');
+        }
+        s
+    }
+
+    /// The control bits in the table's vocabulary (`tcp_spec::Ctl`).
+    pub fn ctl(&self) -> Vec<tcp_spec::Ctl> {
+        let mut v = Vec::new();
+        if self.syn {
+            v.push(tcp_spec::Ctl::Syn);
+        }
+        if self.ack {
+            v.push(tcp_spec::Ctl::Ack);
+        }
+        if self.fin {
+            v.push(tcp_spec::Ctl::Fin);
+        }
+        if self.rst {
+            v.push(tcp_spec::Ctl::Rst);
+        }
+        v
+    }
+}
+
+/// One TCP segment with its network-layer addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: SeqNum,
+    pub ack: SeqNum,
+    pub flags: Flags,
+    /// The window field as carried (unscaled).
+    pub window: u16,
+    pub options: TcpOptions,
+    pub payload: Vec<u8>,
+}
+
+impl Segment {
+    /// SEG.LEN: payload octets plus one each for SYN and FIN (RFC 9293 §3.4).
+    pub fn seg_len(&self) -> u32 {
+        (self.payload.len() as u32)
+            .wrapping_add(u32::from(self.flags.syn))
+            .wrapping_add(u32::from(self.flags.fin))
+    }
+}
+
+/// Why an inbound packet was dropped before reaching TCP processing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than its headers or length fields claim.
+    Truncated,
+    /// Not IPv4/IPv6, or a malformed IP header or extension header.
+    BadIpHeader,
+    /// IPv4 header checksum mismatch (RFC 791 §3.1).
+    BadIpChecksum,
+    /// An IP fragment (the stack does not reassemble IP).
+    Fragment,
+    /// Not TCP.
+    WrongProtocol,
+    /// Destined to an address that is not ours.
+    NotOurAddress,
+    /// From or to a broadcast, multicast or unspecified address, or mixing
+    /// families (RFC 9293 §3.10.7.2, RFC 1122 §4.2.3.10).
+    BadAddress,
+    /// TCP data offset below 5 or beyond the segment (RFC 9293 §3.1).
+    BadDataOffset,
+    /// TCP checksum mismatch (RFC 9293 §3.1).
+    BadChecksum,
+    /// Malformed or oversized TCP options (RFC 9293 §3.2).
+    BadOptions,
+    /// Source or destination port 0.
+    BadPort,
+}
+
+/// Counters of dropped input and other noteworthy events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub truncated: u64,
+    pub bad_ip_header: u64,
+    pub bad_ip_checksum: u64,
+    pub fragment: u64,
+    pub wrong_protocol: u64,
+    pub not_our_address: u64,
+    pub bad_address: u64,
+    pub bad_data_offset: u64,
+    pub bad_checksum: u64,
+    pub bad_options: u64,
+    pub bad_port: u64,
+    /// SYNs dropped because the listener's backlog was full.
+    pub backlog_full: u64,
+    /// Challenge ACKs suppressed by the RFC 5961 §7 rate limit.
+    pub challenge_acks_suppressed: u64,
+    /// Challenge ACKs sent.
+    pub challenge_acks: u64,
+    /// Segments retransmitted on timeout.
+    pub retransmits: u64,
+    /// Segments retransmitted on the third duplicate ACK.
+    pub fast_retransmits: u64,
+    /// Outbound segments that could not be encoded (never expected).
+    pub build_errors: u64,
+}
+
+impl Stats {
+    /// Counts one drop.
+    pub fn count(&mut self, r: DropReason) {
+        let c = match r {
+            DropReason::Truncated => &mut self.truncated,
+            DropReason::BadIpHeader => &mut self.bad_ip_header,
+            DropReason::BadIpChecksum => &mut self.bad_ip_checksum,
+            DropReason::Fragment => &mut self.fragment,
+            DropReason::WrongProtocol => &mut self.wrong_protocol,
+            DropReason::NotOurAddress => &mut self.not_our_address,
+            DropReason::BadAddress => &mut self.bad_address,
+            DropReason::BadDataOffset => &mut self.bad_data_offset,
+            DropReason::BadChecksum => &mut self.bad_checksum,
+            DropReason::BadOptions => &mut self.bad_options,
+            DropReason::BadPort => &mut self.bad_port,
+        };
+        *c = c.saturating_add(1);
+    }
+
+    /// Total of all drop counters.
+    pub fn dropped(&self) -> u64 {
+        [
+            self.truncated,
+            self.bad_ip_header,
+            self.bad_ip_checksum,
+            self.fragment,
+            self.wrong_protocol,
+            self.not_our_address,
+            self.bad_address,
+            self.bad_data_offset,
+            self.bad_checksum,
+            self.bad_options,
+            self.bad_port,
+        ]
+        .iter()
+        .fold(0u64, |a, b| a.saturating_add(*b))
+    }
+}
+
+fn address_usable(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => !(v.is_unspecified() || v.is_broadcast() || v.is_multicast()),
+        IpAddr::V6(v) => !(v.is_unspecified() || v.is_multicast()),
+    }
+}
+
+/// Parses a whole IP packet into a segment. `is_local` says whether a
+/// destination address is ours.
+pub fn parse(bytes: &[u8], is_local: impl Fn(IpAddr) -> bool) -> Result<Segment, DropReason> {
+    let ip = IpSlice::from_slice(bytes).map_err(|e| match e {
+        etherparse::err::ip::SliceError::Len(_) => DropReason::Truncated,
+        etherparse::err::ip::SliceError::IpHeaders(_) => DropReason::BadIpHeader,
+    })?;
+    if let IpSlice::Ipv4(v4) = &ip {
+        let h = v4.header();
+        if h.header_checksum() != h.to_header().calc_header_checksum() {
+            return Err(DropReason::BadIpChecksum);
+        }
+    }
+    if ip.is_fragmenting_payload() {
+        return Err(DropReason::Fragment);
+    }
+    if ip.payload_ip_number() != IpNumber::TCP {
+        return Err(DropReason::WrongProtocol);
+    }
+    let (src, dst) = (ip.source_addr(), ip.destination_addr());
+    if !is_local(dst) {
+        return Err(DropReason::NotOurAddress);
+    }
+    if !address_usable(src) || !address_usable(dst) {
+        return Err(DropReason::BadAddress);
+    }
+    let tcp_bytes = ip.payload().payload;
+    if tcp_bytes.len() < TcpHeader::MIN_LEN {
+        return Err(DropReason::Truncated);
+    }
+    let offset = usize::from(tcp_bytes.get(12).copied().unwrap_or(0) >> 4) * 4;
+    if offset < TcpHeader::MIN_LEN || offset > tcp_bytes.len() {
+        return Err(DropReason::BadDataOffset);
+    }
+    let tcp = TcpSlice::from_slice(tcp_bytes).map_err(|_| DropReason::BadDataOffset)?;
+    let sum = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => tcp.calc_checksum_ipv4(s.octets(), d.octets()),
+        (IpAddr::V6(s), IpAddr::V6(d)) => tcp.calc_checksum_ipv6(s.octets(), d.octets()),
+        _ => return Err(DropReason::BadAddress),
+    }
+    .map_err(|_| DropReason::Truncated)?;
+    if sum != tcp.checksum() {
+        return Err(DropReason::BadChecksum);
+    }
+    if tcp.source_port() == 0 || tcp.destination_port() == 0 {
+        return Err(DropReason::BadPort);
+    }
+    let options = TcpOptions::parse(tcp.options())?;
+    Ok(Segment {
+        src,
+        dst,
+        src_port: tcp.source_port(),
+        dst_port: tcp.destination_port(),
+        seq: SeqNum(tcp.sequence_number()),
+        ack: SeqNum(tcp.acknowledgment_number()),
+        flags: Flags {
+            syn: tcp.syn(),
+            ack: tcp.ack(),
+            fin: tcp.fin(),
+            rst: tcp.rst(),
+            psh: tcp.psh(),
+            urg: tcp.urg(),
+        },
+        window: tcp.window_size(),
+        options,
+        payload: tcp.payload().to_vec(),
+    })
+}
+
+/// Why a segment could not be encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("source and destination are of different address families")]
+    MixedFamilies,
+    #[error("options longer than 40 octets")]
+    OptionsTooLong,
+    #[error("segment too large for the IP header")]
+    TooLarge,
+}
+
+/// Encodes a segment as a whole IP packet with TTL/hop limit 64, the IPv4
+/// header checksum and the TCP checksum computed.
+pub fn build(seg: &Segment) -> Result<Vec<u8>, BuildError> {
+    let mut tcp = TcpHeader::new(seg.src_port, seg.dst_port, seg.seq.0, seg.window);
+    tcp.acknowledgment_number = if seg.flags.ack { seg.ack.0 } else { 0 };
+    tcp.syn = seg.flags.syn;
+    tcp.ack = seg.flags.ack;
+    tcp.fin = seg.flags.fin;
+    tcp.rst = seg.flags.rst;
+    tcp.psh = seg.flags.psh;
+    tcp.urg = seg.flags.urg;
+    tcp.set_options_raw(&seg.options.encode())
+        .map_err(|_| BuildError::OptionsTooLong)?;
+    let builder = match (seg.src, seg.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => PacketBuilder::ipv6(s.octets(), d.octets(), 64),
+        _ => return Err(BuildError::MixedFamilies),
+    }
+    .tcp_header(tcp);
+    let mut out = Vec::with_capacity(builder.size(seg.payload.len()));
+    builder
+        .write(&mut out, &seg.payload)
+        .map_err(|_| BuildError::TooLarge)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn a4() -> (IpAddr, IpAddr) {
+        (
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        )
+    }
+
+    fn seg(src: IpAddr, dst: IpAddr) -> Segment {
+        Segment {
+            src,
+            dst,
+            src_port: 40000,
+            dst_port: 8080,
+            seq: SeqNum(0xfffffff0),
+            ack: SeqNum(77),
+            flags: Flags {
+                syn: true,
+                ack: true,
+                ..Flags::default()
+            },
+            window: 65535,
+            options: TcpOptions {
+                mss: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                sack_blocks: 0,
+                timestamps: Some((1, 2)),
+            },
+            payload: b"hello".to_vec(),
+        }
+    }
+
+    fn local(dst: IpAddr) -> impl Fn(IpAddr) -> bool {
+        move |a| a == dst
+    }
+
+    #[test]
+    fn round_trip_v4_and_v6() {
+        let (s, d) = a4();
+        let x = seg(s, d);
+        let bytes = build(&x).expect("builds");
+        assert_eq!(parse(&bytes, local(d)), Ok(x));
+        let s6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+        let d6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+        let y = seg(s6, d6);
+        let bytes = build(&y).expect("builds");
+        assert_eq!(parse(&bytes, local(d6)), Ok(y));
+        assert_eq!(build(&seg(s, d6)), Err(BuildError::MixedFamilies));
+    }
+
+    /// Recomputes the TCP checksum of a v4 packet after an edit.
+    fn fix_tcp_checksum(p: &mut [u8]) {
+        p[36] = 0;
+        p[37] = 0;
+        let mut sum: u32 = 0;
+        let tcp_len = p.len() - 20;
+        let mut add = |b: &[u8]| {
+            for c in b.chunks(2) {
+                let w = if c.len() == 2 {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from(c[0]) << 8
+                };
+                sum += u32::from(w);
+            }
+        };
+        let (src, dst) = (p[12..16].to_vec(), p[16..20].to_vec());
+        add(&src);
+        add(&dst);
+        add(&[0, 6]);
+        add(&(tcp_len as u16).to_be_bytes());
+        add(&p[20..]);
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        let c = !(sum as u16);
+        p[36..38].copy_from_slice(&c.to_be_bytes());
+    }
+
+    #[test]
+    fn every_drop_reason() {
+        let (s, d) = a4();
+        let good = build(&seg(s, d)).expect("builds");
+        let is_local = local(d);
+        let mut stats = Stats::default();
+        let mut check = |bytes: &[u8], want: DropReason| {
+            let got = parse(bytes, &is_local);
+            assert_eq!(got.as_ref().err(), Some(&want), "{got:?}");
+            stats.count(want);
+        };
+        check(&good[..10], DropReason::Truncated);
+        check(&good[..good.len() - 1], DropReason::Truncated);
+        check(&[0x50; 40], DropReason::BadIpHeader);
+        let mut p = good.clone();
+        p[8] ^= 1; // TTL changes, header checksum stale
+        check(&p, DropReason::BadIpChecksum);
+        let mut p = good.clone();
+        p[9] = 17; // UDP
+        p[10] = 0;
+        p[11] = 0;
+        let c = etherparse::Ipv4HeaderSlice::from_slice(&p)
+            .expect("v4")
+            .to_header()
+            .calc_header_checksum();
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        check(&p, DropReason::WrongProtocol);
+        let mut p = good.clone();
+        p[6] = 0x20; // more fragments
+        p[10] = 0;
+        p[11] = 0;
+        let c = etherparse::Ipv4HeaderSlice::from_slice(&p)
+            .expect("v4")
+            .to_header()
+            .calc_header_checksum();
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        check(&p, DropReason::Fragment);
+        assert_eq!(parse(&good, |_| false), Err(DropReason::NotOurAddress));
+        let bcast = build(&seg(IpAddr::V4(Ipv4Addr::BROADCAST), d)).expect("builds");
+        check(&bcast, DropReason::BadAddress);
+        let mut p = good.clone();
+        p[32] = 0x40; // data offset 4
+        check(&p, DropReason::BadDataOffset);
+        let mut p = good.clone();
+        p[32] = 0xf0; // data offset 60 > segment
+        let short = &mut p[..20 + 40];
+        let n = short.len() as u16;
+        short[2..4].copy_from_slice(&n.to_be_bytes());
+        short[10] = 0;
+        short[11] = 0;
+        let c = etherparse::Ipv4HeaderSlice::from_slice(short)
+            .expect("v4")
+            .to_header()
+            .calc_header_checksum();
+        short[10..12].copy_from_slice(&c.to_be_bytes());
+        check(short, DropReason::BadDataOffset);
+        let mut p = good.clone();
+        let last = p.len() - 1;
+        p[last] ^= 0xff;
+        check(&p, DropReason::BadChecksum);
+        // Options start at 40: MSS with length 9 runs past the area.
+        let mut p = good.clone();
+        p[41] = 9;
+        fix_tcp_checksum(&mut p);
+        check(&p, DropReason::BadOptions);
+        // MSS with length 3: wrong length for its kind.
+        let mut p = good.clone();
+        p[41] = 3;
+        fix_tcp_checksum(&mut p);
+        check(&p, DropReason::BadOptions);
+        // Length 0 would loop forever if accepted.
+        let mut p = good.clone();
+        p[40] = 99;
+        p[41] = 0;
+        fix_tcp_checksum(&mut p);
+        check(&p, DropReason::BadOptions);
+        let mut x = seg(s, d);
+        x.src_port = 0;
+        check(&build(&x).expect("builds"), DropReason::BadPort);
+        assert_eq!(stats.dropped(), 14);
+    }
+
+    #[test]
+    fn unknown_options_are_skipped() {
+        let o = TcpOptions::parse(&[1, 30, 4, 0, 0, 2, 4, 5, 0xb4, 0]).expect("parses");
+        assert_eq!(o.mss, Some(1460));
+        assert_eq!(TcpOptions::parse(&[2]), Err(DropReason::BadOptions));
+        assert_eq!(
+            TcpOptions::parse(&[5, 6, 0, 0, 0, 0]),
+            Err(DropReason::BadOptions)
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let (s, d) = a4();
+        let good = build(&seg(s, d)).expect("builds");
+        let mut x = 0x1234_5678u32;
+        for i in 0..2000 {
+            let mut p = good.clone();
+            for _ in 0..(i % 7 + 1) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let pos = x as usize % p.len();
+                p[pos] = (x >> 8) as u8;
+            }
+            p.truncate(x as usize % (p.len() + 1));
+            let _ = parse(&p, |_| true);
+        }
+    }
+}

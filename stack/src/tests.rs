@@ -1,0 +1,812 @@
+//! Scenario tests: two endpoints wired back to back on a virtual clock, and
+//! hand-made segments injected into one. Every recorded transition is held
+//! against `tcp_spec::step`.
+
+use crate::conn::Cause;
+use crate::endpoint::{Config, Endpoint, Shutdown, Transition};
+use crate::packet::{self, Flags, Segment, TcpOptions};
+use crate::seq::SeqNum;
+use crate::time::Instant;
+use crate::{ConnId, Error};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+use tcp_spec::{Profile, State};
+
+fn ip_a() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+}
+fn ip_b() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))
+}
+
+fn endpoint(ip: IpAddr, profile: Profile, seed: u8) -> Endpoint {
+    let mut c = Config::new(vec![ip]);
+    c.recv_buf = 256 * 1024;
+    c.profile = profile;
+    c.secret = [seed; 32];
+    match Endpoint::new(c) {
+        Ok(e) => e,
+        Err(e) => panic!("endpoint: {e}"),
+    }
+}
+
+/// Checks each transition against the table: same row, same next state,
+/// and every prescribed response has the control bits of one of the row's
+/// templates.
+fn check(profile: Profile, ts: &[Transition]) {
+    for t in ts {
+        let row = match tcp_spec::step(profile, t.from, &t.event) {
+            Ok(r) => r,
+            // Known spec gap: `SeqClass::classify` counts SYN and FIN in
+            // SEG.LEN, so a payload-less SYN+FIN starting one below RCV.NXT
+            // classifies as `overlap`, which `is_possible_in` rules out.
+            Err(tcp_spec::StepError::Impossible { .. }) if spec_gap(&t.event) => continue,
+            Err(e) => panic!("{t:?}: {e}"),
+        };
+        assert_eq!(
+            row.id, t.row,
+            "row mismatch in {} for {}: {t:?}",
+            t.from, t.event
+        );
+        assert_eq!(
+            row.next.resolve(t.from),
+            t.to,
+            "next state of {}: {t:?}",
+            t.row
+        );
+        for e in &t.emitted {
+            if matches!(e.cause, Cause::Response | Cause::ChallengeAck) {
+                let mut got = e.flags.ctl();
+                got.sort();
+                let ok = row.emit.iter().any(|tpl| {
+                    let mut want = tpl.ctl.clone();
+                    want.sort();
+                    want == got
+                });
+                assert!(ok, "{}: emitted {:?} not among {:?}", t.row, e, row.emit);
+            }
+        }
+    }
+}
+
+/// Decides whether a packet (from A when true) is delivered.
+type Filter = Box<dyn FnMut(bool, &Segment) -> bool>;
+
+fn spec_gap(ev: &tcp_spec::Event) -> bool {
+    matches!(ev, tcp_spec::Event::Segment(s) if s.syn && s.fin && !s.payload && s.seq == tcp_spec::SeqClass::Overlap)
+}
+
+/// Two endpoints back to back with a virtual clock and a packet filter.
+struct Net {
+    a: Endpoint,
+    b: Endpoint,
+    now: Instant,
+    profile: Profile,
+    rows: BTreeSet<&'static str>,
+    log: Vec<Transition>,
+    /// Returns false to drop a packet travelling from a (true) or b (false).
+    filter: Filter,
+}
+
+impl Net {
+    fn new(profile: Profile) -> Net {
+        Net {
+            a: endpoint(ip_a(), profile, 1),
+            b: endpoint(ip_b(), profile, 2),
+            now: Instant::from_millis(1_000),
+            profile,
+            rows: BTreeSet::new(),
+            log: Vec::new(),
+            filter: Box::new(|_, _| true),
+        }
+    }
+
+    fn collect(&mut self) {
+        let mut ts = self.a.drain_transitions();
+        ts.extend(self.b.drain_transitions());
+        check(self.profile, &ts);
+        for t in &ts {
+            self.rows.insert(t.row);
+        }
+        self.log.extend(ts);
+        assert_eq!(self.a.check_invariants(), Ok(()));
+        assert_eq!(self.b.check_invariants(), Ok(()));
+    }
+
+    /// Delivers packets until both sides are quiet.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(p) = self.a.poll_transmit(self.now) {
+                moved = true;
+                let seg = parse_any(&p);
+                if (self.filter)(true, &seg) {
+                    self.b.handle_packet(self.now, &p);
+                }
+            }
+            while let Some(p) = self.b.poll_transmit(self.now) {
+                moved = true;
+                let seg = parse_any(&p);
+                if (self.filter)(false, &seg) {
+                    self.a.handle_packet(self.now, &p);
+                }
+            }
+            self.collect();
+            if !moved {
+                return;
+            }
+        }
+        panic!("no quiescence");
+    }
+
+    /// Runs timers and traffic up to `until`.
+    fn advance(&mut self, by: Duration) {
+        let until = self.now + by;
+        for _ in 0..10_000 {
+            self.pump();
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= until => {
+                    self.now = self.now.max(t);
+                    self.a.handle_timeout(self.now);
+                    self.b.handle_timeout(self.now);
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+        self.pump();
+    }
+
+    /// A listens on 80 ... no: B listens, A connects; returns (a, b) handles.
+    fn establish(&mut self) -> (ConnId, ConnId) {
+        let l = self.b.listen(self.now, None, 80, 8).expect("listen");
+        let a = self
+            .a
+            .connect(
+                self.now,
+                SocketAddr::new(ip_a(), 0),
+                SocketAddr::new(ip_b(), 80),
+            )
+            .expect("connect");
+        self.pump();
+        let (b, peer) = self.b.accept(l).expect("accept");
+        assert_eq!(peer.ip(), ip_a());
+        assert_eq!(self.a.status(a).expect("status").state, State::Established);
+        assert_eq!(self.b.status(b).expect("status").state, State::Established);
+        (a, b)
+    }
+}
+
+fn parse_any(p: &[u8]) -> Segment {
+    match packet::parse(p, |_| true) {
+        Ok(s) => s,
+        Err(e) => panic!("stack emitted an unparsable packet: {e:?}"),
+    }
+}
+
+fn read_all(ep: &mut Endpoint, now: Instant, h: ConnId) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match ep.recv(now, h, &mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Error::WouldBlock) => return (out, false),
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+#[test]
+fn handshake_transfer_and_four_way_close() {
+    let mut net = Net::new(Profile::Rfc9293);
+    let (a, b) = net.establish();
+    let sa = net.a.status(a).expect("status");
+    assert_eq!(sa.mss, 1460);
+    assert_eq!((sa.snd_wscale, sa.rcv_wscale), (3, 3));
+    let data = pattern(20_000);
+    assert_eq!(net.a.send(net.now, a, &data), Ok(20_000));
+    assert_eq!(net.b.send(net.now, b, b"reply"), Ok(5));
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        net.advance(Duration::from_millis(10));
+        got.extend(read_all(&mut net.b, net.now, b).0);
+    }
+    assert_eq!(got, data);
+    assert_eq!(read_all(&mut net.a, net.now, a).0, b"reply");
+    // A closes first: FIN-WAIT-1 → FIN-WAIT-2 → TIME-WAIT; B: CLOSE-WAIT → LAST-ACK.
+    net.a
+        .shutdown(net.now, a, Shutdown::Write)
+        .expect("shutdown");
+    net.advance(Duration::from_millis(600));
+    assert_eq!(net.a.status(a).expect("status").state, State::FinWait2);
+    assert_eq!(net.b.status(b).expect("status").state, State::CloseWait);
+    assert_eq!(read_all(&mut net.b, net.now, b), (vec![], true));
+    net.b.close(net.now, b).expect("close");
+    net.advance(Duration::from_millis(10));
+    assert_eq!(net.a.status(a).expect("status").state, State::TimeWait);
+    assert_eq!(net.b.status(b), Err(Error::InvalidHandle));
+    net.advance(Duration::from_secs(241));
+    assert_eq!(net.a.status(a).expect("status").state, State::Closed);
+    net.a.close(net.now, a).expect("close");
+    assert_eq!(net.a.connection_count(), 0);
+    assert_eq!(net.b.connection_count(), 0);
+    for r in [
+        "CLOSED.OPEN.passive",
+        "CLOSED.OPEN.active",
+        "LISTEN.SYN",
+        "SS.SYN-ACK",
+        "SR.ACK.ok",
+        "OPEN.SEND",
+        "OPEN.DATA.in-order",
+        "OPEN.ACK.pure",
+        "EST.CLOSE",
+        "EST.FIN",
+        "FW1.ACK.fin-acked",
+        "CW.CLOSE",
+        "FW2.FIN",
+        "LAST-ACK.ACK.fin-acked",
+        "TW.2MSL",
+    ] {
+        assert!(net.rows.contains(r), "row {r} not seen: {:?}", net.rows);
+    }
+    // RTT was measured on the zero-latency link.
+    assert!(net.a.stats().dropped() == 0 && net.b.stats().dropped() == 0);
+}
+
+#[test]
+fn ipv6_handshake_uses_v6_mss() {
+    let a6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+    let b6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+    let mut net = Net::new(Profile::Rfc9293);
+    net.a = endpoint(a6, Profile::Rfc9293, 1);
+    net.b = endpoint(b6, Profile::Rfc9293, 2);
+    let l = net.b.listen(net.now, Some(b6), 443, 4).expect("listen");
+    let a = net
+        .a
+        .connect(net.now, SocketAddr::new(a6, 0), SocketAddr::new(b6, 443))
+        .expect("connect");
+    net.pump();
+    let (b, _) = net.b.accept(l).expect("accept");
+    assert_eq!(net.a.status(a).expect("status").mss, 1440);
+    net.a.send(net.now, a, b"six").expect("send");
+    net.advance(Duration::from_millis(1));
+    assert_eq!(read_all(&mut net.b, net.now, b).0, b"six");
+}
+
+#[test]
+fn simultaneous_open_and_close() {
+    let mut net = Net::new(Profile::Rfc9293);
+    let a = net
+        .a
+        .connect(
+            net.now,
+            SocketAddr::new(ip_a(), 5000),
+            SocketAddr::new(ip_b(), 6000),
+        )
+        .expect("connect");
+    let b = net
+        .b
+        .connect(
+            net.now,
+            SocketAddr::new(ip_b(), 6000),
+            SocketAddr::new(ip_a(), 5000),
+        )
+        .expect("connect");
+    // Let both SYNs cross: swap them by hand.
+    let pa = net.a.poll_transmit(net.now).expect("syn a");
+    let pb = net.b.poll_transmit(net.now).expect("syn b");
+    net.b.handle_packet(net.now, &pa);
+    net.a.handle_packet(net.now, &pb);
+    net.collect();
+    assert_eq!(net.a.status(a).expect("s").state, State::SynReceived);
+    net.pump();
+    assert_eq!(net.a.status(a).expect("s").state, State::Established);
+    assert_eq!(net.b.status(b).expect("s").state, State::Established);
+    assert!(net.rows.contains("SS.SYN.simultaneous"));
+    // Simultaneous close: both FINs cross.
+    net.a.close(net.now, a).expect("close");
+    net.b.close(net.now, b).expect("close");
+    let fa = net.a.poll_transmit(net.now).expect("fin a");
+    let fb = net.b.poll_transmit(net.now).expect("fin b");
+    net.b.handle_packet(net.now, &fa);
+    net.a.handle_packet(net.now, &fb);
+    net.collect();
+    assert!(net.rows.contains("FW1.FIN"), "{:?}", net.rows);
+    net.pump();
+    assert!(net.rows.contains("CLOSING.ACK.fin-acked"), "{:?}", net.rows);
+    net.advance(Duration::from_secs(250));
+    assert_eq!(net.a.connection_count(), 0);
+    assert_eq!(net.b.connection_count(), 0);
+}
+
+/// A hand-made segment from the peer 192.0.2.2 to A (192.0.2.1).
+fn craft(
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: Option<u32>,
+    flags: Flags,
+    payload: &[u8],
+) -> Vec<u8> {
+    let s = Segment {
+        src: ip_b(),
+        dst: ip_a(),
+        src_port: sport,
+        dst_port: dport,
+        seq: SeqNum(seq),
+        ack: SeqNum(ack.unwrap_or(0)),
+        flags: Flags {
+            ack: ack.is_some(),
+            ..flags
+        },
+        window: 65535,
+        options: TcpOptions::default(),
+        payload: payload.to_vec(),
+    };
+    match packet::build(&s) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn syn() -> Flags {
+    Flags {
+        syn: true,
+        ..Flags::default()
+    }
+}
+fn rst() -> Flags {
+    Flags {
+        rst: true,
+        ..Flags::default()
+    }
+}
+
+#[test]
+fn closed_port_answers_with_rst() {
+    let mut a = endpoint(ip_a(), Profile::Rfc9293, 1);
+    let now = Instant::from_millis(5);
+    a.handle_packet(now, &craft(4000, 9, 1000, None, syn(), b""));
+    let r = parse_any(&a.poll_transmit(now).expect("rst"));
+    assert!(r.flags.rst && r.flags.ack);
+    assert_eq!((r.seq, r.ack), (SeqNum(0), SeqNum(1001)));
+    a.handle_packet(
+        now,
+        &craft(4000, 9, 1000, Some(777), Flags::default(), b"xy"),
+    );
+    let r = parse_any(&a.poll_transmit(now).expect("rst"));
+    assert!(r.flags.rst && !r.flags.ack);
+    assert_eq!(r.seq, SeqNum(777));
+    a.handle_packet(now, &craft(4000, 9, 1000, None, rst(), b""));
+    assert!(a.poll_transmit(now).is_none());
+    let ts = a.drain_transitions();
+    check(Profile::Rfc9293, &ts);
+    let rows: Vec<_> = ts.iter().map(|t| t.row).collect();
+    assert_eq!(rows, ["CLOSED.no-ACK", "CLOSED.ACK", "CLOSED.RST"]);
+}
+
+/// A (192.0.2.1) talks to a scripted peer; returns A, the handle, the
+/// peer's next sequence number and A's next sequence number.
+fn scripted(profile: Profile) -> (Endpoint, ConnId, u32, u32, Instant) {
+    let mut a = endpoint(ip_a(), profile, 1);
+    let now = Instant::from_millis(10);
+    let l = a.listen(now, None, 80, 4).expect("listen");
+    a.handle_packet(now, &craft(4000, 80, 5000, None, syn(), b""));
+    let sa = parse_any(&a.poll_transmit(now).expect("syn-ack"));
+    assert!(sa.flags.syn && sa.flags.ack && sa.ack == SeqNum(5001));
+    let iss = sa.seq.0;
+    a.handle_packet(
+        now,
+        &craft(
+            4000,
+            80,
+            5001,
+            Some(iss.wrapping_add(1)),
+            Flags::default(),
+            b"",
+        ),
+    );
+    let (h, _) = a.accept(l).expect("accept");
+    check(profile, &a.drain_transitions());
+    (a, h, 5001, iss.wrapping_add(1), now)
+}
+
+#[test]
+fn in_window_rst_challenge_under_rfc9293_reset_under_rfc793() {
+    // rfc9293: RFC 5961 §3.2 challenge ACK, the connection survives.
+    let (mut a, h, peer, ours, now) = scripted(Profile::Rfc9293);
+    a.handle_packet(now, &craft(4000, 80, peer + 100, None, rst(), b""));
+    let c = parse_any(&a.poll_transmit(now).expect("challenge ack"));
+    assert!(c.flags.ack && !c.flags.rst);
+    assert_eq!((c.seq.0, c.ack.0), (ours, peer));
+    assert_eq!(a.status(h).expect("s").state, State::Established);
+    let ts = a.drain_transitions();
+    check(Profile::Rfc9293, &ts);
+    assert_eq!(ts.last().map(|t| t.row), Some("SYNC.RST.challenge"));
+    // Rate limit: 10 per second, then suppressed.
+    for _ in 0..20 {
+        a.handle_packet(now, &craft(4000, 80, peer + 100, None, rst(), b""));
+    }
+    let mut n = 0;
+    while a.poll_transmit(now).is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 9);
+    assert_eq!(a.stats().challenge_acks_suppressed, 11);
+    check(Profile::Rfc9293, &a.drain_transitions());
+    // An exact RST resets.
+    a.handle_packet(now, &craft(4000, 80, peer, None, rst(), b""));
+    assert_eq!(a.status(h).expect("s").state, State::Closed);
+    assert_eq!(a.recv(now, h, &mut [0; 8]), Err(Error::ConnectionReset));
+    check(Profile::Rfc9293, &a.drain_transitions());
+
+    // rfc793: the same in-window RST resets at once.
+    let (mut a, h, peer, _, now) = scripted(Profile::Rfc793);
+    a.handle_packet(now, &craft(4000, 80, peer + 100, None, rst(), b""));
+    assert!(a.poll_transmit(now).is_none());
+    assert_eq!(a.status(h).expect("s").state, State::Closed);
+    assert_eq!(a.send(now, h, b"x"), Err(Error::ConnectionReset));
+    let ts = a.drain_transitions();
+    check(Profile::Rfc793, &ts);
+    assert_eq!(
+        ts.iter().find(|t| t.row == "793.OPEN.RST").map(|t| t.to),
+        Some(State::Closed)
+    );
+}
+
+#[test]
+fn syn_in_window_challenge_vs_rfc793_reset() {
+    let (mut a, h, peer, _, now) = scripted(Profile::Rfc9293);
+    a.handle_packet(now, &craft(4000, 80, peer + 5, None, syn(), b""));
+    let c = parse_any(&a.poll_transmit(now).expect("challenge"));
+    assert!(c.flags.ack && !c.flags.syn);
+    assert_eq!(a.status(h).expect("s").state, State::Established);
+    check(Profile::Rfc9293, &a.drain_transitions());
+
+    let (mut a, h, peer, _, now) = scripted(Profile::Rfc793);
+    a.handle_packet(now, &craft(4000, 80, peer + 5, None, syn(), b""));
+    let r = parse_any(&a.poll_transmit(now).expect("rst"));
+    assert!(r.flags.rst);
+    assert_eq!(a.status(h).expect("s").state, State::Closed);
+    check(Profile::Rfc793, &a.drain_transitions());
+}
+
+#[test]
+fn out_of_order_data_is_reassembled_with_immediate_acks() {
+    let (mut a, h, peer, ours, now) = scripted(Profile::Rfc9293);
+    a.handle_packet(
+        now,
+        &craft(4000, 80, peer + 3, Some(ours), Flags::default(), b"def"),
+    );
+    let d = parse_any(&a.poll_transmit(now).expect("dup ack"));
+    assert_eq!(d.ack.0, peer);
+    a.handle_packet(
+        now,
+        &craft(4000, 80, peer, Some(ours), Flags::default(), b"abc"),
+    );
+    let d = parse_any(&a.poll_transmit(now).expect("ack"));
+    assert_eq!(d.ack.0, peer + 6);
+    let mut buf = [0u8; 16];
+    assert_eq!(a.recv(now, h, &mut buf), Ok(6));
+    assert_eq!(&buf[..6], b"abcdef");
+    // Below the window: an ACK of the current state.
+    a.handle_packet(
+        now,
+        &craft(4000, 80, peer, Some(ours), Flags::default(), b"abc"),
+    );
+    assert!(a.poll_transmit(now).is_some());
+    let ts = a.drain_transitions();
+    check(Profile::Rfc9293, &ts);
+    let rows: Vec<_> = ts.iter().map(|t| t.row).collect();
+    assert!(
+        rows.contains(&"OPEN.DATA.out-of-order") && rows.contains(&"SYNC.SEQ.unacceptable"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn delayed_ack_fires_within_the_profile_bound() {
+    let (mut a, _h, peer, ours, now) = scripted(Profile::Linux);
+    a.handle_packet(
+        now,
+        &craft(4000, 80, peer, Some(ours), Flags::default(), b"one"),
+    );
+    assert!(a.poll_transmit(now).is_none(), "ACK is delayed");
+    let t = a.poll_timeout().expect("delack timer");
+    assert!(t <= now + Duration::from_millis(200));
+    a.handle_timeout(t);
+    let ack = parse_any(&a.poll_transmit(t).expect("delayed ack"));
+    assert_eq!(ack.ack.0, peer + 3);
+    // Two segments: the second is acknowledged at once.
+    a.handle_packet(
+        t,
+        &craft(4000, 80, peer + 3, Some(ours), Flags::default(), b"two"),
+    );
+    assert!(a.poll_transmit(t).is_none());
+    a.handle_packet(
+        t,
+        &craft(4000, 80, peer + 6, Some(ours), Flags::default(), b"333"),
+    );
+    let ack = parse_any(&a.poll_transmit(t).expect("ack"));
+    assert_eq!(ack.ack.0, peer + 9);
+    check(Profile::Linux, &a.drain_transitions());
+}
+
+#[test]
+fn retransmission_backs_off_and_karn_skips_the_sample() {
+    let mut net = Net::new(Profile::Linux);
+    let (a, b) = net.establish();
+    // Drop everything from A for a while.
+    net.filter = Box::new(|from_a, s| !from_a || s.payload.is_empty());
+    net.a.send(net.now, a, b"lost").expect("send");
+    let rto0 = net.a.status(a).expect("s").rto_us;
+    net.advance(Duration::from_millis(rto0 / 1000 + 1));
+    let rto1 = net.a.status(a).expect("s").rto_us;
+    assert_eq!(rto1, (rto0 * 2).min(120_000_000));
+    net.filter = Box::new(|_, _| true);
+    net.advance(Duration::from_millis(rto1 / 1000 + 1));
+    assert_eq!(read_all(&mut net.b, net.now, b).0, b"lost");
+    // Karn: the backed-off RTO holds (no sample from the retransmission).
+    assert_eq!(net.a.status(a).expect("s").rto_us, rto1 * 2);
+    assert!(net.rows.contains("SYNC.RTO"));
+    assert!(net.a.stats().retransmits >= 2);
+}
+
+#[test]
+fn syn_retransmission_then_user_timeout() {
+    let mut a = endpoint(ip_a(), Profile::Linux, 1);
+    let mut now = Instant::from_millis(0);
+    let h = a
+        .connect(now, SocketAddr::new(ip_a(), 0), SocketAddr::new(ip_b(), 80))
+        .expect("connect");
+    let mut syns = 0;
+    while let Some(t) = a.poll_timeout() {
+        while let Some(p) = a.poll_transmit(now) {
+            assert!(parse_any(&p).flags.syn);
+            syns += 1;
+        }
+        now = t;
+        a.handle_timeout(now);
+    }
+    assert_eq!(syns, 7); // the SYN and syn_retries = 6 retransmissions
+    assert_eq!(a.status(h).expect("s").state, State::Closed);
+    assert_eq!(a.take_error(h), Ok(Some(Error::TimedOut)));
+    let ts = a.drain_transitions();
+    check(Profile::Linux, &ts);
+    assert_eq!(ts.last().map(|t| t.row), Some("CONN.USER-TIMEOUT"));
+}
+
+#[test]
+fn connect_refused_by_rst() {
+    let mut net = Net::new(Profile::Rfc9293);
+    let a = net
+        .a
+        .connect(
+            net.now,
+            SocketAddr::new(ip_a(), 0),
+            SocketAddr::new(ip_b(), 81),
+        )
+        .expect("connect");
+    net.pump();
+    assert_eq!(net.a.status(a).expect("s").state, State::Closed);
+    assert_eq!(net.a.send(net.now, a, b"x"), Err(Error::ConnectionRefused));
+    assert!(net.rows.contains("SS.RST.acceptable") && net.rows.contains("CLOSED.no-ACK"));
+}
+
+#[test]
+fn fast_retransmit_on_third_duplicate_ack() {
+    let mut net = Net::new(Profile::Rfc9293);
+    let (a, b) = net.establish();
+    let mut dropped = false;
+    net.filter = Box::new(move |from_a, s| {
+        if from_a && !s.payload.is_empty() && !dropped {
+            dropped = true;
+            return false;
+        }
+        true
+    });
+    let data = pattern(1460 * 6);
+    net.a.send(net.now, a, &data).expect("send");
+    net.pump();
+    assert_eq!(net.a.stats().fast_retransmits, 1);
+    assert_eq!(net.a.stats().retransmits, 0);
+    net.advance(Duration::from_millis(1));
+    assert_eq!(read_all(&mut net.b, net.now, b).0, data);
+}
+
+#[test]
+fn zero_window_probing_and_window_update() {
+    let mut net = Net::new(Profile::Rfc9293);
+    let mut cfg = Config::new(vec![ip_b()]);
+    cfg.recv_buf = 2920;
+    cfg.secret = [2; 32];
+    net.b = Endpoint::new(cfg).expect("endpoint");
+    let (a, b) = net.establish();
+    assert_eq!(net.a.status(a).expect("s").snd_wscale, 0);
+    let data = pattern(10_000);
+    assert_eq!(net.a.send(net.now, a, &data), Ok(10_000));
+    net.advance(Duration::from_millis(1));
+    assert_eq!(net.a.status(a).expect("s").snd_wnd, 0);
+    // Probes go out on the persist timer and back off.
+    net.advance(Duration::from_secs(10));
+    let probes = net
+        .log
+        .iter()
+        .flat_map(|t| t.emitted.iter())
+        .filter(|e| e.cause == Cause::Probe || (e.cause == Cause::Retransmit && e.len == 1))
+        .count();
+    assert!(probes >= 2, "probes: {probes}");
+    let mut got = Vec::new();
+    for _ in 0..40 {
+        got.extend(read_all(&mut net.b, net.now, b).0);
+        net.advance(Duration::from_millis(5));
+    }
+    assert_eq!(got, data);
+    assert!(net.rows.contains("OPEN.DATA.zero-window"), "{:?}", net.rows);
+}
+
+#[test]
+fn listener_backlog_is_bounded() {
+    let mut a = endpoint(ip_a(), Profile::Rfc9293, 1);
+    let now = Instant::from_millis(0);
+    a.listen(now, None, 80, 2).expect("listen");
+    for port in 1000..1005 {
+        a.handle_packet(now, &craft(port, 80, 1, None, syn(), b""));
+    }
+    assert_eq!(a.connection_count(), 2);
+    assert_eq!(a.stats().backlog_full, 3);
+    assert_eq!(a.listen(now, None, 80, 1), Err(Error::AlreadyExists));
+}
+
+#[test]
+fn linux_rows_take_over_under_linux() {
+    let (mut a, h, peer, ours, now) = scripted(Profile::Linux);
+    // ACK of unsent data: dropped silently (LX.EST.ACK.beyond).
+    a.handle_packet(
+        now,
+        &craft(4000, 80, peer, Some(ours + 1000), Flags::default(), b""),
+    );
+    assert!(a.poll_transmit(now).is_none());
+    // RST overlapping the left edge draws a challenge ACK.
+    a.handle_packet(now, &craft(4000, 80, peer - 1, None, rst(), b"zz"));
+    assert!(a.poll_transmit(now).is_some());
+    assert_eq!(a.status(h).expect("s").state, State::Established);
+    let ts = a.drain_transitions();
+    check(Profile::Linux, &ts);
+    let rows: Vec<_> = ts.iter().map(|t| t.row).collect();
+    assert_eq!(rows, ["LX.EST.ACK.beyond", "LX.RST.overlap"]);
+}
+
+/// Rounds and steps of the random walk (`TCP_STACK_WALK=rounds,steps`
+/// for longer runs).
+fn walk_size() -> (usize, usize) {
+    std::env::var("TCP_STACK_WALK")
+        .ok()
+        .and_then(|v| {
+            let (a, b) = v.split_once(',')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .unwrap_or((30, 60))
+}
+fn rounds() -> usize {
+    walk_size().0
+}
+fn steps() -> usize {
+    walk_size().1
+}
+
+/// A deterministic random walk of hand-made segments, calls and time steps
+/// against one endpoint: every transition must agree with the table, and
+/// nothing may panic.
+#[test]
+fn random_walk_agrees_with_the_table() {
+    for profile in Profile::ALL {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..rounds() {
+            let (mut a, h, peer, ours, mut now) = match round % 3 {
+                0 => scripted(profile),
+                1 => {
+                    // SYN-SENT: an active open towards the scripted peer.
+                    let mut a = endpoint(ip_a(), profile, 1);
+                    let now = Instant::from_millis(10);
+                    let h = a
+                        .connect(
+                            now,
+                            SocketAddr::new(ip_a(), 80),
+                            SocketAddr::new(ip_b(), 4000),
+                        )
+                        .expect("connect");
+                    let s = parse_any(&a.poll_transmit(now).expect("syn"));
+                    check(profile, &a.drain_transitions());
+                    (a, h, 5001, s.seq.0.wrapping_add(1), now)
+                }
+                _ => {
+                    // SYN-RECEIVED: a listener answered a SYN.
+                    let mut a = endpoint(ip_a(), profile, 1);
+                    let now = Instant::from_millis(10);
+                    let l = a.listen(now, None, 80, 4).expect("listen");
+                    a.handle_packet(now, &craft(4000, 80, 5000, None, syn(), b""));
+                    let s = parse_any(&a.poll_transmit(now).expect("syn-ack"));
+                    check(profile, &a.drain_transitions());
+                    (a, l, 5001, s.seq.0.wrapping_add(1), now)
+                }
+            };
+            let mut seen = 0usize;
+            for _ in 0..steps() {
+                let r = rnd();
+                match r % 10 {
+                    0 => {
+                        let _ = a.send(now, h, &pattern((r >> 8) as usize % 3000));
+                    }
+                    1 => {
+                        let _ = a.recv(now, h, &mut [0; 512]);
+                    }
+                    2 if r % 7 == 0 => {
+                        let _ = a.shutdown(now, h, Shutdown::Write);
+                    }
+                    2 if r % 11 == 0 => {
+                        let _ = a.close(now, h);
+                    }
+                    2 if r % 13 == 0 => {
+                        let _ = a.abort(now, h);
+                    }
+                    3 => {
+                        now += Duration::from_millis((r >> 8) % 3000);
+                        a.handle_timeout(now);
+                    }
+                    _ => {
+                        let flags = Flags {
+                            syn: r & (1 << 10) != 0 && r & (1 << 11) != 0,
+                            fin: r & (1 << 12) != 0 && r & (1 << 13) != 0,
+                            rst: r & (1 << 14) != 0 && r & (1 << 15) != 0 && r & (1 << 16) != 0,
+                            ..Flags::default()
+                        };
+                        // Aim at the interesting numbers half of the time.
+                        let st = a.status(h).ok().filter(|s| s.state != State::Listen);
+                        let seq = match &st {
+                            Some(s) if r & (1 << 18) != 0 => s
+                                .rcv_nxt
+                                .wrapping_add(((r >> 20) % 4) as u32)
+                                .wrapping_sub(1),
+                            _ => peer.wrapping_add(((r >> 20) % 200) as u32).wrapping_sub(50),
+                        };
+                        let ack = match &st {
+                            _ if r & (1 << 17) != 0 => None,
+                            Some(s) if r & (1 << 19) != 0 => {
+                                Some(s.snd_nxt.wrapping_sub(((r >> 30) % 2) as u32))
+                            }
+                            _ => Some(
+                                ours.wrapping_add(((r >> 30) % 6000) as u32)
+                                    .wrapping_sub(100),
+                            ),
+                        };
+                        let len = ((r >> 40) % 40) as usize;
+                        a.handle_packet(now, &craft(4000, 80, seq, ack, flags, &pattern(len)));
+                    }
+                }
+                while a.poll_transmit(now).is_some() {}
+                let ts = a.drain_transitions();
+                seen += ts.len();
+                check(profile, &ts);
+                assert_eq!(a.check_invariants(), Ok(()));
+            }
+            assert!(seen > 0);
+        }
+    }
+}
