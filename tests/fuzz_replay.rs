@@ -5,11 +5,15 @@
 use std::path::Path;
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     let mut out = Vec::new();
     let mut dirs = vec![root];
     while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -31,4 +35,27 @@ fn script_parse_corpus_replays() {
         eprintln!("replaying {name}");
         tcp_harness::fuzzing::script_parse(bytes);
     }
+}
+
+#[test]
+fn segment_input_corpus_replays() {
+    let all = inputs("segment_input");
+    assert!(!all.is_empty(), "corpus/segment_input is empty");
+    for (name, bytes) in &all {
+        eprintln!("replaying {name}");
+        tcp_harness::fuzzing::segment_input(bytes);
+    }
+}
+
+/// Regenerates `corpus/segment_input/` (one seed per table row a random
+/// walk reaches): `cargo test --test fuzz_replay -- --ignored regenerate`.
+#[test]
+#[ignore]
+fn regenerate_segment_input_seeds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/segment_input");
+    let seeds = tcp_harness::fuzzing::segment_input_seeds(300_000, 1);
+    for (row, bytes) in &seeds {
+        let _ = std::fs::write(dir.join(format!("row-{row}")), bytes);
+    }
+    eprintln!("{} rows seeded", seeds.len());
 }

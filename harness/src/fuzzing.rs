@@ -18,3 +18,43 @@ pub fn script_parse(data: &[u8]) {
         }
     }
 }
+
+/// `segment_input`: bytes become a walk (a preamble to any state, then
+/// arbitrary segments, malformed packets, calls and pauses) through the own
+/// stack; any failed oracle is a panic the fuzzer reports.
+pub fn segment_input(data: &[u8]) {
+    use arbitrary::{Arbitrary, Unstructured};
+    let mut u = Unstructured::new(data);
+    let Ok(input) = crate::drive::walk::WalkInput::arbitrary(&mut u) else {
+        return;
+    };
+    if let Err(failure) = crate::drive::walk::run(&input) {
+        panic!("segment_input oracle failed: {failure}\ninput: {input:?}");
+    }
+}
+
+/// Searches random inputs for `segment_input` seeds: the first input (in a
+/// seeded pseudo-random sequence) that reaches each table row, by row id.
+/// Used to (re)generate `corpus/segment_input/`.
+pub fn segment_input_seeds(
+    tries: usize,
+    seed: u64,
+) -> std::collections::BTreeMap<&'static str, Vec<u8>> {
+    use arbitrary::{Arbitrary, Unstructured};
+    let mut rng = crate::impair::Rng::new(seed);
+    let mut found = std::collections::BTreeMap::new();
+    for _ in 0..tries {
+        let len = 16 + rng.below(240) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        let Ok(input) = crate::drive::walk::WalkInput::arbitrary(&mut Unstructured::new(&bytes))
+        else {
+            continue;
+        };
+        if let Ok(rows) = crate::drive::walk::run(&input) {
+            for row in rows {
+                found.entry(row).or_insert_with(|| bytes.clone());
+            }
+        }
+    }
+    found
+}

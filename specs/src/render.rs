@@ -36,6 +36,9 @@ pub fn text(spec: &Spec, profile: Profile) -> String {
                     if r.delayable {
                         s.push_str(" (may delay)");
                     }
+                    if r.rate_limited {
+                        s.push_str(" (rate-limited)");
+                    }
                     s
                 },
             ]

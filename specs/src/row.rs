@@ -308,6 +308,10 @@ pub struct Row {
     /// The ACK in `emit` may be delayed (RFC 1122 §4.2.3.2, RFC 9293 §3.8.6.3).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub delayable: bool,
+    /// The segment in `emit` is a challenge ACK that may be suppressed by
+    /// the rate limit of RFC 5961 §7.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rate_limited: bool,
     /// What the user sees (e.g. "connection reset").
     pub effect: String,
     /// Sources, e.g. `RFC9293 3.10.7.4`.
@@ -346,6 +350,8 @@ pub(crate) struct RawRow {
     emit: Vec<Template>,
     #[serde(default)]
     delayable: bool,
+    #[serde(default)]
+    rate_limited: bool,
     effect: String,
     rfc: Vec<String>,
     profiles: Vec<Profile>,
@@ -401,6 +407,7 @@ impl RawRow {
             next: self.next,
             emit: self.emit,
             delayable: self.delayable,
+            rate_limited: self.rate_limited,
             effect: self.effect,
             rfc: self.rfc,
             profiles: self.profiles,

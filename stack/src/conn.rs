@@ -334,7 +334,8 @@ impl Conn {
     }
 
     /// The FIN we sent is the last number sent and not yet acknowledged.
-    fn fin_outstanding(&self) -> bool {
+    /// Our FIN has been sent and is not yet acknowledged.
+    pub fn fin_outstanding(&self) -> bool {
         self.fin_sent && self.snd_una.lt(self.snd_nxt) && self.snd_nxt == self.data_end() + 1
     }
 

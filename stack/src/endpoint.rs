@@ -141,6 +141,9 @@ pub struct Status {
     pub send_queued: usize,
     /// The peer has closed its direction (end of stream after `readable`).
     pub fin_received: bool,
+    /// Our FIN has been sent and is not yet acknowledged (SEG.ACK = SND.NXT
+    /// would acknowledge it).
+    pub fin_outstanding: bool,
     /// The pending error, if the connection failed.
     pub error: Option<Error>,
 }
@@ -970,6 +973,7 @@ impl Endpoint {
                 readable: 0,
                 send_queued: 0,
                 fin_received: false,
+                fin_outstanding: false,
                 error: None,
             });
         }
@@ -992,6 +996,7 @@ impl Endpoint {
             readable: c.readable(),
             send_queued: c.send_queued(),
             fin_received: c.fin_received,
+            fin_outstanding: c.fin_outstanding(),
             error: c.error,
         })
     }

@@ -4,7 +4,7 @@
 //! segments sent in response must have the row's control bits and numbers.
 
 use super::concretize::{expected, Concrete, TcbView};
-use tcp_spec::{Profile, Row};
+use tcp_spec::{Ctl, Profile, Row};
 use tcp_stack::{Cause, SegmentSummary, Transition};
 
 /// Checks the row id and next state of `t` against the table.
@@ -31,10 +31,12 @@ pub fn against_table(profile: Profile, t: &Transition) -> Result<&'static Row, S
 /// event merely made possible, such as new data or a window update).
 fn responses<'a>(row: &Row, t: &'a Transition) -> Vec<&'a SegmentSummary> {
     let data_row = row.emit.iter().any(|e| e.carries.as_deref() == Some("new"));
+    let fin_row = row.emit.iter().any(|e| e.has(Ctl::Fin));
     t.emitted
         .iter()
         .filter(|s| match s.cause {
-            Cause::Response | Cause::ChallengeAck | Cause::Fin | Cause::Retransmit => true,
+            Cause::Response | Cause::ChallengeAck | Cause::Retransmit => true,
+            Cause::Fin => fin_row,
             Cause::Data => data_row,
             _ => false,
         })
@@ -63,9 +65,18 @@ pub fn emitted(
             )),
         };
     };
-    let Some(first) = got.first() else {
-        return if row.delayable {
-            Ok(()) // the ACK may come later (RFC 1122 §4.2.3.2)
+    // A pure ACK may ride on a data or FIN segment sent at the same moment
+    // (RFC 9293 §3.10.7.3 lets queued data go with it).
+    let pure_ack = template.ctl == [Ctl::Ack] && template.carries.is_none();
+    let piggyback = t
+        .emitted
+        .iter()
+        .find(|s| pure_ack && s.flags.ack && matches!(s.cause, Cause::Data | Cause::Fin));
+    let Some(first) = got.first().or(piggyback.as_ref()) else {
+        return if row.delayable || row.rate_limited {
+            // The ACK may come later (RFC 1122 §4.2.3.2), or a challenge ACK
+            // may be suppressed by its rate limit (RFC 5961 §7).
+            Ok(())
         } else {
             Err(format!(
                 "`{}`: table emits {template}, stack sent nothing",
@@ -75,6 +86,16 @@ pub fn emitted(
     };
     let want = expected(template, after, seg);
     let f = first.flags;
+    let f = if got.is_empty() {
+        // The piggybacked ACK: its data or FIN bits are not the row's.
+        tcp_stack::Flags {
+            fin: want.fin,
+            psh: false,
+            ..f
+        }
+    } else {
+        f
+    };
     let retransmits_fin = template.carries.is_some() && f.fin;
     let flags_ok = f.syn == want.syn
         && f.ack == want.ack_bit

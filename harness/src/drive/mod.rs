@@ -7,3 +7,4 @@ pub mod check;
 pub mod concretize;
 pub mod exercise;
 pub mod rig;
+pub mod walk;

@@ -141,6 +141,13 @@ impl Rig {
 
     /// Sends a segment from the peer; returns the transitions it caused.
     pub fn inject(&mut self, c: &Concrete) -> Vec<Transition> {
+        let bytes = self.segment_bytes(c);
+        self.inject_bytes(&bytes)
+    }
+
+    /// The IPv4 packet the peer would send for `c` (empty if it cannot be
+    /// built).
+    pub fn segment_bytes(&self, c: &Concrete) -> Vec<u8> {
         let seg = Segment {
             src: PEER_ADDR,
             dst: STACK_ADDR,
@@ -163,10 +170,7 @@ impl Rig {
             },
             payload: vec![b'x'; c.payload_len],
         };
-        match packet::build(&seg) {
-            Ok(bytes) => self.inject_bytes(&bytes),
-            Err(_) => Vec::new(),
-        }
+        packet::build(&seg).unwrap_or_default()
     }
 
     /// Hands raw bytes to the stack as an arriving packet.
@@ -221,16 +225,14 @@ impl Rig {
     /// segments (`None` without a connection).
     pub fn view(&self) -> Option<TcbView> {
         let s = self.ep.status(self.conn?).ok()?;
-        let fin_outstanding = matches!(s.state, State::FinWait1 | State::Closing | State::LastAck)
-            && s.snd_nxt != s.snd_una;
-        Some(TcbView {
+Some(TcbView {
             rcv_nxt: s.rcv_nxt,
             rcv_wnd: s.rcv_wnd,
             snd_una: s.snd_una,
             snd_nxt: s.snd_nxt,
             // The peer never advertises more than its fixed, unscaled window.
             max_snd_wnd: u32::from(self.setup.peer_wnd),
-            fin_outstanding,
+            fin_outstanding: s.fin_outstanding,
             iss: self.stack_iss.unwrap_or(0),
         })
     }
