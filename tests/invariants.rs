@@ -56,7 +56,7 @@ proptest! {
             Ok(n) => {
                 CHECKED.fetch_add(n.len(), Ordering::Relaxed);
                 let w = WALKS.fetch_add(1, Ordering::Relaxed) + 1;
-                if w % 500 == 0 {
+                if w.is_multiple_of(500) {
                     eprintln!("{w} walks, {} transitions checked", CHECKED.load(Ordering::Relaxed));
                 }
             }

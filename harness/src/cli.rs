@@ -2,8 +2,10 @@
 //!
 //! Exit codes: 0 success, 1 a check failed, 2 usage or input errors.
 
+use crate::run::{self, suite, RunOptions, RunReport};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use tcp_spec::{render, Profile, Spec};
 
@@ -19,6 +21,55 @@ pub struct Cli {
 pub enum Command {
     /// Print the transition table of the specification.
     Spec(SpecArgs),
+    /// Run packetdrill-syntax scripts against a target.
+    Run(RunArgs),
+    /// Run the bundled conformance suite (specs/scripts) on every available target.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Target: own (the own stack in-process on a virtual clock).
+    #[arg(long, default_value = "own")]
+    pub target: String,
+    /// Profile of the own stack: rfc793, rfc9293 (default) or linux.
+    #[arg(long, default_value_t = Profile::Rfc9293)]
+    pub profile: Profile,
+    /// Fail on any outbound packet the script does not expect (default on
+    /// for own).
+    #[arg(long, overrides_with = "no_strict")]
+    pub strict: bool,
+    /// Report unexpected outbound packets as warnings only.
+    #[arg(long, overrides_with = "strict")]
+    pub no_strict: bool,
+    /// Overrides the scripts' --tolerance_usecs.
+    #[arg(long, alias = "tolerance_usecs")]
+    pub tolerance_usecs: Option<u64>,
+    /// Print machine-readable results.
+    #[arg(long)]
+    pub json: bool,
+    /// Write `<script-name>.pcap` for every script into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub pcap: Option<PathBuf>,
+    /// Print the ladder diagram of every script, not only of failures.
+    #[arg(long)]
+    pub trace: bool,
+    /// Script files, or directories searched for *.pkt.
+    #[arg(required = true, value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Profile of the own stack.
+    #[arg(long, default_value_t = Profile::Rfc9293)]
+    pub profile: Profile,
+    /// The suite directory (default: the bundled specs/scripts).
+    #[arg(long, value_name = "DIR")]
+    pub suite: Option<PathBuf>,
+    /// Print machine-readable results.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Output formats of `tcpconform spec`.
@@ -79,7 +130,149 @@ pub enum CliError {
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Spec(args) => spec(args),
+        Command::Run(args) => run_cmd(args),
+        Command::Check(args) => check(args),
     }
+}
+
+/// The bundled conformance suite, as found in the source tree.
+pub fn bundled_suite_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/scripts"))
+}
+
+fn write_out(text: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// Runs `scripts` on a fresh `target` each; writes pcaps when asked.
+fn run_all(
+    scripts: &[PathBuf],
+    target: &str,
+    profile: Profile,
+    opts: &RunOptions,
+    pcap: Option<&PathBuf>,
+) -> Result<Vec<RunReport>, String> {
+    let mut reports = Vec::new();
+    for path in scripts {
+        let mut t = suite::make_target(target, profile)?;
+        let report = run::run_file(path, t.as_mut(), opts);
+        if let Some(dir) = pcap {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "script".into());
+            let file = dir.join(format!("{stem}.pcap"));
+            let f = std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            report
+                .trace
+                .write_pcap(std::io::BufWriter::new(f))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn render_reports(reports: &[RunReport], json: bool, ladders: bool) -> Result<String, CliError> {
+    if json {
+        let sum = suite::Summary::of(reports);
+        let v = serde_json::json!({
+            "scripts": reports.iter().map(RunReport::to_json).collect::<Vec<_>>(),
+            "passed": sum.passed,
+            "failed": sum.failed,
+            "errors": sum.errors,
+        });
+        let mut s = serde_json::to_string_pretty(&v)?;
+        s.push('\n');
+        return Ok(s);
+    }
+    let mut s = String::new();
+    for r in reports {
+        for w in &r.warnings {
+            s.push_str(&format!("{}: warning: {w}\n", r.path));
+        }
+        if r.passed() {
+            if ladders {
+                s.push_str(&format!("{}:\n{}\n", r.path, r.trace.ladder()));
+            }
+        } else {
+            s.push_str(&r.details());
+            s.push('\n');
+        }
+    }
+    s.push_str(&suite::table(reports));
+    Ok(s)
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> Result<ExitCode, CliError> {
+    eprintln!("tcpconform: {msg}");
+    Ok(ExitCode::from(2))
+}
+
+fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
+    if let Err(e) = suite::make_target(&args.target, args.profile) {
+        return usage_error(e);
+    }
+    let scripts = match suite::discover(&args.paths) {
+        Ok(s) if s.is_empty() => return usage_error("no *.pkt scripts found"),
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    if let Some(dir) = &args.pcap {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return usage_error(format!("{}: {e}", dir.display()));
+        }
+    }
+    let opts = RunOptions {
+        strict: !args.no_strict,
+        tolerance_usecs: args.tolerance_usecs,
+    };
+    let reports = match run_all(
+        &scripts,
+        &args.target,
+        args.profile,
+        &opts,
+        args.pcap.as_ref(),
+    ) {
+        Ok(r) => r,
+        Err(e) => return usage_error(e),
+    };
+    write_out(&render_reports(&reports, args.json, args.trace)?)?;
+    Ok(ExitCode::from(suite::Summary::of(&reports).exit_code()))
+}
+
+fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
+    let dir = args.suite.unwrap_or_else(bundled_suite_dir);
+    let scripts = match suite::discover(std::slice::from_ref(&dir)) {
+        Ok(s) if s.is_empty() => {
+            return usage_error(format!("{}: no *.pkt scripts", dir.display()))
+        }
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    let mut all = Vec::new();
+    for target in suite::TARGETS {
+        let opts = RunOptions::default();
+        match run_all(&scripts, target, args.profile, &opts, None) {
+            Ok(r) => all.extend(r),
+            Err(e) => return usage_error(e),
+        }
+    }
+    let mut out = render_reports(&all, args.json, false)?;
+    if !args.json {
+        out.push_str(&format!(
+            "conformance suite {} on {} (profile {})\n",
+            dir.display(),
+            suite::TARGETS.join(", "),
+            args.profile
+        ));
+    }
+    write_out(&out)?;
+    Ok(ExitCode::from(suite::Summary::of(&all).exit_code()))
 }
 
 fn spec(args: SpecArgs) -> Result<ExitCode, CliError> {

@@ -79,7 +79,10 @@ impl Net {
                     continue;
                 };
                 for (delay, copy) in self.impair.apply(&mut self.rng, &pkt) {
-                    let at = self.now.as_micros().saturating_add(delay.as_micros() as u64);
+                    let at = self
+                        .now
+                        .as_micros()
+                        .saturating_add(delay.as_micros() as u64);
                     self.sent += 1;
                     self.in_flight.push(Reverse((at, self.sent, to, copy)));
                 }
@@ -90,7 +93,10 @@ impl Net {
 
     /// The next moment something happens: an arrival or a timer.
     fn next_event(&self) -> Option<Instant> {
-        let arrival = self.in_flight.peek().map(|Reverse((at, ..))| Instant::from_micros(*at));
+        let arrival = self
+            .in_flight
+            .peek()
+            .map(|Reverse((at, ..))| Instant::from_micros(*at));
         let timer = self.nodes.iter().filter_map(|n| n.ep.poll_timeout()).min();
         match (arrival, timer) {
             (Some(a), Some(t)) => Some(a.min(t)),

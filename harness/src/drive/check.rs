@@ -109,10 +109,21 @@ pub fn emitted(
         ));
     }
     let occupies = first.len > 0 || f.syn || f.fin;
+    // SND.NXT as it was when the segment was formed: new sequence space
+    // sent later in the same transition moved it on since.
+    let later: u32 = t
+        .emitted
+        .iter()
+        .skip_while(|s| !std::ptr::eq(*s, *first))
+        .skip(1)
+        .filter(|s| matches!(s.cause, Cause::Data | Cause::Fin | Cause::Probe))
+        .map(|s| s.len + u32::from(s.flags.syn) + u32::from(s.flags.fin))
+        .sum();
     let seq_ok = match (template.seq.as_str(), want.seq) {
         // A segment that occupies sequence space was numbered before SND.NXT
-        // moved past it; only a pure ACK must carry SND.NXT as it is now.
+        // moved past it; only a pure ACK must carry SND.NXT.
         ("SND.NXT", Some(_)) if occupies => true,
+        ("SND.NXT", Some(v)) => first.seq == v.wrapping_sub(later),
         (_, Some(v)) => first.seq == v,
         (_, None) => true,
     };

@@ -225,7 +225,7 @@ impl Rig {
     /// segments (`None` without a connection).
     pub fn view(&self) -> Option<TcbView> {
         let s = self.ep.status(self.conn?).ok()?;
-Some(TcbView {
+        Some(TcbView {
             rcv_nxt: s.rcv_nxt,
             rcv_wnd: s.rcv_wnd,
             snd_una: s.snd_una,

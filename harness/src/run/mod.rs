@@ -1,1 +1,30 @@
-//! The script runner (under construction).
+//! The script runner: plays packetdrill-syntax scripts against a target
+//! and records what happened.
+//!
+//! - [`target`]: the [`Target`] trait every system under test implements
+//!   (inject a packet, collect sent packets, make a socket call, advance
+//!   time), and the typed [`SocketCall`]s.
+//! - [`own`]: target `own`, the own stack in-process on a virtual clock.
+//! - [`runner`]: packetdrill semantics — times, tolerance, ISN-relative
+//!   numbering, blocking calls, strict mode.
+//! - [`trace`]: the record of a run, as a ladder diagram and as pcap.
+//! - [`syscall`], [`wire`]: script calls to [`SocketCall`]s; packets to and
+//!   from bytes.
+//! - [`suite`]: finding scripts, running several, the summary table.
+
+pub mod own;
+pub mod runner;
+pub mod suite;
+pub mod syscall;
+pub mod target;
+pub mod trace;
+pub mod wire;
+
+pub use own::OwnTarget;
+pub use runner::{
+    run_script, run_text, Failure, Outcome, RunOptions, RunReport, DEFAULT_TOLERANCE_USECS,
+    DRAIN_USECS,
+};
+pub use suite::{discover, run_file, Summary};
+pub use target::{CallOutcome, CallReturn, SocketCall, SysctlOutcome, Target, TargetError};
+pub use trace::{Trace, TraceEntry, TraceKind};

@@ -1,0 +1,971 @@
+//! The runner: plays a script against a [`Target`] with packetdrill's
+//! semantics and records a [`Trace`].
+//!
+//! Semantics (packetdrill is the reference):
+//! - **Times.** `0.1` is absolute (from the start of the script), `+0.1` is
+//!   relative to the previous event's *script* time (not to when it really
+//!   happened, so lateness does not accumulate in the script). `*` matches
+//!   any time, `a~b` a range; after `*` and ranges the actual time becomes
+//!   the event's script time. `+0...0.3 call` starts the call at `+0` and
+//!   expects it to return at `0.3` after the previous event (a relative end
+//!   is anchored like the start); later events count from the start.
+//! - **Tolerance.** `--tolerance_usecs` (default [`DEFAULT_TOLERANCE_USECS`],
+//!   packetdrill's value; the command line may override it) widens the
+//!   window of every outbound packet and of every call's return.
+//! - **Sequence numbers.** A SYN's sequence number is absolute and defines
+//!   that side's ISN: the peer's from the script's first inbound SYN, the
+//!   stack's from the first SYN or SYN-ACK it sends. All other sequence and
+//!   acknowledgment numbers (and SACK blocks) are relative to the ISN of the
+//!   side that owns them; before an ISN is known it counts as 0.
+//! - **Outbound packets** are compared on flags, sequence number, payload
+//!   length, acknowledgment number, and — when the script gives them — the
+//!   window and the options (exactly, in order; `<...>` skips the options;
+//!   timestamp values TSval are not compared).
+//! - **Calls** block on a blocking socket: the call stays pending while
+//!   later events run and completes when the target can complete it; it
+//!   must return within the tolerance of its scripted end time.
+//! - **Strict mode** (default for `own`): every packet the target sends
+//!   must be matched by a `>` line. Packets still unmatched when a later
+//!   `<`, call or shell line runs fail the script, and so do packets sent
+//!   within [`DRAIN_USECS`] after the last line. Retransmissions on the
+//!   RFC 6298 timer (at least 1 s away) therefore need not be scripted
+//!   after the end, but delayed ACKs (at most 500 ms, RFC 9293 3.8.6.3) and
+//!   immediate answers must be. packetdrill merges captured segments until
+//!   the expected length is reached, so it misses an extra pure ACK before a
+//!   data segment; strict mode does not. Without strict mode unexpected
+//!   packets are warnings.
+//! - **Shell lines.** `sysctl name=value` is handed to the target, which
+//!   applies it or reports it not applicable (a warning); other commands
+//!   are not applicable to an in-process target (a warning).
+
+use super::syscall;
+use super::target::{
+    CallOutcome, CallReturn, Micros, SocketCall, SysctlOutcome, Target, TargetError,
+};
+use super::trace::{fmt_time, Trace, TraceKind};
+use super::wire::{self, Outgoing, WireSegment};
+use crate::script::{
+    Direction, Event, EventKind, IpVersion, Opt, PacketSpec, Script, ShellCommand, SyscallSpec,
+    TcpOpt, TimePoint, TimeSpec,
+};
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+/// packetdrill's default `--tolerance_usecs`.
+pub const DEFAULT_TOLERANCE_USECS: u64 = 4000;
+/// How long after the last line strict mode keeps watching for packets
+/// (exclusive: a retransmission exactly 1 s later is not counted).
+pub const DRAIN_USECS: u64 = 1_000_000;
+/// How far a `*` outbound line looks ahead for its packet.
+pub const WILDCARD_HORIZON_USECS: u64 = 600_000_000;
+/// Steps the clock may take without moving before the run is abandoned.
+const MAX_STEPS_AT_ONE_INSTANT: u32 = 10_000;
+/// The window of injected packets that do not say `win N`.
+pub const DEFAULT_INBOUND_WINDOW: u16 = 65535;
+
+/// How to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Fail on any outbound packet the script does not expect.
+    pub strict: bool,
+    /// Overrides the script's `--tolerance_usecs`.
+    pub tolerance_usecs: Option<u64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            strict: true,
+            tolerance_usecs: None,
+        }
+    }
+}
+
+/// The target did something other than what the script expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// 1-based line of the script event.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What went wrong.
+    pub message: String,
+    /// The expectation, in script syntax, when there is one.
+    pub expected: Option<String>,
+    /// What the target did, in script syntax.
+    pub actual: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every expectation held.
+    Passed,
+    /// An expectation did not hold.
+    Failed(Failure),
+    /// The script cannot be run: malformed, or using something unsupported.
+    /// The text is `path:line:col: message`.
+    Error(String),
+}
+
+/// The result of running one script on one target.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The script's path as given.
+    pub path: String,
+    /// The target's name.
+    pub target: &'static str,
+    /// Passed, failed or error.
+    pub outcome: Outcome,
+    /// Things not applied or not checked.
+    pub warnings: Vec<String>,
+    /// Everything that happened.
+    pub trace: Trace,
+    /// The target's clock at the end (virtual time for `own`).
+    pub end_time: Micros,
+    /// Wall-clock time the run took.
+    pub wall: Duration,
+}
+
+impl RunReport {
+    /// Whether the script passed.
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Passed
+    }
+
+    /// The failure or error in full: `path:line:col: message`, expected and
+    /// actual, and the ladder of what happened up to that point. Empty when
+    /// the script passed.
+    pub fn details(&self) -> String {
+        match &self.outcome {
+            Outcome::Passed => String::new(),
+            Outcome::Error(e) => format!("{e}\n"),
+            Outcome::Failed(f) => {
+                let mut s = format!("{}:{}:{}: {}\n", self.path, f.line, f.col, f.message);
+                if let Some(e) = &f.expected {
+                    s.push_str(&format!("  expected: {e}\n"));
+                }
+                if let Some(a) = &f.actual {
+                    s.push_str(&format!("  actual:   {a}\n"));
+                }
+                s.push_str("trace so far:\n");
+                s.push_str(&self.trace.ladder());
+                s
+            }
+        }
+    }
+
+    /// A machine-readable summary.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (outcome, message) = match &self.outcome {
+            Outcome::Passed => ("passed", serde_json::Value::Null),
+            Outcome::Failed(f) => (
+                "failed",
+                serde_json::json!({
+                    "line": f.line, "col": f.col, "message": f.message,
+                    "expected": f.expected, "actual": f.actual,
+                }),
+            ),
+            Outcome::Error(e) => ("error", serde_json::Value::String(e.clone())),
+        };
+        serde_json::json!({
+            "path": self.path,
+            "target": self.target,
+            "outcome": outcome,
+            "failure": message,
+            "warnings": self.warnings,
+            "rows": self.trace.rows(),
+            "end_time_us": self.end_time,
+            "wall_us": u64::try_from(self.wall.as_micros()).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+/// Why the run stopped early.
+enum Stop {
+    Fail(Failure),
+    Error {
+        line: usize,
+        col: usize,
+        message: String,
+    },
+}
+
+impl From<TargetError> for Stop {
+    fn from(e: TargetError) -> Self {
+        Stop::Error {
+            line: 0,
+            col: 0,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn fail(line: usize, col: usize, message: impl Into<String>) -> Stop {
+    Stop::Fail(Failure {
+        line,
+        col,
+        message: message.into(),
+        expected: None,
+        actual: None,
+    })
+}
+
+/// A call waiting for the target.
+struct Pending {
+    line: usize,
+    col: usize,
+    spec: SyscallSpec,
+    call: SocketCall,
+    /// Earliest and latest acceptable return.
+    lo: Micros,
+    hi: Micros,
+    /// For `poll` with a timeout: when it returns 0.
+    poll_deadline: Option<Micros>,
+}
+
+/// An outbound packet not yet matched.
+struct Sent {
+    at: Micros,
+    seg: Result<WireSegment, String>,
+    text: String,
+}
+
+struct Runner<'a> {
+    target: &'a mut dyn Target,
+    strict: bool,
+    tol: u64,
+    trace: Trace,
+    warnings: Vec<String>,
+    queue: VecDeque<Sent>,
+    stack_isn: Option<u32>,
+    peer_isn: Option<u32>,
+    peer_nxt: u32,
+    pending: Option<Pending>,
+    last_time: Micros,
+}
+
+/// Parses and runs a script text. Parse errors are [`Outcome::Error`].
+pub fn run_text(path: &str, text: &str, target: &mut dyn Target, opts: &RunOptions) -> RunReport {
+    match crate::script::parse(path, text) {
+        Ok(script) => run_script(path, &script, target, opts),
+        Err(e) => RunReport {
+            path: path.to_string(),
+            target: target.name(),
+            outcome: Outcome::Error(e.to_string()),
+            warnings: Vec::new(),
+            trace: Trace::default(),
+            end_time: 0,
+            wall: Duration::ZERO,
+        },
+    }
+}
+
+/// Runs a parsed script on `target`. Never panics on any script.
+pub fn run_script(
+    path: &str,
+    script: &Script,
+    target: &mut dyn Target,
+    opts: &RunOptions,
+) -> RunReport {
+    let started = std::time::Instant::now();
+    let name = target.name();
+    let tol = opts
+        .tolerance_usecs
+        .or(script.tolerance_usecs())
+        .unwrap_or(DEFAULT_TOLERANCE_USECS);
+    let mut r = Runner {
+        target,
+        strict: opts.strict,
+        tol,
+        trace: Trace::default(),
+        warnings: Vec::new(),
+        queue: VecDeque::new(),
+        stack_isn: None,
+        peer_isn: None,
+        peer_nxt: 0,
+        pending: None,
+        last_time: 0,
+    };
+    let result = r.run(script);
+    let outcome = match result {
+        Ok(()) => Outcome::Passed,
+        Err(Stop::Fail(f)) => Outcome::Failed(f),
+        Err(Stop::Error { line, col, message }) => {
+            Outcome::Error(format!("{path}:{line}:{col}: {message}"))
+        }
+    };
+    RunReport {
+        path: path.to_string(),
+        target: name,
+        outcome,
+        warnings: r.warnings,
+        end_time: r.target.now(),
+        trace: r.trace,
+        wall: started.elapsed(),
+    }
+}
+
+impl Runner<'_> {
+    fn run(&mut self, script: &Script) -> Result<(), Stop> {
+        for o in &script.options {
+            match &o.opt {
+                Opt::ToleranceUsecs(_) => {}
+                Opt::IpVersion(IpVersion::V4) => {}
+                Opt::IpVersion(v) => {
+                    return Err(Stop::Error {
+                        line: o.line,
+                        col: o.col,
+                        message: format!("--ip_version={v} is not supported yet (only ipv4)"),
+                    })
+                }
+                Opt::Other { .. } => {
+                    self.warn(format!("line {}: option `{}` is ignored", o.line, o.opt))
+                }
+            }
+        }
+        for e in &script.events {
+            self.event(e)?;
+        }
+        self.finish(script)
+    }
+
+    fn warn(&mut self, w: String) {
+        let at = self.target.now();
+        self.trace.push(at, TraceKind::Note { text: w.clone() });
+        self.warnings.push(w);
+    }
+
+    fn abs(&self, p: TimePoint) -> Micros {
+        if p.relative {
+            self.last_time.saturating_add(p.usecs)
+        } else {
+            p.usecs
+        }
+    }
+
+    fn event(&mut self, e: &Event) -> Result<(), Stop> {
+        // (start, lo, hi) of the event: when it happens or may happen.
+        let (start, lo, hi) = match e.time {
+            TimeSpec::Unspecified => (self.last_time, self.last_time, self.last_time),
+            TimeSpec::At(p) => {
+                let t = self.abs(p);
+                (t, t.saturating_sub(self.tol), t.saturating_add(self.tol))
+            }
+            TimeSpec::Any => {
+                let now = self.target.now();
+                (now, now, now.saturating_add(WILDCARD_HORIZON_USECS))
+            }
+            TimeSpec::Range { start, end } => {
+                let (a, b) = (self.abs(start), self.abs(end));
+                if b < a {
+                    return Err(Stop::Error {
+                        line: e.line,
+                        col: e.col,
+                        message: format!("time range {} ends before it starts", e.time),
+                    });
+                }
+                (a, a.saturating_sub(self.tol), b.saturating_add(self.tol))
+            }
+            TimeSpec::Blocking { start, end } => {
+                let a = self.abs(start);
+                // packetdrill anchors a relative start's end like the start.
+                let b = if start.relative || end.relative {
+                    self.last_time.saturating_add(end.usecs)
+                } else {
+                    end.usecs
+                };
+                if b < a {
+                    return Err(Stop::Error {
+                        line: e.line,
+                        col: e.col,
+                        message: format!("blocking call ends ({}) before it starts", e.time),
+                    });
+                }
+                (a, b.saturating_sub(self.tol), b.saturating_add(self.tol))
+            }
+        };
+        if matches!(e.time, TimeSpec::Blocking { .. }) && !matches!(e.kind, EventKind::Syscall(_)) {
+            return Err(Stop::Error {
+                line: e.line,
+                col: e.col,
+                message: "only system calls can have a `...` blocking time".into(),
+            });
+        }
+        match &e.kind {
+            EventKind::Shell(cmd) => {
+                self.last_time = start;
+                self.shell(e, cmd)
+            }
+            EventKind::Packet(p) if p.dir == Direction::Inbound => {
+                if matches!(e.time, TimeSpec::Any | TimeSpec::Range { .. }) {
+                    return Err(Stop::Error {
+                        line: e.line,
+                        col: e.col,
+                        message: "an inbound packet needs a definite time, not `*` or a range"
+                            .into(),
+                    });
+                }
+                self.last_time = start;
+                self.inbound(e, p, start)
+            }
+            EventKind::Packet(p) => {
+                let at = self.outbound(e, p, lo, hi)?;
+                self.last_time = match e.time {
+                    TimeSpec::Any | TimeSpec::Range { .. } => at,
+                    _ => start,
+                };
+                Ok(())
+            }
+            EventKind::Syscall(s) => {
+                self.last_time = start;
+                let (lo, hi) = match e.time {
+                    TimeSpec::Blocking { .. } => (lo, hi),
+                    TimeSpec::Unspecified => (start, start.saturating_add(self.tol)),
+                    _ => (lo, hi),
+                };
+                self.syscall(e, s, start, lo, hi)
+            }
+        }
+    }
+
+    // ----- time --------------------------------------------------------------
+
+    /// Moves the target's clock to `until`, stopping early when
+    /// `stop_on_packet` and a packet is waiting. Pending calls are retried
+    /// after every step and fail when their window closes.
+    fn advance(&mut self, until: Micros, stop_on_packet: bool) -> Result<(), Stop> {
+        let mut stalled = 0u32;
+        let mut last = None;
+        loop {
+            let now = self.target.now();
+            if now >= until || (stop_on_packet && !self.queue.is_empty()) {
+                return Ok(());
+            }
+            // A timer that fires without ever clearing would hold time still.
+            if last == Some(now) {
+                stalled += 1;
+                if stalled > MAX_STEPS_AT_ONE_INSTANT {
+                    return Err(Stop::Error {
+                        line: 0,
+                        col: 0,
+                        message: format!(
+                            "target {} makes no progress at {} (a timer that never clears?)",
+                            self.target.name(),
+                            fmt_time(now)
+                        ),
+                    });
+                }
+            } else {
+                stalled = 0;
+                last = Some(now);
+            }
+            let mut step = until;
+            if let Some(p) = &self.pending {
+                step = step.min(p.hi.max(now + 1));
+                if let Some(d) = p.poll_deadline {
+                    if d > now {
+                        step = step.min(d);
+                    }
+                }
+            }
+            self.target.advance(step)?;
+            self.pump();
+            self.retry_pending()?;
+        }
+    }
+
+    /// Moves outbound packets and transitions from the target to the trace.
+    fn pump(&mut self) {
+        for t in self.target.take_transitions() {
+            self.trace.push(
+                t.at,
+                TraceKind::Transition {
+                    conn: t.conn,
+                    from: t.from,
+                    to: t.to,
+                    row: t.row,
+                },
+            );
+        }
+        for (at, bytes) in self.target.take_outbound() {
+            let seg = wire::decode(&bytes);
+            if let Ok(s) = &seg {
+                if s.flags.syn && self.stack_isn.is_none() {
+                    self.stack_isn = Some(s.seq);
+                }
+            }
+            let text = match &seg {
+                Ok(s) => self.render(s, Direction::Outbound).to_string(),
+                Err(e) => format!("> (undecodable packet: {e})"),
+            };
+            self.trace.push(
+                at,
+                TraceKind::PacketOut {
+                    text: text.clone(),
+                    bytes,
+                },
+            );
+            self.queue.push_back(Sent { at, seg, text });
+        }
+    }
+
+    /// Strict mode: nothing may be waiting unmatched when a non-`>` event
+    /// runs (or after the last line).
+    fn check_unexpected(&mut self, line: usize, col: usize, after_end: bool) -> Result<(), Stop> {
+        let Some(first) = self.queue.front() else {
+            return Ok(());
+        };
+        let when = if after_end {
+            format!("within {} s after the last line", fmt_time(DRAIN_USECS))
+        } else {
+            format!("before line {line}")
+        };
+        let message = format!(
+            "unexpected outbound packet at {}: the script expects none {when}",
+            fmt_time(first.at)
+        );
+        if self.strict {
+            return Err(Stop::Fail(Failure {
+                line,
+                col,
+                message: format!("{message} (strict mode)"),
+                expected: Some("no packet".into()),
+                actual: Some(first.text.clone()),
+            }));
+        }
+        let texts: Vec<String> = self.queue.drain(..).map(|s| s.text).collect();
+        for t in texts {
+            self.warn(format!("{message}: {t}"));
+        }
+        Ok(())
+    }
+
+    // ----- numbering ------------------------------------------------------------
+
+    /// A wire segment in script syntax, numbers relative to the ISNs.
+    fn render(&self, s: &WireSegment, dir: Direction) -> PacketSpec {
+        let (own, other) = match dir {
+            Direction::Outbound => (self.stack_isn, self.peer_isn),
+            Direction::Inbound => (self.peer_isn, self.stack_isn),
+        };
+        let own = own.unwrap_or(0);
+        let other = other.unwrap_or(0);
+        let seq = s.seq.wrapping_sub(own);
+        PacketSpec {
+            dir,
+            flags: s.flags,
+            seq: Some((seq, seq.wrapping_add(s.payload_len), s.payload_len)),
+            ack: s.flags.ack.then(|| s.ack.wrapping_sub(other)),
+            win: Some(s.win),
+            urg: (s.flags.urg || s.urg != 0).then_some(s.urg),
+            options: Some(
+                s.options
+                    .iter()
+                    .map(|o| match o {
+                        TcpOpt::Sack(b) => TcpOpt::Sack(
+                            b.iter()
+                                .map(|(l, r)| (l.wrapping_sub(other), r.wrapping_sub(other)))
+                                .collect(),
+                        ),
+                        o => o.clone(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    // ----- events ------------------------------------------------------------------
+
+    fn shell(&mut self, e: &Event, cmd: &ShellCommand) -> Result<(), Stop> {
+        self.advance(self.last_time, false)?;
+        self.check_unexpected(e.line, e.col, false)?;
+        let target = self.target.name();
+        match cmd.sysctls() {
+            Some(pairs) => {
+                for (name, value) in pairs {
+                    match self.target.sysctl(&name, &value) {
+                        SysctlOutcome::Applied => {
+                            let at = self.target.now();
+                            self.trace.push(
+                                at,
+                                TraceKind::Note {
+                                    text: format!("sysctl {name}={value} applied"),
+                                },
+                            );
+                        }
+                        SysctlOutcome::NotApplicable(why) => self.warn(format!(
+                            "line {}: sysctl {name}={value} not applicable on {target}: {why}",
+                            e.line
+                        )),
+                    }
+                }
+            }
+            None => self.warn(format!(
+                "line {}: shell command not applicable on {target}: {cmd}",
+                e.line
+            )),
+        }
+        Ok(())
+    }
+
+    fn inbound(&mut self, e: &Event, p: &PacketSpec, t: Micros) -> Result<(), Stop> {
+        self.advance(t, false)?;
+        self.check_unexpected(e.line, e.col, false)?;
+        let err = |message: String| Stop::Error {
+            line: e.line,
+            col: e.col,
+            message,
+        };
+        let Some(opts) = &p.options else {
+            return Err(err(
+                "`<...>` (any options) cannot be injected: write the options".into(),
+            ));
+        };
+        let (seq, len) = match p.seq {
+            Some((s, _, len)) if p.flags.syn => {
+                if self.peer_isn.is_none() {
+                    self.peer_isn = Some(s);
+                }
+                (s, len)
+            }
+            Some((s, _, len)) => (self.peer_isn.unwrap_or(0).wrapping_add(s), len),
+            None => (self.peer_nxt, 0),
+        };
+        let stack_isn = self.stack_isn.unwrap_or(0);
+        let ack = p.ack.map(|a| stack_isn.wrapping_add(a)).unwrap_or(0);
+        let opts: Vec<TcpOpt> = opts
+            .iter()
+            .map(|o| match o {
+                TcpOpt::Sack(b) => TcpOpt::Sack(
+                    b.iter()
+                        .map(|(l, r)| (stack_isn.wrapping_add(*l), stack_isn.wrapping_add(*r)))
+                        .collect(),
+                ),
+                o => o.clone(),
+            })
+            .collect();
+        let (local, peer) = self.target.addresses();
+        let out = Outgoing {
+            src: *peer.ip(),
+            dst: *local.ip(),
+            src_port: peer.port(),
+            dst_port: local.port(),
+            seq,
+            ack,
+            flags: p.flags,
+            win: p.win.unwrap_or(DEFAULT_INBOUND_WINDOW),
+            urg: p.urg.unwrap_or(0),
+            options: &opts,
+            payload_len: len,
+        };
+        let bytes = wire::build_v4(&out).map_err(err)?;
+        self.peer_nxt = seq
+            .wrapping_add(len)
+            .wrapping_add(u32::from(p.flags.syn))
+            .wrapping_add(u32::from(p.flags.fin));
+        let text = match wire::decode(&bytes) {
+            Ok(s) => self.render(&s, Direction::Inbound).to_string(),
+            Err(_) => p.to_string(),
+        };
+        let now = self.target.now();
+        self.trace.push(
+            now,
+            TraceKind::PacketIn {
+                text,
+                bytes: bytes.clone(),
+            },
+        );
+        self.target.inject(&bytes)?;
+        self.pump();
+        self.retry_pending()
+    }
+
+    /// Waits for the next outbound packet within `[lo, hi]` and compares it;
+    /// returns when it was sent.
+    fn outbound(
+        &mut self,
+        e: &Event,
+        p: &PacketSpec,
+        lo: Micros,
+        hi: Micros,
+    ) -> Result<Micros, Stop> {
+        self.advance(hi, true)?;
+        let Some(sent) = self.queue.pop_front() else {
+            return Err(Stop::Fail(Failure {
+                line: e.line,
+                col: e.col,
+                message: format!(
+                    "expected packet not sent by {} (scripted {})",
+                    fmt_time(hi),
+                    window_text(lo, hi)
+                ),
+                expected: Some(p.to_string()),
+                actual: Some("no packet".into()),
+            }));
+        };
+        let mismatch = |message: String, actual: String| {
+            Stop::Fail(Failure {
+                line: e.line,
+                col: e.col,
+                message,
+                expected: Some(p.to_string()),
+                actual: Some(actual),
+            })
+        };
+        let seg = match &sent.seg {
+            Ok(s) => s.clone(),
+            Err(why) => {
+                return Err(mismatch(
+                    format!("the target sent an undecodable packet: {why}"),
+                    sent.text,
+                ))
+            }
+        };
+        if sent.at < lo {
+            return Err(mismatch(
+                format!(
+                    "packet sent at {}, too early (scripted {})",
+                    fmt_time(sent.at),
+                    window_text(lo, hi)
+                ),
+                sent.text,
+            ));
+        }
+        let diffs = self.compare(p, &seg);
+        if !diffs.is_empty() {
+            return Err(mismatch(
+                format!("outbound packet differs: {}", diffs.join("; ")),
+                sent.text,
+            ));
+        }
+        Ok(sent.at)
+    }
+
+    /// The differences between an expected and an actual outbound packet.
+    fn compare(&self, p: &PacketSpec, s: &WireSegment) -> Vec<String> {
+        let actual = self.render(s, Direction::Outbound);
+        let mut d = Vec::new();
+        if p.flags != s.flags {
+            d.push(format!("flags {} != expected {}", s.flags, p.flags));
+        }
+        if let (Some((seq, _, len)), Some((aseq, _, alen))) = (p.seq, actual.seq) {
+            if seq != aseq {
+                d.push(format!("seq {aseq} != expected {seq}"));
+            }
+            if len != alen {
+                d.push(format!("payload length {alen} != expected {len}"));
+            }
+        }
+        if let Some(ack) = p.ack {
+            match actual.ack {
+                Some(a) if a == ack => {}
+                Some(a) => d.push(format!("ack {a} != expected {ack}")),
+                None => d.push(format!("no ACK flag, expected ack {ack}")),
+            }
+        }
+        if let Some(w) = p.win {
+            if w != s.win {
+                d.push(format!("win {} != expected {w}", s.win));
+            }
+        }
+        if let Some(u) = p.urg {
+            if u != s.urg {
+                d.push(format!("urg {} != expected {u}", s.urg));
+            }
+        }
+        if let (Some(want), Some(got)) = (&p.options, &actual.options) {
+            let norm = |v: &[TcpOpt]| -> Vec<TcpOpt> {
+                v.iter()
+                    .filter(|o| **o != TcpOpt::Eol)
+                    .map(|o| match o {
+                        TcpOpt::Timestamp { ecr, .. } => TcpOpt::Timestamp { val: 0, ecr: *ecr },
+                        o => o.clone(),
+                    })
+                    .collect()
+            };
+            if norm(want) != norm(got) || !s.unknown_options.is_empty() {
+                d.push("options differ".into());
+            }
+        }
+        d
+    }
+
+    fn syscall(
+        &mut self,
+        e: &Event,
+        s: &SyscallSpec,
+        start: Micros,
+        lo: Micros,
+        hi: Micros,
+    ) -> Result<(), Stop> {
+        let call = syscall::resolve(s).map_err(|message| Stop::Error {
+            line: e.line,
+            col: e.col,
+            message,
+        })?;
+        self.advance(start, false)?;
+        if let Some(p) = &self.pending {
+            return Err(fail(
+                p.line,
+                p.col,
+                format!(
+                    "call `{}` still blocked when the next call (line {}) is due at {}",
+                    p.spec.name,
+                    e.line,
+                    fmt_time(start)
+                ),
+            ));
+        }
+        self.check_unexpected(e.line, e.col, false)?;
+        let poll_deadline = match &call {
+            SocketCall::Poll { timeout_ms, .. } if *timeout_ms > 0 => {
+                let ms = u64::try_from(*timeout_ms).unwrap_or(0);
+                Some(start.saturating_add(ms.saturating_mul(1000)))
+            }
+            SocketCall::Poll { timeout_ms, .. } if *timeout_ms < 0 => Some(Micros::MAX),
+            _ => None,
+        };
+        self.pending = Some(Pending {
+            line: e.line,
+            col: e.col,
+            spec: s.clone(),
+            call,
+            lo,
+            hi,
+            poll_deadline,
+        });
+        self.retry_pending()
+    }
+
+    /// Makes the pending call (again); checks it when it completes.
+    fn retry_pending(&mut self) -> Result<(), Stop> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        let now = self.target.now();
+        let outcome = self.target.call(&p.call)?;
+        let done = match outcome {
+            CallOutcome::Done(r) => match (&p.call, p.poll_deadline, &r.ret) {
+                // A poll that found nothing waits for its timeout.
+                (SocketCall::Poll { .. }, Some(d), Ok(0)) if now < d => None,
+                _ => Some(r),
+            },
+            CallOutcome::WouldBlock => None,
+        };
+        let Some(r) = done else {
+            if now >= p.hi {
+                let line = p.line;
+                let col = p.col;
+                let message = format!(
+                    "call did not return by {} (scripted {})",
+                    fmt_time(p.hi),
+                    window_text(p.lo, p.hi)
+                );
+                return Err(Stop::Fail(Failure {
+                    line,
+                    col,
+                    message,
+                    expected: Some(p.spec.to_string()),
+                    actual: Some("still blocked".into()),
+                }));
+            }
+            self.pending = Some(p);
+            return Ok(());
+        };
+        self.complete(p, r, now)
+    }
+
+    fn complete(&mut self, p: Pending, r: CallReturn, now: Micros) -> Result<(), Stop> {
+        let text = shown_call(&p.spec, &r);
+        self.trace.push(now, TraceKind::Call { text: text.clone() });
+        self.pump();
+        if let Some(n) = &r.note {
+            self.warn(format!("line {}: {n}", p.line));
+        }
+        if now < p.lo || now > p.hi {
+            return Err(Stop::Fail(Failure {
+                line: p.line,
+                col: p.col,
+                message: format!(
+                    "call returned at {} (scripted {})",
+                    fmt_time(now),
+                    window_text(p.lo, p.hi)
+                ),
+                expected: Some(p.spec.to_string()),
+                actual: Some(text),
+            }));
+        }
+        if let Err((want, got)) = syscall::check(&p.spec, &r) {
+            return Err(Stop::Fail(Failure {
+                line: p.line,
+                col: p.col,
+                message: format!("{} returned {got}, expected {want}", p.spec.name),
+                expected: Some(p.spec.to_string()),
+                actual: Some(text),
+            }));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, script: &Script) -> Result<(), Stop> {
+        let (line, col) = script
+            .events
+            .last()
+            .map(|e| (e.line, e.col))
+            .unwrap_or((1, 1));
+        if let Some(hi) = self.pending.as_ref().map(|p| p.hi) {
+            self.advance(hi, false)?;
+            if let Some(p) = self.pending.take() {
+                return Err(fail(
+                    p.line,
+                    p.col,
+                    format!(
+                        "call still blocked at the end of the script ({})",
+                        fmt_time(hi)
+                    ),
+                ));
+            }
+        }
+        self.check_unexpected(line, col, true)?;
+        if self.strict {
+            let end = self.target.now().max(self.last_time);
+            self.advance(end.saturating_add(DRAIN_USECS - 1), false)?;
+            self.check_unexpected(line, col, true)?;
+        }
+        Ok(())
+    }
+}
+
+fn window_text(lo: Micros, hi: Micros) -> String {
+    if hi >= lo.saturating_add(WILDCARD_HORIZON_USECS) {
+        format!("any time from {}", fmt_time(lo))
+    } else {
+        format!("{}..{}", fmt_time(lo), fmt_time(hi))
+    }
+}
+
+/// The call as script text with its actual result.
+fn shown_call(spec: &SyscallSpec, r: &CallReturn) -> String {
+    let args: Vec<String> = spec.args.iter().map(|a| a.to_string()).collect();
+    let mut s = format!("{}({}) = {r}", spec.name, args.join(", "));
+    if let Some(v) = r.value {
+        s.push_str(&format!(" [value {}]", syscall::show_value(v)));
+    }
+    if !r.revents.is_empty() {
+        let ev: Vec<String> = r.revents.iter().map(|b| syscall::show_poll(*b)).collect();
+        s.push_str(&format!(" [revents {}]", ev.join(", ")));
+    }
+    s
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Passed => f.write_str("passed"),
+            Outcome::Failed(x) => write!(f, "failed: line {}: {}", x.line, x.message),
+            Outcome::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}

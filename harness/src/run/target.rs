@@ -1,0 +1,320 @@
+//! The interface every system under test implements.
+//!
+//! A [`Target`] is driven by the runner like packetdrill drives a kernel:
+//! packets are injected as if they came from the scripted peer, packets the
+//! target sends are collected, socket calls are made, and time moves on.
+//! The runner never knows whether time is virtual (the in-process `own`
+//! target jumps straight to the next event) or real (the live `linux` and
+//! `own-tun` targets sleep and read a TUN device): it asks the target to
+//! [`Target::advance`] towards a deadline and looks at what happened.
+//!
+//! Socket calls arrive already resolved from the script's syntax into a
+//! typed [`SocketCall`], so a target only maps them onto its own API (the
+//! own stack's socket-shaped calls, or real `libc` calls on a live target).
+
+use std::fmt;
+use std::net::SocketAddrV4;
+
+/// Microseconds since the start of the script, on the target's clock.
+pub type Micros = u64;
+
+/// A file descriptor number as the script writes it (`3`, `4`, ...).
+pub type Fd = i64;
+
+/// `O_RDWR` as Linux's `fcntl(F_GETFL)` reports it.
+pub const O_RDWR: i64 = 0x2;
+/// `O_NONBLOCK` on Linux.
+pub const O_NONBLOCK: i64 = 0x800;
+
+/// `poll(2)` event bits, Linux values.
+pub mod pollbits {
+    pub const POLLIN: i64 = 0x1;
+    pub const POLLPRI: i64 = 0x2;
+    pub const POLLOUT: i64 = 0x4;
+    pub const POLLERR: i64 = 0x8;
+    pub const POLLHUP: i64 = 0x10;
+    pub const POLLNVAL: i64 = 0x20;
+    pub const POLLRDNORM: i64 = 0x40;
+    pub const POLLRDBAND: i64 = 0x80;
+    pub const POLLWRNORM: i64 = 0x100;
+    pub const POLLWRBAND: i64 = 0x200;
+    pub const POLLRDHUP: i64 = 0x2000;
+
+    /// The value of a `POLL*` name.
+    pub fn by_name(name: &str) -> Option<i64> {
+        Some(match name {
+            "POLLIN" => POLLIN,
+            "POLLPRI" => POLLPRI,
+            "POLLOUT" => POLLOUT,
+            "POLLERR" => POLLERR,
+            "POLLHUP" => POLLHUP,
+            "POLLNVAL" => POLLNVAL,
+            "POLLRDNORM" => POLLRDNORM,
+            "POLLRDBAND" => POLLRDBAND,
+            "POLLWRNORM" => POLLWRNORM,
+            "POLLWRBAND" => POLLWRBAND,
+            "POLLRDHUP" => POLLRDHUP,
+            _ => return None,
+        })
+    }
+}
+
+/// Which direction `shutdown(2)` closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// `SHUT_RD`
+    Read,
+    /// `SHUT_WR`: our FIN (RFC 9293 3.10.4 CLOSE on the sending side).
+    Write,
+    /// `SHUT_RDWR`
+    Both,
+}
+
+/// The socket options the runner understands (`setsockopt`/`getsockopt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SockOpt {
+    /// `SOL_SOCKET SO_REUSEADDR`
+    ReuseAddr,
+    /// `SOL_SOCKET SO_RCVBUF`
+    RcvBuf,
+    /// `SOL_SOCKET SO_SNDBUF`
+    SndBuf,
+    /// `SOL_SOCKET SO_LINGER` (`{l_onoff=1, l_linger=0}` makes close an ABORT).
+    Linger,
+    /// `IPPROTO_TCP TCP_NODELAY`: Nagle off (RFC 9293 3.7.4).
+    NoDelay,
+    /// `IPPROTO_TCP TCP_MAXSEG`: the MSS to announce (RFC 9293 3.7.1).
+    MaxSeg,
+    /// `SOL_SOCKET SO_ERROR`: the pending error, cleared on read.
+    Error,
+}
+
+impl SockOpt {
+    /// The option's C name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SockOpt::ReuseAddr => "SO_REUSEADDR",
+            SockOpt::RcvBuf => "SO_RCVBUF",
+            SockOpt::SndBuf => "SO_SNDBUF",
+            SockOpt::Linger => "SO_LINGER",
+            SockOpt::NoDelay => "TCP_NODELAY",
+            SockOpt::MaxSeg => "TCP_MAXSEG",
+            SockOpt::Error => "SO_ERROR",
+        }
+    }
+}
+
+/// A socket option value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptValue {
+    /// An integer option.
+    Int(i64),
+    /// `struct linger`.
+    Linger {
+        /// `l_onoff`
+        onoff: bool,
+        /// `l_linger` in seconds.
+        secs: i64,
+    },
+    /// `SO_ERROR`: the errno name, or `None` for 0.
+    Errno(Option<&'static str>),
+}
+
+/// A socket call, resolved from the script into what the target must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketCall {
+    /// `socket(..., SOCK_STREAM, IPPROTO_TCP)`: a new, unconnected socket.
+    Socket,
+    /// `bind(fd, ..., ...)`: to the target's local address and port.
+    Bind { fd: Fd },
+    /// `listen(fd, backlog)`: passive OPEN (RFC 9293 3.10.1).
+    Listen { fd: Fd, backlog: i64 },
+    /// `accept(fd, ..., ...)`: the next established connection.
+    Accept { fd: Fd },
+    /// `connect(fd, ..., ...)`: active OPEN towards the scripted peer.
+    Connect { fd: Fd },
+    /// `write`/`send`: SEND of `len` octets (RFC 9293 3.10.2).
+    Write { fd: Fd, len: usize },
+    /// `read`/`recv`: RECEIVE of up to `len` octets (RFC 9293 3.10.3).
+    Read { fd: Fd, len: usize },
+    /// `close(fd)`: CLOSE (or ABORT with a zero linger), RFC 9293 3.10.4–5.
+    Close { fd: Fd },
+    /// `shutdown(fd, how)`.
+    Shutdown { fd: Fd, how: How },
+    /// `setsockopt(fd, level, opt, value, len)`.
+    SetSockOpt {
+        fd: Fd,
+        opt: SockOpt,
+        value: OptValue,
+    },
+    /// `getsockopt(fd, level, opt, value, len)`.
+    GetSockOpt { fd: Fd, opt: SockOpt },
+    /// `fcntl(fd, F_GETFL)`.
+    GetFl { fd: Fd },
+    /// `fcntl(fd, F_SETFL, flags)`.
+    SetFl { fd: Fd, flags: i64 },
+    /// `poll(fds, n, timeout)`: one `(fd, events)` per entry.
+    Poll {
+        fds: Vec<(Fd, i64)>,
+        timeout_ms: i64,
+    },
+}
+
+impl SocketCall {
+    /// The call's name as scripts write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SocketCall::Socket => "socket",
+            SocketCall::Bind { .. } => "bind",
+            SocketCall::Listen { .. } => "listen",
+            SocketCall::Accept { .. } => "accept",
+            SocketCall::Connect { .. } => "connect",
+            SocketCall::Write { .. } => "write",
+            SocketCall::Read { .. } => "read",
+            SocketCall::Close { .. } => "close",
+            SocketCall::Shutdown { .. } => "shutdown",
+            SocketCall::SetSockOpt { .. } => "setsockopt",
+            SocketCall::GetSockOpt { .. } => "getsockopt",
+            SocketCall::GetFl { .. } | SocketCall::SetFl { .. } => "fcntl",
+            SocketCall::Poll { .. } => "poll",
+        }
+    }
+}
+
+/// What a completed call returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallReturn {
+    /// The return value, or the errno name of a `-1` return.
+    pub ret: Result<i64, &'static str>,
+    /// The value `getsockopt` wrote.
+    pub value: Option<OptValue>,
+    /// The `revents` `poll` wrote, one per entry.
+    pub revents: Vec<i64>,
+    /// Something the target could not honour exactly (reported as a warning).
+    pub note: Option<String>,
+}
+
+impl CallReturn {
+    /// A plain return value.
+    pub fn ok(v: i64) -> Self {
+        CallReturn {
+            ret: Ok(v),
+            value: None,
+            revents: Vec::new(),
+            note: None,
+        }
+    }
+
+    /// `-1` with `errno`.
+    pub fn err(errno: &'static str) -> Self {
+        CallReturn {
+            ret: Err(errno),
+            ..CallReturn::ok(-1)
+        }
+    }
+
+    /// Adds a note.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+impl fmt::Display for CallReturn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ret {
+            Ok(v) => write!(f, "{v}"),
+            Err(e) => write!(f, "-1 {e}"),
+        }
+    }
+}
+
+/// The outcome of making a call now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The call returned.
+    Done(CallReturn),
+    /// The socket is blocking and the call cannot complete yet; the runner
+    /// makes the same call again after time moves or packets arrive.
+    WouldBlock,
+}
+
+/// What became of a backtick `sysctl name=value` for this target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SysctlOutcome {
+    /// Applied (on a live target: in the test namespace).
+    Applied,
+    /// The target has no such knob (reported as a warning).
+    NotApplicable(String),
+}
+
+/// One state transition the target reports (the own stack's observer log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetTransition {
+    /// When it happened.
+    pub at: Micros,
+    /// Connection number (stable within a run).
+    pub conn: u64,
+    /// State before.
+    pub from: tcp_spec::State,
+    /// State after.
+    pub to: tcp_spec::State,
+    /// The id of the table row taken.
+    pub row: &'static str,
+}
+
+/// A failure of the target itself (not of the stack's behaviour).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// The target cannot be set up (bad configuration, missing device).
+    #[error("target setup: {0}")]
+    Setup(String),
+    /// The target does not support what the script asks.
+    #[error("{0}")]
+    Unsupported(String),
+    /// I/O with a live target failed.
+    #[error("target I/O: {0}")]
+    Io(String),
+}
+
+/// A system under test, driven by the runner.
+pub trait Target {
+    /// Short name (`own`, `linux`, `own-tun`).
+    fn name(&self) -> &'static str;
+
+    /// Whether the clock is virtual (jumps, deterministic) or real.
+    fn is_virtual(&self) -> bool;
+
+    /// The current time, µs since the start of the script.
+    fn now(&self) -> Micros;
+
+    /// The stack's address and the scripted peer's address: inbound packets
+    /// go from the second to the first.
+    fn addresses(&self) -> (SocketAddrV4, SocketAddrV4);
+
+    /// Moves time forward towards `until` and returns the new time. The
+    /// target may stop earlier when something happened (a timer fired, a
+    /// packet came out); the runner then looks at the outbound queue and
+    /// calls again. Never moves past `until`; returns at once when
+    /// `until <= now()`.
+    fn advance(&mut self, until: Micros) -> Result<Micros, TargetError>;
+
+    /// Delivers one whole IP packet from the scripted peer, now.
+    fn inject(&mut self, packet: &[u8]) -> Result<(), TargetError>;
+
+    /// Takes the packets the target sent since the last call, oldest first,
+    /// each with the time it was sent.
+    fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)>;
+
+    /// Makes a socket call now.
+    fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError>;
+
+    /// Applies a `sysctl name=value` from a backtick line.
+    fn sysctl(&mut self, name: &str, value: &str) -> SysctlOutcome;
+
+    /// Takes the state transitions since the last call (empty for targets
+    /// that cannot observe them).
+    fn take_transitions(&mut self) -> Vec<TargetTransition> {
+        Vec::new()
+    }
+}

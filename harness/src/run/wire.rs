@@ -1,0 +1,344 @@
+//! Encoding scripted segments as IPv4 packets and decoding what a target
+//! sends, byte for byte.
+//!
+//! The runner builds inbound packets itself rather than through the stack's
+//! builder so that TCP options go on the wire exactly as the script writes
+//! them (order, NOPs, unknown layouts), as packetdrill does; and it decodes
+//! outbound options in wire order so they can be compared exactly.
+//! Header layouts: RFC 791 3.1 (IPv4), RFC 9293 3.1 (TCP), RFC 9293 3.2
+//! (options), RFC 7323 (window scale, timestamps), RFC 2018 (SACK).
+
+use crate::script::{TcpFlags, TcpOpt};
+use std::net::Ipv4Addr;
+
+/// Longest TCP options area (RFC 9293 3.1: data offset at most 15 words).
+pub const MAX_OPTIONS_LEN: usize = 40;
+
+/// A TCP segment as it is on the wire (absolute numbers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireSegment {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    pub win: u16,
+    pub urg: u16,
+    /// Options in wire order; trailing EOL padding is dropped.
+    pub options: Vec<TcpOpt>,
+    /// Option kinds this decoder does not know (skipped by length).
+    pub unknown_options: Vec<u8>,
+    /// Payload octets.
+    pub payload_len: u32,
+}
+
+/// The fields of a segment to build.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    pub win: u16,
+    pub urg: u16,
+    pub options: &'a [TcpOpt],
+    pub payload_len: u32,
+}
+
+fn flag_bits(f: &TcpFlags) -> u8 {
+    let mut b = 0u8;
+    for (on, bit) in [
+        (f.fin, 0x01),
+        (f.syn, 0x02),
+        (f.rst, 0x04),
+        (f.psh, 0x08),
+        (f.ack, 0x10),
+        (f.urg, 0x20),
+        (f.ece, 0x40),
+        (f.cwr, 0x80),
+    ] {
+        if on {
+            b |= bit;
+        }
+    }
+    b
+}
+
+fn flags_of(b: u8) -> TcpFlags {
+    TcpFlags {
+        fin: b & 0x01 != 0,
+        syn: b & 0x02 != 0,
+        rst: b & 0x04 != 0,
+        psh: b & 0x08 != 0,
+        ack: b & 0x10 != 0,
+        urg: b & 0x20 != 0,
+        ece: b & 0x40 != 0,
+        cwr: b & 0x80 != 0,
+    }
+}
+
+/// Encodes options in the order written, padded with EOL to a multiple of
+/// four octets. Errors when the result exceeds 40 octets.
+pub fn encode_options(opts: &[TcpOpt]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for o in opts {
+        match o {
+            TcpOpt::Nop => out.push(1),
+            TcpOpt::Eol => out.push(0),
+            TcpOpt::Mss(m) => {
+                out.extend_from_slice(&[2, 4]);
+                out.extend_from_slice(&m.to_be_bytes());
+            }
+            TcpOpt::WScale(w) => out.extend_from_slice(&[3, 3, *w]),
+            TcpOpt::SackPermitted => out.extend_from_slice(&[4, 2]),
+            TcpOpt::Sack(blocks) => {
+                let len = 2 + 8 * blocks.len();
+                let len = u8::try_from(len).map_err(|_| "too many SACK blocks".to_string())?;
+                out.extend_from_slice(&[5, len]);
+                for (l, r) in blocks {
+                    out.extend_from_slice(&l.to_be_bytes());
+                    out.extend_from_slice(&r.to_be_bytes());
+                }
+            }
+            TcpOpt::Timestamp { val, ecr } => {
+                out.extend_from_slice(&[8, 10]);
+                out.extend_from_slice(&val.to_be_bytes());
+                out.extend_from_slice(&ecr.to_be_bytes());
+            }
+        }
+    }
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+    if out.len() > MAX_OPTIONS_LEN {
+        return Err(format!(
+            "TCP options take {} octets, more than the {MAX_OPTIONS_LEN} a header can carry",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// The Internet checksum (RFC 1071) of `data`, continuing from `sum`.
+fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum = sum.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
+    }
+    if let [last] = chunks.remainder() {
+        sum = sum.wrapping_add(u32::from(*last) << 8);
+    }
+    sum
+}
+
+fn checksum_finish(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Builds a whole IPv4 packet (TTL 64, DF, checksums computed); the payload
+/// is `payload_len` octets of a fixed pattern.
+pub fn build_v4(o: &Outgoing<'_>) -> Result<Vec<u8>, String> {
+    let opts = encode_options(o.options)?;
+    let tcp_len = 20 + opts.len() + o.payload_len as usize;
+    let total = 20 + tcp_len;
+    let total16 = u16::try_from(total)
+        .map_err(|_| format!("a {total}-octet packet is too large for IPv4"))?;
+    let mut p = Vec::with_capacity(total);
+    // IPv4 header (RFC 791 3.1).
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&total16.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+    p.extend_from_slice(&o.src.octets());
+    p.extend_from_slice(&o.dst.octets());
+    let ipsum = checksum_finish(checksum_add(0, &p[..20]));
+    p[10..12].copy_from_slice(&ipsum.to_be_bytes());
+    // TCP header (RFC 9293 3.1).
+    let words = u8::try_from((20 + opts.len()) / 4).unwrap_or(15);
+    p.extend_from_slice(&o.src_port.to_be_bytes());
+    p.extend_from_slice(&o.dst_port.to_be_bytes());
+    p.extend_from_slice(&o.seq.to_be_bytes());
+    p.extend_from_slice(&o.ack.to_be_bytes());
+    p.push(words << 4);
+    p.push(flag_bits(&o.flags));
+    p.extend_from_slice(&o.win.to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&o.urg.to_be_bytes());
+    p.extend_from_slice(&opts);
+    p.extend((0..o.payload_len).map(|i| b'a' + (i % 26) as u8));
+    // Pseudo header: src, dst, zero, protocol, TCP length.
+    let mut pseudo = Vec::with_capacity(12);
+    pseudo.extend_from_slice(&o.src.octets());
+    pseudo.extend_from_slice(&o.dst.octets());
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&u16::try_from(tcp_len).unwrap_or(u16::MAX).to_be_bytes());
+    let sum = checksum_finish(checksum_add(checksum_add(0, &pseudo), &p[20..]));
+    p[36..38].copy_from_slice(&sum.to_be_bytes());
+    Ok(p)
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes([
+        *b.get(at)?,
+        *b.get(at + 1)?,
+        *b.get(at + 2)?,
+        *b.get(at + 3)?,
+    ]))
+}
+
+/// Decodes an IPv4 packet carrying TCP. Errors say what is malformed.
+pub fn decode(bytes: &[u8]) -> Result<WireSegment, String> {
+    let first = *bytes.first().ok_or("empty packet")?;
+    if first >> 4 != 4 {
+        return Err(format!("IP version {} (only IPv4 is decoded)", first >> 4));
+    }
+    let ihl = usize::from(first & 0x0f) * 4;
+    if ihl < 20 || bytes.len() < ihl {
+        return Err("truncated IPv4 header".into());
+    }
+    if bytes.get(9) != Some(&6) {
+        return Err("not TCP".into());
+    }
+    let total = usize::from(be16(bytes, 2).ok_or("truncated")?);
+    let end = total.min(bytes.len());
+    let src = Ipv4Addr::from(be32(bytes, 12).ok_or("truncated")?);
+    let dst = Ipv4Addr::from(be32(bytes, 16).ok_or("truncated")?);
+    let tcp = bytes.get(ihl..end).ok_or("truncated TCP header")?;
+    if tcp.len() < 20 {
+        return Err("truncated TCP header".into());
+    }
+    let off = usize::from(tcp[12] >> 4) * 4;
+    if off < 20 || off > tcp.len() {
+        return Err("bad TCP data offset".into());
+    }
+    let (options, unknown_options) = decode_options(&tcp[20..off])?;
+    Ok(WireSegment {
+        src,
+        dst,
+        src_port: be16(tcp, 0).ok_or("truncated")?,
+        dst_port: be16(tcp, 2).ok_or("truncated")?,
+        seq: be32(tcp, 4).ok_or("truncated")?,
+        ack: be32(tcp, 8).ok_or("truncated")?,
+        flags: flags_of(tcp[13]),
+        win: be16(tcp, 14).ok_or("truncated")?,
+        urg: be16(tcp, 18).ok_or("truncated")?,
+        options,
+        unknown_options,
+        payload_len: u32::try_from(tcp.len() - off).unwrap_or(u32::MAX),
+    })
+}
+
+/// Decodes an options area in wire order; EOL ends it (and is not listed).
+fn decode_options(mut area: &[u8]) -> Result<(Vec<TcpOpt>, Vec<u8>), String> {
+    let mut opts = Vec::new();
+    let mut unknown = Vec::new();
+    while let Some((&kind, rest)) = area.split_first() {
+        match kind {
+            0 => break,
+            1 => {
+                opts.push(TcpOpt::Nop);
+                area = rest;
+                continue;
+            }
+            _ => {}
+        }
+        let len = usize::from(*rest.first().ok_or("option without length")?);
+        if len < 2 || len > area.len() {
+            return Err(format!("option {kind} has bad length {len}"));
+        }
+        let body = &area[2..len];
+        match (kind, body) {
+            (2, [a, b]) => opts.push(TcpOpt::Mss(u16::from_be_bytes([*a, *b]))),
+            (3, [s]) => opts.push(TcpOpt::WScale(*s)),
+            (4, []) => opts.push(TcpOpt::SackPermitted),
+            (5, b) if b.len() % 8 == 0 => opts.push(TcpOpt::Sack(
+                b.chunks_exact(8)
+                    .map(|c| {
+                        (
+                            be32(c, 0).unwrap_or_default(),
+                            be32(c, 4).unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            )),
+            (8, b) if b.len() == 8 => opts.push(TcpOpt::Timestamp {
+                val: be32(b, 0).unwrap_or_default(),
+                ecr: be32(b, 4).unwrap_or_default(),
+            }),
+            _ => unknown.push(kind),
+        }
+        area = &area[len..];
+    }
+    Ok((opts, unknown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_then_decode_round_trips_and_the_stack_accepts_checksums() {
+        let opts = [
+            TcpOpt::Mss(1000),
+            TcpOpt::SackPermitted,
+            TcpOpt::Nop,
+            TcpOpt::Nop,
+            TcpOpt::Nop,
+            TcpOpt::WScale(7),
+        ];
+        let o = Outgoing {
+            src: Ipv4Addr::new(192, 0, 2, 2),
+            dst: Ipv4Addr::new(192, 0, 2, 1),
+            src_port: 40000,
+            dst_port: 8080,
+            seq: 0xffff_fff0,
+            ack: 7,
+            flags: TcpFlags {
+                syn: true,
+                ..TcpFlags::default()
+            },
+            win: 32792,
+            urg: 0,
+            options: &opts,
+            payload_len: 3,
+        };
+        let p = build_v4(&o).expect("builds");
+        let d = decode(&p).expect("decodes");
+        assert_eq!(d.options, opts.to_vec());
+        assert_eq!(
+            (d.seq, d.ack, d.win, d.payload_len),
+            (0xffff_fff0, 7, 32792, 3)
+        );
+        let seg = tcp_stack::packet::parse(&p, |_| true).expect("stack parses it");
+        assert_eq!(seg.options.mss, Some(1000));
+        assert_eq!(seg.options.window_scale, Some(7));
+    }
+
+    #[test]
+    fn decode_never_panics_on_garbage() {
+        for n in 0..80u8 {
+            let mut b: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            if let Some(f) = b.first_mut() {
+                *f = 0x45;
+            }
+            let _ = decode(&b);
+        }
+    }
+
+    #[test]
+    fn too_many_options_is_an_error() {
+        let opts = vec![TcpOpt::Mss(1); 11];
+        assert!(encode_options(&opts).is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! `tcpconform run` / `tcpconform check`: exit codes, failure reports,
+//! strict mode, pcap output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tcpconform(args: &[&str]) -> Output {
+    match Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+        .args(args)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run tcpconform: {e}"),
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn suite_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/scripts")
+}
+
+/// A fresh directory for this test's files.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tcpconform-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    if let Err(e) = std::fs::create_dir_all(&d) {
+        panic!("{}: {e}", d.display());
+    }
+    d
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    if let Err(e) = std::fs::write(&p, body) {
+        panic!("{}: {e}", p.display());
+    }
+    p.display().to_string()
+}
+
+const HANDSHAKE: &str = "\
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 65535 <mss 1460>
++0    > S. 0:0(0) ack 1 <...>
++.1   < . 1:1(0) ack 1 win 65535
++0    accept(3, ..., ...) = 4
+";
+
+#[test]
+fn passing_script_exits_0_with_a_summary() {
+    let p = suite_dir().join("passive_open.pkt");
+    let out = tcpconform(&["run", "--target", "own", &p.display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 passed, 0 failed, 0 errors"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn wrong_expectation_exits_1_with_expected_actual_and_location() {
+    let d = scratch("wrong");
+    let body = format!("{HANDSHAKE}+.1   < F. 1:1(0) ack 1 win 65535\n+0    > . 1:1(0) ack 7\n");
+    let p = write(&d, "wrong_ack.pkt", &body);
+    let out = tcpconform(&["run", &p]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "{p}:9:1: outbound packet differs: ack 2 != expected 7"
+        )),
+        "{t}"
+    );
+    assert!(t.contains("expected: > . 1:1(0) ack 7"), "{t}");
+    assert!(t.contains("actual:   > . 1:1(0) ack 2 win 65535"), "{t}");
+    assert!(t.contains("CLOSE-WAIT via EST.FIN"), "ladder so far: {t}");
+}
+
+#[test]
+fn malformed_script_exits_2_with_path_line_col() {
+    let d = scratch("malformed");
+    let p = write(
+        &d,
+        "bad.pkt",
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < S 0:0(0) win 65535 <mss>\n",
+    );
+    let out = tcpconform(&["run", &p]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains(&format!("{p}:2:")), "{t}");
+}
+
+#[test]
+fn unsupported_call_is_a_located_error() {
+    let d = scratch("unsupported");
+    let p = write(
+        &d,
+        "sendmsg.pkt",
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendmsg(3, ..., 0) = 0\n",
+    );
+    let out = tcpconform(&["run", &p]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains(&format!("{p}:2:1: system call `sendmsg` is not supported")),
+        "{t}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(tcpconform(&["run"]).status.code(), Some(2));
+    let p = suite_dir().join("passive_open.pkt").display().to_string();
+    let out = tcpconform(&["run", "--target", "nope", &p]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("unknown target"), "{}", text(&out));
+    let out = tcpconform(&["run", "/nonexistent/dir"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn strict_mode_catches_an_unexpected_packet() {
+    let d = scratch("strict");
+    // The ACK of the peer's FIN is not scripted.
+    let body = format!("{HANDSHAKE}+.1   < F. 1:1(0) ack 1 win 65535\n");
+    let p = write(&d, "extra.pkt", &body);
+    let out = tcpconform(&["run", &p]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("unexpected outbound packet at 0.200000"), "{t}");
+    assert!(t.contains("actual:   > . 1:1(0) ack 2"), "{t}");
+    // Without strict mode it is a warning.
+    let out = tcpconform(&["run", "--no-strict", &p]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("warning: unexpected outbound packet"), "{t}");
+}
+
+#[test]
+fn strict_mode_catches_a_pure_ack_before_a_data_segment() {
+    let d = scratch("strict-mid");
+    // The delayed ACK of the peer's data (0.5 s later) precedes the write's
+    // data segment; the script only expects the data segment.
+    let body = format!(
+        "{HANDSHAKE}+.1   < P. 1:101(100) ack 1 win 65535\n+.6   write(4, ..., 10) = 10\n+0    > P. 1:11(10) ack 101\n"
+    );
+    let p = write(&d, "ack_first.pkt", &body);
+    let out = tcpconform(&["run", &p]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!("{p}:9:1: unexpected outbound packet at 0.700000")),
+        "{t}"
+    );
+    assert!(t.contains("actual:   > . 1:1(0) ack 101"), "{t}");
+}
+
+#[test]
+fn rto_backoff_script_runs_on_the_virtual_clock() {
+    let p = suite_dir()
+        .join("syn_rto_backoff.pkt")
+        .display()
+        .to_string();
+    let out = tcpconform(&["run", "--json", &p]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = match serde_json::from_slice(&out.stdout) {
+        Ok(v) => v,
+        Err(e) => panic!("not JSON: {e}: {}", text(&out)),
+    };
+    assert_eq!(v["passed"], 1);
+    // Virtual time covers the three backoffs.
+    assert!(v["scripts"][0]["end_time_us"].as_u64().unwrap_or(0) >= 7_000_000);
+    let rows: Vec<&str> = v["scripts"][0]["rows"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        rows.iter().filter(|r| **r == "SS.RTO").count(),
+        3,
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn pcap_is_written_and_readable() {
+    let d = scratch("pcap");
+    let p = suite_dir().join("passive_close.pkt").display().to_string();
+    let out = tcpconform(&["run", "--pcap", &d.display().to_string(), &p]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let f = match std::fs::File::open(d.join("passive_close.pcap")) {
+        Ok(f) => f,
+        Err(e) => panic!("no pcap: {e}"),
+    };
+    let packets = match tcp_harness::pcap::read(f) {
+        Ok(p) => p,
+        Err(e) => panic!("unreadable pcap: {e}"),
+    };
+    // SYN, SYN-ACK, ACK, FIN, ACK, FIN, ACK.
+    assert_eq!(packets.len(), 7);
+    for (_, bytes) in &packets {
+        assert_eq!(bytes.first().map(|b| b >> 4), Some(4), "IPv4 packets");
+    }
+}
+
+#[test]
+fn check_runs_the_bundled_suite() {
+    let out = tcpconform(&["check"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("0 failed, 0 errors"), "{t}");
+    assert!(t.contains("conformance suite"), "{t}");
+}
+
+#[test]
+fn spec_still_works() {
+    let out = tcpconform(&["spec"]);
+    assert_eq!(out.status.code(), Some(0));
+}
