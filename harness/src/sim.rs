@@ -112,6 +112,8 @@ impl Net {
             if done(self) {
                 return true;
             }
+            // `done` may have made the endpoints send (socket calls).
+            self.collect_output();
             let Some(next) = self.next_event() else {
                 return false;
             };

@@ -526,11 +526,17 @@ impl Conn {
 
     /// Sends what the window and Nagle allow, then our FIN when all data is
     /// out, then any ACK still owed (RFC 9293 §§3.8.6, 3.7.4, 3.10.4).
+    /// Data queued before a CLOSE still goes out in FIN-WAIT-1, CLOSING
+    /// (the peer's FIN overtook ours) and LAST-ACK.
     pub fn output(&mut self, ctx: &mut Ctx<'_>) {
         let may_send = self.syn_acked()
             && matches!(
                 self.state,
-                State::Established | State::CloseWait | State::FinWait1 | State::LastAck
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
             )
             && !self.fin_sent;
         if may_send {
