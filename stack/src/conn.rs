@@ -561,7 +561,7 @@ impl Conn {
                 if len < mss && !all && (len as u32).saturating_mul(2) < self.max_snd_wnd {
                     break;
                 }
-                let payload: Vec<u8> = self.snd_buf.iter().skip(off).take(len).copied().collect();
+                let payload = crate::ring::copy_range(&self.snd_buf, off, len);
                 let flags = Flags {
                     ack: true,
                     psh: all,
@@ -623,7 +623,7 @@ impl Conn {
             // takes when the override timer fires.
             let len = avail.min(usable.max(1)).min(usize::from(self.snd_mss));
             if len > 0 && self.syn_acked() && !self.fin_sent {
-                let payload: Vec<u8> = self.snd_buf.iter().skip(off).take(len).copied().collect();
+                let payload = crate::ring::copy_range(&self.snd_buf, off, len);
                 let s = self.segment(ctx.p, self.snd_nxt, ack_flags(), payload);
                 ctx.out.push((s, Cause::Probe));
                 self.probe_outstanding = self.snd_wnd == 0;
@@ -636,7 +636,7 @@ impl Conn {
             .since(self.snd_una)
             .min(u32::from(self.snd_mss)) as usize;
         let off = self.snd_una.since(self.snd_buf_seq) as usize;
-        let payload: Vec<u8> = self.snd_buf.iter().skip(off).take(len).copied().collect();
+        let payload = crate::ring::copy_range(&self.snd_buf, off, len);
         let end = self.snd_una + len as u32;
         let with_fin = self.fin_sent && end == self.data_end();
         let flags = Flags {
@@ -755,7 +755,7 @@ impl Conn {
     fn queue(&mut self, p: &ConnParams, data: &[u8]) -> usize {
         let room = p.send_buf.saturating_sub(self.snd_buf.len());
         let n = room.min(data.len());
-        self.snd_buf.extend(data.iter().take(n));
+        self.snd_buf.extend(data.get(..n).unwrap_or(&[]));
         n
     }
 
@@ -807,11 +807,7 @@ impl Conn {
     }
 
     fn copy_out(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.rcv_buf.len());
-        for (dst, src) in buf.iter_mut().zip(self.rcv_buf.drain(..n)) {
-            *dst = src;
-        }
-        n
+        crate::ring::take_front(&mut self.rcv_buf, buf)
     }
 
     /// Shuts the receiving direction: buffered and later data is discarded.
@@ -1153,7 +1149,7 @@ impl Conn {
                     let a = skip as usize;
                     let b = a.saturating_add(take as usize);
                     if let Some(bytes) = seg.payload.get(a..b) {
-                        self.rcv_buf.extend(bytes.iter().copied());
+                        self.rcv_buf.extend(bytes);
                         self.rcv_nxt += take;
                         t.in_order = true;
                         t.segments = 1;

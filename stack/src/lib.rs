@@ -23,6 +23,7 @@ pub mod error;
 pub mod isn;
 pub mod packet;
 pub mod reassembly;
+pub mod ring;
 pub mod rto;
 pub mod seq;
 pub mod time;

@@ -1,0 +1,71 @@
+//! Whole-slice copies in and out of the byte queues that hold the send and
+//! receive buffers (a `VecDeque<u8>` is two slices; copying through
+//! `as_slices` avoids a per-octet iterator on the data path).
+
+use std::collections::VecDeque;
+
+/// The `len` octets starting `off` octets into `q` (fewer if `q` is
+/// shorter).
+pub fn copy_range(q: &VecDeque<u8>, off: usize, len: usize) -> Vec<u8> {
+    let (a, b) = q.as_slices();
+    let end = off.saturating_add(len).min(q.len());
+    let mut out = Vec::with_capacity(end.saturating_sub(off));
+    if let Some(s) = a.get(off.min(a.len())..end.min(a.len())) {
+        out.extend_from_slice(s);
+    }
+    let (from, to) = (off.saturating_sub(a.len()), end.saturating_sub(a.len()));
+    if let Some(s) = b.get(from..to) {
+        out.extend_from_slice(s);
+    }
+    out
+}
+
+/// Moves octets from the front of `q` into `buf`; returns how many.
+pub fn take_front(q: &mut VecDeque<u8>, buf: &mut [u8]) -> usize {
+    let n = buf.len().min(q.len());
+    let (a, b) = q.as_slices();
+    let k = n.min(a.len());
+    if let (Some(dst), Some(src)) = (buf.get_mut(..k), a.get(..k)) {
+        dst.copy_from_slice(src);
+    }
+    if let (Some(dst), Some(src)) = (buf.get_mut(k..n), b.get(..n - k)) {
+        dst.copy_from_slice(src);
+    }
+    q.drain(..n);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrapped() -> VecDeque<u8> {
+        // Force the contents to wrap around the end of the allocation.
+        let mut q = VecDeque::with_capacity(8);
+        q.extend([0u8; 6]);
+        q.drain(..6);
+        q.extend(1u8..=7);
+        q
+    }
+
+    #[test]
+    fn copies_across_the_wrap() {
+        let q = wrapped();
+        assert_eq!(copy_range(&q, 0, 7), vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(copy_range(&q, 1, 4), vec![2, 3, 4, 5]);
+        assert_eq!(copy_range(&q, 5, 10), vec![6, 7]);
+        assert_eq!(copy_range(&q, 9, 3), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn takes_from_the_front() {
+        let mut q = wrapped();
+        let mut buf = [0u8; 5];
+        assert_eq!(take_front(&mut q, &mut buf), 5);
+        assert_eq!(buf, [1, 2, 3, 4, 5]);
+        assert_eq!(q.iter().copied().collect::<Vec<_>>(), vec![6, 7]);
+        let mut big = [0u8; 9];
+        assert_eq!(take_front(&mut q, &mut big), 2);
+        assert_eq!(&big[..2], &[6, 7]);
+    }
+}
