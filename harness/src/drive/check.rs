@@ -44,13 +44,15 @@ fn responses<'a>(row: &Row, t: &'a Transition) -> Vec<&'a SegmentSummary> {
 }
 
 /// Checks the segments `t` emitted against the row's templates. `seg` is the
-/// segment that caused the transition (if any) and `after` the peer's view of
-/// the TCB after it.
+/// segment that caused the transition (if any), `after` the peer's view of
+/// the TCB after it, and `suppressed` whether the stack's rate limiter held
+/// back a challenge ACK during it (RFC 5961 §7).
 pub fn emitted(
     row: &Row,
     t: &Transition,
     seg: Option<&Concrete>,
     after: Option<&TcbView>,
+    suppressed: bool,
 ) -> Result<(), String> {
     let got = responses(row, t);
     let Some(template) = row.emit.first() else {
@@ -73,7 +75,7 @@ pub fn emitted(
         .iter()
         .find(|s| pure_ack && s.flags.ack && matches!(s.cause, Cause::Data | Cause::Fin));
     let Some(first) = got.first().or(piggyback.as_ref()) else {
-        return if row.delayable || row.rate_limited {
+        return if row.delayable || (row.rate_limited && suppressed) {
             // The ACK may come later (RFC 1122 §4.2.3.2), or a challenge ACK
             // may be suppressed by its rate limit (RFC 5961 §7).
             Ok(())

@@ -57,6 +57,7 @@ pub fn attempt(
         }
     }
     let before = view_in(&rig, state);
+    let suppressed_before = rig.ep.stats().challenge_acks_suppressed;
     let (transitions, seg) = match event {
         Event::Segment(ev) => {
             let max_payload = before.map_or(64, |v| (v.rcv_wnd as usize).clamp(2, 64));
@@ -85,7 +86,8 @@ pub fn attempt(
     };
     let row = check::against_table(profile, t)?;
     let after = rig.view();
-    check::emitted(row, t, seg.as_ref(), after.as_ref())?;
+    let suppressed = rig.ep.stats().challenge_acks_suppressed > suppressed_before;
+    check::emitted(row, t, seg.as_ref(), after.as_ref(), suppressed)?;
     rig.ep.check_invariants().map_err(|e| {
         format!(
             "[{profile}] {state} × {event} via {}: invariant broken: {e}",

@@ -83,6 +83,7 @@ pub fn run(input: &WalkInput) -> Result<Vec<&'static str>, String> {
     for (i, step) in input.steps.iter().take(MAX_STEPS).enumerate() {
         let before = rig.view();
         let from = rig.state();
+        let suppressed_before = rig.ep.stats().challenge_acks_suppressed;
         let (transitions, intended) = apply(&mut rig, step);
         let ctx = |msg: String| format!("step {i} ({step:?}) from {from}: {msg}");
         for t in &transitions {
@@ -98,7 +99,9 @@ pub fn run(input: &WalkInput) -> Result<Vec<&'static str>, String> {
                     )));
                 }
                 if let Ok(row) = check::against_table(profile, t) {
-                    check::emitted(row, t, Some(&c), rig.view().as_ref()).map_err(ctx)?;
+                    let suppressed = rig.ep.stats().challenge_acks_suppressed > suppressed_before;
+                    check::emitted(row, t, Some(&c), rig.view().as_ref(), suppressed)
+                        .map_err(ctx)?;
                 }
             }
         }
