@@ -1,35 +1,57 @@
-//! The conformance suite (`specs/scripts/*.pkt`) on target `own`, profile
-//! rfc9293: every script must pass, and its ladder trace is recorded as an
-//! insta snapshot named after the script, so any change in the stack's
-//! behaviour (a packet, a timer, a table row taken) shows up as a diff.
+//! The conformance suite (`specs/scripts/**/*.pkt`, including the state ×
+//! event matrix in `specs/scripts/matrix/`) on target `own`, profile
+//! rfc9293: every script must pass, except the known deviations of the
+//! stack from the table listed below (which must still fail, so a fix is
+//! noticed). The ladder trace of every script is recorded as an insta
+//! snapshot named after its path below `specs/scripts` (`/` → `__`), so
+//! any change in the stack's behaviour (a packet, a timer, a table row
+//! taken) shows up as a diff.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tcp_harness::run::{discover, run_file, OwnTarget, RunOptions};
 use tcp_spec::Profile;
 
+/// Scripts whose expectations come from the table but which the own stack
+/// does not meet yet: path below `specs/scripts`, and what differs.
+const KNOWN_DEVIATIONS: &[(&str, &str)] = &[];
+
+fn suite_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs/scripts")
+}
+
 fn suite() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs/scripts");
-    match discover(&[dir]) {
+    match discover(&[suite_dir()]) {
         Ok(s) => s,
         Err(e) => panic!("cannot list the suite: {e}"),
     }
 }
 
+/// `matrix/established_rst.pkt` for a script under the suite directory.
+fn rel(path: &Path) -> String {
+    let dir = suite_dir();
+    path.strip_prefix(&dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
 #[test]
 fn every_script_passes_on_own_and_matches_its_snapshot() {
     let scripts = suite();
-    assert!(scripts.len() >= 15, "suite has {} scripts", scripts.len());
+    assert!(scripts.len() >= 40, "suite has {} scripts", scripts.len());
     let mut failures = Vec::new();
+    let mut fixed = Vec::new();
     for path in &scripts {
+        let rel = rel(path);
         let mut target = OwnTarget::new(Profile::Rfc9293);
         let report = run_file(path, &mut target, &RunOptions::default());
-        if !report.passed() {
-            failures.push(report.details());
+        let deviation = KNOWN_DEVIATIONS.iter().find(|(p, _)| *p == rel);
+        match (report.passed(), deviation) {
+            (false, None) => failures.push(report.details()),
+            (true, Some((p, why))) => fixed.push(format!("{p} ({why})")),
+            _ => {}
         }
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = rel.trim_end_matches(".pkt").replace('/', "__");
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_path("snapshots");
         settings.set_prepend_module_to_snapshot(false);
@@ -37,4 +59,17 @@ fn every_script_passes_on_own_and_matches_its_snapshot() {
         settings.bind(|| insta::assert_snapshot!(name, report.trace.ladder()));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        fixed.is_empty(),
+        "known deviations now pass; remove them from KNOWN_DEVIATIONS: {}",
+        fixed.join("; ")
+    );
+}
+
+#[test]
+fn known_deviations_name_existing_scripts() {
+    let all: Vec<String> = suite().iter().map(|p| rel(p)).collect();
+    for (p, _) in KNOWN_DEVIATIONS {
+        assert!(all.iter().any(|a| a == p), "{p} is not in the suite");
+    }
 }

@@ -23,8 +23,35 @@ pub enum Command {
     Spec(SpecArgs),
     /// Run packetdrill-syntax scripts against a target.
     Run(RunArgs),
-    /// Run the bundled conformance suite (specs/scripts) on every available target.
+    /// Run the bundled conformance suite (specs/scripts) on every available
+    /// target and print the table coverage: the command to run first.
     Check(CheckArgs),
+    /// Run scripts on `own` and print which rows of the table they hit,
+    /// as the state × event matrix.
+    Coverage(CoverageArgs),
+}
+
+/// Output formats of `tcpconform coverage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CoverageFormat {
+    /// Per state, one line per row with its hit count; then the summary.
+    Text,
+    /// Stable fields: profile, rows_total, rows_covered, covered, uncovered.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CoverageArgs {
+    /// Profile whose rows are counted (and that the own stack follows).
+    #[arg(long, default_value_t = Profile::Rfc9293)]
+    pub profile: Profile,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CoverageFormat::Text)]
+    pub format: CoverageFormat,
+    /// Script files, or directories searched for *.pkt (default: the
+    /// bundled specs/scripts).
+    #[arg(value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -132,12 +159,31 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Spec(args) => spec(args),
         Command::Run(args) => run_cmd(args),
         Command::Check(args) => check(args),
+        Command::Coverage(args) => coverage_cmd(args),
     }
 }
 
 /// The bundled conformance suite, as found in the source tree.
 pub fn bundled_suite_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/scripts"))
+}
+
+/// `path` as a user would type it from the current directory: relative
+/// when it lies below it, otherwise absolute without `..` components; as
+/// given when it cannot be resolved.
+pub fn shown_path(path: &std::path::Path) -> PathBuf {
+    let Ok(abs) = std::fs::canonicalize(path) else {
+        return path.to_path_buf();
+    };
+    let cwd = std::env::current_dir().and_then(std::fs::canonicalize);
+    match cwd {
+        Ok(cwd) => match abs.strip_prefix(&cwd) {
+            Ok(rel) if rel.as_os_str().is_empty() => PathBuf::from("."),
+            Ok(rel) => rel.to_path_buf(),
+            Err(_) => abs,
+        },
+        Err(_) => abs,
+    }
 }
 
 fn write_out(text: &str) -> Result<(), CliError> {
@@ -157,6 +203,7 @@ fn run_all(
     pcap: Option<&PathBuf>,
 ) -> Result<Vec<RunReport>, String> {
     let mut reports = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
     for path in scripts {
         let mut t = suite::make_target(target, profile)?;
         let report = run::run_file(path, t.as_mut(), opts);
@@ -165,7 +212,14 @@ fn run_all(
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "script".into());
-            let file = dir.join(format!("{stem}.pcap"));
+            // Scripts in different directories may share a name.
+            let mut name = stem.clone();
+            let mut n = 1;
+            while !used.insert(name.clone()) {
+                n += 1;
+                name = format!("{stem}-{n}");
+            }
+            let file = dir.join(format!("{name}.pcap"));
             let f = std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             report
                 .trace
@@ -246,7 +300,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
 }
 
 fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
-    let dir = args.suite.unwrap_or_else(bundled_suite_dir);
+    let dir = shown_path(&args.suite.unwrap_or_else(bundled_suite_dir));
     let scripts = match suite::discover(std::slice::from_ref(&dir)) {
         Ok(s) if s.is_empty() => {
             return usage_error(format!("{}: no *.pkt scripts", dir.display()))
@@ -262,17 +316,60 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
             Err(e) => return usage_error(e),
         }
     }
-    let mut out = render_reports(&all, args.json, false)?;
-    if !args.json {
+    let spec = Spec::bundled()?;
+    let own: Vec<RunReport> = all.iter().filter(|r| r.target == "own").cloned().collect();
+    let cov = run::Coverage::of(spec, args.profile, &own);
+    let out = if args.json {
+        let sum = suite::Summary::of(&all);
+        let v = serde_json::json!({
+            "scripts": all.iter().map(RunReport::to_json).collect::<Vec<_>>(),
+            "passed": sum.passed,
+            "failed": sum.failed,
+            "errors": sum.errors,
+            "coverage": cov.json(),
+        });
+        let mut s = serde_json::to_string_pretty(&v)?;
+        s.push('\n');
+        s
+    } else {
+        let mut out = render_reports(&all, false, false)?;
         out.push_str(&format!(
             "conformance suite {} on {} (profile {})\n",
             dir.display(),
             suite::TARGETS.join(", "),
             args.profile
         ));
-    }
+        out.push_str(&format!(
+            "coverage: {} (details: tcpconform coverage)\n",
+            cov.summary_line()
+        ));
+        out
+    };
     write_out(&out)?;
     Ok(ExitCode::from(suite::Summary::of(&all).exit_code()))
+}
+
+fn coverage_cmd(args: CoverageArgs) -> Result<ExitCode, CliError> {
+    let paths = if args.paths.is_empty() {
+        vec![shown_path(&bundled_suite_dir())]
+    } else {
+        args.paths
+    };
+    let (reports, cov) = match run::coverage::run_own(&paths, args.profile) {
+        Ok((r, _)) if r.is_empty() => return usage_error("no *.pkt scripts found"),
+        Ok(r) => r,
+        Err(e) => return usage_error(e),
+    };
+    let out = match args.format {
+        CoverageFormat::Text => cov.text(),
+        CoverageFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&cov.json())?;
+            s.push('\n');
+            s
+        }
+    };
+    write_out(&out)?;
+    Ok(ExitCode::from(suite::Summary::of(&reports).exit_code()))
 }
 
 fn spec(args: SpecArgs) -> Result<ExitCode, CliError> {

@@ -219,6 +219,10 @@ pub(crate) struct Conn {
     fin_queued: bool,
     /// Our FIN has been sent (its number is `snd_buf_seq + snd_buf.len()`).
     fin_sent: bool,
+    /// The sequence number of a FIN that arrived ahead of missing data; it
+    /// takes effect once the gap is filled (RFC 9293 §3.10.7.4: segments
+    /// beyond RCV.NXT may be held for later processing).
+    held_fin: Option<SeqNum>,
 
     pub rcv_nxt: SeqNum,
     rcv_buf: VecDeque<u8>,
@@ -289,6 +293,7 @@ impl Conn {
             snd_buf_seq: iss + 1,
             fin_queued: false,
             fin_sent: false,
+            held_fin: None,
             rcv_nxt: SeqNum(0),
             rcv_buf: VecDeque::new(),
             reasm: Reassembly::new(),
@@ -1175,6 +1180,7 @@ impl Conn {
             } else if data_seq.lt(wnd_end) {
                 self.reasm.insert(self.rcv_nxt, wnd, data_seq, &seg.payload);
                 t.out_of_order = true;
+                self.hold_fin(seg, data_end, wnd_end);
             }
         } else if len > 0 && self.read_shut && data_seq.le(self.rcv_nxt) {
             // Discarded but acknowledged so the peer does not resend it.
@@ -1186,10 +1192,55 @@ impl Conn {
             if fin_seq == self.rcv_nxt {
                 self.rcv_nxt += 1;
                 self.fin_received = true;
+                self.held_fin = None;
                 t.fin = true;
+            } else if len == 0 && fin_seq.gt(self.rcv_nxt) {
+                self.hold_fin(seg, fin_seq, wnd_end);
+                t.out_of_order = true;
             }
         }
         t
+    }
+
+    /// Remembers the FIN of an out-of-order segment that ends at `fin_seq`
+    /// inside the window.
+    fn hold_fin(&mut self, seg: &Segment, fin_seq: SeqNum, wnd_end: SeqNum) {
+        if seg.flags.fin && !self.fin_received && fin_seq.lt(wnd_end) {
+            self.held_fin = Some(fin_seq);
+        }
+    }
+
+    /// A held FIN has become the next sequence number to receive.
+    pub fn held_fin_ready(&self) -> bool {
+        self.held_fin == Some(self.rcv_nxt)
+            && !self.fin_received
+            && matches!(
+                self.state,
+                State::Established | State::FinWait1 | State::FinWait2
+            )
+    }
+
+    /// Processes a held FIN now in order, as an in-order FIN would be
+    /// (RFC 9293 §3.10.7.4 eighth check).
+    pub fn take_held_fin(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.held_fin_ready() {
+            return;
+        }
+        match self.state {
+            State::Established => ctx.record("EST.FIN"),
+            State::FinWait1 => ctx.record("FW1.FIN"),
+            _ => ctx.record("FW2.FIN"),
+        }
+        self.held_fin = None;
+        self.rcv_nxt += 1;
+        self.fin_received = true;
+        self.ack_now = true;
+        match self.state {
+            State::Established => self.state = State::CloseWait,
+            State::FinWait1 => self.state = State::Closing,
+            _ => self.enter_time_wait(ctx.now, ctx.p),
+        }
+        self.output(ctx);
     }
 
     /// Delayed or immediate ACK for delivered text (RFC 9293 §3.8.6.3,
@@ -1533,7 +1584,11 @@ impl Conn {
             return;
         }
         let t = self.accept_text(ctx, seg);
-        self.ack_text(ctx, &t);
+        if !self.held_fin_ready() {
+            // (A held FIN now in order is processed next and acknowledged
+            // with it.)
+            self.ack_text(ctx, &t);
+        }
         if t.fin {
             match self.state {
                 State::Established => self.state = State::CloseWait,

@@ -268,6 +268,18 @@ impl Endpoint {
                 if let Event::Segment(se) = ev {
                     self.run(now, id, ev, |c, ctx| c.on_segment(ctx, &seg, &se));
                 }
+                if self.conns.get(&id).is_some_and(Conn::held_fin_ready) {
+                    // The held FIN is processed as the in-order FIN it now is.
+                    let fin = Event::Segment(tcp_spec::SegmentEvent {
+                        syn: false,
+                        fin: true,
+                        rst: false,
+                        payload: false,
+                        seq: tcp_spec::SeqClass::LeftEdge,
+                        ack: tcp_spec::AckClass::Dup,
+                    });
+                    self.run(now, id, fin, |c, ctx| c.take_held_fin(ctx));
+                }
                 return;
             }
         }

@@ -11,7 +11,11 @@
 //! - [`syscall`], [`wire`]: script calls to [`SocketCall`]s; packets to and
 //!   from bytes.
 //! - [`suite`]: finding scripts, running several, the summary table.
+//! - [`coverage`]: which table rows a set of runs took (the state × event
+//!   matrix of `tcpconform coverage`).
 
+pub mod coverage;
+pub mod linux;
 pub mod own;
 pub mod runner;
 pub mod suite;
@@ -20,6 +24,7 @@ pub mod target;
 pub mod trace;
 pub mod wire;
 
+pub use coverage::Coverage;
 pub use own::OwnTarget;
 pub use runner::{
     run_script, run_text, Failure, Outcome, RunOptions, RunReport, DEFAULT_TOLERANCE_USECS,

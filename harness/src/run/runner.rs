@@ -244,6 +244,9 @@ struct Runner<'a> {
     peer_nxt: u32,
     pending: Option<Pending>,
     last_time: Micros,
+    /// How late the previous event really happened after its script time
+    /// (real clocks only; see [`Runner::late_room`]).
+    lag: Micros,
 }
 
 /// Parses and runs a script text. Parse errors are [`Outcome::Error`].
@@ -287,6 +290,7 @@ pub fn run_script(
         peer_nxt: 0,
         pending: None,
         last_time: 0,
+        lag: 0,
     };
     let result = r.run(script);
     let outcome = match result {
@@ -393,7 +397,11 @@ impl Runner<'_> {
                 message: "only system calls can have a `...` blocking time".into(),
             });
         }
-        match &e.kind {
+        let hi = match e.time {
+            TimeSpec::Any => hi,
+            _ => hi.saturating_add(self.late_room(hi.saturating_sub(self.tol))),
+        };
+        let result = match &e.kind {
             EventKind::Shell(cmd) => {
                 self.last_time = start;
                 self.shell(e, cmd)
@@ -427,7 +435,25 @@ impl Runner<'_> {
                 };
                 self.syscall(e, s, start, lo, hi)
             }
+        };
+        self.lag = self.target.now().saturating_sub(self.last_time);
+        result
+    }
+
+    /// Real clocks only: room above an event's window ending at script time
+    /// `end` — the target's [`Target::timing_slack`] for the scripted gap
+    /// since the previous event, plus how late that event really happened
+    /// (a late timer delays everything after it, while relative times stay
+    /// anchored on script times). Never widens the window downwards.
+    fn late_room(&self, end: Micros) -> Micros {
+        if self.target.is_virtual() {
+            return 0;
         }
+        let gap = Duration::from_micros(end.saturating_sub(self.last_time));
+        let slack = self.target.timing_slack(gap).as_micros();
+        u64::try_from(slack)
+            .unwrap_or(u64::MAX)
+            .saturating_add(self.lag)
     }
 
     // ----- time --------------------------------------------------------------

@@ -317,4 +317,13 @@ pub trait Target {
     fn take_transitions(&mut self) -> Vec<TargetTransition> {
         Vec::new()
     }
+
+    /// Extra lateness, beyond the script's tolerance, allowed for an event
+    /// scripted `gap` after the previous one. A real clock's timers fire
+    /// late (Linux's timer wheel rounds a timeout up by up to 1/8 of it);
+    /// a virtual clock is exact: none.
+    fn timing_slack(&self, gap: std::time::Duration) -> std::time::Duration {
+        let _ = gap;
+        std::time::Duration::ZERO
+    }
 }

@@ -1,0 +1,969 @@
+//! Target `linux`: the kernel of this machine behind `tun0`, on a real clock
+//! (DESIGN.md, "Scripts and the runner" — live targets — and "Facts about the
+//! live Linux target").
+//!
+//! [`LinuxTarget::new`] creates a fresh network namespace with
+//! [`crate::live::LiveNet::setup`]: the kernel under test is 192.0.2.1 on
+//! `tun0`, the scripted peer 192.0.2.2 behind it. Nothing leaves the
+//! namespace, and dropping the target removes it.
+//!
+//! - **Packets.** Inbound packets are written into `tun0` ([`Tun::send`]):
+//!   the kernel sees them arrive from the peer and processes them before the
+//!   write returns. A reader thread takes what the kernel sends out of `tun0`
+//!   and stamps each packet with the time it was read, so the stamps do not
+//!   depend on when the runner next looks. Only IPv4 TCP packets are passed
+//!   on; anything else is counted ([`LinuxTarget::ignored_packets`]).
+//! - **Socket calls** run on real sockets inside the namespace: one worker
+//!   thread, which entered the namespace with [`crate::live::Netns::spawn`],
+//!   owns every socket and executes the [`SocketCall`]s sent to it over a
+//!   channel. The conventions are the `own` target's: script fds from 3 up
+//!   (the lowest free one), `bind`/`listen`/`connect` use 192.0.2.1:8080,
+//!   `connect` goes to 192.0.2.2:40000, written data is `A..Z` repeated.
+//!   Every real socket is non-blocking; a call that would block on a socket
+//!   the script keeps blocking answers [`CallOutcome::WouldBlock`] and the
+//!   runner makes it again later (a blocking `write` remembers what it
+//!   already sent). `write` uses `send(MSG_NOSIGNAL)`: a reset connection
+//!   yields `EPIPE`, never a SIGPIPE.
+//! - **Time** is real: µs since the first thing the runner asked, so the
+//!   namespace set-up (tens of ms) does not count. [`Target::advance`]
+//!   sleeps until the deadline or the next outbound packet.
+//! - **Timing slack.** Linux runs TCP timers on its timer wheel, which rounds
+//!   a timeout up to the granularity of its wheel level — at most 1/8 of the
+//!   timeout (plus a tick): at HZ=250 a 1 s timer fires after ≈1.024 s, 2 s
+//!   after ≈2.016 s, 4–16 s up to ~0.25 s late. [`Target::timing_slack`]
+//!   therefore allows `gap/8` plus [`BASE_SLACK`] of lateness for an event
+//!   scripted `gap` after the previous one; nothing is allowed early.
+//! - **sysctl** lines are applied inside the namespace only
+//!   ([`crate::live::LiveNet::apply_sysctl`]); names that are not local to
+//!   a network namespace are refused and reported as not applicable.
+
+use super::own::{LOCAL_PORT, REMOTE_PORT};
+use super::target::{
+    CallOutcome, CallReturn, Fd, How, Micros, OptValue, SockOpt, SocketCall, SysctlOutcome, Target,
+    TargetError, O_NONBLOCK,
+};
+use crate::live::{LiveNet, NsThread, KERNEL_V4, PEER_V4};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Lateness allowed on top of `gap / 8` for every event: three ticks at
+/// HZ=250 (a timer fires on the tick after its expiry, and the reader
+/// thread may wait for a CPU on a busy 2-core machine). Still well below
+/// Linux's 40 ms minimum delayed-ACK timeout, so "immediate" stays
+/// distinguishable from "delayed".
+pub const BASE_SLACK: Duration = Duration::from_millis(12);
+
+/// How long the reader thread waits on `tun0` before checking for stop.
+const READ_SLICE: Duration = Duration::from_millis(20);
+/// While a call is blocked, [`Target::advance`] returns at least this
+/// often, so the runner retries the call promptly when a kernel timer (not
+/// a packet) makes it complete.
+const BLOCKED_SLICE: Duration = Duration::from_millis(1);
+/// Bound on waiting for the socket worker's answer (plus any `SO_LINGER`
+/// time the script set, since a lingering `close` really blocks).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on waiting for the worker to end when the target is dropped.
+const WORKER_EXIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// `IPPROTO_TCP` in the IPv4 protocol field.
+const PROTO_TCP: u8 = 6;
+
+/// What the `tun0` reader hands over: a packet and when it was read.
+type Packet = Result<(Instant, Vec<u8>), String>;
+
+/// The Linux kernel of this machine as a [`Target`], inside a namespace
+/// created for it.
+///
+/// Dropping it stops its threads, closes its sockets and removes the
+/// namespace.
+#[derive(Debug)]
+pub struct LinuxTarget {
+    kernel: String,
+    /// Time zero of the script: set by the first call that reads the clock.
+    origin: Cell<Option<Instant>>,
+    out: Vec<(Micros, Vec<u8>)>,
+    ignored: usize,
+    packets: Receiver<Packet>,
+    reader: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    calls: Option<Sender<SocketCall>>,
+    replies: Receiver<Result<CallOutcome, TargetError>>,
+    worker: Option<NsThread<()>>,
+    /// The last call would block (or was a `poll` that found nothing).
+    blocked: bool,
+    /// Set when the worker stopped answering: the target is unusable.
+    broken: Option<String>,
+    /// The longest `SO_LINGER` time the script set, in seconds.
+    max_linger: u64,
+    /// Last field: dropped after the threads are gone.
+    net: Arc<LiveNet>,
+}
+
+impl LinuxTarget {
+    /// Creates the namespace, the TUN devices, the `tun0` reader and the
+    /// socket worker. Fails with one sentence (as [`TargetError::Setup`])
+    /// when this process cannot run live targets: not root, no
+    /// `/dev/net/tun`, no `ip` tool.
+    pub fn new() -> Result<LinuxTarget, TargetError> {
+        crate::live::available().map_err(|e| TargetError::Setup(e.to_string()))?;
+        let net = LiveNet::setup().map_err(|e| TargetError::Setup(e.to_string()))?;
+        let net = Arc::new(net);
+        // Nothing should be queued yet; whatever is, is not the script's.
+        net.drain().map_err(|e| TargetError::Setup(e.to_string()))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let (packet_tx, packets) = mpsc::channel();
+        let reader = {
+            let net = Arc::clone(&net);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name(format!("{}-tun0", net.netns().name()))
+                .spawn(move || read_tun0(&net, &stop, &packet_tx))
+                .map_err(|e| TargetError::Setup(format!("cannot start the tun0 reader: {e}")))?
+        };
+
+        let (calls, call_rx) = mpsc::channel::<SocketCall>();
+        let (reply_tx, replies) = mpsc::channel();
+        let worker = net
+            .netns()
+            .spawn(move || serve_calls(&call_rx, &reply_tx))
+            .map_err(|e| {
+                stop.store(true, Ordering::Relaxed);
+                TargetError::Setup(e.to_string())
+            });
+        let worker = match worker {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = reader.join();
+                return Err(e);
+            }
+        };
+        Ok(LinuxTarget {
+            kernel: kernel_release(),
+            origin: Cell::new(None),
+            out: Vec::new(),
+            ignored: 0,
+            packets,
+            reader: Some(reader),
+            stop,
+            calls: Some(calls),
+            replies,
+            worker: Some(worker),
+            blocked: false,
+            broken: None,
+            max_linger: 0,
+            net,
+        })
+    }
+
+    /// The kernel under test, as `uname -r` prints it (e.g. `6.18.44`).
+    pub fn kernel(&self) -> &str {
+        &self.kernel
+    }
+
+    /// The namespace the kernel under test is reached in.
+    pub fn netns_name(&self) -> &str {
+        self.net.netns().name()
+    }
+
+    /// Packets read from `tun0` that were not IPv4 TCP and so were not
+    /// handed to the runner.
+    pub fn ignored_packets(&self) -> usize {
+        self.ignored
+    }
+
+    fn origin(&self) -> Instant {
+        match self.origin.get() {
+            Some(t) => t,
+            None => {
+                let t = Instant::now();
+                self.origin.set(Some(t));
+                t
+            }
+        }
+    }
+
+    fn micros_at(&self, at: Instant) -> Micros {
+        let d = at.saturating_duration_since(self.origin());
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Files one item from the reader.
+    fn file_packet(&mut self, item: Packet) -> Result<(), TargetError> {
+        let (at, bytes) = item.map_err(TargetError::Io)?;
+        let is_tcp_v4 =
+            bytes.first().is_some_and(|b| b >> 4 == 4) && bytes.get(9) == Some(&PROTO_TCP);
+        if is_tcp_v4 {
+            let at = self.micros_at(at);
+            self.out.push((at, bytes));
+        } else {
+            self.ignored += 1;
+        }
+        Ok(())
+    }
+
+    /// Files everything the reader has handed over so far.
+    fn collect(&mut self) -> Result<(), TargetError> {
+        loop {
+            match self.packets.try_recv() {
+                Ok(item) => self.file_packet(item)?,
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => {
+                    return Err(TargetError::Io("the tun0 reader stopped".into()))
+                }
+            }
+        }
+    }
+
+    /// Sends a call to the worker and waits for its answer.
+    fn roundtrip(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
+        if let Some(why) = &self.broken {
+            return Err(TargetError::Io(why.clone()));
+        }
+        let Some(calls) = &self.calls else {
+            return Err(TargetError::Io("the socket worker is gone".into()));
+        };
+        if calls.send(call.clone()).is_err() {
+            return Err(TargetError::Io("the socket worker is gone".into()));
+        }
+        let timeout = REPLY_TIMEOUT + Duration::from_secs(self.max_linger);
+        match self.replies.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => {
+                let why = format!(
+                    "the socket worker did not finish `{}` within {timeout:?}",
+                    call.name()
+                );
+                self.broken = Some(why.clone());
+                Err(TargetError::Io(why))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(TargetError::Io("the socket worker is gone".into()))
+            }
+        }
+    }
+}
+
+impl Drop for LinuxTarget {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(r) = self.reader.take() {
+            // Bounded: the reader checks `stop` every READ_SLICE.
+            let _ = r.join();
+        }
+        // Closing the channel ends the worker, which closes the sockets.
+        self.calls = None;
+        if let Some(w) = self.worker.take() {
+            let deadline = Instant::now() + WORKER_EXIT_TIMEOUT;
+            while !w.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            }
+            // Otherwise it is stuck in a lingering close: leave it. It does
+            // not keep the namespace's name, which goes with `net` below.
+        }
+    }
+}
+
+impl Target for LinuxTarget {
+    fn name(&self) -> &'static str {
+        "linux"
+    }
+
+    fn is_virtual(&self) -> bool {
+        false
+    }
+
+    fn now(&self) -> Micros {
+        self.micros_at(Instant::now())
+    }
+
+    fn addresses(&self) -> (SocketAddrV4, SocketAddrV4) {
+        (
+            SocketAddrV4::new(KERNEL_V4, LOCAL_PORT),
+            SocketAddrV4::new(PEER_V4, REMOTE_PORT),
+        )
+    }
+
+    /// Sleeps until `until` or until the kernel sends a packet, whichever
+    /// comes first (at most [`BLOCKED_SLICE`] while a call is blocked).
+    /// Real time cannot stop exactly at `until`: the returned time may be a
+    /// little past it.
+    fn advance(&mut self, until: Micros) -> Result<Micros, TargetError> {
+        let now = self.now();
+        if until <= now {
+            return Ok(now);
+        }
+        let mut wait = Duration::from_micros(until - now);
+        if self.blocked {
+            wait = wait.min(BLOCKED_SLICE);
+        }
+        match self.packets.recv_timeout(wait) {
+            Ok(item) => {
+                self.file_packet(item)?;
+                self.collect()?;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(TargetError::Io("the tun0 reader stopped".into()))
+            }
+        }
+        Ok(self.now())
+    }
+
+    fn inject(&mut self, packet: &[u8]) -> Result<(), TargetError> {
+        self.origin();
+        self.net
+            .tun0()
+            .send(packet)
+            .map_err(|e| TargetError::Io(e.to_string()))
+    }
+
+    fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {
+        // A reader failure surfaces at the next `advance`.
+        let _ = self.collect();
+        std::mem::take(&mut self.out)
+    }
+
+    fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
+        self.origin();
+        if let SocketCall::SetSockOpt {
+            value: OptValue::Linger { onoff: true, secs },
+            ..
+        } = call
+        {
+            let secs = u64::try_from(*secs).unwrap_or(0).min(3600);
+            self.max_linger = self.max_linger.max(secs);
+        }
+        let r = self.roundtrip(call)?;
+        self.blocked = match (&r, call) {
+            (CallOutcome::WouldBlock, _) => true,
+            (CallOutcome::Done(ret), SocketCall::Poll { .. }) => ret.ret == Ok(0),
+            _ => false,
+        };
+        Ok(r)
+    }
+
+    /// Applies the sysctl inside the namespace; a name that is not local to
+    /// a network namespace, unknown to this kernel, or a rejected value is
+    /// reported as not applicable, with the reason.
+    fn sysctl(&mut self, name: &str, value: &str) -> SysctlOutcome {
+        match self.net.apply_sysctl(name, value) {
+            Ok(()) => SysctlOutcome::Applied,
+            Err(e) => SysctlOutcome::NotApplicable(e.to_string()),
+        }
+    }
+
+    /// `gap / 8 + BASE_SLACK`: the timer wheel's rounding (at most 1/8 of
+    /// a timeout at any wheel level) plus ticks and scheduling.
+    fn timing_slack(&self, gap: Duration) -> Duration {
+        BASE_SLACK + gap / 8
+    }
+}
+
+/// `uname -r`.
+fn kernel_release() -> String {
+    // SAFETY: utsname is plain old data; all-zero is a valid value.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname for the duration of the call.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "unknown".into();
+    }
+    let bytes: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The reader thread: everything the kernel sends out of `tun0`, stamped.
+fn read_tun0(net: &LiveNet, stop: &AtomicBool, tx: &Sender<Packet>) {
+    while !stop.load(Ordering::Relaxed) {
+        match net.tun0().recv_timeout(READ_SLICE) {
+            Ok(Some(mut p)) => {
+                let at = Instant::now();
+                p.shrink_to_fit();
+                if tx.send(Ok((at, p))).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+// ----- the socket worker (runs inside the namespace) -------------------------
+
+/// The worker thread's loop: one answer per call, until the channel closes.
+fn serve_calls(calls: &Receiver<SocketCall>, replies: &Sender<Result<CallOutcome, TargetError>>) {
+    let mut sockets = Sockets::default();
+    while let Ok(call) = calls.recv() {
+        let r = sockets.call(&call);
+        if replies.send(r).is_err() {
+            break;
+        }
+    }
+    // `sockets` drops here: every remaining socket is closed.
+}
+
+/// One script file descriptor.
+#[derive(Debug)]
+struct Sock {
+    fd: OwnedFd,
+    /// Whether the *script* made it non-blocking (the real one always is).
+    nonblock: bool,
+    bound: bool,
+    /// Octets a blocking `write` has sent so far, while it is pending.
+    written: Option<usize>,
+}
+
+impl Sock {
+    fn new(fd: OwnedFd) -> Sock {
+        Sock {
+            fd,
+            nonblock: false,
+            bound: false,
+            written: None,
+        }
+    }
+
+    fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// The worker's sockets by script fd.
+#[derive(Debug, Default)]
+struct Sockets {
+    fds: BTreeMap<Fd, Sock>,
+}
+
+fn done(r: CallReturn) -> Result<CallOutcome, TargetError> {
+    Ok(CallOutcome::Done(r))
+}
+
+/// The result of a libc call returning `-1`/errno, as a script return.
+fn last_err() -> CallReturn {
+    errno_return(errno())
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn errno_return(e: i32) -> CallReturn {
+    match errno_name(e) {
+        Some(name) => CallReturn::err(name),
+        None => CallReturn::err("EUNKNOWN").with_note(format!("errno {e} has no name here")),
+    }
+}
+
+fn ok_or_err(rc: libc::c_int) -> CallReturn {
+    if rc < 0 {
+        last_err()
+    } else {
+        CallReturn::ok(i64::from(rc))
+    }
+}
+
+fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+const SOCKADDR_IN_LEN: libc::socklen_t =
+    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+
+/// Level and name of a socket option.
+fn opt_names(opt: SockOpt) -> (libc::c_int, libc::c_int) {
+    match opt {
+        SockOpt::ReuseAddr => (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+        SockOpt::RcvBuf => (libc::SOL_SOCKET, libc::SO_RCVBUF),
+        SockOpt::SndBuf => (libc::SOL_SOCKET, libc::SO_SNDBUF),
+        SockOpt::Linger => (libc::SOL_SOCKET, libc::SO_LINGER),
+        SockOpt::Error => (libc::SOL_SOCKET, libc::SO_ERROR),
+        SockOpt::NoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+        SockOpt::MaxSeg => (libc::IPPROTO_TCP, libc::TCP_MAXSEG),
+    }
+}
+
+impl Sockets {
+    fn lowest_free_fd(&self) -> Fd {
+        let mut fd = super::own::FIRST_FD;
+        while self.fds.contains_key(&fd) {
+            fd += 1;
+        }
+        fd
+    }
+
+    fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
+        let fd = match call {
+            SocketCall::Socket => return self.socket(),
+            SocketCall::Poll { fds, .. } => return self.poll(fds),
+            SocketCall::Bind { fd }
+            | SocketCall::Listen { fd, .. }
+            | SocketCall::Accept { fd }
+            | SocketCall::Connect { fd }
+            | SocketCall::Write { fd, .. }
+            | SocketCall::Read { fd, .. }
+            | SocketCall::Close { fd }
+            | SocketCall::Shutdown { fd, .. }
+            | SocketCall::SetSockOpt { fd, .. }
+            | SocketCall::GetSockOpt { fd, .. }
+            | SocketCall::GetFl { fd }
+            | SocketCall::SetFl { fd, .. } => *fd,
+        };
+        if matches!(call, SocketCall::Close { .. }) {
+            return done(self.close(fd));
+        }
+        if matches!(call, SocketCall::Accept { .. }) {
+            return self.accept(fd);
+        }
+        let Some(sock) = self.fds.get_mut(&fd) else {
+            return done(CallReturn::err("EBADF"));
+        };
+        let nonblock = sock.nonblock;
+        // A call the script's blocking socket would block in.
+        let block = |e: i32| {
+            if nonblock {
+                done(errno_return(e))
+            } else {
+                Ok(CallOutcome::WouldBlock)
+            }
+        };
+        let raw = sock.raw();
+        match call {
+            SocketCall::Bind { .. } => {
+                let r = bind_local(raw);
+                if r.ret.is_ok() {
+                    sock.bound = true;
+                }
+                done(r)
+            }
+            SocketCall::Listen { backlog, .. } => {
+                if !sock.bound {
+                    let r = bind_local(raw);
+                    if r.ret.is_err() {
+                        return done(r.with_note("implicit bind to 192.0.2.1:8080 failed"));
+                    }
+                    sock.bound = true;
+                }
+                let backlog = libc::c_int::try_from(*backlog).unwrap_or(if *backlog < 0 {
+                    0
+                } else {
+                    libc::c_int::MAX
+                });
+                // SAFETY: plain syscall on a descriptor this worker owns.
+                done(ok_or_err(unsafe { libc::listen(raw, backlog) }))
+            }
+            SocketCall::Connect { .. } => {
+                if !sock.bound {
+                    let r = bind_local(raw);
+                    if r.ret.is_err() {
+                        return done(r.with_note("implicit bind to 192.0.2.1:8080 failed"));
+                    }
+                    sock.bound = true;
+                }
+                let sa = sockaddr(SocketAddrV4::new(PEER_V4, REMOTE_PORT));
+                // SAFETY: `sa` is a valid sockaddr_in of the length passed.
+                let rc = unsafe {
+                    libc::connect(
+                        raw,
+                        (&sa as *const libc::sockaddr_in).cast(),
+                        SOCKADDR_IN_LEN,
+                    )
+                };
+                if rc == 0 {
+                    return done(CallReturn::ok(0));
+                }
+                match errno() {
+                    // In progress: a blocking connect waits; making the call
+                    // again reports 0 once established, or the error.
+                    e @ (libc::EINPROGRESS | libc::EALREADY) => block(e),
+                    e => done(errno_return(e)),
+                }
+            }
+            SocketCall::Write { len, .. } => {
+                let len = *len;
+                let data: Vec<u8> = (0..len).map(|i| b'A' + (i % 26) as u8).collect();
+                let mut sent = sock.written.take().unwrap_or(0).min(len);
+                loop {
+                    let rest = data.get(sent..).unwrap_or(&[]);
+                    if rest.is_empty() && sent > 0 {
+                        return done(CallReturn::ok(to_i64(sent)));
+                    }
+                    // SAFETY: `rest` is a live buffer of the length passed.
+                    let n = unsafe {
+                        libc::send(raw, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
+                    };
+                    if n >= 0 {
+                        sent += usize::try_from(n).unwrap_or(0);
+                        if nonblock || sent >= len {
+                            return done(CallReturn::ok(to_i64(sent)));
+                        }
+                        continue;
+                    }
+                    let e = errno();
+                    if e == libc::EINTR {
+                        continue;
+                    }
+                    if e == libc::EAGAIN && !nonblock {
+                        sock.written = Some(sent);
+                        return Ok(CallOutcome::WouldBlock);
+                    }
+                    // An error after a partial blocking write: the count.
+                    if sent > 0 {
+                        return done(CallReturn::ok(to_i64(sent)));
+                    }
+                    return done(errno_return(e));
+                }
+            }
+            SocketCall::Read { len, .. } => {
+                let mut buf = vec![0u8; *len];
+                // SAFETY: `buf` is a live, writable buffer of the length passed.
+                let n = unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if n >= 0 {
+                    return done(CallReturn::ok(i64::try_from(n).unwrap_or(i64::MAX)));
+                }
+                match errno() {
+                    libc::EAGAIN => block(libc::EAGAIN),
+                    e => done(errno_return(e)),
+                }
+            }
+            SocketCall::Shutdown { how, .. } => {
+                let how = match how {
+                    How::Read => libc::SHUT_RD,
+                    How::Write => libc::SHUT_WR,
+                    How::Both => libc::SHUT_RDWR,
+                };
+                // SAFETY: plain syscall on a descriptor this worker owns.
+                done(ok_or_err(unsafe { libc::shutdown(raw, how) }))
+            }
+            SocketCall::SetSockOpt { opt, value, .. } => done(set_opt(raw, *opt, *value)),
+            SocketCall::GetSockOpt { opt, .. } => done(get_opt(raw, *opt)),
+            SocketCall::GetFl { .. } => {
+                // SAFETY: F_GETFL on a descriptor this worker owns.
+                let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+                if flags < 0 {
+                    return done(last_err());
+                }
+                let flags = i64::from(flags) & !O_NONBLOCK;
+                done(CallReturn::ok(
+                    flags | if nonblock { O_NONBLOCK } else { 0 },
+                ))
+            }
+            SocketCall::SetFl { flags, .. } => {
+                let Ok(real) = libc::c_int::try_from(*flags | O_NONBLOCK) else {
+                    return done(CallReturn::err("EINVAL"));
+                };
+                // SAFETY: F_SETFL on a descriptor this worker owns; the real
+                // descriptor stays non-blocking.
+                let rc = unsafe { libc::fcntl(raw, libc::F_SETFL, real) };
+                if rc < 0 {
+                    return done(last_err());
+                }
+                sock.nonblock = flags & O_NONBLOCK != 0;
+                done(CallReturn::ok(0))
+            }
+            SocketCall::Socket
+            | SocketCall::Poll { .. }
+            | SocketCall::Close { .. }
+            | SocketCall::Accept { .. } => done(CallReturn::err("EINVAL")),
+        }
+    }
+
+    fn socket(&mut self) -> Result<CallOutcome, TargetError> {
+        // SAFETY: plain syscall; the result is checked before use.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_TCP,
+            )
+        };
+        if raw < 0 {
+            return done(last_err());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let n = self.lowest_free_fd();
+        self.fds.insert(n, Sock::new(fd));
+        done(CallReturn::ok(n))
+    }
+
+    fn accept(&mut self, fd: Fd) -> Result<CallOutcome, TargetError> {
+        let Some(sock) = self.fds.get(&fd) else {
+            return done(CallReturn::err("EBADF"));
+        };
+        let nonblock = sock.nonblock;
+        // SAFETY: null address pointers are allowed (the peer is not wanted).
+        let raw = unsafe {
+            libc::accept4(
+                sock.raw(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return match errno() {
+                libc::EAGAIN if !nonblock => Ok(CallOutcome::WouldBlock),
+                e => done(errno_return(e)),
+            };
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let conn = unsafe { OwnedFd::from_raw_fd(raw) };
+        let n = self.lowest_free_fd();
+        let mut s = Sock::new(conn);
+        s.bound = true;
+        self.fds.insert(n, s);
+        done(CallReturn::ok(n))
+    }
+
+    fn close(&mut self, fd: Fd) -> CallReturn {
+        let Some(sock) = self.fds.remove(&fd) else {
+            return CallReturn::err("EBADF");
+        };
+        let raw = sock.fd.into_raw_fd();
+        // SAFETY: `raw` was owned by `sock` and is closed exactly once here.
+        ok_or_err(unsafe { libc::close(raw) })
+    }
+
+    /// `poll` with a zero timeout: the runner waits for the script's
+    /// timeout itself and makes the call again.
+    fn poll(&mut self, fds: &[(Fd, i64)]) -> Result<CallOutcome, TargetError> {
+        let mut pfds: Vec<libc::pollfd> = fds
+            .iter()
+            .map(|(fd, events)| libc::pollfd {
+                fd: self.fds.get(fd).map(Sock::raw).unwrap_or(-1),
+                events: libc::c_short::try_from(*events & 0xffff).unwrap_or(0),
+                revents: 0,
+            })
+            .collect();
+        let Ok(n) = libc::nfds_t::try_from(pfds.len()) else {
+            return done(CallReturn::err("EINVAL"));
+        };
+        // SAFETY: `pfds` is a live array of `n` pollfd entries.
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), n, 0) };
+        if rc < 0 {
+            return done(last_err());
+        }
+        // An fd the script never opened: POLLNVAL, as for a closed fd.
+        let revents: Vec<i64> = pfds
+            .iter()
+            .map(|p| {
+                if p.fd < 0 {
+                    super::target::pollbits::POLLNVAL
+                } else {
+                    i64::from(p.revents) & 0xffff
+                }
+            })
+            .collect();
+        let ready = revents.iter().filter(|r| **r != 0).count();
+        let mut r = CallReturn::ok(to_i64(ready));
+        r.revents = revents;
+        done(r)
+    }
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Binds to the kernel's address and the script port, 192.0.2.1:8080.
+fn bind_local(raw: RawFd) -> CallReturn {
+    let sa = sockaddr(SocketAddrV4::new(KERNEL_V4, LOCAL_PORT));
+    // SAFETY: `sa` is a valid sockaddr_in of the length passed.
+    ok_or_err(unsafe {
+        libc::bind(
+            raw,
+            (&sa as *const libc::sockaddr_in).cast(),
+            SOCKADDR_IN_LEN,
+        )
+    })
+}
+
+fn set_opt(raw: RawFd, opt: SockOpt, value: OptValue) -> CallReturn {
+    let (level, name) = opt_names(opt);
+    match value {
+        OptValue::Int(v) => {
+            let Ok(v) = libc::c_int::try_from(v) else {
+                return CallReturn::err("EINVAL")
+                    .with_note(format!("{} = {v} does not fit an int", opt.name()));
+            };
+            // SAFETY: `v` is a live int of the length passed.
+            ok_or_err(unsafe {
+                libc::setsockopt(
+                    raw,
+                    level,
+                    name,
+                    (&v as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            })
+        }
+        OptValue::Linger { onoff, secs } => {
+            let Ok(secs) = libc::c_int::try_from(secs) else {
+                return CallReturn::err("EINVAL")
+                    .with_note(format!("l_linger = {secs} does not fit an int"));
+            };
+            let l = libc::linger {
+                l_onoff: libc::c_int::from(onoff),
+                l_linger: secs,
+            };
+            // SAFETY: `l` is a live struct linger of the length passed.
+            ok_or_err(unsafe {
+                libc::setsockopt(
+                    raw,
+                    level,
+                    name,
+                    (&l as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            })
+        }
+        OptValue::Errno(_) => CallReturn::err("EINVAL"),
+    }
+}
+
+fn get_opt(raw: RawFd, opt: SockOpt) -> CallReturn {
+    let (level, name) = opt_names(opt);
+    if opt == SockOpt::Linger {
+        let mut l = libc::linger {
+            l_onoff: 0,
+            l_linger: 0,
+        };
+        let mut len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
+        // SAFETY: `l` and `len` are live and writable; `len` is l's size.
+        let rc = unsafe {
+            libc::getsockopt(
+                raw,
+                level,
+                name,
+                (&mut l as *mut libc::linger).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return last_err();
+        }
+        let mut r = CallReturn::ok(0);
+        r.value = Some(OptValue::Linger {
+            onoff: l.l_onoff != 0,
+            secs: i64::from(l.l_linger),
+        });
+        return r;
+    }
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are live and writable; `len` is v's size.
+    let rc = unsafe {
+        libc::getsockopt(
+            raw,
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return last_err();
+    }
+    let mut r = CallReturn::ok(0);
+    r.value = Some(if opt == SockOpt::Error {
+        OptValue::Errno(if v == 0 {
+            None
+        } else {
+            Some(errno_name(v).unwrap_or("EUNKNOWN"))
+        })
+    } else {
+        OptValue::Int(i64::from(v))
+    });
+    r
+}
+
+/// The name of a Linux errno value.
+pub fn errno_name(e: i32) -> Option<&'static str> {
+    Some(match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EINVAL => "EINVAL",
+        libc::ENFILE => "ENFILE",
+        libc::EMFILE => "EMFILE",
+        libc::EPIPE => "EPIPE",
+        libc::ENOTSOCK => "ENOTSOCK",
+        libc::EDESTADDRREQ => "EDESTADDRREQ",
+        libc::EMSGSIZE => "EMSGSIZE",
+        libc::EPROTOTYPE => "EPROTOTYPE",
+        libc::ENOPROTOOPT => "ENOPROTOOPT",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::ENETDOWN => "ENETDOWN",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::ENETRESET => "ENETRESET",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::ENOBUFS => "ENOBUFS",
+        libc::EISCONN => "EISCONN",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::ESHUTDOWN => "ESHUTDOWN",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::EHOSTDOWN => "EHOSTDOWN",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::EALREADY => "EALREADY",
+        libc::EINPROGRESS => "EINPROGRESS",
+        libc::EPROTO => "EPROTO",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_names_cover_the_socket_errors() {
+        assert_eq!(errno_name(libc::ECONNREFUSED), Some("ECONNREFUSED"));
+        assert_eq!(errno_name(libc::EAGAIN), Some("EAGAIN"));
+        assert_eq!(errno_name(libc::EINPROGRESS), Some("EINPROGRESS"));
+        assert_eq!(errno_name(9999), None);
+        assert_eq!(errno_return(9999).ret, Err("EUNKNOWN"));
+    }
+
+    #[test]
+    fn kernel_release_is_not_empty() {
+        assert!(!kernel_release().is_empty());
+    }
+}
