@@ -512,6 +512,13 @@ impl Event {
         out
     }
 
+    /// [`Event::enumerate`] computed once per state, for hot paths.
+    pub fn possible(state: State) -> &'static [Event] {
+        static ALL: std::sync::OnceLock<Vec<Vec<Event>>> = std::sync::OnceLock::new();
+        let all = ALL.get_or_init(|| State::ALL.iter().map(|s| Event::enumerate(*s)).collect());
+        all.get(state as usize).map_or(&[], Vec::as_slice)
+    }
+
     /// A dense index of the event (for table lookups): segment events first,
     /// then calls, then timeouts.
     pub fn index(&self) -> usize {

@@ -17,6 +17,7 @@
 //! machine of RFC 9293 §3.10), [`endpoint`] (demultiplexing, timers, the
 //! socket-shaped API).
 
+pub mod checksum;
 pub mod conn;
 pub mod endpoint;
 pub mod error;

@@ -4,7 +4,7 @@
 //! counted [`DropReason`], never a panic.
 
 use crate::seq::SeqNum;
-use etherparse::{IpNumber, IpSlice, PacketBuilder, TcpHeader, TcpSlice};
+use etherparse::{IpNumber, IpSlice, TcpHeader, TcpSlice};
 use std::net::IpAddr;
 
 /// TCP option kinds (RFC 9293 §3.2, RFC 7323 §§2.2 and 3.2, RFC 2018 §2).
@@ -336,13 +336,10 @@ pub fn parse(bytes: &[u8], is_local: impl Fn(IpAddr) -> bool) -> Result<Segment,
         return Err(DropReason::BadDataOffset);
     }
     let tcp = TcpSlice::from_slice(tcp_bytes).map_err(|_| DropReason::BadDataOffset)?;
-    let sum = match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => tcp.calc_checksum_ipv4(s.octets(), d.octets()),
-        (IpAddr::V6(s), IpAddr::V6(d)) => tcp.calc_checksum_ipv6(s.octets(), d.octets()),
-        _ => return Err(DropReason::BadAddress),
-    }
-    .map_err(|_| DropReason::Truncated)?;
-    if sum != tcp.checksum() {
+    // The sum over pseudo-header and segment, checksum included, is all
+    // ones when the checksum is right (RFC 1071 §1).
+    let sum = crate::checksum::pseudo_header(src, dst, tcp_bytes.len());
+    if crate::checksum::fold(crate::checksum::add(sum, tcp_bytes)) != 0xffff {
         return Err(DropReason::BadChecksum);
     }
     if tcp.source_port() == 0 || tcp.destination_port() == 0 {
@@ -384,26 +381,63 @@ pub enum BuildError {
 /// Encodes a segment as a whole IP packet with TTL/hop limit 64, the IPv4
 /// header checksum and the TCP checksum computed.
 pub fn build(seg: &Segment) -> Result<Vec<u8>, BuildError> {
-    let mut tcp = TcpHeader::new(seg.src_port, seg.dst_port, seg.seq.0, seg.window);
-    tcp.acknowledgment_number = if seg.flags.ack { seg.ack.0 } else { 0 };
-    tcp.syn = seg.flags.syn;
-    tcp.ack = seg.flags.ack;
-    tcp.fin = seg.flags.fin;
-    tcp.rst = seg.flags.rst;
-    tcp.psh = seg.flags.psh;
-    tcp.urg = seg.flags.urg;
-    tcp.set_options_raw(&seg.options.encode())
-        .map_err(|_| BuildError::OptionsTooLong)?;
-    let builder = match (seg.src, seg.dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ipv4(s.octets(), d.octets(), 64),
-        (IpAddr::V6(s), IpAddr::V6(d)) => PacketBuilder::ipv6(s.octets(), d.octets(), 64),
+    use crate::checksum;
+    let opts = seg.options.encode();
+    if opts.len() > 40 {
+        return Err(BuildError::OptionsTooLong);
+    }
+    let tcp_len = 20 + opts.len() + seg.payload.len();
+    let v6 = match (seg.src, seg.dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => false,
+        (IpAddr::V6(_), IpAddr::V6(_)) => true,
+        _ => return Err(BuildError::MixedFamilies),
+    };
+    let ip_len = if v6 { 40 } else { 20 };
+    let total = u16::try_from(if v6 { tcp_len } else { ip_len + tcp_len })
+        .map_err(|_| BuildError::TooLarge)?;
+    let mut out = Vec::with_capacity(ip_len + tcp_len);
+    match (seg.src, seg.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            // RFC 791 §3.1: version 4, IHL 5, DF set, TTL 64, protocol 6.
+            out.extend_from_slice(&[0x45, 0]);
+            out.extend_from_slice(&total.to_be_bytes());
+            out.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+            out.extend_from_slice(&s.octets());
+            out.extend_from_slice(&d.octets());
+            let sum = checksum::finish(checksum::add(0, &out));
+            out[10..12].copy_from_slice(&sum.to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            // RFC 8200 §3: version 6, payload length, next header 6, hop limit 64.
+            out.extend_from_slice(&[0x60, 0, 0, 0]);
+            out.extend_from_slice(&total.to_be_bytes());
+            out.extend_from_slice(&[6, 64]);
+            out.extend_from_slice(&s.octets());
+            out.extend_from_slice(&d.octets());
+        }
         _ => return Err(BuildError::MixedFamilies),
     }
-    .tcp_header(tcp);
-    let mut out = Vec::with_capacity(builder.size(seg.payload.len()));
-    builder
-        .write(&mut out, &seg.payload)
-        .map_err(|_| BuildError::TooLarge)?;
+    // RFC 9293 §3.1 header.
+    let f = seg.flags;
+    let bits = u8::from(f.fin)
+        | u8::from(f.syn) << 1
+        | u8::from(f.rst) << 2
+        | u8::from(f.psh) << 3
+        | u8::from(f.ack) << 4
+        | u8::from(f.urg) << 5;
+    let ack = if f.ack { seg.ack.0 } else { 0 };
+    out.extend_from_slice(&seg.src_port.to_be_bytes());
+    out.extend_from_slice(&seg.dst_port.to_be_bytes());
+    out.extend_from_slice(&seg.seq.0.to_be_bytes());
+    out.extend_from_slice(&ack.to_be_bytes());
+    out.extend_from_slice(&[((5 + opts.len() / 4) as u8) << 4, bits]);
+    out.extend_from_slice(&seg.window.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    out.extend_from_slice(&opts);
+    out.extend_from_slice(&seg.payload);
+    let sum = checksum::pseudo_header(seg.src, seg.dst, tcp_len);
+    let sum = checksum::finish(checksum::add(sum, &out[ip_len..]));
+    out[ip_len + 16..ip_len + 18].copy_from_slice(&sum.to_be_bytes());
     Ok(out)
 }
 

@@ -156,13 +156,14 @@ fn apply(rig: &mut Rig, step: &Step) -> (Vec<Transition>, Option<(Event, Concret
     match step {
         Step::Abstract { index, seed } => {
             let state = rig.state();
-            let events: Vec<Event> = Event::enumerate(state)
-                .into_iter()
-                .filter(|e| matches!(e, Event::Segment(_)))
-                .collect();
-            let Some(Event::Segment(ev)) = events
-                .get(usize::from(*index) % events.len().max(1))
-                .copied()
+            // Segment events come first in the enumeration.
+            let events = Event::possible(state);
+            let segments = events
+                .iter()
+                .take_while(|e| matches!(e, Event::Segment(_)))
+                .count();
+            let Some(Event::Segment(ev)) =
+                events.get(usize::from(*index) % segments.max(1)).copied()
             else {
                 return (Vec::new(), None);
             };

@@ -71,6 +71,8 @@ const BLOCKED_SLICE: Duration = Duration::from_millis(1);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on waiting for the worker to end when the target is dropped.
 const WORKER_EXIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest piece handed to one `send(2)`.
+const WRITE_CHUNK: usize = 64 * 1024;
 /// `IPPROTO_TCP` in the IPv4 protocol field.
 const PROTO_TCP: u8 = 6;
 
@@ -97,7 +99,8 @@ pub struct LinuxTarget {
     worker: Option<NsThread<()>>,
     /// The last call would block (or was a `poll` that found nothing).
     blocked: bool,
-    /// Set when the worker stopped answering: the target is unusable.
+    /// Set when the worker stopped answering or the reader failed: the
+    /// target is unusable.
     broken: Option<String>,
     /// The longest `SO_LINGER` time the script set, in seconds.
     max_linger: u64,
@@ -196,7 +199,14 @@ impl LinuxTarget {
 
     /// Files one item from the reader.
     fn file_packet(&mut self, item: Packet) -> Result<(), TargetError> {
-        let (at, bytes) = item.map_err(TargetError::Io)?;
+        let (at, bytes) = match item {
+            Ok(p) => p,
+            Err(why) => {
+                let why = format!("reading tun0: {why}");
+                self.broken = Some(why.clone());
+                return Err(TargetError::Io(why));
+            }
+        };
         let is_tcp_v4 =
             bytes.first().is_some_and(|b| b >> 4 == 4) && bytes.get(9) == Some(&PROTO_TCP);
         if is_tcp_v4 {
@@ -298,6 +308,9 @@ impl Target for LinuxTarget {
     /// Real time cannot stop exactly at `until`: the returned time may be a
     /// little past it.
     fn advance(&mut self, until: Micros) -> Result<Micros, TargetError> {
+        if let Some(why) = &self.broken {
+            return Err(TargetError::Io(why.clone()));
+        }
         let now = self.now();
         if until <= now {
             return Ok(now);
@@ -427,8 +440,8 @@ struct Sock {
     /// Whether the *script* made it non-blocking (the real one always is).
     nonblock: bool,
     bound: bool,
-    /// Octets a blocking `write` has sent so far, while it is pending.
-    written: Option<usize>,
+    /// `(len, sent)` of a blocking `write` that is pending.
+    written: Option<(usize, usize)>,
 }
 
 impl Sock {
@@ -605,20 +618,22 @@ impl Sockets {
             }
             SocketCall::Write { len, .. } => {
                 let len = *len;
-                let data: Vec<u8> = (0..len).map(|i| b'A' + (i % 26) as u8).collect();
-                let mut sent = sock.written.take().unwrap_or(0).min(len);
+                // A blocking write made again continues where it stopped.
+                let mut sent = match sock.written.take() {
+                    Some((l, s)) if l == len => s,
+                    _ => 0,
+                };
                 loop {
-                    let rest = data.get(sent..).unwrap_or(&[]);
-                    if rest.is_empty() && sent > 0 {
-                        return done(CallReturn::ok(to_i64(sent)));
-                    }
-                    // SAFETY: `rest` is a live buffer of the length passed.
+                    let chunk: Vec<u8> = (sent..len.min(sent + WRITE_CHUNK))
+                        .map(payload_byte)
+                        .collect();
+                    // SAFETY: `chunk` is a live buffer of the length passed.
                     let n = unsafe {
-                        libc::send(raw, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
+                        libc::send(raw, chunk.as_ptr().cast(), chunk.len(), libc::MSG_NOSIGNAL)
                     };
                     if n >= 0 {
                         sent += usize::try_from(n).unwrap_or(0);
-                        if nonblock || sent >= len {
+                        if sent >= len {
                             return done(CallReturn::ok(to_i64(sent)));
                         }
                         continue;
@@ -628,10 +643,10 @@ impl Sockets {
                         continue;
                     }
                     if e == libc::EAGAIN && !nonblock {
-                        sock.written = Some(sent);
+                        sock.written = Some((len, sent));
                         return Ok(CallOutcome::WouldBlock);
                     }
-                    // An error after a partial blocking write: the count.
+                    // A write that sent something returns the count.
                     if sent > 0 {
                         return done(CallReturn::ok(to_i64(sent)));
                     }
@@ -784,6 +799,11 @@ impl Sockets {
         r.revents = revents;
         done(r)
     }
+}
+
+/// Octet `i` of what `write` sends: `A..Z` repeated, like the own target.
+fn payload_byte(i: usize) -> u8 {
+    b'A' + (i % 26) as u8
 }
 
 fn to_i64(n: usize) -> i64 {
