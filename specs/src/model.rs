@@ -189,6 +189,20 @@ impl SeqClass {
         }
     }
 
+    /// Whether a segment's FIN survives trimming to the receive window
+    /// (RFC 9293 §3.10.7.4): with RCV.WND > 0, a FIN at or beyond
+    /// RCV.NXT+RCV.WND is cut off with the data beyond the window, and the
+    /// segment's abstract event has no FIN. (A zero window keeps the FIN in
+    /// the event; its own rows decide.) `seg_len` counts SYN and FIN.
+    pub fn fin_in_window(seg_seq: u32, seg_len: u32, rcv_nxt: u32, rcv_wnd: u32) -> bool {
+        if rcv_wnd == 0 {
+            return true;
+        }
+        let fin_seq = seg_seq.wrapping_add(seg_len.wrapping_sub(1));
+        let off = fin_seq.wrapping_sub(rcv_nxt) as i32;
+        off < 0 || off.unsigned_abs() < rcv_wnd
+    }
+
     /// Classifies SEG.SEQ/SEG.LEN against RCV.NXT/RCV.WND with modular
     /// (RFC 9293 §3.4) comparisons. `seg_len` counts SYN and FIN.
     pub fn classify(seg_seq: u32, seg_len: u32, rcv_nxt: u32, rcv_wnd: u32) -> SeqClass {
@@ -307,6 +321,8 @@ impl AckClass {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SegmentEvent {
     pub syn: bool,
+    /// The FIN bit is set and the FIN survives trimming to the receive
+    /// window ([`SeqClass::fin_in_window`]).
     pub fin: bool,
     pub rst: bool,
     /// The segment carries at least one octet of data.
@@ -354,6 +370,9 @@ impl SegmentEvent {
                 // Overlap needs at least two sequence numbers: data, or
                 // both SYN and FIN.
                 && (self.seq != SeqClass::Overlap || self.payload || (self.syn && self.fin))
+                // At the right edge only one sequence number fits: a FIN
+                // behind data or a SYN is trimmed off.
+                && !(self.seq == SeqClass::RightEdge && self.fin && (self.payload || self.syn))
         } else {
             self.seq == SeqClass::NotApplicable
         };
@@ -572,6 +591,16 @@ mod tests {
             SeqClass::classify(1001, 0, 1000, 0),
             SeqClass::ZeroWindowOff
         );
+    }
+
+    #[test]
+    fn a_fin_beyond_the_window_is_trimmed() {
+        // Window [1000, 1100): 99 octets + FIN from 1000 fit, 100 + FIN do not.
+        assert!(SeqClass::fin_in_window(1000, 100, 1000, 100));
+        assert!(!SeqClass::fin_in_window(1000, 101, 1000, 100));
+        assert!(SeqClass::fin_in_window(1099, 1, 1000, 100));
+        assert!(SeqClass::fin_in_window(990, 1, 1000, 100)); // an old FIN
+        assert!(SeqClass::fin_in_window(1000, 5, 1000, 0)); // zero window: kept
     }
 
     #[test]

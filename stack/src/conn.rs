@@ -399,9 +399,17 @@ impl Conn {
                 self.fin_outstanding(),
             )
         };
+        let fin = seg.flags.fin
+            && (!self.state.has_receive_window()
+                || SeqClass::fin_in_window(
+                    seg.seq.0,
+                    seg.seg_len(),
+                    self.rcv_nxt.0,
+                    self.rcv_wnd(p),
+                ));
         Event::Segment(SegmentEvent {
             syn: seg.flags.syn,
-            fin: seg.flags.fin,
+            fin,
             rst: seg.flags.rst,
             payload: !seg.payload.is_empty(),
             seq,
@@ -1444,7 +1452,7 @@ impl Conn {
             _ => {
                 // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer's FIN
                 // is in; text is ignored, a FIN is acknowledged again.
-                if seg.flags.fin {
+                if ev.fin {
                     ctx.record("END.FIN");
                     if st == State::TimeWait {
                         self.tw_deadline = Some(ctx.now.plus_micros(ctx.p.time_wait_us));
@@ -1472,7 +1480,7 @@ impl Conn {
         self.snd_wl2 = seg.ack;
         self.state = State::Established;
         let in_order = matches!(ev.seq, SeqClass::LeftEdge | SeqClass::Overlap);
-        if seg.flags.fin {
+        if ev.fin {
             if in_order {
                 ctx.record("SR.ACK.ok-fin");
             } else {
@@ -1483,7 +1491,7 @@ impl Conn {
         } else {
             ctx.record("SR.ACK.ok");
         }
-        if ev.payload || seg.flags.fin {
+        if ev.payload || ev.fin {
             self.deliver(ctx, seg, ev);
         }
     }
@@ -1493,7 +1501,7 @@ impl Conn {
         let st = self.state;
         let in_order = matches!(ev.seq, SeqClass::LeftEdge | SeqClass::Overlap);
         let zero = ev.seq == SeqClass::ZeroWindowAtNext;
-        if seg.flags.fin {
+        if ev.fin {
             if zero && !ev.payload {
                 if ctx.profile() == Profile::Linux && st == State::Established {
                     ctx.record("LX.EST.FIN.zero-window");
@@ -1547,7 +1555,7 @@ impl Conn {
             State::FinWait1 => {
                 self.state = State::FinWait2;
                 let in_order = matches!(ev.seq, SeqClass::LeftEdge | SeqClass::Overlap);
-                if seg.flags.fin {
+                if ev.fin {
                     if in_order {
                         ctx.record("FW1.FIN.fin-acked");
                     } else {
@@ -1558,7 +1566,7 @@ impl Conn {
                 } else {
                     ctx.record("FW1.ACK.fin-acked");
                 }
-                if ev.payload || seg.flags.fin {
+                if ev.payload || ev.fin {
                     self.deliver(ctx, seg, ev);
                 }
             }

@@ -67,6 +67,27 @@ pub fn segment(
         (_, None) => return None,
         (class, Some(t)) => Some(ack_for(class, t, rng)?),
     };
+    if let (true, Some(t)) = (ev.fin && ev.seq != SeqClass::NotApplicable, tcb) {
+        // Keep the FIN inside the window: shorten the data if needed.
+        while payload_len > usize::from(ev.payload)
+            && !SeqClass::fin_in_window(
+                seq,
+                payload_len as u32 + ev.syn as u32 + 1,
+                t.rcv_nxt,
+                t.rcv_wnd,
+            )
+        {
+            payload_len -= 1;
+        }
+        if !SeqClass::fin_in_window(
+            seq,
+            payload_len as u32 + ev.syn as u32 + 1,
+            t.rcv_nxt,
+            t.rcv_wnd,
+        ) {
+            return None;
+        }
+    }
     let c = Concrete {
         syn: ev.syn,
         fin: ev.fin,
