@@ -126,16 +126,7 @@ pub(crate) fn closed_port_reply(ctx: &mut Ctx<'_>, seg: &Segment) {
     }
     if seg.flags.ack {
         ctx.record("CLOSED.ACK");
-        let rst = reply(
-            seg,
-            seg.ack,
-            None,
-            Flags {
-                rst: true,
-                ..Flags::default()
-            },
-        );
-        ctx.out.push((rst, Cause::Response));
+        ctx.out.push((rst_for_ack(seg), Cause::Response));
     } else {
         ctx.record("CLOSED.no-ACK");
         let ack = seg.seq + seg.seg_len();
@@ -155,6 +146,19 @@ pub(crate) fn closed_port_reply(ctx: &mut Ctx<'_>, seg: &Segment) {
 
 /// A segment answering `seg` (addresses and ports swapped), without
 /// options or payload.
+/// `<SEQ=SEG.ACK><CTL=RST>` in answer to `seg` (RFC 9293 §3.5.2).
+pub(crate) fn rst_for_ack(seg: &Segment) -> Segment {
+    reply(
+        seg,
+        seg.ack,
+        None,
+        Flags {
+            rst: true,
+            ..Flags::default()
+        },
+    )
+}
+
 pub(crate) fn reply(seg: &Segment, seq: SeqNum, ack: Option<SeqNum>, flags: Flags) -> Segment {
     Segment {
         src: seg.dst,
@@ -484,16 +488,7 @@ impl Conn {
 
     /// `<SEQ=SEG.ACK><CTL=RST>` in answer to `seg`.
     fn send_rst_for_ack(&mut self, ctx: &mut Ctx<'_>, seg: &Segment) {
-        let r = reply(
-            seg,
-            seg.ack,
-            None,
-            Flags {
-                rst: true,
-                ..Flags::default()
-            },
-        );
-        ctx.out.push((r, Cause::Response));
+        ctx.out.push((rst_for_ack(seg), Cause::Response));
     }
 
     /// `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>` in answer to `seg`.
@@ -1479,18 +1474,38 @@ impl Conn {
         self.snd_wl1 = seg.seq;
         self.snd_wl2 = seg.ack;
         self.state = State::Established;
+        self.text_after_ack(
+            ctx,
+            seg,
+            ev,
+            [
+                "SR.ACK.ok-fin",
+                "SR.ACK.ok-fin-queued",
+                "SR.ACK.ok-data",
+                "SR.ACK.ok",
+            ],
+        );
+    }
+
+    /// After an acknowledgment that changed the state (our SYN or our FIN
+    /// acknowledged), records the row for the segment's text and FIN and
+    /// delivers them. `rows`: in-order FIN, FIN not yet in order, data, bare
+    /// acknowledgment.
+    fn text_after_ack(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &Segment,
+        ev: &SegmentEvent,
+        rows: [&'static str; 4],
+    ) {
         let in_order = matches!(ev.seq, SeqClass::LeftEdge | SeqClass::Overlap);
-        if ev.fin {
-            if in_order {
-                ctx.record("SR.ACK.ok-fin");
-            } else {
-                ctx.record("SR.ACK.ok-fin-queued");
-            }
-        } else if ev.payload {
-            ctx.record("SR.ACK.ok-data");
-        } else {
-            ctx.record("SR.ACK.ok");
-        }
+        let [fin, fin_held, data, bare] = rows;
+        ctx.record(match (ev.fin, in_order, ev.payload) {
+            (true, true, _) => fin,
+            (true, false, _) => fin_held,
+            (false, _, true) => data,
+            (false, _, false) => bare,
+        });
         if ev.payload || ev.fin {
             self.deliver(ctx, seg, ev);
         }
@@ -1554,21 +1569,17 @@ impl Conn {
         match self.state {
             State::FinWait1 => {
                 self.state = State::FinWait2;
-                let in_order = matches!(ev.seq, SeqClass::LeftEdge | SeqClass::Overlap);
-                if ev.fin {
-                    if in_order {
-                        ctx.record("FW1.FIN.fin-acked");
-                    } else {
-                        ctx.record("FW1.FIN-queued.fin-acked");
-                    }
-                } else if ev.payload {
-                    ctx.record("FW1.DATA.fin-acked");
-                } else {
-                    ctx.record("FW1.ACK.fin-acked");
-                }
-                if ev.payload || ev.fin {
-                    self.deliver(ctx, seg, ev);
-                }
+                self.text_after_ack(
+                    ctx,
+                    seg,
+                    ev,
+                    [
+                        "FW1.FIN.fin-acked",
+                        "FW1.FIN-queued.fin-acked",
+                        "FW1.DATA.fin-acked",
+                        "FW1.ACK.fin-acked",
+                    ],
+                );
             }
             State::Closing => {
                 ctx.record("CLOSING.ACK.fin-acked");

@@ -336,16 +336,8 @@ impl Endpoint {
                 ctx.record("LISTEN.RST");
             } else if seg.flags.ack {
                 ctx.record("LISTEN.ACK");
-                let rst = crate::conn::reply(
-                    seg,
-                    seg.ack,
-                    None,
-                    Flags {
-                        rst: true,
-                        ..Flags::default()
-                    },
-                );
-                ctx.out.push((rst, Cause::Response));
+                ctx.out
+                    .push((crate::conn::rst_for_ack(seg), Cause::Response));
             } else if !seg.flags.syn {
                 ctx.record("LISTEN.other");
             } else {
