@@ -29,6 +29,37 @@ pub enum Command {
     /// Run scripts on `own` and print which rows of the table they hit,
     /// as the state × event matrix.
     Coverage(CoverageArgs),
+    /// Run scripts on several targets and classify every divergence
+    /// against the table's profiles (conforms, allowed variation,
+    /// violation).
+    Diff(DiffArgs),
+    // Further subcommands go here.
+}
+
+/// Arguments of `tcpconform diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// Targets to compare, comma-separated: own (always the reference),
+    /// linux, own-tun. Live targets run one at a time; an unavailable
+    /// own-tun is skipped with a note.
+    #[arg(long, value_delimiter = ',', default_value = "own,linux")]
+    pub targets: Vec<String>,
+    /// The active profile: divergences are classified against its rows.
+    #[arg(long, default_value_t = Profile::Rfc9293)]
+    pub profile: Profile,
+    /// Print machine-readable results.
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print the distinct divergences of the first non-reference target as
+    /// Markdown (the format of docs/divergences.md).
+    #[arg(long)]
+    pub markdown: bool,
+    /// Skip live targets for scripts whose timeline is longer (seconds).
+    #[arg(long, value_name = "SECS")]
+    pub max_timeline: Option<u64>,
+    /// Script files, or directories searched for *.pkt.
+    #[arg(required = true, value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// Output formats of `tcpconform coverage`.
@@ -162,6 +193,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => run_cmd(args),
         Command::Check(args) => check(args),
         Command::Coverage(args) => coverage_cmd(args),
+        Command::Diff(args) => diff_cmd(args),
     }
 }
 
@@ -372,6 +404,80 @@ fn coverage_cmd(args: CoverageArgs) -> Result<ExitCode, CliError> {
     };
     write_out(&out)?;
     Ok(ExitCode::from(suite::Summary::of(&reports).exit_code()))
+}
+
+/// `tcpconform diff`: exit 0 without violations, 1 with, 2 on bad input.
+fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
+    use crate::run::diff::{self, Class, DiffOptions};
+    let mut targets: Vec<String> = Vec::new();
+    for t in &args.targets {
+        let t = t.trim().to_string();
+        if !suite::TARGETS.contains(&t.as_str()) {
+            return usage_error(format!(
+                "unknown target `{t}` (available: {})",
+                suite::TARGETS.join(", ")
+            ));
+        }
+        if !targets.contains(&t) {
+            targets.push(t);
+        }
+    }
+    if targets.iter().all(|t| t == diff::REFERENCE) {
+        return usage_error("diff needs a target besides own (e.g. --targets own,linux)");
+    }
+    // Live targets that cannot start are a usage error, except own-tun,
+    // which is optional and skipped with a note.
+    for t in targets.iter().filter(|t| *t == "linux") {
+        if let Err(e) = suite::make_target(t, args.profile) {
+            return usage_error(format!("target {t}: {e}"));
+        }
+    }
+    let scripts = match suite::discover(&args.paths) {
+        Ok(s) if s.is_empty() => return usage_error("no *.pkt scripts found"),
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    let opts = DiffOptions {
+        targets: targets.clone(),
+        profile: args.profile,
+        max_timeline_us: args.max_timeline.map(|s| s.saturating_mul(1_000_000)),
+    };
+    let diffs: Vec<diff::ScriptDiff> = scripts
+        .iter()
+        .map(|p| diff::diff_file(&shown_path(p), &opts))
+        .collect();
+    let out = if args.json {
+        let mut s = serde_json::to_string_pretty(&diff::json_report(&diffs))?;
+        s.push('\n');
+        s
+    } else if args.markdown {
+        let other = targets
+            .iter()
+            .find(|t| *t != diff::REFERENCE)
+            .cloned()
+            .unwrap_or_default();
+        diff::markdown(&diffs, &other)
+    } else {
+        let mut s: String = diffs.iter().map(|d| d.text()).collect();
+        let count = |c: Class| {
+            diffs
+                .iter()
+                .flat_map(|d| &d.divergences)
+                .filter(|x| x.class == c)
+                .count()
+        };
+        s.push_str(&format!(
+            "{} scripts: {} violations, {} allowed variations, {} conforming\n",
+            diffs.len(),
+            count(Class::Violation),
+            count(Class::Allowed),
+            count(Class::Conforms)
+        ));
+        s
+    };
+    write_out(&out)?;
+    let violation = diffs.iter().any(|d| d.worst() == Some(Class::Violation));
+    Ok(ExitCode::from(u8::from(violation)))
 }
 
 fn spec(args: SpecArgs) -> Result<ExitCode, CliError> {

@@ -9,4 +9,5 @@ pub mod live;
 pub mod pcap;
 pub mod run;
 pub mod script;
+pub mod serve;
 pub mod sim;

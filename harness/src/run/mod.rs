@@ -15,8 +15,10 @@
 //!   matrix of `tcpconform coverage`).
 
 pub mod coverage;
+pub mod diff;
 pub mod linux;
 pub mod own;
+pub mod own_tun;
 pub mod runner;
 pub mod suite;
 pub mod syscall;

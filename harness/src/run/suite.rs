@@ -9,7 +9,7 @@ use std::time::Duration;
 use tcp_spec::Profile;
 
 /// The targets this build can run.
-pub const TARGETS: [&str; 2] = ["own", "linux"];
+pub const TARGETS: [&str; 3] = ["own", "linux", "own-tun"];
 
 /// The targets `tcpconform check` runs the suite on. `linux` differs from the
 /// rfc9293 scripts where the kernel legitimately does (window, options,
@@ -25,10 +25,9 @@ pub fn make_target(name: &str, profile: Profile) -> Result<Box<dyn Target>, Stri
         "linux" => crate::run::linux::LinuxTarget::new()
             .map(|t| Box::new(t) as Box<dyn Target>)
             .map_err(|e| e.to_string()),
-        "own-tun" => Err(format!(
-            "target `{name}` is not available in this build yet (available: {})",
-            TARGETS.join(", ")
-        )),
+        "own-tun" => crate::run::own_tun::OwnTunTarget::new(profile)
+            .map(|t| Box::new(t) as Box<dyn Target>)
+            .map_err(|e| e.to_string()),
         other => Err(format!(
             "unknown target `{other}` (available: {})",
             TARGETS.join(", ")

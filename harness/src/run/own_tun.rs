@@ -1,0 +1,638 @@
+//! Target `own-tun`: the own stack (`tcp-stack`) driving `tun1` in real
+//! time, inside a namespace the harness creates (DESIGN.md, "Scripts and
+//! the runner" — live targets).
+//!
+//! A script's packets cross the kernel exactly as for the `linux` target:
+//!
+//! ```text
+//!   runner ──inject──▶ tun0 ──kernel forwards──▶ tun1 ──▶ event loop ──▶ own stack
+//!   runner ◀──reader── tun0 ◀──kernel forwards── tun1 ◀── event loop ◀── own stack
+//! ```
+//!
+//! - **The stack and its socket calls** are the `own` target's: an
+//!   [`OwnTarget`] (the own stack plus the mapping of script socket calls
+//!   onto its API) is reused unchanged as the core of this target. Its
+//!   virtual clock is simply driven with real time: before every packet,
+//!   call or tick the core is advanced to the real µs since the script
+//!   started ([`OwnTarget`]'s `advance` fires every timer due by then, at
+//!   its exact deadline). No code is duplicated and nothing in `own.rs`
+//!   changed, so `own` and `own-tun` can only differ in timing.
+//! - **The event loop** is a thread that reads `tun1` (waking at least every
+//!   [`TICK`] to fire timers), hands each packet to the core and writes what
+//!   the stack sends back into `tun1`, under one lock shared with the
+//!   runner's socket calls.
+//! - **A reader thread** takes what comes out of `tun0` (the stack's
+//!   packets after the kernel forwarded them) and stamps it with the time it
+//!   was read, as the `linux` target does.
+//! - **Injection is synchronous**, as on `linux` (where the kernel has
+//!   processed a packet when the `tun0` write returns): after writing into
+//!   `tun0`, [`Target::inject`] waits (at most [`INJECT_WAIT`]) until the
+//!   event loop has handed a packet from `tun1` to the stack, so a
+//!   non-blocking `read` right after an injected segment sees its data on
+//!   all three targets.
+//!
+//! # Addresses
+//!
+//! Scripts address the stack as 192.0.2.1 ([`LOCAL_ADDR`]) on `own` and
+//! `linux`; in the namespace the own stack is 198.51.100.1
+//! ([`OWN_V4`]), reached through `tun1` by forwarding. The choice made here:
+//! **the script, the trace and the stack all keep seeing 192.0.2.1, and the
+//! wire inside the namespace carries 198.51.100.1.** The target translates
+//! at both boundaries — a one-to-one address rewrite (a static NAT):
+//!
+//! - into `tun0`: destination 192.0.2.1 → 198.51.100.1 (so the kernel
+//!   forwards the packet to `tun1` instead of taking it itself);
+//! - out of `tun1` into the stack: destination 198.51.100.1 → 192.0.2.1;
+//! - from the stack into `tun1`: source 192.0.2.1 → 198.51.100.1;
+//! - out of `tun0` to the runner: source 198.51.100.1 → 192.0.2.1.
+//!
+//! Checksums are updated incrementally (RFC 1624, eqn. 3) for the IPv4
+//! header and, when the packet is an unfragmented TCP segment, the TCP
+//! checksum (whose pseudo-header covers the addresses, RFC 9293 3.1). An
+//! incremental update keeps a *wrong* checksum exactly as wrong, so a
+//! script or fuzzer that injects a corrupted segment still reaches the
+//! stack corrupted. The one visible trace of the crossing is the TTL, which
+//! the kernel's forwarding decrements in each direction (63 instead of 64);
+//! nothing compares it.
+
+use super::own::{OwnTarget, LOCAL_ADDR, LOCAL_PORT, REMOTE_ADDR, REMOTE_PORT};
+use super::target::{
+    CallOutcome, Micros, SocketCall, SysctlOutcome, Target, TargetError, TargetTransition,
+};
+use crate::live::{LiveNet, OWN_V4};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tcp_spec::Profile;
+
+/// The event loop wakes at least this often to fire the stack's timers.
+pub const TICK: Duration = Duration::from_millis(1);
+/// Lateness allowed for every event on top of the script's tolerance: the
+/// stack's timers fire at their exact deadline on its clock, but the event
+/// loop notices them up to one [`TICK`] late, and on a busy 2-core machine
+/// the loop and the `tun0` reader may each wait for a CPU. Independent of
+/// the gap (the stack's clock does not drift); well below the 40 ms of a
+/// delayed ACK, so "immediate" and "delayed" stay distinguishable.
+pub const SLACK: Duration = Duration::from_millis(10);
+/// Bound on waiting, after an injection, for the event loop to hand a
+/// packet to the stack. The kernel forwards inside the `tun0` write, so
+/// this is only reached when the kernel dropped the packet (e.g. a
+/// malformed IPv4 header).
+pub const INJECT_WAIT: Duration = Duration::from_millis(20);
+/// How long the `tun0` reader waits before checking for stop.
+const READ_SLICE: Duration = Duration::from_millis(20);
+/// While a call is blocked, [`Target::advance`] returns at least this often.
+const BLOCKED_SLICE: Duration = Duration::from_millis(1);
+/// Bound on one round of timers in the core (a timer that never clears
+/// must not hold the event loop).
+const MAX_TIMER_STEPS: usize = 10_000;
+/// `IPPROTO_TCP` in the IPv4 protocol field.
+const PROTO_TCP: u8 = 6;
+
+/// What the `tun0` reader hands over: a packet and when it was read.
+type Packet = Result<(Instant, Vec<u8>), String>;
+
+/// The state shared by the runner's thread and the event loop.
+#[derive(Debug)]
+struct Core {
+    own: OwnTarget,
+}
+
+impl Core {
+    /// Advances the core's clock to `now`, firing every timer due by then.
+    fn sync(&mut self, now: Micros) {
+        for _ in 0..MAX_TIMER_STEPS {
+            if self.own.now() >= now {
+                return;
+            }
+            // The own target's `advance` cannot fail.
+            if self.own.advance(now).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Writes everything the stack sent into `tun1`, as 198.51.100.1.
+    fn flush(&mut self, net: &LiveNet) -> Result<(), String> {
+        for (_, mut p) in self.own.take_outbound() {
+            rewrite_v4(&mut p, Field::Src, LOCAL_ADDR, OWN_V4);
+            net.tun1()
+                .send(&p)
+                .map_err(|e| format!("writing the stack's packet to tun1: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The clock and counters both threads share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Time zero of the script: set by the first thing the runner does.
+    origin: OnceLock<Instant>,
+    /// Packets the event loop has handed from `tun1` to the stack.
+    arrived: Mutex<u64>,
+    arrived_cv: Condvar,
+    /// The event loop's fatal error, if any.
+    failed: Mutex<Option<String>>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn origin(&self) -> Instant {
+        *self.origin.get_or_init(Instant::now)
+    }
+
+    fn micros_at(&self, at: Instant) -> Micros {
+        let d = at.saturating_duration_since(self.origin());
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn now(&self) -> Micros {
+        self.micros_at(Instant::now())
+    }
+
+    fn arrived(&self) -> MutexGuard<'_, u64> {
+        self.arrived.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn fail(&self, why: String) {
+        let mut f = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        f.get_or_insert(why);
+    }
+}
+
+/// The own stack behind `tun1`, reached through the kernel, on a real
+/// clock.
+///
+/// Dropping it stops its threads and removes the namespace.
+#[derive(Debug)]
+pub struct OwnTunTarget {
+    core: Arc<Mutex<Core>>,
+    shared: Arc<Shared>,
+    out: Vec<(Micros, Vec<u8>)>,
+    ignored: usize,
+    packets: Receiver<Packet>,
+    reader: Option<JoinHandle<()>>,
+    event_loop: Option<JoinHandle<()>>,
+    /// The last call would block (or was a `poll` that found nothing).
+    blocked: bool,
+    /// Last field: dropped after the threads are gone.
+    net: Arc<LiveNet>,
+}
+
+impl OwnTunTarget {
+    /// Creates the namespace, the TUN devices, the event loop on `tun1` and
+    /// the `tun0` reader; the stack follows `profile`. Fails with one
+    /// sentence (as [`TargetError::Setup`]) when this process cannot run
+    /// live targets: not root, no `/dev/net/tun`, no `ip` tool.
+    pub fn new(profile: Profile) -> Result<OwnTunTarget, TargetError> {
+        crate::live::available().map_err(|e| TargetError::Setup(e.to_string()))?;
+        let net = LiveNet::setup().map_err(|e| TargetError::Setup(e.to_string()))?;
+        let net = Arc::new(net);
+        net.drain().map_err(|e| TargetError::Setup(e.to_string()))?;
+
+        let core = Arc::new(Mutex::new(Core {
+            own: OwnTarget::new(profile),
+        }));
+        let shared = Arc::new(Shared::default());
+        let event_loop = {
+            let (net, core, shared) = (Arc::clone(&net), Arc::clone(&core), Arc::clone(&shared));
+            std::thread::Builder::new()
+                .name(format!("{}-tun1", net.netns().name()))
+                .spawn(move || run_event_loop(&net, &core, &shared))
+                .map_err(|e| TargetError::Setup(format!("cannot start the tun1 event loop: {e}")))?
+        };
+        let (packet_tx, packets) = mpsc::channel();
+        let reader = {
+            let (net2, shared2) = (Arc::clone(&net), Arc::clone(&shared));
+            std::thread::Builder::new()
+                .name(format!("{}-tun0", net.netns().name()))
+                .spawn(move || read_tun0(&net2, &shared2.stop, &packet_tx))
+        };
+        let reader = match reader {
+            Ok(r) => r,
+            Err(e) => {
+                shared.stop.store(true, Ordering::Relaxed);
+                let _ = event_loop.join();
+                return Err(TargetError::Setup(format!(
+                    "cannot start the tun0 reader: {e}"
+                )));
+            }
+        };
+        Ok(OwnTunTarget {
+            core,
+            shared,
+            out: Vec::new(),
+            ignored: 0,
+            packets,
+            reader: Some(reader),
+            event_loop: Some(event_loop),
+            blocked: false,
+            net,
+        })
+    }
+
+    /// The namespace the target runs in.
+    pub fn netns_name(&self) -> &str {
+        self.net.netns().name()
+    }
+
+    /// Packets read from `tun0` that were not IPv4 TCP and so were not
+    /// handed to the runner (e.g. ICMP the kernel generated).
+    pub fn ignored_packets(&self) -> usize {
+        self.ignored
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check(&self) -> Result<(), TargetError> {
+        match self.shared.failure() {
+            Some(why) => Err(TargetError::Io(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Files one item from the reader.
+    fn file_packet(&mut self, item: Packet) -> Result<(), TargetError> {
+        let (at, mut bytes) = match item {
+            Ok(p) => p,
+            Err(why) => {
+                let why = format!("reading tun0: {why}");
+                self.shared.fail(why.clone());
+                return Err(TargetError::Io(why));
+            }
+        };
+        let is_tcp_v4 =
+            bytes.first().is_some_and(|b| b >> 4 == 4) && bytes.get(9) == Some(&PROTO_TCP);
+        if is_tcp_v4 {
+            rewrite_v4(&mut bytes, Field::Src, OWN_V4, LOCAL_ADDR);
+            let at = self.shared.micros_at(at);
+            self.out.push((at, bytes));
+        } else {
+            self.ignored += 1;
+        }
+        Ok(())
+    }
+
+    /// Files everything the reader has handed over so far.
+    fn collect(&mut self) -> Result<(), TargetError> {
+        loop {
+            match self.packets.try_recv() {
+                Ok(item) => self.file_packet(item)?,
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => {
+                    return Err(TargetError::Io("the tun0 reader stopped".into()))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for OwnTunTarget {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        // Both bounded: the threads check `stop` every READ_SLICE / TICK.
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        if let Some(l) = self.event_loop.take() {
+            let _ = l.join();
+        }
+    }
+}
+
+impl Target for OwnTunTarget {
+    fn name(&self) -> &'static str {
+        "own-tun"
+    }
+
+    fn is_virtual(&self) -> bool {
+        false
+    }
+
+    fn now(&self) -> Micros {
+        self.shared.now()
+    }
+
+    /// The `own` target's addresses: the translation to 198.51.100.1
+    /// happens inside the target (see the module documentation).
+    fn addresses(&self) -> (SocketAddrV4, SocketAddrV4) {
+        (
+            SocketAddrV4::new(LOCAL_ADDR, LOCAL_PORT),
+            SocketAddrV4::new(REMOTE_ADDR, REMOTE_PORT),
+        )
+    }
+
+    /// Sleeps until `until` or until a packet comes out of `tun0`,
+    /// whichever comes first (at most [`BLOCKED_SLICE`] while a call is
+    /// blocked). The returned time may be a little past `until`.
+    fn advance(&mut self, until: Micros) -> Result<Micros, TargetError> {
+        self.check()?;
+        let now = self.now();
+        if until <= now {
+            return Ok(now);
+        }
+        let mut wait = Duration::from_micros(until - now);
+        if self.blocked {
+            wait = wait.min(BLOCKED_SLICE);
+        }
+        match self.packets.recv_timeout(wait) {
+            Ok(item) => {
+                self.file_packet(item)?;
+                self.collect()?;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(TargetError::Io("the tun0 reader stopped".into()))
+            }
+        }
+        Ok(self.now())
+    }
+
+    /// Writes the packet into `tun0` (as addressed to 198.51.100.1) and
+    /// waits until the event loop has handed it to the stack.
+    fn inject(&mut self, packet: &[u8]) -> Result<(), TargetError> {
+        self.check()?;
+        self.shared.origin();
+        let mut p = packet.to_vec();
+        rewrite_v4(&mut p, Field::Dst, LOCAL_ADDR, OWN_V4);
+        let before = *self.shared.arrived();
+        self.net
+            .tun0()
+            .send(&p)
+            .map_err(|e| TargetError::Io(e.to_string()))?;
+        let guard = self.shared.arrived();
+        // A timeout is not an error: the kernel may have dropped the packet.
+        let _ = self
+            .shared
+            .arrived_cv
+            .wait_timeout_while(guard, INJECT_WAIT, |n| *n <= before);
+        self.check()
+    }
+
+    fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {
+        // A reader failure surfaces at the next `advance`.
+        let _ = self.collect();
+        std::mem::take(&mut self.out)
+    }
+
+    /// The `own` target's socket-call mapping, at the real time now; what
+    /// the call makes the stack send goes into `tun1` at once.
+    fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
+        self.check()?;
+        let now = self.now();
+        let net = Arc::clone(&self.net);
+        let r = {
+            let mut core = self.lock();
+            core.sync(now);
+            let r = core.own.call(call);
+            core.flush(&net).map_err(TargetError::Io)?;
+            r
+        }?;
+        self.blocked = match (&r, call) {
+            (CallOutcome::WouldBlock, _) => true,
+            (CallOutcome::Done(ret), SocketCall::Poll { .. }) => ret.ret == Ok(0),
+            _ => false,
+        };
+        Ok(r)
+    }
+
+    /// As on `own`: the knobs that map onto the stack's configuration.
+    fn sysctl(&mut self, name: &str, value: &str) -> SysctlOutcome {
+        self.lock().own.sysctl(name, value)
+    }
+
+    fn take_transitions(&mut self) -> Vec<TargetTransition> {
+        self.lock().own.take_transitions()
+    }
+
+    /// A flat [`SLACK`]: the stack's timers do not drift with the gap.
+    fn timing_slack(&self, gap: Duration) -> Duration {
+        let _ = gap;
+        SLACK
+    }
+}
+
+/// The event loop: packets from `tun1` into the stack, timers, and the
+/// stack's packets back into `tun1`, until `stop`.
+fn run_event_loop(net: &LiveNet, core: &Mutex<Core>, shared: &Shared) {
+    let lock = || core.lock().unwrap_or_else(|e| e.into_inner());
+    while !shared.stop.load(Ordering::Relaxed) {
+        let first = match net.tun1().recv_timeout(TICK) {
+            Ok(p) => p,
+            Err(e) => {
+                shared.fail(format!("reading tun1: {e}"));
+                return;
+            }
+        };
+        let Some(first) = first else {
+            // A tick: fire due timers (only once the script has started).
+            if shared.origin.get().is_some() {
+                let now = shared.now();
+                let mut c = lock();
+                c.sync(now);
+                if let Err(why) = c.flush(net) {
+                    shared.fail(why);
+                    return;
+                }
+            }
+            continue;
+        };
+        let mut batch = vec![first];
+        loop {
+            match net.tun1().recv_timeout(Duration::ZERO) {
+                Ok(Some(p)) => batch.push(p),
+                Ok(None) => break,
+                Err(e) => {
+                    shared.fail(format!("reading tun1: {e}"));
+                    return;
+                }
+            }
+        }
+        let n = batch.len() as u64;
+        {
+            let now = shared.now();
+            let mut c = lock();
+            c.sync(now);
+            for mut p in batch {
+                rewrite_v4(&mut p, Field::Dst, OWN_V4, LOCAL_ADDR);
+                // The own target's `inject` cannot fail.
+                let _ = c.own.inject(&p);
+            }
+            if let Err(why) = c.flush(net) {
+                shared.fail(why);
+                return;
+            }
+        }
+        *shared.arrived() += n;
+        shared.arrived_cv.notify_all();
+    }
+}
+
+/// The reader thread: everything the kernel sends out of `tun0`, stamped.
+fn read_tun0(net: &LiveNet, stop: &AtomicBool, tx: &Sender<Packet>) {
+    while !stop.load(Ordering::Relaxed) {
+        match net.tun0().recv_timeout(READ_SLICE) {
+            Ok(Some(mut p)) => {
+                let at = Instant::now();
+                p.shrink_to_fit();
+                if tx.send(Ok((at, p))).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+/// Which IPv4 address field to rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The source address (octets 12–15).
+    Src,
+    /// The destination address (octets 16–19).
+    Dst,
+}
+
+/// Rewrites an IPv4 packet's source or destination address from `from` to
+/// `to`, updating the header checksum and, for an unfragmented TCP segment,
+/// the TCP checksum incrementally (RFC 1624 eqn. 3), so a wrong checksum
+/// stays exactly as wrong. Packets that are not IPv4, are too short, or do
+/// not carry `from` in that field are left alone. Returns whether the
+/// packet was changed.
+pub fn rewrite_v4(p: &mut [u8], field: Field, from: Ipv4Addr, to: Ipv4Addr) -> bool {
+    let Some(&first) = p.first() else {
+        return false;
+    };
+    let ihl = usize::from(first & 0x0f) * 4;
+    if first >> 4 != 4 || ihl < 20 || p.len() < ihl {
+        return false;
+    }
+    let at = match field {
+        Field::Src => 12,
+        Field::Dst => 16,
+    };
+    let (old, new) = (from.octets(), to.octets());
+    if p[at..at + 4] != old {
+        return false;
+    }
+    p[at..at + 4].copy_from_slice(&new);
+    update_checksum(p, 10, &old, &new);
+    let fragment = u16::from_be_bytes([p[6], p[7]]) & 0x1fff != 0;
+    if p[9] == PROTO_TCP && !fragment && p.len() >= ihl + 18 {
+        update_checksum(p, ihl + 16, &old, &new);
+    }
+    true
+}
+
+/// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for the 16-bit words of `old`
+/// replaced by those of `new`, on the checksum at `p[at..at + 2]`.
+fn update_checksum(p: &mut [u8], at: usize, old: &[u8; 4], new: &[u8; 4]) {
+    let Some(field) = p.get_mut(at..at + 2) else {
+        return;
+    };
+    let hc = u16::from_be_bytes([field[0], field[1]]);
+    let mut sum = u64::from(!hc);
+    for w in old.chunks_exact(2) {
+        sum += u64::from(!u16::from_be_bytes([w[0], w[1]]));
+    }
+    for w in new.chunks_exact(2) {
+        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    let folded = !tcp_stack::checksum::fold(sum);
+    field.copy_from_slice(&folded.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::wire::{build_v4, Outgoing};
+    use crate::script::{TcpFlags, TcpOpt};
+
+    fn packet(src: Ipv4Addr, dst: Ipv4Addr, seq: u32, len: u32) -> Vec<u8> {
+        let opts = [TcpOpt::Mss(1460)];
+        build_v4(&Outgoing {
+            src,
+            dst,
+            src_port: 40000,
+            dst_port: 8080,
+            seq,
+            ack: seq.rotate_left(7),
+            flags: TcpFlags {
+                syn: true,
+                ..TcpFlags::default()
+            },
+            win: 65535,
+            urg: 0,
+            options: &opts,
+            payload_len: len,
+        })
+        .expect("a small packet builds")
+    }
+
+    #[test]
+    fn rewrite_matches_a_fresh_build() {
+        for (i, len) in [0u32, 1, 2, 3, 100, 1000].into_iter().enumerate() {
+            let seq = 0x1234_5678u32.wrapping_mul(i as u32 + 1);
+            let mut p = packet(REMOTE_ADDR, LOCAL_ADDR, seq, len);
+            assert!(rewrite_v4(&mut p, Field::Dst, LOCAL_ADDR, OWN_V4));
+            assert_eq!(p, packet(REMOTE_ADDR, OWN_V4, seq, len), "len {len}");
+            assert!(rewrite_v4(&mut p, Field::Dst, OWN_V4, LOCAL_ADDR));
+            assert_eq!(p, packet(REMOTE_ADDR, LOCAL_ADDR, seq, len));
+            let mut q = packet(LOCAL_ADDR, REMOTE_ADDR, seq, len);
+            assert!(rewrite_v4(&mut q, Field::Src, LOCAL_ADDR, OWN_V4));
+            assert_eq!(q, packet(OWN_V4, REMOTE_ADDR, seq, len));
+        }
+    }
+
+    /// The ones'-complement sum over the TCP pseudo-header and segment:
+    /// 0xffff for a correct checksum, anything else is the error.
+    fn tcp_residual(p: &[u8]) -> u16 {
+        use tcp_stack::checksum::{add, fold, pseudo_header};
+        let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+        let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+        let sum = pseudo_header(src.into(), dst.into(), p.len() - 20);
+        fold(add(sum, &p[20..]))
+    }
+
+    #[test]
+    fn a_wrong_checksum_stays_exactly_as_wrong() {
+        let good = packet(REMOTE_ADDR, LOCAL_ADDR, 7, 10);
+        assert_eq!(tcp_residual(&good), 0xffff);
+        let mut p = good.clone();
+        p[37] ^= 0x55;
+        let before = tcp_residual(&p);
+        assert_ne!(before, 0xffff);
+        assert!(rewrite_v4(&mut p, Field::Dst, LOCAL_ADDR, OWN_V4));
+        assert_eq!(tcp_residual(&p), before, "the same error after the rewrite");
+    }
+
+    #[test]
+    fn other_packets_are_left_alone() {
+        let mut p = packet(REMOTE_ADDR, LOCAL_ADDR, 1, 0);
+        let orig = p.clone();
+        assert!(!rewrite_v4(&mut p, Field::Src, LOCAL_ADDR, OWN_V4));
+        assert_eq!(p, orig);
+        for mut junk in [vec![], vec![0x45], vec![0x60; 40], vec![0x4f; 30]] {
+            let before = junk.clone();
+            assert!(!rewrite_v4(&mut junk, Field::Dst, LOCAL_ADDR, OWN_V4));
+            assert_eq!(junk, before);
+        }
+    }
+}

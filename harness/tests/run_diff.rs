@@ -1,0 +1,148 @@
+//! `tcpconform diff` without a live target: the classifier on hand-made
+//! departures of target `own` under another profile, the report's JSON
+//! round trip, the Markdown rendering and the command line.
+
+use std::process::Command;
+use tcp_harness::run::diff::{self, Class, DiffOptions, ScriptDiff};
+use tcp_harness::run::{suite, Target};
+use tcp_spec::Profile;
+
+/// A second "target" that is the own stack under another profile, so the
+/// classifier can be exercised without root.
+fn make_with(other: Profile) -> impl FnMut(&str, Profile) -> Result<Box<dyn Target>, String> {
+    move |name, profile| match name {
+        "own" => suite::make_target("own", profile),
+        _ => suite::make_target("own", other),
+    }
+}
+
+fn opts() -> DiffOptions {
+    DiffOptions {
+        targets: vec!["own".into(), "linux".into()],
+        profile: Profile::Rfc9293,
+        max_timeline_us: None,
+    }
+}
+
+const DATA_RETRANSMIT: &str = include_str!("../../specs/scripts/data_retransmit.pkt");
+const PASSIVE_OPEN: &str = include_str!("../../specs/scripts/passive_open.pkt");
+
+#[test]
+fn identical_targets_have_no_divergence() {
+    let mut make = make_with(Profile::Rfc9293);
+    let d = diff::diff_text("passive_open.pkt", PASSIVE_OPEN, &opts(), &mut make);
+    assert_eq!(d.targets, vec!["own", "linux"]);
+    assert!(d.divergences.is_empty(), "{}", d.text());
+    assert!(d.text().contains("no divergence"));
+    assert_eq!(d.worst(), None);
+}
+
+/// The own stack under the linux profile retransmits after the computed RTO
+/// (≈0.3 s) instead of the 1 s minimum: explained by `rto_min_ms`.
+#[test]
+fn early_retransmission_is_explained_by_rto_min() {
+    let mut make = make_with(Profile::Linux);
+    let d = diff::diff_text("data_retransmit.pkt", DATA_RETRANSMIT, &opts(), &mut make);
+    let t = d
+        .divergences
+        .iter()
+        .find(|x| x.kind == "timing")
+        .unwrap_or_else(|| panic!("no timing divergence:\n{}", d.text()));
+    assert_eq!(t.class, Class::Allowed, "{}", d.text());
+    assert!(
+        t.params
+            .iter()
+            .any(|p| p.starts_with("linux.rto_min_ms = 200")),
+        "{t:?}"
+    );
+    assert!(!t.reason.contains("0.5"), "no raw times: {}", t.reason);
+}
+
+/// A window that differs on the SYN-ACK is the sender's choice; the line
+/// is masked and the rest of the script still compared.
+#[test]
+fn syn_ack_window_is_an_allowed_variation_and_masked() {
+    let text = PASSIVE_OPEN.replace("> S. 0:0(0) ack 1 win 65535", "> S. 0:0(0) ack 1 win 1000");
+    assert_ne!(text, PASSIVE_OPEN);
+    let mut make = make_with(Profile::Rfc9293);
+    let d = diff::diff_text("p.pkt", &text, &opts(), &mut make);
+    let w = &d.divergences[0];
+    assert_eq!(
+        (w.kind.as_str(), w.class),
+        ("window", Class::Allowed),
+        "{}",
+        d.text()
+    );
+    assert!(w.rfc.iter().any(|r| r == "RFC9293 3.7.1"));
+    assert!(
+        d.outcomes.iter().any(|o| o == "linux: passed"),
+        "{}",
+        d.text()
+    );
+}
+
+/// The script expects a RST where the active row answers SYN,ACK: the
+/// target did what its row says, which is "conforms" (the script is off).
+#[test]
+fn answer_the_active_row_predicts_conforms() {
+    let text = PASSIVE_OPEN.replace("> S. 0:0(0) ack 1", "> R. 0:0(0) ack 1");
+    let mut make = make_with(Profile::Rfc9293);
+    let d = diff::diff_text("p.pkt", &text, &opts(), &mut make);
+    let v = d
+        .divergences
+        .iter()
+        .find(|x| x.target == "linux")
+        .unwrap_or_else(|| panic!("{}", d.text()));
+    assert_eq!(v.class, Class::Conforms, "{v:?}");
+    assert_eq!(v.rows, vec!["LISTEN.SYN"]);
+}
+
+#[test]
+fn reports_round_trip_through_snapshots_and_render_markdown() {
+    let mut make = make_with(Profile::Linux);
+    let d = diff::diff_text("data_retransmit.pkt", DATA_RETRANSMIT, &opts(), &mut make);
+    let snap = format!("---\nsource: x\n---\n{}\n", d.snapshot());
+    let back = ScriptDiff::from_snapshot(&snap).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, d);
+    let md = diff::markdown(&[back], "linux");
+    assert!(md.contains("rto_min_ms"), "{md}");
+    assert!(md.contains("+1    > P. 1:1001(1000) ack 1"), "{md}");
+    assert!(ScriptDiff::from_snapshot("not json").is_err());
+}
+
+#[test]
+fn long_scripts_are_skipped_on_other_targets() {
+    let mut make = make_with(Profile::Rfc9293);
+    let o = DiffOptions {
+        max_timeline_us: Some(1),
+        ..opts()
+    };
+    let d = diff::diff_text("p.pkt", PASSIVE_OPEN, &o, &mut make);
+    assert_eq!(d.targets, vec!["own"]);
+    assert!(
+        d.skipped[0].starts_with("linux: timeline"),
+        "{:?}",
+        d.skipped
+    );
+}
+
+fn tcpconform(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tcpconform: {e}"))
+}
+
+#[test]
+fn cli_rejects_bad_targets_and_missing_paths() {
+    let out = tcpconform(&["diff", "--targets", "own,nope", "x.pkt"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown target `nope`"));
+    let out = tcpconform(&["diff", "--targets", "own", "x.pkt"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = tcpconform(&["diff"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = tcpconform(&["diff", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--markdown"));
+}

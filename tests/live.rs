@@ -1,0 +1,155 @@
+//! Divergence snapshots of the live `linux` target (DESIGN.md, "Scripts and
+//! the runner": divergences as reviewable snapshots).
+//!
+//! Every script of the conformance suite runs on `own` (the reference,
+//! profile rfc9293) and on `linux` (this machine's kernel behind TUN in a
+//! namespace of its own), and `tcp_harness::run::diff` classifies each
+//! divergence against the table's profiles. The classified report of each
+//! script is recorded as the insta snapshot `live__<script>` (path below
+//! `specs/scripts`, `/` → `__`); reports carry no raw timestamps (intervals
+//! rounded to 0.1 s, TS values `*`), so they are stable across runs.
+//! Scripts whose timeline is longer than [`MAX_TIMELINE_US`] are not run
+//! live and say so in their snapshot.
+//!
+//! `docs/divergences.md` is generated from the committed snapshots; a test
+//! checks it is current. Regenerate it with
+//! `cargo test -p tcpconform --test live -- --ignored regenerate_divergences`.
+//!
+//! Without root (or /dev/net/tun) the live test prints `skipped: <reason>`
+//! and passes. Live scripts run one at a time; afterwards no namespace of
+//! this process may remain.
+
+use std::path::{Path, PathBuf};
+use tcp_harness::live;
+use tcp_harness::run::diff::{self, DiffOptions, ScriptDiff};
+use tcp_harness::run::{discover, suite};
+use tcp_spec::Profile;
+
+/// Scripts with a longer timeline (measured on `own`) are not run live.
+const MAX_TIMELINE_US: u64 = 30_000_000;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn suite_dir() -> PathBuf {
+    root().join("specs/scripts")
+}
+
+fn rel(path: &Path) -> String {
+    path.strip_prefix(suite_dir())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+fn snapshot_name(rel: &str) -> String {
+    rel.trim_end_matches(".pkt").replace('/', "__")
+}
+
+/// The committed `live__*.snap` files, parsed, in script order.
+fn committed() -> Vec<ScriptDiff> {
+    let dir = root().join("tests/snapshots");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("live__") && n.ends_with(".snap"))
+        })
+        .collect();
+    files.sort();
+    let mut diffs: Vec<ScriptDiff> = files
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            ScriptDiff::from_snapshot(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        })
+        .collect();
+    diffs.sort_by(|a, b| a.script.cmp(&b.script));
+    diffs
+}
+
+fn generated_doc() -> String {
+    diff::markdown(&committed(), "linux")
+}
+
+fn doc_path() -> PathBuf {
+    root().join("docs/divergences.md")
+}
+
+#[test]
+fn linux_divergences_match_their_snapshots() {
+    if let Err(e) = live::available() {
+        println!("skipped: {e}");
+        return;
+    }
+    let started = std::time::Instant::now();
+    let scripts = discover(&[suite_dir()]).unwrap_or_else(|e| panic!("suite: {e}"));
+    assert!(scripts.len() >= 40, "suite has {} scripts", scripts.len());
+    let opts = DiffOptions {
+        targets: vec!["own".into(), "linux".into()],
+        profile: Profile::Rfc9293,
+        max_timeline_us: Some(MAX_TIMELINE_US),
+    };
+    let mut skipped = Vec::new();
+    for path in &scripts {
+        let rel = rel(path);
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        // Serialized: one script, one live target at a time.
+        let report = diff::diff_text(
+            &format!("specs/scripts/{rel}"),
+            &text,
+            &opts,
+            &mut suite::make_target,
+        );
+        println!("{}", report.text());
+        skipped.extend(report.skipped.iter().map(|s| format!("{rel}: {s}")));
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path("snapshots");
+        settings.set_omit_expression(true);
+        let name = snapshot_name(&rel);
+        settings.bind(|| insta::assert_snapshot!(name, report.snapshot()));
+    }
+    let prefix = format!("{}{}-", live::NAME_PREFIX, std::process::id());
+    let left: Vec<String> = live::list_namespaces()
+        .unwrap_or_else(|e| panic!("listing namespaces: {e}"))
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    println!(
+        "skipped on linux:\n  {}\n{} scripts in {:.1} s",
+        skipped.join("\n  "),
+        scripts.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn divergences_doc_matches_the_snapshots() {
+    let want = generated_doc();
+    let have = std::fs::read_to_string(doc_path()).unwrap_or_default();
+    assert!(
+        have == want,
+        "docs/divergences.md is not what the live__*.snap snapshots give; regenerate it with\n  \
+         cargo test -p tcpconform --test live -- --ignored regenerate_divergences"
+    );
+}
+
+#[test]
+fn snapshots_round_trip() {
+    for d in committed() {
+        let again = ScriptDiff::from_snapshot(&d.snapshot()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, d);
+    }
+}
+
+#[test]
+#[ignore = "writes docs/divergences.md"]
+fn regenerate_divergences() {
+    let doc = generated_doc();
+    std::fs::write(doc_path(), doc).unwrap_or_else(|e| panic!("docs/divergences.md: {e}"));
+}
