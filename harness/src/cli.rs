@@ -33,7 +33,35 @@ pub enum Command {
     /// against the table's profiles (conforms, allowed variation,
     /// violation).
     Diff(DiffArgs),
-    // Further subcommands go here.
+    /// Serve with the own stack on tun1 inside a fresh network namespace,
+    /// for real clients (curl, nc, a kernel socket) in that namespace;
+    /// optionally impaired at the TUN boundary. Needs root.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `tcpconform serve`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["echo", "http", "discard"])))]
+pub struct ServeArgs {
+    /// Echo every byte back to the client.
+    #[arg(long)]
+    pub echo: bool,
+    /// Serve the files of DIR over HTTP/1.0 GET.
+    #[arg(long, value_name = "DIR")]
+    pub http: Option<PathBuf>,
+    /// Read and drop everything (a sink for throughput tests).
+    #[arg(long)]
+    pub discard: bool,
+    /// Impair packets in both directions at the TUN boundary, e.g.
+    /// loss=0.05,reorder=0.02,dup=0.01,seed=7.
+    #[arg(long, value_name = "SPEC")]
+    pub impair: Option<String>,
+    /// TCP port to listen on (default 8080).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Stop after this many seconds (default: serve until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
 }
 
 /// Arguments of `tcpconform diff`.
@@ -194,6 +222,35 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Check(args) => check(args),
         Command::Coverage(args) => coverage_cmd(args),
         Command::Diff(args) => diff_cmd(args),
+        Command::Serve(args) => serve_cmd(args),
+    }
+}
+
+/// `tcpconform serve`: exit 0 after a clean stop, 2 with one sentence on
+/// any error (bad impairment, no privileges, no /dev/net/tun).
+fn serve_cmd(args: ServeArgs) -> Result<ExitCode, CliError> {
+    use crate::serve::{run_cli, ServeMode};
+    let mode = match (&args.http, args.echo) {
+        (Some(dir), _) => ServeMode::Http(dir.clone()),
+        (None, true) => ServeMode::Echo,
+        (None, false) => ServeMode::Discard,
+    };
+    let duration = match args.duration {
+        None => None,
+        Some(secs) if secs.is_finite() && secs > 0.0 => {
+            Some(std::time::Duration::from_secs_f64(secs))
+        }
+        Some(secs) => {
+            eprintln!("tcpconform: --duration {secs}: expected a positive number of seconds");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match run_cli(mode, args.impair.as_deref(), args.port, duration) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("tcpconform: {e}");
+            Ok(ExitCode::from(2))
+        }
     }
 }
 
