@@ -15,14 +15,21 @@
 //! checks it is current. Regenerate it with
 //! `cargo test -p tcpconform --test live -- --ignored regenerate_divergences`.
 //!
-//! Without root (or /dev/net/tun) the live test prints `skipped: <reason>`
-//! and passes. Live scripts run one at a time; afterwards no namespace of
+//! The same suite runs on `own-tun` (the own stack behind `tun1`, real
+//! time), which must behave exactly as `own` on every script: same packets,
+//! call results and rows ([`Behaviour`]). A script that fails on a live
+//! target is retried up to twice and reported as flaky, not failed
+//! ([`suite::run_script_file`]).
+//!
+//! Without root (or /dev/net/tun) the live tests print `skipped: <reason>`
+//! and pass. Live scripts run one at a time; afterwards no namespace of
 //! this process may remain.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use tcp_harness::live;
 use tcp_harness::run::diff::{self, DiffOptions, ScriptDiff};
-use tcp_harness::run::{discover, suite};
+use tcp_harness::run::{discover, suite, Behaviour, OwnTarget, RunOptions};
 use tcp_spec::Profile;
 
 /// Scripts with a longer timeline (measured on `own`) are not run live.
@@ -80,12 +87,79 @@ fn doc_path() -> PathBuf {
     root().join("docs/divergences.md")
 }
 
-#[test]
-fn linux_divergences_match_their_snapshots() {
+/// Live tests take turns: one namespace, one real-time run at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn live_guard() -> Option<MutexGuard<'static, ()>> {
     if let Err(e) = live::available() {
         println!("skipped: {e}");
-        return;
+        return None;
     }
+    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn assert_no_namespace_of_ours() {
+    let prefix = format!("{}{}-", live::NAME_PREFIX, std::process::id());
+    let left: Vec<String> = live::list_namespaces()
+        .unwrap_or_else(|e| panic!("listing namespaces: {e}"))
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+}
+
+#[test]
+fn own_tun_behaves_as_own_on_every_script() {
+    let Some(_guard) = live_guard() else { return };
+    let started = std::time::Instant::now();
+    let scripts = discover(&[suite_dir()]).unwrap_or_else(|e| panic!("suite: {e}"));
+    let opts = RunOptions::default();
+    let (mut ran, mut flaky, mut skipped) = (0, Vec::new(), Vec::new());
+    let mut differ: Vec<String> = Vec::new();
+    for path in &scripts {
+        let rel = rel(path);
+        let on_own = suite::run_file(path, &mut OwnTarget::new(Profile::Rfc9293), &opts);
+        assert!(on_own.passed(), "{rel} fails on own:\n{}", on_own.details());
+        if on_own.end_time > MAX_TIMELINE_US {
+            skipped.push(format!(
+                "{rel} ({:.0} s timeline)",
+                on_own.end_time as f64 / 1e6
+            ));
+            continue;
+        }
+        let on_tun = suite::run_script_file(path, "own-tun", Profile::Rfc9293, &opts)
+            .unwrap_or_else(|e| panic!("own-tun: {e}"));
+        ran += 1;
+        if on_tun.flaky() {
+            flaky.push(format!("{rel}: {}", on_tun.earlier_failures.join("; ")));
+        }
+        let (own_b, tun_b): (Behaviour, Behaviour) =
+            (on_own.trace.behaviour(), on_tun.trace.behaviour());
+        if !on_tun.passed() || own_b != tun_b {
+            differ.push(format!(
+                "{rel}: own-tun {}\n{}own:     {own_b:?}\nown-tun: {tun_b:?}",
+                on_tun.outcome,
+                on_tun.details()
+            ));
+        }
+    }
+    assert_no_namespace_of_ours();
+    println!(
+        "own-tun: {ran} scripts in {:.1} s; flaky (passed on a retry): {flaky:?}; \
+         not run live: {skipped:?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(ran >= 40, "only {ran} scripts ran on own-tun");
+    assert!(
+        differ.is_empty(),
+        "own-tun differs from own:\n{}",
+        differ.join("\n\n")
+    );
+}
+
+#[test]
+fn linux_divergences_match_their_snapshots() {
+    let Some(_guard) = live_guard() else { return };
     let started = std::time::Instant::now();
     let scripts = discover(&[suite_dir()]).unwrap_or_else(|e| panic!("suite: {e}"));
     assert!(scripts.len() >= 40, "suite has {} scripts", scripts.len());
@@ -113,13 +187,7 @@ fn linux_divergences_match_their_snapshots() {
         let name = snapshot_name(&rel);
         settings.bind(|| insta::assert_snapshot!(name, report.snapshot()));
     }
-    let prefix = format!("{}{}-", live::NAME_PREFIX, std::process::id());
-    let left: Vec<String> = live::list_namespaces()
-        .unwrap_or_else(|e| panic!("listing namespaces: {e}"))
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    assert_no_namespace_of_ours();
     println!(
         "skipped on linux:\n  {}\n{} scripts in {:.1} s",
         skipped.join("\n  "),

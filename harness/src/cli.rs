@@ -285,7 +285,8 @@ fn write_out(text: &str) -> Result<(), CliError> {
     }
 }
 
-/// Runs `scripts` on a fresh `target` each; writes pcaps when asked.
+/// Runs `scripts` on a fresh `target` each (live targets retry failures,
+/// see [`suite::run_script_file`]); writes pcaps when asked.
 fn run_all(
     scripts: &[PathBuf],
     target: &str,
@@ -296,8 +297,7 @@ fn run_all(
     let mut reports = Vec::new();
     let mut used = std::collections::BTreeSet::new();
     for path in scripts {
-        let mut t = suite::make_target(target, profile)?;
-        let report = run::run_file(path, t.as_mut(), opts);
+        let report = suite::run_script_file(path, target, profile, opts)?;
         if let Some(dir) = pcap {
             let stem = path
                 .file_stem()
@@ -328,6 +328,7 @@ fn render_reports(reports: &[RunReport], json: bool, ladders: bool) -> Result<St
         let v = serde_json::json!({
             "scripts": reports.iter().map(RunReport::to_json).collect::<Vec<_>>(),
             "passed": sum.passed,
+            "flaky": sum.flaky,
             "failed": sum.failed,
             "errors": sum.errors,
         });
@@ -339,6 +340,14 @@ fn render_reports(reports: &[RunReport], json: bool, ladders: bool) -> Result<St
     for r in reports {
         for w in &r.warnings {
             s.push_str(&format!("{}: warning: {w}\n", r.path));
+        }
+        for (i, why) in r.earlier_failures.iter().enumerate() {
+            s.push_str(&format!(
+                "{}: attempt {} on {} failed ({why}); retried\n",
+                r.path,
+                i + 1,
+                r.target
+            ));
         }
         if r.passed() {
             if ladders {
@@ -415,6 +424,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         let v = serde_json::json!({
             "scripts": all.iter().map(RunReport::to_json).collect::<Vec<_>>(),
             "passed": sum.passed,
+            "flaky": sum.flaky,
             "failed": sum.failed,
             "errors": sum.errors,
             "coverage": cov.json(),

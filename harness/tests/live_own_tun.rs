@@ -5,7 +5,9 @@
 //! The design requires `own` and `own-tun` never to diverge beyond timing:
 //! every script here must pass on both, and the two runs must show the same
 //! packets (ISN-relative script text), the same socket-call results and the
-//! same table rows, in the same order.
+//! same table rows, in the same order. These are focused cases with the
+//! namespace's life checked around each; `tests/live.rs` holds the whole
+//! suite to the same rule.
 //!
 //! Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and iproute2;
 //! otherwise every test prints `skipped: <reason>` and passes. Live tests run
@@ -18,7 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 use tcp_harness::live;
 use tcp_harness::run::own_tun::OwnTunTarget;
 use tcp_harness::run::suite::make_target;
-use tcp_harness::run::{run_text, OwnTarget, RunOptions, RunReport, TraceKind};
+use tcp_harness::run::{run_text, OwnTarget, RunOptions};
 use tcp_spec::Profile;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -46,38 +48,6 @@ fn script(name: &str) -> String {
         .join("../specs/scripts")
         .join(format!("{name}.pkt"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// What must be equal between `own` and `own-tun`: the packets in and out
-/// (script text, ISN-relative), the call results, and the rows taken.
-#[derive(Debug, PartialEq, Eq)]
-struct Behaviour {
-    packets: Vec<String>,
-    calls: Vec<String>,
-    rows: Vec<&'static str>,
-}
-
-fn behaviour(r: &RunReport) -> Behaviour {
-    let mut b = Behaviour {
-        packets: Vec::new(),
-        calls: Vec::new(),
-        rows: Vec::new(),
-    };
-    for e in &r.trace.entries {
-        match &e.kind {
-            TraceKind::PacketIn { text, .. } | TraceKind::PacketOut { text, .. } => {
-                b.packets.push(text.clone())
-            }
-            TraceKind::Call { text } => b.calls.push(text.clone()),
-            TraceKind::Transition { row, .. } => b.rows.push(row),
-            TraceKind::Note { .. } => {}
-        }
-    }
-    // A blocking call is made again until it completes, and each attempt
-    // logs its row (e.g. `OPEN.RECEIVE`): how many attempts there are
-    // depends on the clock, not on the stack.
-    b.rows.dedup();
-    b
 }
 
 /// Runs `name` on `own` and on a fresh `own-tun`; both must pass, with the
@@ -118,7 +88,11 @@ fn same_as_own(name: &str) {
         on_own.details()
     );
     assert_eq!(on_tun.outcome, on_own.outcome, "{}", on_tun.details());
-    assert_eq!(behaviour(&on_tun), behaviour(&on_own), "{label}");
+    assert_eq!(
+        on_tun.trace.behaviour(),
+        on_own.trace.behaviour(),
+        "{label}"
+    );
 }
 
 #[test]
@@ -155,23 +129,6 @@ fn challenge_ack_rst() {
 fn out_of_order() {
     let Some(_g) = live_guard() else { return };
     same_as_own("out_of_order");
-}
-
-#[test]
-fn more_scripts() {
-    let Some(_g) = live_guard() else { return };
-    for name in [
-        "active_close",
-        "half_close",
-        "rst_ack",
-        "simultaneous_close",
-        "syn_fin",
-        "mss_wscale",
-        "data_retransmit",
-        "fast_retransmit",
-    ] {
-        same_as_own(name);
-    }
 }
 
 #[test]

@@ -34,4 +34,4 @@ pub use runner::{
 };
 pub use suite::{discover, run_file, Summary};
 pub use target::{CallOutcome, CallReturn, SocketCall, SysctlOutcome, Target, TargetError};
-pub use trace::{Trace, TraceEntry, TraceKind};
+pub use trace::{Behaviour, Trace, TraceEntry, TraceKind};

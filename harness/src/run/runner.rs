@@ -126,9 +126,31 @@ pub struct RunReport {
     pub end_time: Micros,
     /// Wall-clock time the run took.
     pub wall: Duration,
+    /// On a live target, the failures of earlier attempts of this script
+    /// (`line N: message`); a pass after any of them is *flaky*.
+    pub earlier_failures: Vec<String>,
 }
 
 impl RunReport {
+    /// A run that could not start: the script does not parse or read.
+    pub fn error(path: &str, target: &'static str, message: String) -> RunReport {
+        RunReport {
+            path: path.to_string(),
+            target,
+            outcome: Outcome::Error(message),
+            warnings: Vec::new(),
+            trace: Trace::default(),
+            end_time: 0,
+            wall: Duration::ZERO,
+            earlier_failures: Vec::new(),
+        }
+    }
+
+    /// Passed, but only after failing on an earlier attempt.
+    pub fn flaky(&self) -> bool {
+        self.passed() && !self.earlier_failures.is_empty()
+    }
+
     /// Whether the script passed.
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Passed
@@ -173,6 +195,8 @@ impl RunReport {
             "path": self.path,
             "target": self.target,
             "outcome": outcome,
+            "flaky": self.flaky(),
+            "earlier_failures": self.earlier_failures,
             "failure": message,
             "warnings": self.warnings,
             "rows": self.trace.rows(),
@@ -253,15 +277,7 @@ struct Runner<'a> {
 pub fn run_text(path: &str, text: &str, target: &mut dyn Target, opts: &RunOptions) -> RunReport {
     match crate::script::parse(path, text) {
         Ok(script) => run_script(path, &script, target, opts),
-        Err(e) => RunReport {
-            path: path.to_string(),
-            target: target.name(),
-            outcome: Outcome::Error(e.to_string()),
-            warnings: Vec::new(),
-            trace: Trace::default(),
-            end_time: 0,
-            wall: Duration::ZERO,
-        },
+        Err(e) => RunReport::error(path, target.name(), e.to_string()),
     }
 }
 
@@ -308,6 +324,7 @@ pub fn run_script(
         end_time: r.target.now(),
         trace: r.trace,
         wall: started.elapsed(),
+        earlier_failures: Vec::new(),
     }
 }
 

@@ -56,6 +56,39 @@ pub struct Trace {
     pub entries: Vec<TraceEntry>,
 }
 
+/// What a run showed of the target, without times: the packets in and out
+/// (script text, ISN-relative), the call results and the table rows taken.
+/// `own` and `own-tun` must agree on it for every script (DESIGN.md: the
+/// two never diverge beyond timing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    pub packets: Vec<String>,
+    pub calls: Vec<String>,
+    pub rows: Vec<&'static str>,
+}
+
+impl Trace {
+    /// The [`Behaviour`] this trace records. A blocking call is retried
+    /// until it completes and each attempt logs its row (e.g.
+    /// `OPEN.RECEIVE`); how many attempts there are depends on the clock,
+    /// so repeats of a row are counted once.
+    pub fn behaviour(&self) -> Behaviour {
+        let mut b = Behaviour::default();
+        for e in &self.entries {
+            match &e.kind {
+                TraceKind::PacketIn { text, .. } | TraceKind::PacketOut { text, .. } => {
+                    b.packets.push(text.clone())
+                }
+                TraceKind::Call { text } => b.calls.push(text.clone()),
+                TraceKind::Transition { row, .. } => b.rows.push(row),
+                TraceKind::Note { .. } => {}
+            }
+        }
+        b.rows.dedup();
+        b
+    }
+}
+
 /// Width of the arrow column of the ladder.
 const ARROW_WIDTH: usize = 64;
 
