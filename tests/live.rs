@@ -26,7 +26,6 @@
 //! this process may remain.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use tcp_harness::live;
 use tcp_harness::run::diff::{self, DiffOptions, ScriptDiff};
 use tcp_harness::run::{discover, suite, Behaviour, OwnTarget, RunOptions};
@@ -87,30 +86,11 @@ fn doc_path() -> PathBuf {
     root().join("docs/divergences.md")
 }
 
-/// Live tests take turns: one namespace, one real-time run at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn live_guard() -> Option<MutexGuard<'static, ()>> {
-    if let Err(e) = live::available() {
-        println!("skipped: {e}");
-        return None;
-    }
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-fn assert_no_namespace_of_ours() {
-    let prefix = format!("{}{}-", live::NAME_PREFIX, std::process::id());
-    let left: Vec<String> = live::list_namespaces()
-        .unwrap_or_else(|e| panic!("listing namespaces: {e}"))
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "namespaces left behind: {left:?}");
-}
-
 #[test]
 fn own_tun_behaves_as_own_on_every_script() {
-    let Some(_guard) = live_guard() else { return };
+    let Some(_guard) = live::testing::guard() else {
+        return;
+    };
     let started = std::time::Instant::now();
     let scripts = discover(&[suite_dir()]).unwrap_or_else(|e| panic!("suite: {e}"));
     let opts = RunOptions::default();
@@ -143,7 +123,7 @@ fn own_tun_behaves_as_own_on_every_script() {
             ));
         }
     }
-    assert_no_namespace_of_ours();
+    live::testing::assert_no_namespace_of_ours();
     println!(
         "own-tun: {ran} scripts in {:.1} s; flaky (passed on a retry): {flaky:?}; \
          not run live: {skipped:?}",
@@ -159,7 +139,9 @@ fn own_tun_behaves_as_own_on_every_script() {
 
 #[test]
 fn linux_divergences_match_their_snapshots() {
-    let Some(_guard) = live_guard() else { return };
+    let Some(_guard) = live::testing::guard() else {
+        return;
+    };
     let started = std::time::Instant::now();
     let scripts = discover(&[suite_dir()]).unwrap_or_else(|e| panic!("suite: {e}"));
     assert!(scripts.len() >= 40, "suite has {} scripts", scripts.len());
@@ -187,7 +169,7 @@ fn linux_divergences_match_their_snapshots() {
         let name = snapshot_name(&rel);
         settings.bind(|| insta::assert_snapshot!(name, report.snapshot()));
     }
-    assert_no_namespace_of_ours();
+    live::testing::assert_no_namespace_of_ours();
     println!(
         "skipped on linux:\n  {}\n{} scripts in {:.1} s",
         skipped.join("\n  "),

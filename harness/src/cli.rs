@@ -149,9 +149,15 @@ pub struct RunArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Profile of the own stack.
+    /// Profile of the own stack; linux divergences are classified against it.
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
+    /// Only the in-process `own` target, even where live targets can run.
+    #[arg(long)]
+    pub no_live: bool,
+    /// Live targets skip scripts whose timeline on `own` is longer.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub max_timeline: u64,
     /// The suite directory (default: the bundled specs/scripts).
     #[arg(long, value_name = "DIR")]
     pub suite: Option<PathBuf>,
@@ -277,6 +283,7 @@ pub fn shown_path(path: &std::path::Path) -> PathBuf {
     }
 }
 
+/// Writes to standard output; a closed pipe (`| head`) is not an error.
 fn write_out(text: &str) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()) {
@@ -296,7 +303,9 @@ fn run_all(
 ) -> Result<Vec<RunReport>, String> {
     let mut reports = Vec::new();
     let mut used = std::collections::BTreeSet::new();
+    let mut progress = crate::progress::Progress::new(scripts.len());
     for path in scripts {
+        progress.next(&format!("{target} {}", path.display()));
         let report = suite::run_script_file(path, target, profile, opts)?;
         if let Some(dir) = pcap {
             let stem = path
@@ -399,7 +408,13 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::from(suite::Summary::of(&reports).exit_code()))
 }
 
+/// `tcpconform check`: the bundled suite on `own`; where live targets can
+/// run (root, /dev/net/tun), also on `own-tun`, which must pass like `own`,
+/// and on `linux`, whose divergences are classified against the profile
+/// and reported (they are findings about the kernel, not failures of the
+/// check). Exit 0 when every `own`/`own-tun` script passes.
 fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
+    use crate::run::diff::{self, Class, DiffOptions};
     let dir = shown_path(&args.suite.unwrap_or_else(bundled_suite_dir));
     let scripts = match suite::discover(std::slice::from_ref(&dir)) {
         Ok(s) if s.is_empty() => {
@@ -408,25 +423,63 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
-    let mut all = Vec::new();
-    for target in suite::CHECK_TARGETS {
-        let opts = RunOptions::default();
-        match run_all(&scripts, target, args.profile, &opts, None) {
+    let opts = RunOptions::default();
+    let mut all = match run_all(&scripts, "own", args.profile, &opts, None) {
+        Ok(r) => r,
+        Err(e) => return usage_error(e),
+    };
+    let max_us = args.max_timeline.saturating_mul(1_000_000);
+    let live = match (args.no_live, crate::live::available()) {
+        (true, _) => Err("--no-live".to_string()),
+        (false, Err(e)) => Err(e.to_string()),
+        (false, Ok(())) => Ok(()),
+    };
+    let mut targets = vec!["own"];
+    let mut linux: Vec<diff::ScriptDiff> = Vec::new();
+    if live.is_ok() {
+        let short: Vec<PathBuf> = all
+            .iter()
+            .zip(&scripts)
+            .filter(|(r, _)| r.end_time <= max_us)
+            .map(|(_, p)| p.clone())
+            .collect();
+        match run_all(&short, "own-tun", args.profile, &opts, None) {
             Ok(r) => all.extend(r),
-            Err(e) => return usage_error(e),
+            Err(e) => return usage_error(format!("target own-tun: {e}")),
         }
+        let dopts = DiffOptions {
+            targets: vec![diff::REFERENCE.into(), "linux".into()],
+            profile: args.profile,
+            max_timeline_us: Some(max_us),
+        };
+        let mut progress = crate::progress::Progress::new(scripts.len());
+        for p in &scripts {
+            progress.next(&format!("linux {}", p.display()));
+            linux.push(diff::diff_file(p, &dopts));
+        }
+        targets.extend(["own-tun", "linux"]);
     }
     let spec = Spec::bundled()?;
     let own: Vec<RunReport> = all.iter().filter(|r| r.target == "own").cloned().collect();
     let cov = run::Coverage::of(spec, args.profile, &own);
+    let count = |c: Class| {
+        linux
+            .iter()
+            .flat_map(|d| &d.divergences)
+            .filter(|x| x.class == c)
+            .count()
+    };
     let out = if args.json {
         let sum = suite::Summary::of(&all);
         let v = serde_json::json!({
+            "targets": targets,
+            "live_skipped": live.as_ref().err(),
             "scripts": all.iter().map(RunReport::to_json).collect::<Vec<_>>(),
             "passed": sum.passed,
             "flaky": sum.flaky,
             "failed": sum.failed,
             "errors": sum.errors,
+            "linux": diff::json_report(&linux),
             "coverage": cov.json(),
         });
         let mut s = serde_json::to_string_pretty(&v)?;
@@ -437,9 +490,21 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         out.push_str(&format!(
             "conformance suite {} on {} (profile {})\n",
             dir.display(),
-            suite::CHECK_TARGETS.join(", "),
+            targets.join(", "),
             args.profile
         ));
+        match &live {
+            Ok(()) => out.push_str(&format!(
+                "linux: {} violations, {} allowed variations, {} conforming divergences \
+                 over {} scripts (details: tcpconform diff --targets own,linux {})\n",
+                count(Class::Violation),
+                count(Class::Allowed),
+                count(Class::Conforms),
+                linux.len(),
+                dir.display()
+            )),
+            Err(why) => out.push_str(&format!("live targets (own-tun, linux) skipped: {why}\n")),
+        }
         out.push_str(&format!(
             "coverage: {} (details: tcpconform coverage)\n",
             cov.summary_line()
@@ -558,11 +623,6 @@ fn spec(args: SpecArgs) -> Result<ExitCode, CliError> {
         }
         SpecFormat::Dot => render::dot(spec, args.profile.unwrap_or_default()),
     };
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(out.as_bytes()) {
-        // A closed pipe (`| head`) is not an error worth reporting.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other?,
-    }
+    write_out(&out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ pub mod fuzzing;
 pub mod impair;
 pub mod live;
 pub mod pcap;
+pub mod progress;
 pub mod run;
 pub mod script;
 pub mod serve;

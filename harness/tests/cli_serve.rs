@@ -10,13 +10,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tcp_harness::live;
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn tcpconform() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tcpconform"))
@@ -113,17 +110,11 @@ fn interrupt(mut server: Server) -> Option<i32> {
     None
 }
 
-fn live_guard() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if let Err(e) = live::available() {
-        println!("skipped: {e}");
-        return None;
-    }
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
 #[test]
 fn http_serves_a_file_to_curl_and_sigint_removes_the_namespace() {
-    let Some(_guard) = live_guard() else { return };
+    let Some(_guard) = live::testing::guard() else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("tcpconform-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // 3 MiB of varied bytes: many segments, windows and ACKs.
@@ -167,7 +158,9 @@ fn http_serves_a_file_to_curl_and_sigint_removes_the_namespace() {
 
 #[test]
 fn echo_returns_a_line_to_a_kernel_client_under_impairment() {
-    let Some(_guard) = live_guard() else { return };
+    let Some(_guard) = live::testing::guard() else {
+        return;
+    };
     let server = start(&["--echo", "--impair", "loss=0.1,dup=0.1,seed=3"]);
     let (ip, port) = server.addr.rsplit_once(':').expect("ip:port");
     let script = format!(

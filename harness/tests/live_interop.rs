@@ -20,15 +20,13 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tcp_harness::impair::{Impairment, Rng};
 use tcp_harness::live::{self, KERNEL_V4};
 use tcp_harness::serve::{serve, ServeHandle, ServeMode, ServeOptions, ServeStats};
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// 16 MiB, the size of every transfer.
 const SIZE: usize = 16 << 20;
@@ -42,24 +40,6 @@ const IMPAIR: &str = "loss=0.02,reorder=0.02,dup=0.01,seed=7";
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on one whole transfer.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(40);
-
-fn live_guard() -> Option<MutexGuard<'static, ()>> {
-    if let Err(e) = live::available() {
-        println!("skipped: {e}");
-        return None;
-    }
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-fn assert_no_namespace_of_ours() {
-    let prefix = format!("{}{}-", live::NAME_PREFIX, std::process::id());
-    let left: Vec<String> = live::list_namespaces()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "namespaces left behind: {left:?}");
-}
 
 /// `n` reproducible pseudo-random octets.
 fn data(n: usize, seed: u64) -> Vec<u8> {
@@ -135,7 +115,7 @@ fn finish(h: ServeHandle, what: &str) -> ServeStats {
     let stats = h.stop().unwrap();
     println!("{what}: {stats}");
     assert!(!live::list_namespaces().unwrap().contains(&ns));
-    assert_no_namespace_of_ours();
+    live::testing::assert_no_namespace_of_ours();
     stats
 }
 
@@ -348,49 +328,65 @@ fn own_client_to_kernel(impaired: bool, size: usize) {
 
 #[test]
 fn kernel_uploads_to_discard() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     upload_to_discard(false);
 }
 
 #[test]
 fn kernel_uploads_to_discard_impaired() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     upload_to_discard(true);
 }
 
 #[test]
 fn kernel_echoes_both_ways() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     echo_both_ways(false);
 }
 
 #[test]
 fn kernel_downloads_over_http() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     http_download(false);
 }
 
 #[test]
 fn kernel_downloads_over_http_impaired() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     http_download(true);
 }
 
 #[test]
 fn own_client_exchanges_with_kernel_listener() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     own_client_to_kernel(false, SIZE);
 }
 
 #[test]
 fn own_client_exchanges_with_kernel_listener_impaired() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     own_client_to_kernel(true, IMPAIRED_CLIENT_SIZE);
 }
 
 #[test]
 fn http_errors_and_missing_files() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let dir: PathBuf =
         std::env::temp_dir().join(format!("tcpconform-interop-{}-e", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -15,34 +15,10 @@
 //! `win`), so nothing else differs.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
 
 use tcp_harness::live;
 use tcp_harness::run::linux::LinuxTarget;
 use tcp_harness::run::{run_text, Outcome, RunOptions, RunReport, Target, TraceKind};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Takes the common lock, or returns `None` (after printing why) when live
-/// tests cannot run here.
-fn live_guard() -> Option<MutexGuard<'static, ()>> {
-    if let Err(e) = live::available() {
-        println!("skipped: {e}");
-        return None;
-    }
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-/// No `tcpconform-<our pid>-*` namespace exists.
-fn assert_no_namespace_of_ours() {
-    let prefix = format!("{}{}-", live::NAME_PREFIX, std::process::id());
-    let left: Vec<String> = live::list_namespaces()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "namespaces left behind: {left:?}");
-}
 
 fn script(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -75,7 +51,7 @@ fn run_on_linux(label: &str, text: &str) -> RunReport {
         !live::list_namespaces().unwrap().contains(&ns),
         "namespace {ns} removed with the target"
     );
-    assert_no_namespace_of_ours();
+    live::testing::assert_no_namespace_of_ours();
     report
 }
 
@@ -117,14 +93,16 @@ fn assert_passed(r: &RunReport) {
 
 #[test]
 fn kernel_release_is_recorded() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let target = LinuxTarget::new().unwrap();
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     assert_eq!(target.kernel(), release.trim());
     assert_eq!(target.name(), "linux");
     assert!(!target.is_virtual());
     drop(target);
-    assert_no_namespace_of_ours();
+    live::testing::assert_no_namespace_of_ours();
 }
 
 /// passive_open.pkt expects `S. ... win 65535 <mss 1460>`. Linux answers
@@ -135,7 +113,9 @@ fn kernel_release_is_recorded() {
 /// receiver, so this is an allowed variation, not a violation.
 #[test]
 fn passive_open_differs_only_in_the_syn_ack_window() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let text = script("passive_open");
     let r = run_on_linux("passive_open.pkt", &text);
     let f = failure(&r);
@@ -165,7 +145,9 @@ fn passive_open_differs_only_in_the_syn_ack_window() {
 /// connect() returns when the SYN-ACK arrives and the ACK goes out at once.
 #[test]
 fn active_open_differs_in_the_syn_window_and_options() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let text = script("active_open");
     let r = run_on_linux("active_open.pkt", &text);
     let f = failure(&r);
@@ -189,7 +171,9 @@ fn active_open_differs_in_the_syn_window_and_options() {
 /// RFC 9293 3.10.7.1 resets from a port without a TCB: Linux conforms.
 #[test]
 fn rst_closed_port_passes() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     assert_passed(&run_on_linux(
         "rst_closed_port.pkt",
         &script("rst_closed_port"),
@@ -202,7 +186,9 @@ fn rst_closed_port_passes() {
 /// target's timing slack (12 ms + gap/8) absorbs it.
 #[test]
 fn passive_close_passes() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     assert_passed(&run_on_linux("passive_close.pkt", &script("passive_close")));
 }
 
@@ -210,7 +196,9 @@ fn passive_close_passes() {
 /// the namespace (no warning).
 #[test]
 fn linux_style_passive_open_passes_with_its_sysctl_applied() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let r = run_on_linux(
         "linux_style_passive_open.pkt",
         &script("linux_style_passive_open"),
@@ -235,7 +223,9 @@ fn linux_style_passive_open_passes_with_its_sysctl_applied() {
 /// RST from an abort carries its current window, hence no `win` there.
 #[test]
 fn socket_calls_run_on_real_sockets_in_the_namespace() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let text = "--tolerance_usecs=4000
 `sysctl -q net.core.netdev_max_backlog=1000`
 0         socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -280,7 +270,9 @@ fn socket_calls_run_on_real_sockets_in_the_namespace() {
 /// kernel's answer is the pending error.
 #[test]
 fn blocking_connect_refused_returns_econnrefused() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let text = "--tolerance_usecs=4000
 0        socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 0...0.1  connect(3, ..., ...) = -1 ECONNREFUSED (Connection refused)

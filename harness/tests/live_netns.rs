@@ -10,25 +10,12 @@ use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tcp_harness::live::{self, LiveError, LiveNet, Netns};
 
 /// Environment variable that turns `child_process_helper` into a namespace holder.
 const CHILD_ENV: &str = "TCPCONFORM_LIVE_NETNS_CHILD";
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Takes the common lock, or returns `None` (after printing why) when live
-/// tests cannot run here.
-fn live_guard() -> Option<MutexGuard<'static, ()>> {
-    if let Err(e) = live::available() {
-        println!("skipped: {e}");
-        return None;
-    }
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
-}
 
 fn ns_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
@@ -180,7 +167,9 @@ fn expect_tcp(tun: &live::Tun, dport: u16) -> Vec<u8> {
 
 #[test]
 fn kernel_answers_syn_over_tun_and_forwards_to_tun1() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let net = LiveNet::setup().unwrap();
 
     // No autoconfiguration noise on either device.
@@ -256,7 +245,9 @@ fn kernel_answers_syn_over_tun_and_forwards_to_tun1() {
 
 #[test]
 fn sysctls_apply_inside_the_namespace_only() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let net = LiveNet::setup().unwrap();
     assert_eq!(net.netns().read_sysctl("net.ipv4.ip_forward").unwrap(), "1");
     assert_eq!(
@@ -289,7 +280,9 @@ fn sysctls_apply_inside_the_namespace_only() {
 
 #[test]
 fn namespace_is_removed_on_drop_and_setup_time_is_reported() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     const N: u32 = 5;
     let start = Instant::now();
     for _ in 0..N {
@@ -309,7 +302,9 @@ fn namespace_is_removed_on_drop_and_setup_time_is_reported() {
 
 #[test]
 fn namespace_is_removed_after_a_panic_in_run_in() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let mut name = String::new();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let ns = Netns::create().unwrap();
@@ -325,7 +320,9 @@ fn namespace_is_removed_after_a_panic_in_run_in() {
 
 #[test]
 fn worker_thread_lives_inside_the_namespace() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let ns = Netns::create().unwrap();
     let outside = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
     let worker = ns
@@ -339,7 +336,9 @@ fn worker_thread_lives_inside_the_namespace() {
 
 #[test]
 fn stale_namespace_of_a_dead_pid_is_reaped() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let pid = (999_999..1_000_100).find(|&p| !pid_alive(p)).unwrap();
     let stale = format!("tcpconform-{pid}-0");
     let st = Command::new("ip")
@@ -395,7 +394,9 @@ fn wait_bounded(child: &mut Child) -> std::process::ExitStatus {
 
 #[test]
 fn sigint_and_sigterm_remove_the_namespace() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
         let (mut child, name) = spawn_child();
         // SAFETY: sending a signal to our own child process.
@@ -409,7 +410,9 @@ fn sigint_and_sigterm_remove_the_namespace() {
 
 #[test]
 fn sigkill_leaves_a_stale_namespace_that_the_next_create_reaps() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let (mut child, name) = spawn_child();
     child.kill().unwrap(); // SIGKILL
     let status = wait_bounded(&mut child);

@@ -15,33 +15,12 @@
 //! process is left behind.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
 
 use tcp_harness::live;
 use tcp_harness::run::own_tun::OwnTunTarget;
 use tcp_harness::run::suite::make_target;
 use tcp_harness::run::{run_text, OwnTarget, RunOptions};
 use tcp_spec::Profile;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn live_guard() -> Option<MutexGuard<'static, ()>> {
-    if let Err(e) = live::available() {
-        println!("skipped: {e}");
-        return None;
-    }
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-fn assert_no_namespace_of_ours() {
-    let prefix = format!("{}{}-", live::NAME_PREFIX, std::process::id());
-    let left: Vec<String> = live::list_namespaces()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "namespaces left behind: {left:?}");
-}
 
 fn script(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -79,7 +58,7 @@ fn same_as_own(name: &str) {
         !live::list_namespaces().unwrap().contains(&ns),
         "namespace {ns} removed with the target"
     );
-    assert_no_namespace_of_ours();
+    live::testing::assert_no_namespace_of_ours();
 
     assert_eq!(
         on_own.outcome,
@@ -97,43 +76,57 @@ fn same_as_own(name: &str) {
 
 #[test]
 fn passive_open() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     same_as_own("passive_open");
 }
 
 #[test]
 fn active_open() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     same_as_own("active_open");
 }
 
 #[test]
 fn rst_closed_port() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     same_as_own("rst_closed_port");
 }
 
 #[test]
 fn passive_close() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     same_as_own("passive_close");
 }
 
 #[test]
 fn challenge_ack_rst() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     same_as_own("challenge_ack_rst");
 }
 
 #[test]
 fn out_of_order() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     same_as_own("out_of_order");
 }
 
 #[test]
 fn make_target_knows_own_tun() {
-    let Some(_g) = live_guard() else { return };
+    let Some(_g) = live::testing::guard() else {
+        return;
+    };
     let t = make_target("own-tun", Profile::Rfc9293).unwrap();
     assert_eq!(t.name(), "own-tun");
     assert!(!t.is_virtual());
@@ -145,5 +138,5 @@ fn make_target_knows_own_tun() {
     );
     assert_eq!(peer.to_string(), "192.0.2.2:40000");
     drop(t);
-    assert_no_namespace_of_ours();
+    live::testing::assert_no_namespace_of_ours();
 }

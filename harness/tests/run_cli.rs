@@ -213,7 +213,7 @@ fn pcap_is_written_and_readable() {
 
 #[test]
 fn check_runs_the_bundled_suite() {
-    let out = tcpconform(&["check"]);
+    let out = tcpconform(&["check", "--no-live"]);
     let t = text(&out);
     // Every script of the bundled suite passes on `own`.
     let failed: Vec<&str> = t
@@ -233,11 +233,45 @@ fn check_runs_the_bundled_suite() {
     );
 }
 
+/// Where live targets can run, `check` adds `own-tun` (which must pass like
+/// `own`) and a classified `linux` summary; elsewhere it says why not.
+#[test]
+fn check_adds_the_live_targets_where_they_can_run() {
+    let dir = scratch("check-live");
+    for name in ["passive_open.pkt", "data_retransmit.pkt"] {
+        if let Err(e) = std::fs::copy(suite_dir().join(name), dir.join(name)) {
+            panic!("{name}: {e}");
+        }
+    }
+    let out = tcpconform(&["check", "--suite", &dir.to_string_lossy()]);
+    let t = text(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(why) = tcp_harness::live::available() {
+        assert!(t.contains("live targets (own-tun, linux) skipped: "), "{t}");
+        println!("skipped the live part: {why}");
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        return;
+    }
+    let on = |target: &str| {
+        t.lines()
+            .filter(|l| l.contains(&format!("  {target} ")) && l.contains("pkt"))
+            .count()
+    };
+    assert_eq!((on("own"), on("own-tun")), (2, 2), "{t}");
+    assert!(t.contains("on own, own-tun, linux"), "{t}");
+    // data_retransmit.pkt scripts a 1 s RTO; Linux retransmits after its
+    // 200 ms minimum: at least that divergence, classified as allowed.
+    let summary = t.lines().find(|l| l.starts_with("linux: ")).unwrap_or("");
+    assert!(summary.contains("over 2 scripts"), "{t}");
+    assert!(!summary.contains(" 0 allowed variations"), "{t}");
+    assert_eq!(out.status.code(), Some(0), "{t}");
+}
+
 #[test]
 fn check_prints_paths_relative_to_the_current_directory() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = match Command::new(env!("CARGO_BIN_EXE_tcpconform"))
-        .arg("check")
+        .args(["check", "--no-live"])
         .current_dir(&root)
         .output()
     {

@@ -27,6 +27,7 @@ mod error;
 mod ip;
 mod netns;
 mod sysctl;
+pub mod testing;
 mod tun;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -27,7 +27,7 @@ use super::error::{LiveError, Result};
 use super::netns::NsInner;
 
 /// Largest packet a TUN read can return (the 16-bit IPv4/IPv6 length limit).
-const MAX_PACKET: usize = 65_535;
+pub const MAX_PACKET: usize = 65_535;
 
 /// A layer-3 TUN device without packet-info header, in a harness-owned namespace.
 #[derive(Debug)]
@@ -119,14 +119,29 @@ impl Tun {
     /// Reads one packet the kernel sent out of this device, waiting at most
     /// `timeout`; `Ok(None)` when nothing arrived in time.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Vec<u8>>> {
+        thread_local! {
+            // One read buffer per thread, reused: a fresh 64 KiB buffer per
+            // packet cost more than the packet (zeroing, and page faults
+            // when the allocator hands the memory back each time).
+            static SCRATCH: std::cell::RefCell<Vec<u8>> =
+                std::cell::RefCell::new(vec![0u8; MAX_PACKET]);
+        }
+        SCRATCH.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            Ok(self
+                .recv_into(&mut buf, timeout)?
+                .map(|n| buf[..n].to_vec()))
+        })
+    }
+
+    /// Reads one packet into `buf` (which should hold [`MAX_PACKET`]
+    /// octets), waiting at most `timeout`; its length, or `Ok(None)` when
+    /// nothing arrived in time.
+    pub fn recv_into(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>> {
         let deadline = Instant::now() + timeout;
-        let mut buf = vec![0u8; MAX_PACKET];
         loop {
-            match self.iface.recv(&mut buf) {
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(Some(buf));
-                }
+            match self.iface.recv(buf) {
+                Ok(n) => return Ok(Some(n)),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => {

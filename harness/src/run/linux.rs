@@ -38,19 +38,17 @@
 //!   a network namespace are refused and reported as not applicable.
 
 use super::own::{LOCAL_PORT, REMOTE_PORT};
+use super::peer_tap::{PeerTap, ScriptClock};
 use super::target::{
     CallOutcome, CallReturn, Fd, How, Micros, OptValue, SockOpt, SocketCall, SysctlOutcome, Target,
     TargetError, O_NONBLOCK,
 };
 use crate::live::{LiveNet, NsThread, KERNEL_V4, PEER_V4};
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Lateness allowed on top of `gap / 8` for every event: three ticks at
@@ -60,12 +58,6 @@ use std::time::{Duration, Instant};
 /// distinguishable from "delayed".
 pub const BASE_SLACK: Duration = Duration::from_millis(12);
 
-/// How long the reader thread waits on `tun0` before checking for stop.
-const READ_SLICE: Duration = Duration::from_millis(20);
-/// While a call is blocked, [`Target::advance`] returns at least this
-/// often, so the runner retries the call promptly when a kernel timer (not
-/// a packet) makes it complete.
-const BLOCKED_SLICE: Duration = Duration::from_millis(1);
 /// Bound on waiting for the socket worker's answer (plus any `SO_LINGER`
 /// time the script set, since a lingering `close` really blocks).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,11 +65,6 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 const WORKER_EXIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest piece handed to one `send(2)`.
 const WRITE_CHUNK: usize = 64 * 1024;
-/// `IPPROTO_TCP` in the IPv4 protocol field.
-const PROTO_TCP: u8 = 6;
-
-/// What the `tun0` reader hands over: a packet and when it was read.
-type Packet = Result<(Instant, Vec<u8>), String>;
 
 /// The Linux kernel of this machine as a [`Target`], inside a namespace
 /// created for it.
@@ -88,19 +75,15 @@ type Packet = Result<(Instant, Vec<u8>), String>;
 pub struct LinuxTarget {
     kernel: String,
     /// Time zero of the script: set by the first call that reads the clock.
-    origin: Cell<Option<Instant>>,
-    out: Vec<(Micros, Vec<u8>)>,
-    ignored: usize,
-    packets: Receiver<Packet>,
-    reader: Option<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+    clock: ScriptClock,
+    /// The scripted peer's end of `tun0`: what the kernel sends.
+    tap: PeerTap,
     calls: Option<Sender<SocketCall>>,
     replies: Receiver<Result<CallOutcome, TargetError>>,
     worker: Option<NsThread<()>>,
     /// The last call would block (or was a `poll` that found nothing).
     blocked: bool,
-    /// Set when the worker stopped answering or the reader failed: the
-    /// target is unusable.
+    /// Set when the worker stopped answering: the target is unusable.
     broken: Option<String>,
     /// The longest `SO_LINGER` time the script set, in seconds.
     max_linger: u64,
@@ -120,41 +103,20 @@ impl LinuxTarget {
         // Nothing should be queued yet; whatever is, is not the script's.
         net.drain().map_err(|e| TargetError::Setup(e.to_string()))?;
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let (packet_tx, packets) = mpsc::channel();
-        let reader = {
-            let net = Arc::clone(&net);
-            let stop = Arc::clone(&stop);
-            std::thread::Builder::new()
-                .name(format!("{}-tun0", net.netns().name()))
-                .spawn(move || read_tun0(&net, &stop, &packet_tx))
-                .map_err(|e| TargetError::Setup(format!("cannot start the tun0 reader: {e}")))?
-        };
+        let clock = ScriptClock::default();
+        // Dropped (reader stopped) if the worker does not start.
+        let tap = PeerTap::start(&net, clock.clone(), |_| {})?;
 
         let (calls, call_rx) = mpsc::channel::<SocketCall>();
         let (reply_tx, replies) = mpsc::channel();
         let worker = net
             .netns()
             .spawn(move || serve_calls(&call_rx, &reply_tx))
-            .map_err(|e| {
-                stop.store(true, Ordering::Relaxed);
-                TargetError::Setup(e.to_string())
-            });
-        let worker = match worker {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = reader.join();
-                return Err(e);
-            }
-        };
+            .map_err(|e| TargetError::Setup(e.to_string()))?;
         Ok(LinuxTarget {
             kernel: kernel_release(),
-            origin: Cell::new(None),
-            out: Vec::new(),
-            ignored: 0,
-            packets,
-            reader: Some(reader),
-            stop,
+            clock,
+            tap,
             calls: Some(calls),
             replies,
             worker: Some(worker),
@@ -178,63 +140,13 @@ impl LinuxTarget {
     /// Packets read from `tun0` that were not IPv4 TCP and so were not
     /// handed to the runner.
     pub fn ignored_packets(&self) -> usize {
-        self.ignored
-    }
-
-    fn origin(&self) -> Instant {
-        match self.origin.get() {
-            Some(t) => t,
-            None => {
-                let t = Instant::now();
-                self.origin.set(Some(t));
-                t
-            }
-        }
-    }
-
-    fn micros_at(&self, at: Instant) -> Micros {
-        let d = at.saturating_duration_since(self.origin());
-        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-    }
-
-    /// Files one item from the reader.
-    fn file_packet(&mut self, item: Packet) -> Result<(), TargetError> {
-        let (at, bytes) = match item {
-            Ok(p) => p,
-            Err(why) => {
-                let why = format!("reading tun0: {why}");
-                self.broken = Some(why.clone());
-                return Err(TargetError::Io(why));
-            }
-        };
-        let is_tcp_v4 =
-            bytes.first().is_some_and(|b| b >> 4 == 4) && bytes.get(9) == Some(&PROTO_TCP);
-        if is_tcp_v4 {
-            let at = self.micros_at(at);
-            self.out.push((at, bytes));
-        } else {
-            self.ignored += 1;
-        }
-        Ok(())
-    }
-
-    /// Files everything the reader has handed over so far.
-    fn collect(&mut self) -> Result<(), TargetError> {
-        loop {
-            match self.packets.try_recv() {
-                Ok(item) => self.file_packet(item)?,
-                Err(TryRecvError::Empty) => return Ok(()),
-                Err(TryRecvError::Disconnected) => {
-                    return Err(TargetError::Io("the tun0 reader stopped".into()))
-                }
-            }
-        }
+        self.tap.ignored()
     }
 
     /// Sends a call to the worker and waits for its answer.
     fn roundtrip(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
-        if let Some(why) = &self.broken {
-            return Err(TargetError::Io(why.clone()));
+        if let Some(why) = self.broken.as_deref().or(self.tap.broken()) {
+            return Err(TargetError::Io(why.to_string()));
         }
         let Some(calls) = &self.calls else {
             return Err(TargetError::Io("the socket worker is gone".into()));
@@ -262,11 +174,7 @@ impl LinuxTarget {
 
 impl Drop for LinuxTarget {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(r) = self.reader.take() {
-            // Bounded: the reader checks `stop` every READ_SLICE.
-            let _ = r.join();
-        }
+        self.tap.stop();
         // Closing the channel ends the worker, which closes the sockets.
         self.calls = None;
         if let Some(w) = self.worker.take() {
@@ -293,7 +201,7 @@ impl Target for LinuxTarget {
     }
 
     fn now(&self) -> Micros {
-        self.micros_at(Instant::now())
+        self.clock.now()
     }
 
     fn addresses(&self) -> (SocketAddrV4, SocketAddrV4) {
@@ -311,29 +219,11 @@ impl Target for LinuxTarget {
         if let Some(why) = &self.broken {
             return Err(TargetError::Io(why.clone()));
         }
-        let now = self.now();
-        if until <= now {
-            return Ok(now);
-        }
-        let mut wait = Duration::from_micros(until - now);
-        if self.blocked {
-            wait = wait.min(BLOCKED_SLICE);
-        }
-        match self.packets.recv_timeout(wait) {
-            Ok(item) => {
-                self.file_packet(item)?;
-                self.collect()?;
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(TargetError::Io("the tun0 reader stopped".into()))
-            }
-        }
-        Ok(self.now())
+        self.tap.wait(until, self.blocked)
     }
 
     fn inject(&mut self, packet: &[u8]) -> Result<(), TargetError> {
-        self.origin();
+        self.clock.origin();
         self.net
             .tun0()
             .send(packet)
@@ -341,13 +231,11 @@ impl Target for LinuxTarget {
     }
 
     fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {
-        // A reader failure surfaces at the next `advance`.
-        let _ = self.collect();
-        std::mem::take(&mut self.out)
+        self.tap.take_outbound()
     }
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
-        self.origin();
+        self.clock.origin();
         if let SocketCall::SetSockOpt {
             value: OptValue::Linger { onoff: true, secs },
             ..
@@ -397,26 +285,6 @@ fn kernel_release() -> String {
         .map(|c| *c as u8)
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// The reader thread: everything the kernel sends out of `tun0`, stamped.
-fn read_tun0(net: &LiveNet, stop: &AtomicBool, tx: &Sender<Packet>) {
-    while !stop.load(Ordering::Relaxed) {
-        match net.tun0().recv_timeout(READ_SLICE) {
-            Ok(Some(mut p)) => {
-                let at = Instant::now();
-                p.shrink_to_fit();
-                if tx.send(Ok((at, p))).is_err() {
-                    return;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let _ = tx.send(Err(e.to_string()));
-                return;
-            }
-        }
-    }
 }
 
 // ----- the socket worker (runs inside the namespace) -------------------------

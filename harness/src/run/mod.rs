@@ -13,12 +13,17 @@
 //! - [`suite`]: finding scripts, running several, the summary table.
 //! - [`coverage`]: which table rows a set of runs took (the state × event
 //!   matrix of `tcpconform coverage`).
+//! - [`linux`], [`own_tun`]: the live targets, in namespaces the harness
+//!   creates; [`peer_tap`]: their shared reader of `tun0` and script clock.
+//! - [`diff`]: several targets compared, divergences classified against
+//!   the table's profiles.
 
 pub mod coverage;
 pub mod diff;
 pub mod linux;
 pub mod own;
 pub mod own_tun;
+pub mod peer_tap;
 pub mod runner;
 pub mod suite;
 pub mod syscall;

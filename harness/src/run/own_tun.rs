@@ -56,16 +56,16 @@
 //! nothing compares it.
 
 use super::own::{OwnTarget, LOCAL_ADDR, LOCAL_PORT, REMOTE_ADDR, REMOTE_PORT};
+use super::peer_tap::{PeerTap, ScriptClock, PROTO_TCP};
 use super::target::{
     CallOutcome, Micros, SocketCall, SysctlOutcome, Target, TargetError, TargetTransition,
 };
 use crate::live::{LiveNet, OWN_V4};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tcp_spec::Profile;
 
 /// The event loop wakes at least this often to fire the stack's timers.
@@ -82,18 +82,9 @@ pub const SLACK: Duration = Duration::from_millis(10);
 /// this is only reached when the kernel dropped the packet (e.g. a
 /// malformed IPv4 header).
 pub const INJECT_WAIT: Duration = Duration::from_millis(20);
-/// How long the `tun0` reader waits before checking for stop.
-const READ_SLICE: Duration = Duration::from_millis(20);
-/// While a call is blocked, [`Target::advance`] returns at least this often.
-const BLOCKED_SLICE: Duration = Duration::from_millis(1);
 /// Bound on one round of timers in the core (a timer that never clears
 /// must not hold the event loop).
 const MAX_TIMER_STEPS: usize = 10_000;
-/// `IPPROTO_TCP` in the IPv4 protocol field.
-const PROTO_TCP: u8 = 6;
-
-/// What the `tun0` reader hands over: a packet and when it was read.
-type Packet = Result<(Instant, Vec<u8>), String>;
 
 /// The state shared by the runner's thread and the event loop.
 #[derive(Debug)]
@@ -131,7 +122,7 @@ impl Core {
 #[derive(Debug, Default)]
 struct Shared {
     /// Time zero of the script: set by the first thing the runner does.
-    origin: OnceLock<Instant>,
+    clock: ScriptClock,
     /// Packets the event loop has handed from `tun1` to the stack.
     arrived: Mutex<u64>,
     arrived_cv: Condvar,
@@ -141,17 +132,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn origin(&self) -> Instant {
-        *self.origin.get_or_init(Instant::now)
-    }
-
-    fn micros_at(&self, at: Instant) -> Micros {
-        let d = at.saturating_duration_since(self.origin());
-        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-    }
-
     fn now(&self) -> Micros {
-        self.micros_at(Instant::now())
+        self.clock.now()
     }
 
     fn arrived(&self) -> MutexGuard<'_, u64> {
@@ -179,10 +161,8 @@ impl Shared {
 pub struct OwnTunTarget {
     core: Arc<Mutex<Core>>,
     shared: Arc<Shared>,
-    out: Vec<(Micros, Vec<u8>)>,
-    ignored: usize,
-    packets: Receiver<Packet>,
-    reader: Option<JoinHandle<()>>,
+    /// The scripted peer's end of `tun0`: the stack's packets, forwarded.
+    tap: PeerTap,
     event_loop: Option<JoinHandle<()>>,
     /// The last call would block (or was a `poll` that found nothing).
     blocked: bool,
@@ -212,30 +192,22 @@ impl OwnTunTarget {
                 .spawn(move || run_event_loop(&net, &core, &shared))
                 .map_err(|e| TargetError::Setup(format!("cannot start the tun1 event loop: {e}")))?
         };
-        let (packet_tx, packets) = mpsc::channel();
-        let reader = {
-            let (net2, shared2) = (Arc::clone(&net), Arc::clone(&shared));
-            std::thread::Builder::new()
-                .name(format!("{}-tun0", net.netns().name()))
-                .spawn(move || read_tun0(&net2, &shared2.stop, &packet_tx))
+        // The runner sees the stack as 192.0.2.1 (see "Addresses").
+        let to_script = |p: &mut Vec<u8>| {
+            rewrite_v4(p, Field::Src, OWN_V4, LOCAL_ADDR);
         };
-        let reader = match reader {
-            Ok(r) => r,
+        let tap = match PeerTap::start(&net, shared.clock.clone(), to_script) {
+            Ok(t) => t,
             Err(e) => {
                 shared.stop.store(true, Ordering::Relaxed);
                 let _ = event_loop.join();
-                return Err(TargetError::Setup(format!(
-                    "cannot start the tun0 reader: {e}"
-                )));
+                return Err(e);
             }
         };
         Ok(OwnTunTarget {
             core,
             shared,
-            out: Vec::new(),
-            ignored: 0,
-            packets,
-            reader: Some(reader),
+            tap,
             event_loop: Some(event_loop),
             blocked: false,
             net,
@@ -250,7 +222,7 @@ impl OwnTunTarget {
     /// Packets read from `tun0` that were not IPv4 TCP and so were not
     /// handed to the runner (e.g. ICMP the kernel generated).
     pub fn ignored_packets(&self) -> usize {
-        self.ignored
+        self.tap.ignored()
     }
 
     fn lock(&self) -> MutexGuard<'_, Core> {
@@ -263,50 +235,14 @@ impl OwnTunTarget {
             None => Ok(()),
         }
     }
-
-    /// Files one item from the reader.
-    fn file_packet(&mut self, item: Packet) -> Result<(), TargetError> {
-        let (at, mut bytes) = match item {
-            Ok(p) => p,
-            Err(why) => {
-                let why = format!("reading tun0: {why}");
-                self.shared.fail(why.clone());
-                return Err(TargetError::Io(why));
-            }
-        };
-        let is_tcp_v4 =
-            bytes.first().is_some_and(|b| b >> 4 == 4) && bytes.get(9) == Some(&PROTO_TCP);
-        if is_tcp_v4 {
-            rewrite_v4(&mut bytes, Field::Src, OWN_V4, LOCAL_ADDR);
-            let at = self.shared.micros_at(at);
-            self.out.push((at, bytes));
-        } else {
-            self.ignored += 1;
-        }
-        Ok(())
-    }
-
-    /// Files everything the reader has handed over so far.
-    fn collect(&mut self) -> Result<(), TargetError> {
-        loop {
-            match self.packets.try_recv() {
-                Ok(item) => self.file_packet(item)?,
-                Err(TryRecvError::Empty) => return Ok(()),
-                Err(TryRecvError::Disconnected) => {
-                    return Err(TargetError::Io("the tun0 reader stopped".into()))
-                }
-            }
-        }
-    }
 }
 
 impl Drop for OwnTunTarget {
     fn drop(&mut self) {
+        // Both bounded: the threads check their stop flags every 20 ms /
+        // TICK.
+        self.tap.stop();
         self.shared.stop.store(true, Ordering::Relaxed);
-        // Both bounded: the threads check `stop` every READ_SLICE / TICK.
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
         if let Some(l) = self.event_loop.take() {
             let _ = l.join();
         }
@@ -336,36 +272,17 @@ impl Target for OwnTunTarget {
     }
 
     /// Sleeps until `until` or until a packet comes out of `tun0`,
-    /// whichever comes first (at most [`BLOCKED_SLICE`] while a call is
-    /// blocked). The returned time may be a little past `until`.
+    /// whichever comes first ([`PeerTap::wait`]).
     fn advance(&mut self, until: Micros) -> Result<Micros, TargetError> {
         self.check()?;
-        let now = self.now();
-        if until <= now {
-            return Ok(now);
-        }
-        let mut wait = Duration::from_micros(until - now);
-        if self.blocked {
-            wait = wait.min(BLOCKED_SLICE);
-        }
-        match self.packets.recv_timeout(wait) {
-            Ok(item) => {
-                self.file_packet(item)?;
-                self.collect()?;
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(TargetError::Io("the tun0 reader stopped".into()))
-            }
-        }
-        Ok(self.now())
+        self.tap.wait(until, self.blocked)
     }
 
     /// Writes the packet into `tun0` (as addressed to 198.51.100.1) and
     /// waits until the event loop has handed it to the stack.
     fn inject(&mut self, packet: &[u8]) -> Result<(), TargetError> {
         self.check()?;
-        self.shared.origin();
+        self.shared.clock.origin();
         let mut p = packet.to_vec();
         rewrite_v4(&mut p, Field::Dst, LOCAL_ADDR, OWN_V4);
         let before = *self.shared.arrived();
@@ -384,8 +301,7 @@ impl Target for OwnTunTarget {
 
     fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {
         // A reader failure surfaces at the next `advance`.
-        let _ = self.collect();
-        std::mem::take(&mut self.out)
+        self.tap.take_outbound()
     }
 
     /// The `own` target's socket-call mapping, at the real time now; what
@@ -439,7 +355,7 @@ fn run_event_loop(net: &LiveNet, core: &Mutex<Core>, shared: &Shared) {
         };
         let Some(first) = first else {
             // A tick: fire due timers (only once the script has started).
-            if shared.origin.get().is_some() {
+            if shared.clock.started() {
                 let now = shared.now();
                 let mut c = lock();
                 c.sync(now);
@@ -478,26 +394,6 @@ fn run_event_loop(net: &LiveNet, core: &Mutex<Core>, shared: &Shared) {
         }
         *shared.arrived() += n;
         shared.arrived_cv.notify_all();
-    }
-}
-
-/// The reader thread: everything the kernel sends out of `tun0`, stamped.
-fn read_tun0(net: &LiveNet, stop: &AtomicBool, tx: &Sender<Packet>) {
-    while !stop.load(Ordering::Relaxed) {
-        match net.tun0().recv_timeout(READ_SLICE) {
-            Ok(Some(mut p)) => {
-                let at = Instant::now();
-                p.shrink_to_fit();
-                if tx.send(Ok((at, p))).is_err() {
-                    return;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let _ = tx.send(Err(e.to_string()));
-                return;
-            }
-        }
     }
 }
 

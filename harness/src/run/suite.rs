@@ -11,12 +11,6 @@ use tcp_spec::Profile;
 /// The targets this build can run.
 pub const TARGETS: [&str; 3] = ["own", "linux", "own-tun"];
 
-/// The targets `tcpconform check` runs the suite on. `linux` differs from the
-/// rfc9293 scripts where the kernel legitimately does (window, options,
-/// 200 ms min RTO): it joins once divergences are classified against the
-/// table's profiles.
-pub const CHECK_TARGETS: [&str; 1] = ["own"];
-
 /// A fresh target by name; `Err` names the known ones.
 pub fn make_target(name: &str, profile: Profile) -> Result<Box<dyn Target>, String> {
     match name {
@@ -239,10 +233,16 @@ pub fn table(reports: &[RunReport]) -> String {
         .unwrap_or(6)
         .max(6);
     let mut s = String::new();
+    let tw = reports
+        .iter()
+        .map(|r| r.target.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let _ = writeln!(
         s,
-        "{:<width$}  {:<6}  {:<7}  {:>12}  {:>10}",
-        "script", "target", "result", "virtual", "wall"
+        "{:<width$}  {:<tw$}  {:<7}  {:>12}  {:>10}",
+        "script", "target", "result", "timeline", "wall"
     );
     for r in reports {
         let result = match r.outcome {
@@ -253,7 +253,7 @@ pub fn table(reports: &[RunReport]) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<width$}  {:<6}  {:<7}  {:>11.3}s  {:>8.1}ms",
+            "{:<width$}  {:<tw$}  {:<7}  {:>11.3}s  {:>8.1}ms",
             r.path,
             r.target,
             result,

@@ -1,0 +1,210 @@
+//! The scripted peer's end of `tun0` on a real clock, shared by the live
+//! targets `linux` and `own-tun`: a reader thread takes every packet that
+//! comes out of `tun0` and stamps it with the time it was read (so the
+//! stamps do not depend on when the runner next looks), and the runner's
+//! thread files the IPv4 TCP ones as the target's outbound packets.
+
+use super::target::{Micros, TargetError};
+use crate::live::LiveNet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long the reader thread waits on `tun0` before checking for stop.
+const READ_SLICE: Duration = Duration::from_millis(20);
+/// While a call is blocked, [`PeerTap::wait`] returns at least this often,
+/// so the runner retries the call promptly when a timer (not a packet)
+/// makes it complete.
+pub const BLOCKED_SLICE: Duration = Duration::from_millis(1);
+/// `IPPROTO_TCP` in the IPv4 protocol field.
+pub const PROTO_TCP: u8 = 6;
+
+/// What the reader hands over: a packet and when it was read.
+type Packet = Result<(Instant, Vec<u8>), String>;
+
+/// A live script's time zero, set by the first thing that reads it, so the
+/// namespace set-up (tens of ms) does not count. Cloned handles share it.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptClock(Arc<OnceLock<Instant>>);
+
+impl ScriptClock {
+    /// Time zero, fixing it now if nothing has yet.
+    pub fn origin(&self) -> Instant {
+        *self.0.get_or_init(Instant::now)
+    }
+
+    /// Whether time zero is fixed (the script has started).
+    pub fn started(&self) -> bool {
+        self.0.get().is_some()
+    }
+
+    /// µs from time zero to `at` (0 before it).
+    pub fn micros_at(&self, at: Instant) -> Micros {
+        let d = at.saturating_duration_since(self.origin());
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// µs since time zero.
+    pub fn now(&self) -> Micros {
+        self.micros_at(Instant::now())
+    }
+}
+
+/// The reader of `tun0` and the packets it has filed.
+#[derive(Debug)]
+pub struct PeerTap {
+    clock: ScriptClock,
+    /// Applied to every filed packet (e.g. `own-tun`'s address rewrite).
+    fix: fn(&mut Vec<u8>),
+    out: Vec<(Micros, Vec<u8>)>,
+    ignored: usize,
+    packets: Receiver<Packet>,
+    reader: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    broken: Option<String>,
+}
+
+impl PeerTap {
+    /// Starts the reader thread on `net`'s `tun0`.
+    pub fn start(
+        net: &Arc<LiveNet>,
+        clock: ScriptClock,
+        fix: fn(&mut Vec<u8>),
+    ) -> Result<PeerTap, TargetError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, packets) = mpsc::channel();
+        let reader = {
+            let (net, stop) = (Arc::clone(net), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name(format!("{}-tun0", net.netns().name()))
+                .spawn(move || read_tun0(&net, &stop, &tx))
+                .map_err(|e| TargetError::Setup(format!("cannot start the tun0 reader: {e}")))?
+        };
+        Ok(PeerTap {
+            clock,
+            fix,
+            out: Vec::new(),
+            ignored: 0,
+            packets,
+            reader: Some(reader),
+            stop,
+            broken: None,
+        })
+    }
+
+    /// Packets read from `tun0` that were not IPv4 TCP and so were not
+    /// handed to the runner (e.g. ICMP the kernel generated).
+    pub fn ignored(&self) -> usize {
+        self.ignored
+    }
+
+    /// The reader's failure, once it has failed: the target is unusable.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
+    }
+
+    /// Sleeps until `until` (µs on the script clock) or until a packet comes
+    /// out of `tun0`, whichever comes first — at most [`BLOCKED_SLICE`]
+    /// when `blocked`. Real time cannot stop exactly at `until`: the
+    /// returned time may be a little past it.
+    pub fn wait(&mut self, until: Micros, blocked: bool) -> Result<Micros, TargetError> {
+        if let Some(why) = &self.broken {
+            return Err(TargetError::Io(why.clone()));
+        }
+        let now = self.clock.now();
+        if until <= now {
+            return Ok(now);
+        }
+        let mut wait = Duration::from_micros(until - now);
+        if blocked {
+            wait = wait.min(BLOCKED_SLICE);
+        }
+        match self.packets.recv_timeout(wait) {
+            Ok(item) => {
+                self.file(item)?;
+                self.collect()?;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(TargetError::Io("the tun0 reader stopped".into()))
+            }
+        }
+        Ok(self.clock.now())
+    }
+
+    /// Everything filed so far, oldest first. A reader failure surfaces at
+    /// the next [`PeerTap::wait`].
+    pub fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {
+        let _ = self.collect();
+        std::mem::take(&mut self.out)
+    }
+
+    /// Stops the reader and waits for it (bounded: it checks every
+    /// [`READ_SLICE`]).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+
+    /// Files one item from the reader.
+    fn file(&mut self, item: Packet) -> Result<(), TargetError> {
+        let (at, mut bytes) = match item {
+            Ok(p) => p,
+            Err(why) => {
+                let why = format!("reading tun0: {why}");
+                self.broken = Some(why.clone());
+                return Err(TargetError::Io(why));
+            }
+        };
+        let is_tcp_v4 =
+            bytes.first().is_some_and(|b| b >> 4 == 4) && bytes.get(9) == Some(&PROTO_TCP);
+        if is_tcp_v4 {
+            (self.fix)(&mut bytes);
+            self.out.push((self.clock.micros_at(at), bytes));
+        } else {
+            self.ignored += 1;
+        }
+        Ok(())
+    }
+
+    /// Files everything the reader has handed over so far.
+    fn collect(&mut self) -> Result<(), TargetError> {
+        loop {
+            match self.packets.try_recv() {
+                Ok(item) => self.file(item)?,
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => {
+                    return Err(TargetError::Io("the tun0 reader stopped".into()))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PeerTap {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The reader thread: everything the kernel sends out of `tun0`, stamped.
+fn read_tun0(net: &LiveNet, stop: &AtomicBool, tx: &Sender<Packet>) {
+    while !stop.load(Ordering::Relaxed) {
+        match net.tun0().recv_timeout(READ_SLICE) {
+            Ok(Some(p)) => {
+                if tx.send(Ok((Instant::now(), p))).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+                return;
+            }
+        }
+    }
+}
