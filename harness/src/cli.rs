@@ -462,13 +462,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     let spec = Spec::bundled()?;
     let own: Vec<RunReport> = all.iter().filter(|r| r.target == "own").cloned().collect();
     let cov = run::Coverage::of(spec, args.profile, &own);
-    let count = |c: Class| {
-        linux
-            .iter()
-            .flat_map(|d| &d.divergences)
-            .filter(|x| x.class == c)
-            .count()
-    };
+    let count = |c: Class| diff::count(&linux, c);
     let out = if args.json {
         let sum = suite::Summary::of(&all);
         let v = serde_json::json!({
@@ -591,13 +585,7 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
         diff::markdown(&diffs, &other)
     } else {
         let mut s: String = diffs.iter().map(|d| d.text()).collect();
-        let count = |c: Class| {
-            diffs
-                .iter()
-                .flat_map(|d| &d.divergences)
-                .filter(|x| x.class == c)
-                .count()
-        };
+        let count = |c: Class| diff::count(&diffs, c);
         s.push_str(&format!(
             "{} scripts: {} violations, {} allowed variations, {} conforming\n",
             diffs.len(),

@@ -1614,15 +1614,18 @@ pub fn markdown(diffs: &[ScriptDiff], target: &str) -> String {
     s
 }
 
+/// How many divergences of `class` the diffs hold.
+pub fn count(diffs: &[ScriptDiff], class: Class) -> usize {
+    diffs
+        .iter()
+        .flat_map(|d| &d.divergences)
+        .filter(|x| x.class == class)
+        .count()
+}
+
 /// The `--json` form of several script diffs.
 pub fn json_report(diffs: &[ScriptDiff]) -> Value {
-    let count = |c: Class| {
-        diffs
-            .iter()
-            .flat_map(|d| &d.divergences)
-            .filter(|x| x.class == c)
-            .count()
-    };
+    let count = |c: Class| count(diffs, c);
     json!({
         "scripts": diffs.iter().map(ScriptDiff::to_json).collect::<Vec<_>>(),
         "violations": count(Class::Violation),
