@@ -386,6 +386,15 @@ impl PacketText {
     fn has_syn(&self) -> bool {
         self.flags.contains('S')
     }
+
+    /// The sequence number just past this segment: the end of its payload,
+    /// plus one for a SYN or FIN (RFC 9293 3.4).
+    fn end(&self) -> Option<u64> {
+        let (_, rest) = self.seq.split_once(':')?;
+        let (end, _) = rest.split_once('(')?;
+        let ctl = u64::from(self.flags.contains('S')) + u64::from(self.flags.contains('F'));
+        Some(end.parse::<u64>().ok()? + ctl)
+    }
 }
 
 fn ctl_of(flags: &str) -> Vec<Ctl> {
@@ -709,6 +718,18 @@ impl Ctx<'_> {
                 }
             }
         }
+        if act.ctl() == [Ctl::Ack] && !act.occupies() && Self::first_ack_of_input(trace, act) {
+            // The first acknowledgment of what the peer sent: the row that
+            // took it in asked for this ACK, and may delay it (RFC 9293
+            // 3.8.6.3, RFC 1122 4.2.3.2) but need not; when the script
+            // expected it later (or piggybacked), sending it at once
+            // conforms.
+            let mut d = self.base(target, kind, f);
+            d.class = Class::Conforms;
+            d.reason = "the acknowledgment of received data, sent at once instead of delayed (or carried by a later segment)".into();
+            d.rfc = vec!["RFC9293 3.8.6.3".into(), "RFC1122 4.2.3.2".into()];
+            return vec![d];
+        }
         if act.occupies() && !sent_before {
             let mut d = self.base(target, kind, f);
             d.class = Class::Allowed;
@@ -735,6 +756,31 @@ impl Ctx<'_> {
             }
         }
         vec![d]
+    }
+
+    /// Whether `act` is the first acknowledgment of an inbound segment:
+    /// its number is where some inbound packet of `trace` ended, and no
+    /// outbound packet before the last one carried it yet.
+    fn first_ack_of_input(trace: &Trace, act: &PacketText) -> bool {
+        let Some(ack) = act.ack.as_deref().and_then(|a| a.parse::<u64>().ok()) else {
+            return false;
+        };
+        let parsed = |inbound: bool| -> Vec<PacketText> {
+            trace
+                .entries
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    TraceKind::PacketOut { text, .. } if !inbound => PacketText::parse(text),
+                    TraceKind::PacketIn { text, .. } if inbound => PacketText::parse(text),
+                    _ => None,
+                })
+                .collect()
+        };
+        let outs = parsed(false);
+        let earlier = &outs[..outs.len().saturating_sub(1)];
+        let acked_before = earlier.iter().any(|p| p.ack == act.ack);
+        let ends_input = parsed(true).iter().any(|p| p.end() == Some(ack));
+        ends_input && !acked_before
     }
 
     /// The first `>` line of the script with the same control bits and

@@ -37,16 +37,18 @@
 //!   ([`crate::live::LiveNet::apply_sysctl`]); names that are not local to
 //!   a network namespace are refused and reported as not applicable.
 
-use super::own::{LOCAL_PORT, REMOTE_PORT};
+use super::own::{ip_version_is_v6, script_addresses};
 use super::peer_tap::{PeerTap, ScriptClock};
 use super::target::{
     CallOutcome, CallReturn, Fd, How, Micros, OptValue, SockOpt, SocketCall, SysctlOutcome, Target,
     TargetError, O_NONBLOCK,
 };
-use crate::live::{LiveNet, NsThread, KERNEL_V4, PEER_V4};
+use crate::live::{LiveNet, NsThread};
+use crate::script::IpVersion;
 use std::collections::BTreeMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,6 +87,9 @@ pub struct LinuxTarget {
     blocked: bool,
     /// Set when the worker stopped answering: the target is unusable.
     broken: Option<String>,
+    /// The script runs over IPv6: shared with the worker, which opens
+    /// AF_INET6 sockets then.
+    v6: Arc<AtomicBool>,
     /// The longest `SO_LINGER` time the script set, in seconds.
     max_linger: u64,
     /// Last field: dropped after the threads are gone.
@@ -109,9 +114,11 @@ impl LinuxTarget {
 
         let (calls, call_rx) = mpsc::channel::<SocketCall>();
         let (reply_tx, replies) = mpsc::channel();
+        let v6 = Arc::new(AtomicBool::new(false));
+        let worker_v6 = Arc::clone(&v6);
         let worker = net
             .netns()
-            .spawn(move || serve_calls(&call_rx, &reply_tx))
+            .spawn(move || serve_calls(&call_rx, &reply_tx, worker_v6))
             .map_err(|e| TargetError::Setup(e.to_string()))?;
         Ok(LinuxTarget {
             kernel: kernel_release(),
@@ -122,6 +129,7 @@ impl LinuxTarget {
             worker: Some(worker),
             blocked: false,
             broken: None,
+            v6,
             max_linger: 0,
             net,
         })
@@ -204,11 +212,15 @@ impl Target for LinuxTarget {
         self.clock.now()
     }
 
-    fn addresses(&self) -> (SocketAddrV4, SocketAddrV4) {
-        (
-            SocketAddrV4::new(KERNEL_V4, LOCAL_PORT),
-            SocketAddrV4::new(PEER_V4, REMOTE_PORT),
-        )
+    /// The kernel under test is 192.0.2.1 / 2001:db8::1 on `tun0`, the
+    /// peer 192.0.2.2 / 2001:db8::2: the script's own addresses.
+    fn addresses(&self) -> (SocketAddr, SocketAddr) {
+        script_addresses(self.v6.load(Ordering::Relaxed))
+    }
+
+    fn set_ip_version(&mut self, v: IpVersion) -> Result<(), TargetError> {
+        self.v6.store(ip_version_is_v6(v)?, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Sleeps until `until` or until the kernel sends a packet, whichever
@@ -290,8 +302,15 @@ fn kernel_release() -> String {
 // ----- the socket worker (runs inside the namespace) -------------------------
 
 /// The worker thread's loop: one answer per call, until the channel closes.
-fn serve_calls(calls: &Receiver<SocketCall>, replies: &Sender<Result<CallOutcome, TargetError>>) {
-    let mut sockets = Sockets::default();
+fn serve_calls(
+    calls: &Receiver<SocketCall>,
+    replies: &Sender<Result<CallOutcome, TargetError>>,
+    v6: Arc<AtomicBool>,
+) {
+    let mut sockets = Sockets {
+        fds: BTreeMap::new(),
+        v6,
+    };
     while let Ok(call) = calls.recv() {
         let r = sockets.call(&call);
         if replies.send(r).is_err() {
@@ -328,9 +347,11 @@ impl Sock {
 }
 
 /// The worker's sockets by script fd.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Sockets {
     fds: BTreeMap<Fd, Sock>,
+    /// Open AF_INET6 sockets and use the IPv6 script addresses.
+    v6: Arc<AtomicBool>,
 }
 
 fn done(r: CallReturn) -> Result<CallOutcome, TargetError> {
@@ -361,19 +382,52 @@ fn ok_or_err(rc: libc::c_int) -> CallReturn {
     }
 }
 
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
+/// A socket address in the C layout, for bind(2) and connect(2).
+enum RawAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
 }
 
-const SOCKADDR_IN_LEN: libc::socklen_t =
-    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+impl RawAddr {
+    fn new(a: SocketAddr) -> RawAddr {
+        match a {
+            SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            }),
+            SocketAddr::V6(a) => RawAddr::V6(libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: 0,
+            }),
+        }
+    }
+
+    /// The pointer and length to pass; valid while `self` lives.
+    fn as_ptr_len(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        fn len<T>() -> libc::socklen_t {
+            std::mem::size_of::<T>() as libc::socklen_t
+        }
+        match self {
+            RawAddr::V4(sa) => (
+                (sa as *const libc::sockaddr_in).cast(),
+                len::<libc::sockaddr_in>(),
+            ),
+            RawAddr::V6(sa) => (
+                (sa as *const libc::sockaddr_in6).cast(),
+                len::<libc::sockaddr_in6>(),
+            ),
+        }
+    }
+}
 
 /// Level and name of a socket option.
 fn opt_names(opt: SockOpt) -> (libc::c_int, libc::c_int) {
@@ -433,9 +487,10 @@ impl Sockets {
             }
         };
         let raw = sock.raw();
+        let (local, peer) = script_addresses(self.v6.load(Ordering::Relaxed));
         match call {
             SocketCall::Bind { .. } => {
-                let r = bind_local(raw);
+                let r = bind_local(raw, local);
                 if r.ret.is_ok() {
                     sock.bound = true;
                 }
@@ -443,9 +498,9 @@ impl Sockets {
             }
             SocketCall::Listen { backlog, .. } => {
                 if !sock.bound {
-                    let r = bind_local(raw);
+                    let r = bind_local(raw, local);
                     if r.ret.is_err() {
-                        return done(r.with_note("implicit bind to 192.0.2.1:8080 failed"));
+                        return done(r.with_note(format!("implicit bind to {local} failed")));
                     }
                     sock.bound = true;
                 }
@@ -459,21 +514,16 @@ impl Sockets {
             }
             SocketCall::Connect { .. } => {
                 if !sock.bound {
-                    let r = bind_local(raw);
+                    let r = bind_local(raw, local);
                     if r.ret.is_err() {
-                        return done(r.with_note("implicit bind to 192.0.2.1:8080 failed"));
+                        return done(r.with_note(format!("implicit bind to {local} failed")));
                     }
                     sock.bound = true;
                 }
-                let sa = sockaddr(SocketAddrV4::new(PEER_V4, REMOTE_PORT));
-                // SAFETY: `sa` is a valid sockaddr_in of the length passed.
-                let rc = unsafe {
-                    libc::connect(
-                        raw,
-                        (&sa as *const libc::sockaddr_in).cast(),
-                        SOCKADDR_IN_LEN,
-                    )
-                };
+                let sa = RawAddr::new(peer);
+                let (ptr, len) = sa.as_ptr_len();
+                // SAFETY: `ptr` points at a live socket address of `len` octets.
+                let rc = unsafe { libc::connect(raw, ptr, len) };
                 if rc == 0 {
                     return done(CallReturn::ok(0));
                 }
@@ -579,7 +629,11 @@ impl Sockets {
         // SAFETY: plain syscall; the result is checked before use.
         let raw = unsafe {
             libc::socket(
-                libc::AF_INET,
+                if self.v6.load(Ordering::Relaxed) {
+                    libc::AF_INET6
+                } else {
+                    libc::AF_INET
+                },
                 libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
                 libc::IPPROTO_TCP,
             )
@@ -678,17 +732,12 @@ fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Binds to the kernel's address and the script port, 192.0.2.1:8080.
-fn bind_local(raw: RawFd) -> CallReturn {
-    let sa = sockaddr(SocketAddrV4::new(KERNEL_V4, LOCAL_PORT));
-    // SAFETY: `sa` is a valid sockaddr_in of the length passed.
-    ok_or_err(unsafe {
-        libc::bind(
-            raw,
-            (&sa as *const libc::sockaddr_in).cast(),
-            SOCKADDR_IN_LEN,
-        )
-    })
+/// Binds to the kernel's script address and port, e.g. 192.0.2.1:8080.
+fn bind_local(raw: RawFd, local: SocketAddr) -> CallReturn {
+    let sa = RawAddr::new(local);
+    let (ptr, len) = sa.as_ptr_len();
+    // SAFETY: `ptr` points at a live socket address of `len` octets.
+    ok_or_err(unsafe { libc::bind(raw, ptr, len) })
 }
 
 fn set_opt(raw: RawFd, opt: SockOpt, value: OptValue) -> CallReturn {

@@ -6,7 +6,8 @@
 //! and every run is identical.
 //!
 //! Addresses follow packetdrill: the stack is [`LOCAL_ADDR`]:[`LOCAL_PORT`],
-//! the scripted peer [`REMOTE_ADDR`]:[`REMOTE_PORT`]. Script file
+//! the scripted peer [`REMOTE_ADDR`]:[`REMOTE_PORT`] (with
+//! `--ip_version=ipv6`, [`LOCAL_ADDR6`] and [`REMOTE_ADDR6`]). Script file
 //! descriptors map onto stack handles: `socket()` makes a pending socket
 //! (fds from 3 up, the lowest free one, as a kernel does), `listen` makes it
 //! a listener, `accept` returns a new fd for an established connection and
@@ -22,8 +23,9 @@ use super::target::{
     pollbits::*, CallOutcome, CallReturn, Fd, How, Micros, OptValue, SockOpt, SocketCall,
     SysctlOutcome, Target, TargetError, TargetTransition, O_NONBLOCK, O_RDWR,
 };
+use crate::script::IpVersion;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tcp_spec::{Profile, State};
 use tcp_stack::{Config, Endpoint, Error as StackError, Handle, Instant, Shutdown};
 
@@ -31,12 +33,44 @@ use tcp_stack::{Config, Endpoint, Error as StackError, Handle, Instant, Shutdown
 pub const LOCAL_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// The scripted peer's address.
 pub const REMOTE_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// The stack's address in IPv6 scripts (RFC 3849 documentation prefix).
+pub const LOCAL_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+/// The scripted peer's address in IPv6 scripts.
+pub const REMOTE_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 /// The stack's port: `bind` and `connect` use it (packetdrill's 8080).
 pub const LOCAL_PORT: u16 = 8080;
 /// The scripted peer's port.
 pub const REMOTE_PORT: u16 = 40000;
 /// First file descriptor handed out (0–2 are stdio, as in a process).
 pub const FIRST_FD: Fd = 3;
+/// The stack's and the scripted peer's socket addresses of a script, in
+/// IPv6 or IPv4: the same on every target (live targets translate where
+/// their wiring differs).
+pub fn script_addresses(v6: bool) -> (SocketAddr, SocketAddr) {
+    let (local, remote) = if v6 {
+        (IpAddr::V6(LOCAL_ADDR6), IpAddr::V6(REMOTE_ADDR6))
+    } else {
+        (IpAddr::V4(LOCAL_ADDR), IpAddr::V4(REMOTE_ADDR))
+    };
+    (
+        SocketAddr::new(local, LOCAL_PORT),
+        SocketAddr::new(remote, REMOTE_PORT),
+    )
+}
+
+/// Which IP versions a target can run a script in: `ipv4` and `ipv6`
+/// (`ipv4-mapped-ipv6` is refused with the reason). Returns whether it is
+/// IPv6.
+pub fn ip_version_is_v6(v: IpVersion) -> Result<bool, TargetError> {
+    match v {
+        IpVersion::V4 => Ok(false),
+        IpVersion::V6 => Ok(true),
+        IpVersion::V4MappedV6 => Err(TargetError::Unsupported(
+            "--ip_version=ipv4-mapped-ipv6 is not supported (ipv4 and ipv6 are)".into(),
+        )),
+    }
+}
+
 /// The ISN secret (RFC 6528): fixed, so runs are reproducible.
 const SECRET: [u8; 32] = *b"tcpconform own target isn secret";
 
@@ -67,12 +101,14 @@ pub struct OwnTarget {
     fds: BTreeMap<Fd, Socket>,
     out: Vec<(Micros, Vec<u8>)>,
     transitions: Vec<TargetTransition>,
+    /// The script runs over IPv6 (`--ip_version=ipv6`).
+    v6: bool,
 }
 
 impl OwnTarget {
     /// A target following `profile`; nothing runs until the first call.
     pub fn new(profile: Profile) -> OwnTarget {
-        let mut config = Config::new(vec![IpAddr::V4(LOCAL_ADDR)]);
+        let mut config = Config::new(vec![IpAddr::V4(LOCAL_ADDR), IpAddr::V6(LOCAL_ADDR6)]);
         config.profile = profile;
         config.secret = SECRET;
         OwnTarget {
@@ -82,6 +118,7 @@ impl OwnTarget {
             fds: BTreeMap::new(),
             out: Vec::new(),
             transitions: Vec::new(),
+            v6: false,
         }
     }
 
@@ -229,8 +266,7 @@ impl OwnTarget {
             }
             SocketCall::Connect { .. } => match sock.kind {
                 Kind::Fresh { .. } => {
-                    let local = SocketAddr::new(IpAddr::V4(LOCAL_ADDR), LOCAL_PORT);
-                    let remote = SocketAddr::new(IpAddr::V4(REMOTE_ADDR), REMOTE_PORT);
+                    let (local, remote) = script_addresses(self.v6);
                     match self.ep()?.connect(now, local, remote) {
                         Ok(h) => {
                             self.set_kind(
@@ -559,11 +595,13 @@ impl Target for OwnTarget {
         self.now
     }
 
-    fn addresses(&self) -> (SocketAddrV4, SocketAddrV4) {
-        (
-            SocketAddrV4::new(LOCAL_ADDR, LOCAL_PORT),
-            SocketAddrV4::new(REMOTE_ADDR, REMOTE_PORT),
-        )
+    fn addresses(&self) -> (SocketAddr, SocketAddr) {
+        script_addresses(self.v6)
+    }
+
+    fn set_ip_version(&mut self, v: IpVersion) -> Result<(), TargetError> {
+        self.v6 = ip_version_is_v6(v)?;
+        Ok(())
     }
 
     /// Jumps to the stack's next timer if it is due by `until` (and fires

@@ -55,13 +55,14 @@
 //! the kernel's forwarding decrements in each direction (63 instead of 64);
 //! nothing compares it.
 
-use super::own::{OwnTarget, LOCAL_ADDR, LOCAL_PORT, REMOTE_ADDR, REMOTE_PORT};
+use super::own::{OwnTarget, LOCAL_ADDR, LOCAL_ADDR6};
 use super::peer_tap::{PeerTap, ScriptClock, PROTO_TCP};
 use super::target::{
     CallOutcome, Micros, SocketCall, SysctlOutcome, Target, TargetError, TargetTransition,
 };
-use crate::live::{LiveNet, OWN_V4};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use crate::live::{LiveNet, OWN_V4, OWN_V6};
+use crate::script::IpVersion;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -109,7 +110,7 @@ impl Core {
     /// Writes everything the stack sent into `tun1`, as 198.51.100.1.
     fn flush(&mut self, net: &LiveNet) -> Result<(), String> {
         for (_, mut p) in self.own.take_outbound() {
-            rewrite_v4(&mut p, Field::Src, LOCAL_ADDR, OWN_V4);
+            to_wire(&mut p, Field::Src);
             net.tun1()
                 .send(&p)
                 .map_err(|e| format!("writing the stack's packet to tun1: {e}"))?;
@@ -194,7 +195,7 @@ impl OwnTunTarget {
         };
         // The runner sees the stack as 192.0.2.1 (see "Addresses").
         let to_script = |p: &mut Vec<u8>| {
-            rewrite_v4(p, Field::Src, OWN_V4, LOCAL_ADDR);
+            to_script(p, Field::Src);
         };
         let tap = match PeerTap::start(&net, shared.clock.clone(), to_script) {
             Ok(t) => t,
@@ -264,11 +265,14 @@ impl Target for OwnTunTarget {
 
     /// The `own` target's addresses: the translation to 198.51.100.1
     /// happens inside the target (see the module documentation).
-    fn addresses(&self) -> (SocketAddrV4, SocketAddrV4) {
-        (
-            SocketAddrV4::new(LOCAL_ADDR, LOCAL_PORT),
-            SocketAddrV4::new(REMOTE_ADDR, REMOTE_PORT),
-        )
+    fn addresses(&self) -> (SocketAddr, SocketAddr) {
+        self.lock().own.addresses()
+    }
+
+    /// The core's: an IPv6 script's stack is 2001:db8::1 in the script and
+    /// 2001:db8:1::1 on the wire, translated like the IPv4 addresses.
+    fn set_ip_version(&mut self, v: IpVersion) -> Result<(), TargetError> {
+        self.lock().own.set_ip_version(v)
     }
 
     /// Sleeps until `until` or until a packet comes out of `tun0`,
@@ -284,7 +288,7 @@ impl Target for OwnTunTarget {
         self.check()?;
         self.shared.clock.origin();
         let mut p = packet.to_vec();
-        rewrite_v4(&mut p, Field::Dst, LOCAL_ADDR, OWN_V4);
+        to_wire(&mut p, Field::Dst);
         let before = *self.shared.arrived();
         self.net
             .tun0()
@@ -383,7 +387,7 @@ fn run_event_loop(net: &LiveNet, core: &Mutex<Core>, shared: &Shared) {
             let mut c = lock();
             c.sync(now);
             for mut p in batch {
-                rewrite_v4(&mut p, Field::Dst, OWN_V4, LOCAL_ADDR);
+                to_script(&mut p, Field::Dst);
                 // The own target's `inject` cannot fail.
                 let _ = c.own.inject(&p);
             }
@@ -397,49 +401,93 @@ fn run_event_loop(net: &LiveNet, core: &Mutex<Core>, shared: &Shared) {
     }
 }
 
-/// Which IPv4 address field to rewrite.
+/// Which address field to rewrite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
-    /// The source address (octets 12–15).
+    /// The source address.
     Src,
-    /// The destination address (octets 16–19).
+    /// The destination address.
     Dst,
 }
 
-/// Rewrites an IPv4 packet's source or destination address from `from` to
-/// `to`, updating the header checksum and, for an unfragmented TCP segment,
-/// the TCP checksum incrementally (RFC 1624 eqn. 3), so a wrong checksum
-/// stays exactly as wrong. Packets that are not IPv4, are too short, or do
-/// not carry `from` in that field are left alone. Returns whether the
-/// packet was changed.
-pub fn rewrite_v4(p: &mut [u8], field: Field, from: Ipv4Addr, to: Ipv4Addr) -> bool {
+/// The script's address of the stack and its address on the namespace's
+/// wire, per IP version (see "Addresses").
+const NAT: [(IpAddr, IpAddr); 2] = [
+    (IpAddr::V4(LOCAL_ADDR), IpAddr::V4(OWN_V4)),
+    (IpAddr::V6(LOCAL_ADDR6), IpAddr::V6(OWN_V6)),
+];
+
+/// Script address → wire address in `field` (IPv4 or IPv6).
+fn to_wire(p: &mut [u8], field: Field) {
+    for (script, wire) in NAT {
+        if rewrite(p, field, script, wire) {
+            return;
+        }
+    }
+}
+
+/// Wire address → script address in `field` (IPv4 or IPv6).
+fn to_script(p: &mut [u8], field: Field) {
+    for (script, wire) in NAT {
+        if rewrite(p, field, wire, script) {
+            return;
+        }
+    }
+}
+
+/// Rewrites a packet's source or destination address from `from` to `to`
+/// (both of the packet's IP version), updating the IPv4 header checksum
+/// and, for an unfragmented TCP segment, the TCP checksum incrementally
+/// (RFC 1624 eqn. 3; the pseudo-header covers the addresses, RFC 9293 3.1,
+/// RFC 8200 8.1), so a wrong checksum stays exactly as wrong. Packets of
+/// another version, too short, or not carrying `from` in that field are
+/// left alone. Returns whether the packet was changed.
+pub fn rewrite(p: &mut [u8], field: Field, from: IpAddr, to: IpAddr) -> bool {
     let Some(&first) = p.first() else {
         return false;
     };
-    let ihl = usize::from(first & 0x0f) * 4;
-    if first >> 4 != 4 || ihl < 20 || p.len() < ihl {
-        return false;
-    }
-    let at = match field {
-        Field::Src => 12,
-        Field::Dst => 16,
+    // The address field's offset, and the TCP header's for an unfragmented
+    // TCP segment.
+    let (at, tcp) = match (first >> 4, from, to) {
+        (4, IpAddr::V4(_), IpAddr::V4(_)) => {
+            let ihl = usize::from(first & 0x0f) * 4;
+            if ihl < 20 || p.len() < ihl {
+                return false;
+            }
+            let fragment = u16::from_be_bytes([p[6], p[7]]) & 0x1fff != 0;
+            let tcp = (p[9] == PROTO_TCP && !fragment).then_some(ihl);
+            (if field == Field::Src { 12 } else { 16 }, tcp)
+        }
+        (6, IpAddr::V6(_), IpAddr::V6(_)) if p.len() >= 40 => {
+            let tcp = (p[6] == PROTO_TCP).then_some(40);
+            (if field == Field::Src { 8 } else { 24 }, tcp)
+        }
+        _ => return false,
     };
-    let (old, new) = (from.octets(), to.octets());
-    if p[at..at + 4] != old {
+    let (old, new) = (octets(from), octets(to));
+    if p[at..at + old.len()] != old[..] {
         return false;
     }
-    p[at..at + 4].copy_from_slice(&new);
-    update_checksum(p, 10, &old, &new);
-    let fragment = u16::from_be_bytes([p[6], p[7]]) & 0x1fff != 0;
-    if p[9] == PROTO_TCP && !fragment && p.len() >= ihl + 18 {
-        update_checksum(p, ihl + 16, &old, &new);
+    p[at..at + new.len()].copy_from_slice(&new);
+    if first >> 4 == 4 {
+        update_checksum(p, 10, &old, &new);
+    }
+    if let Some(t) = tcp.filter(|t| p.len() >= t + 18) {
+        update_checksum(p, t + 16, &old, &new);
     }
     true
 }
 
+fn octets(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
 /// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for the 16-bit words of `old`
 /// replaced by those of `new`, on the checksum at `p[at..at + 2]`.
-fn update_checksum(p: &mut [u8], at: usize, old: &[u8; 4], new: &[u8; 4]) {
+fn update_checksum(p: &mut [u8], at: usize, old: &[u8], new: &[u8]) {
     let Some(field) = p.get_mut(at..at + 2) else {
         return;
     };
@@ -458,14 +506,16 @@ fn update_checksum(p: &mut [u8], at: usize, old: &[u8; 4], new: &[u8; 4]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::wire::{build_v4, Outgoing};
+    use crate::run::own::{REMOTE_ADDR, REMOTE_ADDR6};
+    use crate::run::wire::{build, Outgoing};
     use crate::script::{TcpFlags, TcpOpt};
+    use std::net::Ipv4Addr;
 
-    fn packet(src: Ipv4Addr, dst: Ipv4Addr, seq: u32, len: u32) -> Vec<u8> {
+    fn packet(src: impl Into<IpAddr>, dst: impl Into<IpAddr>, seq: u32, len: u32) -> Vec<u8> {
         let opts = [TcpOpt::Mss(1460)];
-        build_v4(&Outgoing {
-            src,
-            dst,
+        build(&Outgoing {
+            src: src.into(),
+            dst: dst.into(),
             src_port: 40000,
             dst_port: 8080,
             seq,
@@ -486,14 +536,23 @@ mod tests {
     fn rewrite_matches_a_fresh_build() {
         for (i, len) in [0u32, 1, 2, 3, 100, 1000].into_iter().enumerate() {
             let seq = 0x1234_5678u32.wrapping_mul(i as u32 + 1);
-            let mut p = packet(REMOTE_ADDR, LOCAL_ADDR, seq, len);
-            assert!(rewrite_v4(&mut p, Field::Dst, LOCAL_ADDR, OWN_V4));
-            assert_eq!(p, packet(REMOTE_ADDR, OWN_V4, seq, len), "len {len}");
-            assert!(rewrite_v4(&mut p, Field::Dst, OWN_V4, LOCAL_ADDR));
-            assert_eq!(p, packet(REMOTE_ADDR, LOCAL_ADDR, seq, len));
-            let mut q = packet(LOCAL_ADDR, REMOTE_ADDR, seq, len);
-            assert!(rewrite_v4(&mut q, Field::Src, LOCAL_ADDR, OWN_V4));
-            assert_eq!(q, packet(OWN_V4, REMOTE_ADDR, seq, len));
+            for (local, remote, own) in [
+                (
+                    IpAddr::from(LOCAL_ADDR),
+                    IpAddr::from(REMOTE_ADDR),
+                    IpAddr::from(OWN_V4),
+                ),
+                (LOCAL_ADDR6.into(), REMOTE_ADDR6.into(), OWN_V6.into()),
+            ] {
+                let mut p = packet(remote, local, seq, len);
+                to_wire(&mut p, Field::Dst);
+                assert_eq!(p, packet(remote, own, seq, len), "len {len}");
+                to_script(&mut p, Field::Dst);
+                assert_eq!(p, packet(remote, local, seq, len));
+                let mut q = packet(local, remote, seq, len);
+                to_wire(&mut q, Field::Src);
+                assert_eq!(q, packet(own, remote, seq, len));
+            }
         }
     }
 
@@ -515,7 +574,12 @@ mod tests {
         p[37] ^= 0x55;
         let before = tcp_residual(&p);
         assert_ne!(before, 0xffff);
-        assert!(rewrite_v4(&mut p, Field::Dst, LOCAL_ADDR, OWN_V4));
+        assert!(rewrite(
+            &mut p,
+            Field::Dst,
+            LOCAL_ADDR.into(),
+            OWN_V4.into()
+        ));
         assert_eq!(tcp_residual(&p), before, "the same error after the rewrite");
     }
 
@@ -523,11 +587,31 @@ mod tests {
     fn other_packets_are_left_alone() {
         let mut p = packet(REMOTE_ADDR, LOCAL_ADDR, 1, 0);
         let orig = p.clone();
-        assert!(!rewrite_v4(&mut p, Field::Src, LOCAL_ADDR, OWN_V4));
+        assert!(!rewrite(
+            &mut p,
+            Field::Src,
+            LOCAL_ADDR.into(),
+            OWN_V4.into()
+        ));
         assert_eq!(p, orig);
-        for mut junk in [vec![], vec![0x45], vec![0x60; 40], vec![0x4f; 30]] {
+        // Another IP version than the addresses: untouched.
+        assert!(!rewrite(
+            &mut p,
+            Field::Dst,
+            LOCAL_ADDR6.into(),
+            OWN_V6.into()
+        ));
+        assert_eq!(p, orig);
+        for mut junk in [
+            vec![],
+            vec![0x45],
+            vec![0x60; 40],
+            vec![0x4f; 30],
+            vec![0x60; 39],
+        ] {
             let before = junk.clone();
-            assert!(!rewrite_v4(&mut junk, Field::Dst, LOCAL_ADDR, OWN_V4));
+            to_wire(&mut junk, Field::Dst);
+            to_script(&mut junk, Field::Src);
             assert_eq!(junk, before);
         }
     }

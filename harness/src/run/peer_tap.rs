@@ -94,8 +94,8 @@ impl PeerTap {
         })
     }
 
-    /// Packets read from `tun0` that were not IPv4 TCP and so were not
-    /// handed to the runner (e.g. ICMP the kernel generated).
+    /// Packets read from `tun0` that were not TCP and so were not handed
+    /// to the runner (e.g. ICMP the kernel generated).
     pub fn ignored(&self) -> usize {
         self.ignored
     }
@@ -160,9 +160,13 @@ impl PeerTap {
                 return Err(TargetError::Io(why));
             }
         };
-        let is_tcp_v4 =
-            bytes.first().is_some_and(|b| b >> 4 == 4) && bytes.get(9) == Some(&PROTO_TCP);
-        if is_tcp_v4 {
+        // IPv4 with protocol TCP, or IPv6 with next header TCP.
+        let is_tcp = match bytes.first().map(|b| b >> 4) {
+            Some(4) => bytes.get(9) == Some(&PROTO_TCP),
+            Some(6) => bytes.get(6) == Some(&PROTO_TCP),
+            _ => false,
+        };
+        if is_tcp {
             (self.fix)(&mut bytes);
             self.out.push((self.clock.micros_at(at), bytes));
         } else {

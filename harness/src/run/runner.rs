@@ -45,8 +45,8 @@ use super::target::{
 use super::trace::{fmt_time, Trace, TraceKind};
 use super::wire::{self, Outgoing, WireSegment};
 use crate::script::{
-    Direction, Event, EventKind, IpVersion, Opt, PacketSpec, Script, ShellCommand, SyscallSpec,
-    TcpOpt, TimePoint, TimeSpec,
+    Direction, Event, EventKind, Opt, PacketSpec, Script, ShellCommand, SyscallSpec, TcpOpt,
+    TimePoint, TimeSpec,
 };
 use std::collections::VecDeque;
 use std::fmt;
@@ -333,13 +333,14 @@ impl Runner<'_> {
         for o in &script.options {
             match &o.opt {
                 Opt::ToleranceUsecs(_) => {}
-                Opt::IpVersion(IpVersion::V4) => {}
                 Opt::IpVersion(v) => {
-                    return Err(Stop::Error {
-                        line: o.line,
-                        col: o.col,
-                        message: format!("--ip_version={v} is not supported yet (only ipv4)"),
-                    })
+                    if let Err(e) = self.target.set_ip_version(*v) {
+                        return Err(Stop::Error {
+                            line: o.line,
+                            col: o.col,
+                            message: format!("{} target: {e}", self.target.name()),
+                        });
+                    }
                 }
                 Opt::Other { .. } => {
                     self.warn(format!("line {}: option `{}` is ignored", o.line, o.opt))
@@ -691,8 +692,8 @@ impl Runner<'_> {
             .collect();
         let (local, peer) = self.target.addresses();
         let out = Outgoing {
-            src: *peer.ip(),
-            dst: *local.ip(),
+            src: peer.ip(),
+            dst: local.ip(),
             src_port: peer.port(),
             dst_port: local.port(),
             seq,
@@ -703,7 +704,7 @@ impl Runner<'_> {
             options: &opts,
             payload_len: len,
         };
-        let bytes = wire::build_v4(&out).map_err(err)?;
+        let bytes = wire::build(&out).map_err(err)?;
         self.peer_nxt = seq
             .wrapping_add(len)
             .wrapping_add(u32::from(p.flags.syn))

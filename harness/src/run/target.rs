@@ -12,8 +12,9 @@
 //! typed [`SocketCall`], so a target only maps them onto its own API (the
 //! own stack's socket-shaped calls, or real `libc` calls on a live target).
 
+use crate::script::IpVersion;
 use std::fmt;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// Microseconds since the start of the script, on the target's clock.
 pub type Micros = u64;
@@ -290,7 +291,13 @@ pub trait Target {
 
     /// The stack's address and the scripted peer's address: inbound packets
     /// go from the second to the first.
-    fn addresses(&self) -> (SocketAddrV4, SocketAddrV4);
+    fn addresses(&self) -> (SocketAddr, SocketAddr);
+
+    /// Chooses the script's IP version (`--ip_version`) before anything
+    /// else happens: IPv4 (the default) or IPv6 (stack 2001:db8::1, peer
+    /// 2001:db8::2). A version the target cannot run is an error with the
+    /// reason.
+    fn set_ip_version(&mut self, v: IpVersion) -> Result<(), TargetError>;
 
     /// Moves time forward towards `until` and returns the new time. The
     /// target may stop earlier when something happened (a timer fired, a

@@ -12,6 +12,7 @@ use super::target::Micros;
 use crate::pcap::PcapWriter;
 use std::fmt::Write as _;
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tcp_spec::State;
 
@@ -103,6 +104,25 @@ impl Trace {
         self.entries.push(TraceEntry { at, kind });
     }
 
+    /// The stack's and the peer's socket addresses, as the first packet
+    /// of the trace shows them (the IPv4 script addresses when there is
+    /// none).
+    pub fn endpoints(&self) -> (SocketAddr, SocketAddr) {
+        for e in &self.entries {
+            let (bytes, inbound) = match &e.kind {
+                TraceKind::PacketIn { bytes, .. } => (bytes, true),
+                TraceKind::PacketOut { bytes, .. } => (bytes, false),
+                _ => continue,
+            };
+            if let Ok(w) = super::wire::decode(bytes) {
+                let src = SocketAddr::new(w.src, w.src_port);
+                let dst = SocketAddr::new(w.dst, w.dst_port);
+                return if inbound { (dst, src) } else { (src, dst) };
+            }
+        }
+        super::own::script_addresses(false)
+    }
+
     /// The row ids of all transitions, in order (a coverage list).
     pub fn rows(&self) -> Vec<&'static str> {
         self.entries
@@ -123,11 +143,12 @@ impl Trace {
     /// ```
     pub fn ladder(&self) -> String {
         let mut s = String::new();
+        let (stack, peer) = self.endpoints();
         let _ = writeln!(
             s,
-            "{:>12}  {:<w$}| stack 192.0.2.1:8080",
+            "{:>12}  {:<w$}| stack {stack}",
             "time",
-            "peer 192.0.2.2:40000",
+            format!("peer {peer}"),
             w = ARROW_WIDTH
         );
         for e in &self.entries {

@@ -1,15 +1,16 @@
-//! Encoding scripted segments as IPv4 packets and decoding what a target
-//! sends, byte for byte.
+//! Encoding scripted segments as IPv4 or IPv6 packets and decoding what a
+//! target sends, byte for byte.
 //!
 //! The runner builds inbound packets itself rather than through the stack's
 //! builder so that TCP options go on the wire exactly as the script writes
 //! them (order, NOPs, unknown layouts), as packetdrill does; and it decodes
 //! outbound options in wire order so they can be compared exactly.
-//! Header layouts: RFC 791 3.1 (IPv4), RFC 9293 3.1 (TCP), RFC 9293 3.2
+//! Header layouts: RFC 791 3.1 (IPv4), RFC 8200 3 (IPv6; no extension
+//! headers), RFC 9293 3.1 (TCP and its pseudo-headers), RFC 9293 3.2
 //! (options), RFC 7323 (window scale, timestamps), RFC 2018 (SACK).
 
 use crate::script::{TcpFlags, TcpOpt};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Longest TCP options area (RFC 9293 3.1: data offset at most 15 words).
 pub const MAX_OPTIONS_LEN: usize = 40;
@@ -17,8 +18,8 @@ pub const MAX_OPTIONS_LEN: usize = 40;
 /// A TCP segment as it is on the wire (absolute numbers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireSegment {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub src_port: u16,
     pub dst_port: u16,
     pub seq: u32,
@@ -37,8 +38,9 @@ pub struct WireSegment {
 /// The fields of a segment to build.
 #[derive(Debug, Clone)]
 pub struct Outgoing<'a> {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    /// Both of one IP version: it decides the packet's.
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub src_port: u16,
     pub dst_port: u16,
     pub seq: u32,
@@ -143,23 +145,45 @@ fn checksum_finish(mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
-/// Builds a whole IPv4 packet (TTL 64, DF, checksums computed); the payload
-/// is `payload_len` octets of a fixed pattern.
-pub fn build_v4(o: &Outgoing<'_>) -> Result<Vec<u8>, String> {
+/// Builds a whole IPv4 (TTL 64, DF) or IPv6 (hop limit 64) packet, as
+/// `src` and `dst` are, with the checksums computed; the payload is
+/// `payload_len` octets of a fixed pattern.
+pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, String> {
     let opts = encode_options(o.options)?;
     let tcp_len = 20 + opts.len() + o.payload_len as usize;
-    let total = 20 + tcp_len;
-    let total16 = u16::try_from(total)
-        .map_err(|_| format!("a {total}-octet packet is too large for IPv4"))?;
-    let mut p = Vec::with_capacity(total);
-    // IPv4 header (RFC 791 3.1).
-    p.extend_from_slice(&[0x45, 0]);
-    p.extend_from_slice(&total16.to_be_bytes());
-    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-    p.extend_from_slice(&o.src.octets());
-    p.extend_from_slice(&o.dst.octets());
-    let ipsum = checksum_finish(checksum_add(0, &p[..20]));
-    p[10..12].copy_from_slice(&ipsum.to_be_bytes());
+    let tcp_len16 = u16::try_from(tcp_len)
+        .map_err(|_| format!("a {tcp_len}-octet TCP segment is too large for one packet"))?;
+    let mut p = Vec::with_capacity(40 + tcp_len);
+    // The pseudo-header's addresses (RFC 9293 3.1; RFC 8200 8.1).
+    let mut pseudo = Vec::with_capacity(40);
+    match (o.src, o.dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let total16 = u16::try_from(20 + tcp_len)
+                .map_err(|_| format!("a {}-octet packet is too large for IPv4", 20 + tcp_len))?;
+            // IPv4 header (RFC 791 3.1).
+            p.extend_from_slice(&[0x45, 0]);
+            p.extend_from_slice(&total16.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+            p.extend_from_slice(&src.octets());
+            p.extend_from_slice(&dst.octets());
+            let ipsum = checksum_finish(checksum_add(0, &p[..20]));
+            p[10..12].copy_from_slice(&ipsum.to_be_bytes());
+            pseudo.extend_from_slice(&src.octets());
+            pseudo.extend_from_slice(&dst.octets());
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            // IPv6 header (RFC 8200 3): no flow label, next header TCP.
+            p.extend_from_slice(&[0x60, 0, 0, 0]);
+            p.extend_from_slice(&tcp_len16.to_be_bytes());
+            p.extend_from_slice(&[6, 64]);
+            p.extend_from_slice(&src.octets());
+            p.extend_from_slice(&dst.octets());
+            pseudo.extend_from_slice(&src.octets());
+            pseudo.extend_from_slice(&dst.octets());
+        }
+        (s, d) => return Err(format!("addresses of two IP versions: {s} to {d}")),
+    }
+    let ip_len = p.len();
     // TCP header (RFC 9293 3.1).
     let words = u8::try_from((20 + opts.len()) / 4).unwrap_or(15);
     p.extend_from_slice(&o.src_port.to_be_bytes());
@@ -173,19 +197,22 @@ pub fn build_v4(o: &Outgoing<'_>) -> Result<Vec<u8>, String> {
     p.extend_from_slice(&o.urg.to_be_bytes());
     p.extend_from_slice(&opts);
     p.extend((0..o.payload_len).map(|i| b'a' + (i % 26) as u8));
-    // Pseudo header: src, dst, zero, protocol, TCP length.
-    let mut pseudo = Vec::with_capacity(12);
-    pseudo.extend_from_slice(&o.src.octets());
-    pseudo.extend_from_slice(&o.dst.octets());
+    // Pseudo-header, after the addresses: protocol and TCP length (the
+    // IPv4 layout; the IPv6 one sums to the same value).
     pseudo.extend_from_slice(&[0, 6]);
-    pseudo.extend_from_slice(&u16::try_from(tcp_len).unwrap_or(u16::MAX).to_be_bytes());
-    let sum = checksum_finish(checksum_add(checksum_add(0, &pseudo), &p[20..]));
-    p[36..38].copy_from_slice(&sum.to_be_bytes());
+    pseudo.extend_from_slice(&tcp_len16.to_be_bytes());
+    let sum = checksum_finish(checksum_add(checksum_add(0, &pseudo), &p[ip_len..]));
+    p[ip_len + 16..ip_len + 18].copy_from_slice(&sum.to_be_bytes());
     Ok(p)
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// The `N` octets of an address at `at`.
+fn addr<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at + N)?.try_into().ok()
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
@@ -197,23 +224,40 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     ]))
 }
 
-/// Decodes an IPv4 packet carrying TCP. Errors say what is malformed.
+/// Decodes an IPv4 or IPv6 packet carrying TCP. Errors say what is
+/// malformed.
 pub fn decode(bytes: &[u8]) -> Result<WireSegment, String> {
     let first = *bytes.first().ok_or("empty packet")?;
-    if first >> 4 != 4 {
-        return Err(format!("IP version {} (only IPv4 is decoded)", first >> 4));
-    }
-    let ihl = usize::from(first & 0x0f) * 4;
-    if ihl < 20 || bytes.len() < ihl {
-        return Err("truncated IPv4 header".into());
-    }
-    if bytes.get(9) != Some(&6) {
-        return Err("not TCP".into());
-    }
-    let total = usize::from(be16(bytes, 2).ok_or("truncated")?);
-    let end = total.min(bytes.len());
-    let src = Ipv4Addr::from(be32(bytes, 12).ok_or("truncated")?);
-    let dst = Ipv4Addr::from(be32(bytes, 16).ok_or("truncated")?);
+    let (src, dst, ihl, end) = match first >> 4 {
+        4 => {
+            let ihl = usize::from(first & 0x0f) * 4;
+            if ihl < 20 || bytes.len() < ihl {
+                return Err("truncated IPv4 header".into());
+            }
+            if bytes.get(9) != Some(&6) {
+                return Err("not TCP".into());
+            }
+            let total = usize::from(be16(bytes, 2).ok_or("truncated")?);
+            let src = IpAddr::from(addr::<4>(bytes, 12).ok_or("truncated")?);
+            let dst = IpAddr::from(addr::<4>(bytes, 16).ok_or("truncated")?);
+            (src, dst, ihl, total.min(bytes.len()))
+        }
+        6 => {
+            if bytes.len() < 40 {
+                return Err("truncated IPv6 header".into());
+            }
+            match bytes[6] {
+                6 => {}
+                0 | 43 | 44 | 60 => return Err("IPv6 extension headers are not decoded".into()),
+                _ => return Err("not TCP".into()),
+            }
+            let payload = usize::from(be16(bytes, 4).ok_or("truncated")?);
+            let src = IpAddr::from(addr::<16>(bytes, 8).ok_or("truncated")?);
+            let dst = IpAddr::from(addr::<16>(bytes, 24).ok_or("truncated")?);
+            (src, dst, 40, (40 + payload).min(bytes.len()))
+        }
+        v => return Err(format!("IP version {v}")),
+    };
     let tcp = bytes.get(ihl..end).ok_or("truncated TCP header")?;
     if tcp.len() < 20 {
         return Err("truncated TCP header".into());
@@ -297,9 +341,15 @@ mod tests {
             TcpOpt::Nop,
             TcpOpt::WScale(7),
         ];
+        for (src, dst) in [("192.0.2.2", "192.0.2.1"), ("2001:db8::2", "2001:db8::1")] {
+            round_trip(src.parse().unwrap(), dst.parse().unwrap(), &opts);
+        }
+    }
+
+    fn round_trip(src: IpAddr, dst: IpAddr, opts: &[TcpOpt]) {
         let o = Outgoing {
-            src: Ipv4Addr::new(192, 0, 2, 2),
-            dst: Ipv4Addr::new(192, 0, 2, 1),
+            src,
+            dst,
             src_port: 40000,
             dst_port: 8080,
             seq: 0xffff_fff0,
@@ -310,11 +360,12 @@ mod tests {
             },
             win: 32792,
             urg: 0,
-            options: &opts,
+            options: opts,
             payload_len: 3,
         };
-        let p = build_v4(&o).expect("builds");
+        let p = build(&o).expect("builds");
         let d = decode(&p).expect("decodes");
+        assert_eq!((d.src, d.dst), (src, dst));
         assert_eq!(d.options, opts.to_vec());
         assert_eq!(
             (d.seq, d.ack, d.win, d.payload_len),
@@ -327,13 +378,33 @@ mod tests {
 
     #[test]
     fn decode_never_panics_on_garbage() {
-        for n in 0..80u8 {
-            let mut b: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
-            if let Some(f) = b.first_mut() {
-                *f = 0x45;
+        for version in [0x45, 0x60] {
+            for n in 0..100u8 {
+                let mut b: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+                if let Some(f) = b.first_mut() {
+                    *f = version;
+                }
+                let _ = decode(&b);
             }
-            let _ = decode(&b);
         }
+    }
+
+    #[test]
+    fn mixed_ip_versions_are_an_error() {
+        let o = Outgoing {
+            src: "192.0.2.2".parse().unwrap(),
+            dst: "2001:db8::1".parse().unwrap(),
+            src_port: 1,
+            dst_port: 2,
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags::default(),
+            win: 0,
+            urg: 0,
+            options: &[],
+            payload_len: 0,
+        };
+        assert!(build(&o).unwrap_err().contains("two IP versions"));
     }
 
     #[test]
