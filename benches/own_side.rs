@@ -8,18 +8,21 @@ use tcp_stack::{Config, Endpoint, Instant};
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 
-fn endpoint(addr: IpAddr, secret: u8) -> Endpoint {
+fn endpoint(addr: IpAddr, secret: u8, log: bool) -> Endpoint {
     let mut c = Config::new(vec![addr]);
+    c.log_transitions = log;
     c.secret = [secret; 32];
     c.recv_buf = 256 * 1024;
     c.send_buf = 256 * 1024;
     Endpoint::new(c).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Moves `total` bytes from A to B; returns the bytes received.
-pub fn bulk(total: usize) -> usize {
-    let mut a = endpoint(A, 1);
-    let mut b = endpoint(B, 2);
+/// Moves `total` bytes from A to B; returns the bytes received. With
+/// `log`, both endpoints keep the observer log of transitions and the loop
+/// drains it every round, as the conformance harness does.
+pub fn bulk(total: usize, log: bool) -> usize {
+    let mut a = endpoint(A, 1, log);
+    let mut b = endpoint(B, 2, log);
     let mut now = Instant::from_micros(1_000_000);
     let l = b
         .listen(now, Some(B), 5001, 4)
@@ -60,6 +63,9 @@ pub fn bulk(total: usize) -> usize {
                 moved = true;
             }
         }
+        if log {
+            drop((a.drain_transitions(), b.drain_transitions()));
+        }
         if moved {
             idle = 0;
         } else {
@@ -84,7 +90,7 @@ pub fn bulk(total: usize) -> usize {
 pub fn inbound_segments(n: usize) -> (Endpoint, tcp_stack::ConnId, Vec<Vec<u8>>, Instant) {
     use tcp_stack::packet::{build, Flags, Segment, TcpOptions};
     use tcp_stack::SeqNum;
-    let mut b = endpoint(B, 2);
+    let mut b = endpoint(B, 2, false);
     let now = Instant::from_micros(1_000_000);
     let l = b
         .listen(now, Some(B), 5001, 4)

@@ -288,6 +288,8 @@ pub fn serve(opts: ServeOptions) -> Result<ServeHandle, ServeError> {
     config.recv_buf = opts.recv_buf;
     config.send_buf = opts.send_buf;
     config.secret = random_secret();
+    // A server runs for as long as it is left: no observer log to grow.
+    config.log_transitions = false;
     let mut ep = Endpoint::new(config).map_err(|e| ServeError::Stack(e.to_string()))?;
     let listener = ep
         .listen(Instant::ZERO, None, opts.port, 128)

@@ -1,23 +1,35 @@
 //! The Internet checksum (RFC 1071): the ones' complement of the ones'
-//! complement sum of 16-bit words, here summed 32 bits at a time in a 64-bit
-//! accumulator and folded (RFC 1071 §2 (B) allows any word size), and the
-//! TCP pseudo-header of RFC 9293 §3.1 (IPv4) and RFC 8200 §8.1 (IPv6).
+//! complement sum of 16-bit words. The data is summed eight octets at a time
+//! in native byte order (RFC 1071 §2 (B): the sum does not depend on byte
+//! order, only the final 16 bits are swapped; §2 (C): any word size may be
+//! summed and folded afterwards), and the TCP pseudo-header of RFC 9293 §3.1
+//! (IPv4) and RFC 8200 §8.1 (IPv6).
 
 use std::net::IpAddr;
 
-/// Adds `data` (big-endian words, an odd last octet padded with zero) to a
-/// running sum.
-pub fn add(mut sum: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(4);
+/// Adds `data` (big-endian 16-bit words, an odd last octet padded with
+/// zero) to a running sum.
+pub fn add(sum: u64, data: &[u8]) -> u64 {
+    // Each 8-octet word contributes its two 32-bit halves, so the 64-bit
+    // accumulator cannot overflow below 2^31 words (16 GiB); the compiler
+    // turns the loop into vector additions.
+    let halves = |w: u64| (w & 0xffff_ffff) + (w >> 32);
+    let mut words = data.chunks_exact(8);
+    let mut acc: u64 = 0;
     for w in &mut words {
-        sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        acc += halves(u64::from_ne_bytes(b));
     }
     let rest = words.remainder();
-    let mut tail = [0u8; 4];
+    let mut tail = [0u8; 8];
     if let Some(t) = tail.get_mut(..rest.len()) {
         t.copy_from_slice(rest);
     }
-    sum + u64::from(u32::from_be_bytes(tail))
+    acc += halves(u64::from_ne_bytes(tail));
+    // The folded native-order sum is the big-endian sum with its two
+    // octets in native order.
+    sum + u64::from(u16::from_be(fold(acc)))
 }
 
 /// Folds a running sum to 16 bits with end-around carries.
@@ -66,5 +78,36 @@ mod tests {
     #[test]
     fn odd_lengths_pad_with_zero() {
         assert_eq!(fold(add(0, &[0x12, 0x34, 0x56])), 0x1234 + 0x5600);
+    }
+
+    /// RFC 1071 §1 literally: 16-bit big-endian words, one at a time.
+    fn reference(data: &[u8]) -> u16 {
+        let mut sum = 0u64;
+        for pair in data.chunks(2) {
+            let hi = u64::from(pair[0]) << 8;
+            sum += hi | pair.get(1).map_or(0, |&lo| u64::from(lo));
+        }
+        fold(sum)
+    }
+
+    #[test]
+    fn agrees_with_word_by_word_sum_at_every_length() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..3000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for len in 0..data.len() {
+            for start in [0, 1, 2, 3] {
+                let d = &data[start.min(len)..len];
+                assert_eq!(fold(add(0, d)), reference(d), "len {len} from {start}");
+            }
+        }
+        assert_eq!(fold(add(0, &[0xff; 4096])), 0xffff);
+        assert_eq!(fold(add(0xfffe, &[0, 1])), 0xffff);
     }
 }

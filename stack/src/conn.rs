@@ -6,8 +6,9 @@
 //! id next to the abstractly classified event, so tests and fuzzers can
 //! compare it with `tcp_spec::step`. The rows are not looked up here.
 
+use crate::endpoint::SegmentSummary;
 use crate::error::Error;
-use crate::packet::{Flags, Segment, Stats, TcpOptions};
+use crate::packet::{Flags, Payload, Segment, SegmentIn, Stats, TcpOptions};
 use crate::reassembly::Reassembly;
 use crate::rto::{RtoEstimator, RtoParams};
 use crate::seq::SeqNum;
@@ -87,12 +88,12 @@ impl ConnParams {
 }
 
 /// The context an event is processed in: time, parameters, counters, the
-/// segments emitted and the row taken.
+/// segments emitted (as packets, with their summaries) and the row taken.
 pub(crate) struct Ctx<'a> {
     pub now: Instant,
     pub p: &'a ConnParams,
     pub stats: &'a mut Stats,
-    pub out: Vec<(Segment, Cause)>,
+    pub out: Vec<(Vec<u8>, SegmentSummary)>,
     pub row: Option<&'static str>,
 }
 
@@ -112,6 +113,15 @@ impl<'a> Ctx<'a> {
         self.row = Some(row);
     }
 
+    /// Encodes `seg` at once (its payload may borrow the send buffer) and
+    /// queues the packet.
+    pub fn emit<P: Payload>(&mut self, seg: &Segment<P>, cause: Cause) {
+        match crate::packet::build(seg) {
+            Ok(packet) => self.out.push((packet, SegmentSummary::of(seg, cause))),
+            Err(_) => self.stats.build_errors = self.stats.build_errors.saturating_add(1),
+        }
+    }
+
     fn profile(&self) -> Profile {
         self.p.profile
     }
@@ -119,14 +129,14 @@ impl<'a> Ctx<'a> {
 
 /// Answers for segments that reach no connection (RFC 9293 §3.10.7.1):
 /// the reset a closed port sends, or nothing for a RST.
-pub(crate) fn closed_port_reply(ctx: &mut Ctx<'_>, seg: &Segment) {
+pub(crate) fn closed_port_reply(ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>) {
     if seg.flags.rst {
         ctx.record("CLOSED.RST");
         return;
     }
     if seg.flags.ack {
         ctx.record("CLOSED.ACK");
-        ctx.out.push((rst_for_ack(seg), Cause::Response));
+        ctx.emit(&rst_for_ack(seg), Cause::Response);
     } else {
         ctx.record("CLOSED.no-ACK");
         let ack = seg.seq + seg.seg_len();
@@ -140,14 +150,14 @@ pub(crate) fn closed_port_reply(ctx: &mut Ctx<'_>, seg: &Segment) {
                 ..Flags::default()
             },
         );
-        ctx.out.push((rst, Cause::Response));
+        ctx.emit(&rst, Cause::Response);
     }
 }
 
 /// A segment answering `seg` (addresses and ports swapped), without
 /// options or payload.
 /// `<SEQ=SEG.ACK><CTL=RST>` in answer to `seg` (RFC 9293 §3.5.2).
-pub(crate) fn rst_for_ack(seg: &Segment) -> Segment {
+pub(crate) fn rst_for_ack<P>(seg: &Segment<P>) -> Segment {
     reply(
         seg,
         seg.ack,
@@ -159,7 +169,12 @@ pub(crate) fn rst_for_ack(seg: &Segment) -> Segment {
     )
 }
 
-pub(crate) fn reply(seg: &Segment, seq: SeqNum, ack: Option<SeqNum>, flags: Flags) -> Segment {
+pub(crate) fn reply<P>(
+    seg: &Segment<P>,
+    seq: SeqNum,
+    ack: Option<SeqNum>,
+    flags: Flags,
+) -> Segment {
     Segment {
         src: seg.dst,
         dst: seg.src,
@@ -176,12 +191,12 @@ pub(crate) fn reply(seg: &Segment, seq: SeqNum, ack: Option<SeqNum>, flags: Flag
 
 /// The abstract event of a segment seen in CLOSED or LISTEN (no sequence
 /// space to compare with).
-pub(crate) fn connectionless_event(seg: &Segment) -> Event {
+pub(crate) fn connectionless_event<P: Payload>(seg: &Segment<P>) -> Event {
     Event::Segment(SegmentEvent {
         syn: seg.flags.syn,
         fin: seg.flags.fin,
         rst: seg.flags.rst,
-        payload: !seg.payload.is_empty(),
+        payload: seg.payload.octets() > 0,
         seq: SeqClass::NotApplicable,
         ack: if seg.flags.ack {
             AckClass::Unchecked
@@ -386,7 +401,7 @@ impl Conn {
 
     /// Classifies an arriving segment against this TCB (RFC 9293 §3.4 and
     /// §3.10.7.4; the classes of `tcp_spec::model`).
-    pub fn classify(&self, seg: &Segment, p: &ConnParams) -> Event {
+    pub fn classify(&self, seg: &SegmentIn<'_>, p: &ConnParams) -> Event {
         let seq = if self.state.has_receive_window() {
             SeqClass::classify(seg.seq.0, seg.seg_len(), self.rcv_nxt.0, self.rcv_wnd(p))
         } else {
@@ -424,7 +439,7 @@ impl Conn {
     // ----- emission -----------------------------------------------------------
 
     /// A segment from us to the peer, advertising the current window.
-    fn segment(&mut self, p: &ConnParams, seq: SeqNum, flags: Flags, payload: Vec<u8>) -> Segment {
+    fn segment<P>(&mut self, p: &ConnParams, seq: SeqNum, flags: Flags, payload: P) -> Segment<P> {
         let wnd = self.rcv_wnd(p);
         let window = if flags.syn {
             wnd.min(65535) as u16
@@ -460,7 +475,7 @@ impl Conn {
     /// `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`.
     fn send_ack(&mut self, ctx: &mut Ctx<'_>, cause: Cause) {
         let s = self.segment(ctx.p, self.snd_nxt, ack_flags(), Vec::new());
-        ctx.out.push((s, cause));
+        ctx.emit(&s, cause);
     }
 
     /// A challenge ACK, at most `challenge_ack_per_sec` per second per
@@ -487,12 +502,12 @@ impl Conn {
     }
 
     /// `<SEQ=SEG.ACK><CTL=RST>` in answer to `seg`.
-    fn send_rst_for_ack(&mut self, ctx: &mut Ctx<'_>, seg: &Segment) {
-        ctx.out.push((rst_for_ack(seg), Cause::Response));
+    fn send_rst_for_ack(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>) {
+        ctx.emit(&rst_for_ack(seg), Cause::Response);
     }
 
     /// `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>` in answer to `seg`.
-    fn send_rst_ack_for(&mut self, ctx: &mut Ctx<'_>, seg: &Segment) {
+    fn send_rst_ack_for(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>) {
         let r = reply(
             seg,
             SeqNum(0),
@@ -503,7 +518,7 @@ impl Conn {
                 ..Flags::default()
             },
         );
-        ctx.out.push((r, Cause::Response));
+        ctx.emit(&r, Cause::Response);
     }
 
     /// Our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), with the MSS option and,
@@ -522,7 +537,7 @@ impl Conn {
         if !with_ack || self.peer_offered_ws {
             s.options.window_scale = Some(self.rcv_wscale);
         }
-        ctx.out.push((s, cause));
+        ctx.emit(&s, cause);
     }
 
     /// Arms the retransmission timer if it is not running (RFC 6298 §5.1).
@@ -569,14 +584,13 @@ impl Conn {
                 if len < mss && !all && (len as u32).saturating_mul(2) < self.max_snd_wnd {
                     break;
                 }
-                let payload = crate::ring::copy_range(&self.snd_buf, off, len);
                 let flags = Flags {
                     ack: true,
                     psh: all,
                     ..Flags::default()
                 };
-                let s = self.segment(ctx.p, self.snd_nxt, flags, payload);
-                ctx.out.push((s, Cause::Data));
+                let s = self.segment(ctx.p, self.snd_nxt, flags, ());
+                ctx.emit(&self.with_data(s, off, len), Cause::Data);
                 if self.rtt_probe.is_none() {
                     self.rtt_probe = Some((self.snd_nxt + len as u32, ctx.now));
                 }
@@ -590,7 +604,7 @@ impl Conn {
                     ..Flags::default()
                 };
                 let s = self.segment(ctx.p, self.snd_nxt, flags, Vec::new());
-                ctx.out.push((s, Cause::Fin));
+                ctx.emit(&s, Cause::Fin);
                 self.snd_nxt += 1;
                 self.fin_sent = true;
                 self.arm_rtx(ctx.now);
@@ -619,7 +633,7 @@ impl Conn {
             if self.fin_sent && self.state != State::SynSent {
                 // A FIN sent from SYN-RECEIVED stays outstanding too.
                 let s = self.segment(ctx.p, self.data_end(), fin_ack_flags(), Vec::new());
-                ctx.out.push((s, cause));
+                ctx.emit(&s, cause);
             }
             return;
         }
@@ -631,9 +645,8 @@ impl Conn {
             // takes when the override timer fires.
             let len = avail.min(usable.max(1)).min(usize::from(self.snd_mss));
             if len > 0 && self.syn_acked() && !self.fin_sent {
-                let payload = crate::ring::copy_range(&self.snd_buf, off, len);
-                let s = self.segment(ctx.p, self.snd_nxt, ack_flags(), payload);
-                ctx.out.push((s, Cause::Probe));
+                let s = self.segment(ctx.p, self.snd_nxt, ack_flags(), ());
+                ctx.emit(&self.with_data(s, off, len), Cause::Probe);
                 self.probe_outstanding = self.snd_wnd == 0;
                 self.snd_nxt += len as u32;
             }
@@ -644,7 +657,6 @@ impl Conn {
             .since(self.snd_una)
             .min(u32::from(self.snd_mss)) as usize;
         let off = self.snd_una.since(self.snd_buf_seq) as usize;
-        let payload = crate::ring::copy_range(&self.snd_buf, off, len);
         let end = self.snd_una + len as u32;
         let with_fin = self.fin_sent && end == self.data_end();
         let flags = Flags {
@@ -653,8 +665,14 @@ impl Conn {
             psh: len > 0,
             ..Flags::default()
         };
-        let s = self.segment(ctx.p, self.snd_una, flags, payload);
-        ctx.out.push((s, cause));
+        let s = self.segment(ctx.p, self.snd_una, flags, ());
+        ctx.emit(&self.with_data(s, off, len), cause);
+    }
+
+    /// `s` carrying the `len` octets `off` octets into the send buffer,
+    /// borrowed rather than copied: the packet is built from them at once.
+    fn with_data(&self, s: Segment<()>, off: usize, len: usize) -> Segment<[&[u8]; 2]> {
+        s.with_payload(crate::ring::parts(&self.snd_buf, off, len))
     }
 
     // ----- user calls -----------------------------------------------------------
@@ -676,7 +694,7 @@ impl Conn {
 
     /// A SYN reached a listener (RFC 9293 §3.10.7.2): the new TCB records
     /// IRS, picks up the peer's options and answers with a SYN-ACK.
-    pub fn open_from_listen(&mut self, ctx: &mut Ctx<'_>, seg: &Segment, with_fin: bool) {
+    pub fn open_from_listen(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, with_fin: bool) {
         if with_fin {
             ctx.record("LISTEN.SYN-FIN");
         } else {
@@ -691,7 +709,7 @@ impl Conn {
 
     /// Records the peer's SYN: IRS, RCV.NXT, its window and options
     /// (RFC 9293 §3.10.7.2–3, RFC 7323 §2.2, RFC 9293 §3.7.1).
-    fn take_syn(&mut self, p: &ConnParams, seg: &Segment) {
+    fn take_syn(&mut self, p: &ConnParams, seg: &SegmentIn<'_>) {
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.snd_wnd = u32::from(seg.window);
@@ -844,7 +862,7 @@ impl Conn {
                     // RFC 9293 §3.10.4: from SYN-RECEIVED the FIN goes at
                     // once when nothing is queued.
                     let s = self.segment(ctx.p, self.snd_nxt, fin_ack_flags(), Vec::new());
-                    ctx.out.push((s, Cause::Response));
+                    ctx.emit(&s, Cause::Response);
                     self.snd_nxt += 1;
                     self.fin_sent = true;
                     self.arm_rtx(ctx.now);
@@ -895,7 +913,7 @@ impl Conn {
                     },
                     Vec::new(),
                 );
-                ctx.out.push((s, Cause::Response));
+                ctx.emit(&s, Cause::Response);
                 self.enter_closed(None);
             }
             State::Closing | State::LastAck | State::TimeWait => {
@@ -989,7 +1007,7 @@ impl Conn {
     /// Processes a segment for this connection (RFC 9293 §3.10.7.3 for
     /// SYN-SENT, §3.10.7.4 otherwise). `ev` is its classification against
     /// the TCB before processing.
-    pub fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &Segment, ev: &SegmentEvent) {
+    pub fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
         match self.state {
             State::SynSent => self.syn_sent(ctx, seg, ev),
             State::Closed | State::Listen => {}
@@ -1001,7 +1019,7 @@ impl Conn {
     }
 
     /// RFC 9293 §3.10.7.3.
-    fn syn_sent(&mut self, ctx: &mut Ctx<'_>, seg: &Segment, ev: &SegmentEvent) {
+    fn syn_sent(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
         // First: the ACK must cover exactly our SYN.
         if matches!(
             ev.ack,
@@ -1055,7 +1073,7 @@ impl Conn {
 
     /// SND.UNA moves past our SYN: RTT sample, timer, window
     /// (RFC 9293 §3.10.7.3, RFC 6298 §5.3).
-    fn ack_of_syn(&mut self, ctx: &mut Ctx<'_>, seg: &Segment) {
+    fn ack_of_syn(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>) {
         self.new_ack(ctx, seg.ack);
         // The window of a SYN-ACK is never scaled (RFC 7323 §2.2).
         let scale = if seg.flags.syn { 0 } else { self.snd_wscale };
@@ -1094,7 +1112,7 @@ impl Conn {
 
     /// The ACK field of an acceptable segment in a synchronized state
     /// (RFC 9293 §3.10.7.4 fifth check, RFC 5681 §3.2 for duplicates).
-    fn process_ack(&mut self, ctx: &mut Ctx<'_>, seg: &Segment, ev: &SegmentEvent) {
+    fn process_ack(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
         let wnd = u32::from(seg.window) << self.snd_wscale;
         match ev.ack {
             AckClass::New | AckClass::FinAcked => self.new_ack(ctx, seg.ack),
@@ -1142,7 +1160,7 @@ impl Conn {
     /// to the user's buffer, later data to reassembly; a FIN counts only
     /// when everything before it has arrived (an out-of-order FIN is not
     /// remembered: the peer retransmits it).
-    fn accept_text(&mut self, ctx: &mut Ctx<'_>, seg: &Segment) -> Text {
+    fn accept_text(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>) -> Text {
         let mut t = Text::default();
         let data_seq = seg.seq + u32::from(seg.flags.syn);
         let len = seg.payload.len() as u32;
@@ -1181,7 +1199,7 @@ impl Conn {
                     }
                 }
             } else if data_seq.lt(wnd_end) {
-                self.reasm.insert(self.rcv_nxt, wnd, data_seq, &seg.payload);
+                self.reasm.insert(self.rcv_nxt, wnd, data_seq, seg.payload);
                 t.out_of_order = true;
                 self.hold_fin(seg, data_end, wnd_end);
             }
@@ -1207,7 +1225,7 @@ impl Conn {
 
     /// Remembers the FIN of an out-of-order segment that ends at `fin_seq`
     /// inside the window.
-    fn hold_fin(&mut self, seg: &Segment, fin_seq: SeqNum, wnd_end: SeqNum) {
+    fn hold_fin(&mut self, seg: &SegmentIn<'_>, fin_seq: SeqNum, wnd_end: SeqNum) {
         if seg.flags.fin && !self.fin_received && fin_seq.lt(wnd_end) {
             self.held_fin = Some(fin_seq);
         }
@@ -1267,7 +1285,7 @@ impl Conn {
 
     /// RFC 9293 §3.10.7.4 for SYN-RECEIVED and the synchronized states,
     /// with RFC 5961 under the rfc9293 and linux profiles.
-    fn synchronized(&mut self, ctx: &mut Ctx<'_>, seg: &Segment, ev: &SegmentEvent) {
+    fn synchronized(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
         let st = self.state;
         let profile = ctx.profile();
         let acceptable = !matches!(
@@ -1462,7 +1480,7 @@ impl Conn {
 
     /// SYN-RECEIVED, fifth check: only an ACK of exactly our SYN moves on
     /// (RFC 9293 §3.10.7.4).
-    fn syn_received_ack(&mut self, ctx: &mut Ctx<'_>, seg: &Segment, ev: &SegmentEvent) {
+    fn syn_received_ack(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
         if ev.ack != AckClass::New {
             ctx.record("SR.ACK.bad");
             self.send_rst_for_ack(ctx, seg);
@@ -1494,7 +1512,7 @@ impl Conn {
     fn text_after_ack(
         &mut self,
         ctx: &mut Ctx<'_>,
-        seg: &Segment,
+        seg: &SegmentIn<'_>,
         ev: &SegmentEvent,
         rows: [&'static str; 4],
     ) {
@@ -1512,7 +1530,7 @@ impl Conn {
     }
 
     /// Text and FIN of a segment in ESTABLISHED, FIN-WAIT-1 or FIN-WAIT-2.
-    fn open_text(&mut self, ctx: &mut Ctx<'_>, seg: &Segment, ev: &SegmentEvent) {
+    fn open_text(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
         let st = self.state;
         let in_order = matches!(ev.seq, SeqClass::LeftEdge | SeqClass::Overlap);
         let zero = ev.seq == SeqClass::ZeroWindowAtNext;
@@ -1565,7 +1583,7 @@ impl Conn {
 
     /// Our FIN is acknowledged (RFC 9293 §3.10.7.4, FIN-WAIT-1, CLOSING and
     /// LAST-ACK processing of the fifth check, then text and FIN).
-    fn our_fin_acked(&mut self, ctx: &mut Ctx<'_>, seg: &Segment, ev: &SegmentEvent) {
+    fn our_fin_acked(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
         match self.state {
             State::FinWait1 => {
                 self.state = State::FinWait2;
@@ -1595,7 +1613,7 @@ impl Conn {
 
     /// Accepts text and FIN in ESTABLISHED / FIN-WAIT-1 / FIN-WAIT-2 and
     /// applies the FIN's state change (RFC 9293 §3.10.7.4 eighth check).
-    fn deliver(&mut self, ctx: &mut Ctx<'_>, seg: &Segment, ev: &SegmentEvent) {
+    fn deliver(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
         if ev.seq == SeqClass::ZeroWindowAtNext {
             // The window is closed: the text (and FIN) is not taken, the
             // ACK says so at once (RFC 9293 §3.8.6.1).
@@ -1641,7 +1659,7 @@ impl Conn {
     /// A new SYN above RCV.NXT in TIME-WAIT starts a new incarnation of the
     /// connection (RFC 1122 §4.2.2.13, RFC 6191; Linux `TCP_TW_SYN`). The
     /// new ISS lies well above the old SND.NXT.
-    fn reincarnate(&mut self, ctx: &mut Ctx<'_>, seg: &Segment) {
+    fn reincarnate(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>) {
         let iss = self.snd_nxt + 128_000;
         self.iss = iss;
         self.snd_una = iss;

@@ -7,7 +7,7 @@ use crate::conn::{
 };
 use crate::error::{Error, Result};
 use crate::isn::IsnGenerator;
-use crate::packet::{self, Flags, Segment, Stats};
+use crate::packet::{self, Flags, Payload, Segment, SegmentIn, Stats};
 use crate::rto::RtoParams;
 use crate::time::Instant;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -38,11 +38,16 @@ pub struct Config {
     /// Retransmissions of data or FIN before the connection is aborted as
     /// a user timeout (RFC 9293 §3.8.3 R2).
     pub max_retries: u32,
+    /// Keep the observer log of transitions ([`Endpoint::drain_transitions`]).
+    /// On by default; a long-running user that never drains it (a server)
+    /// turns it off, or the log grows with every segment.
+    pub log_transitions: bool,
 }
 
 impl Config {
     /// Defaults: profile rfc9293, 64 KiB buffers, MTU 1500, backlog 128,
-    /// Nagle on, 15 retries, an all-zero secret (set a random one).
+    /// Nagle on, 15 retries, transitions logged, an all-zero secret (set a
+    /// random one).
     pub fn new(addrs: Vec<IpAddr>) -> Config {
         Config {
             addrs,
@@ -54,6 +59,7 @@ impl Config {
             mtu: 1500,
             nagle: true,
             max_retries: 15,
+            log_transitions: true,
         }
     }
 }
@@ -81,12 +87,12 @@ pub struct SegmentSummary {
 }
 
 impl SegmentSummary {
-    fn of(seg: &Segment, cause: Cause) -> Self {
+    pub(crate) fn of<P: Payload>(seg: &Segment<P>, cause: Cause) -> Self {
         SegmentSummary {
             flags: seg.flags,
             seq: seg.seq.0,
             ack: seg.ack.0,
-            len: seg.payload.len() as u32,
+            len: seg.payload.octets() as u32,
             cause,
         }
     }
@@ -168,6 +174,10 @@ pub struct Endpoint {
     next_port: u16,
     conns: BTreeMap<ConnId, Conn>,
     tuples: HashMap<Tuple, ConnId>,
+    /// The last entry of `tuples` found: a run of segments of one
+    /// connection skips hashing its 4-tuple. Cleared whenever `tuples`
+    /// changes.
+    last_tuple: Option<(Tuple, ConnId)>,
     listeners: BTreeMap<ConnId, Listener>,
     tx: VecDeque<Vec<u8>>,
     transitions: Vec<Transition>,
@@ -211,6 +221,7 @@ impl Endpoint {
             next_port: 49152 + seed % 16384,
             conns: BTreeMap::new(),
             tuples: HashMap::new(),
+            last_tuple: None,
             listeners: BTreeMap::new(),
             tx: VecDeque::new(),
             transitions: Vec::new(),
@@ -254,7 +265,7 @@ impl Endpoint {
     pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) {
         self.stats.packets_in = self.stats.packets_in.saturating_add(1);
         let addrs = &self.config.addrs;
-        let seg = match packet::parse(bytes, |a| addrs.contains(&a)) {
+        let seg = match packet::parse_in(bytes, |a| addrs.contains(&a)) {
             Ok(s) => s,
             Err(r) => {
                 self.stats.count(r);
@@ -262,7 +273,7 @@ impl Endpoint {
             }
         };
         let key = (seg.dst, seg.dst_port, seg.src, seg.src_port);
-        if let Some(&id) = self.tuples.get(&key) {
+        if let Some(id) = self.find_conn(&key) {
             if let Some(conn) = self.conns.get(&id) {
                 let ev = conn.classify(&seg, &self.params);
                 if let Event::Segment(se) = ev {
@@ -300,6 +311,25 @@ impl Endpoint {
         );
     }
 
+    /// The connection of a 4-tuple (local address, port, remote address,
+    /// port).
+    fn find_conn(&mut self, key: &Tuple) -> Option<ConnId> {
+        if let Some((k, id)) = &self.last_tuple {
+            if k == key {
+                return Some(*id);
+            }
+        }
+        let id = *self.tuples.get(key)?;
+        self.last_tuple = Some((*key, id));
+        Some(id)
+    }
+
+    /// Enters a connection's 4-tuple.
+    fn bind_tuple(&mut self, key: Tuple, id: ConnId) {
+        self.last_tuple = None;
+        self.tuples.insert(key, id);
+    }
+
     fn find_listener(&self, addr: IpAddr, port: u16) -> Option<ConnId> {
         let mut wildcard = None;
         for (id, l) in &self.listeners {
@@ -324,7 +354,7 @@ impl Endpoint {
     }
 
     /// A segment for a listener (RFC 9293 §3.10.7.2).
-    fn listener_segment(&mut self, now: Instant, lid: ConnId, seg: &Segment) {
+    fn listener_segment(&mut self, now: Instant, lid: ConnId, seg: &SegmentIn<'_>) {
         let ev = connectionless_event(seg);
         if seg.flags.rst
             || seg.flags.ack
@@ -336,8 +366,7 @@ impl Endpoint {
                 ctx.record("LISTEN.RST");
             } else if seg.flags.ack {
                 ctx.record("LISTEN.ACK");
-                ctx.out
-                    .push((crate::conn::rst_for_ack(seg), Cause::Response));
+                ctx.emit(&crate::conn::rst_for_ack(seg), Cause::Response);
             } else if !seg.flags.syn {
                 ctx.record("LISTEN.other");
             } else {
@@ -379,8 +408,7 @@ impl Endpoint {
         conn.open_from_listen(&mut ctx, seg, seg.flags.fin);
         let (row, out) = (ctx.row, ctx.out);
         let to = conn.state;
-        self.tuples
-            .insert((seg.dst, seg.dst_port, seg.src, seg.src_port), id);
+        self.bind_tuple((seg.dst, seg.dst_port, seg.src, seg.src_port), id);
         self.conns.insert(id, conn);
         self.finish(now, id, (State::Listen, ev, to), row, out);
     }
@@ -413,21 +441,19 @@ impl Endpoint {
         id: ConnId,
         hop: (State, Event, State),
         row: Option<&'static str>,
-        out: Vec<(Segment, Cause)>,
+        out: Vec<(Vec<u8>, SegmentSummary)>,
     ) {
         let (from, event, to) = hop;
-        let mut emitted = Vec::with_capacity(out.len());
-        for (seg, cause) in out {
-            emitted.push(SegmentSummary::of(&seg, cause));
-            match packet::build(&seg) {
-                Ok(p) => {
-                    self.stats.packets_out = self.stats.packets_out.saturating_add(1);
-                    self.tx.push_back(p);
-                }
-                Err(_) => self.stats.build_errors = self.stats.build_errors.saturating_add(1),
+        let log = self.config.log_transitions;
+        let mut emitted = Vec::with_capacity(if log { out.len() } else { 0 });
+        for (packet, summary) in out {
+            if log {
+                emitted.push(summary);
             }
+            self.stats.packets_out = self.stats.packets_out.saturating_add(1);
+            self.tx.push_back(packet);
         }
-        if let Some(row) = row {
+        if let Some(row) = row.filter(|_| log) {
             self.transitions.push(Transition {
                 at: now,
                 conn: id,
@@ -471,6 +497,7 @@ impl Endpoint {
             );
             if self.tuples.get(&key) == Some(&id) {
                 self.tuples.remove(&key);
+                self.last_tuple = None;
             }
             if !conn.has_handle {
                 let lid = conn.listener;
@@ -687,7 +714,7 @@ impl Endpoint {
                 has_handle: true,
             };
             self.conns.insert(h, Conn::new(init, &self.params, now));
-            self.tuples.insert(key, h);
+            self.bind_tuple(key, h);
             let mut ctx = Ctx::new(now, &self.params, &mut self.stats);
             if let Some(c) = self.conns.get_mut(&h) {
                 c.open_active_as(&mut ctx, "LISTEN.OPEN.active");
@@ -792,7 +819,7 @@ impl Endpoint {
             now,
         );
         self.conns.insert(id, conn);
-        self.tuples.insert(key, id);
+        self.bind_tuple(key, id);
         self.run(now, id, Self::call_event(UserCall::OpenActive), |c, ctx| {
             c.open_active(ctx)
         });

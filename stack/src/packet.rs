@@ -40,6 +40,13 @@ impl TcpOptions {
     /// octets (RFC 9293 §3.1 data offset).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`TcpOptions::encode`] appended to `out`; returns the octets added.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> usize {
+        let start = out.len();
         if let Some(mss) = self.mss {
             out.push(kind::MSS);
             out.push(4);
@@ -65,10 +72,19 @@ impl TcpOptions {
             out.extend_from_slice(&val.to_be_bytes());
             out.extend_from_slice(&ecr.to_be_bytes());
         }
-        while out.len() % 4 != 0 {
+        while !(out.len() - start).is_multiple_of(4) {
             out.push(kind::EOL);
         }
-        out
+        out.len() - start
+    }
+
+    /// The encoded length, padding included.
+    fn encoded_len(&self) -> usize {
+        let raw: usize = self.mss.map_or(0, |_| 4)
+            + self.window_scale.map_or(0, |_| 4)
+            + if self.sack_permitted { 4 } else { 0 }
+            + self.timestamps.map_or(0, |_| 12);
+        raw.div_ceil(4) * 4
     }
 
     /// Parses an options area. Errors: an option whose length octet is
@@ -172,9 +188,11 @@ impl Flags {
     }
 }
 
-/// One TCP segment with its network-layer addresses.
+/// One TCP segment with its network-layer addresses. The payload is owned
+/// (`Vec<u8>`, the default), borrowed from the packet it arrived in
+/// ([`SegmentIn`]), or the parts of a send buffer ([`Payload`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Segment {
+pub struct Segment<P = Vec<u8>> {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub src_port: u16,
@@ -185,13 +203,68 @@ pub struct Segment {
     /// The window field as carried (unscaled).
     pub window: u16,
     pub options: TcpOptions,
-    pub payload: Vec<u8>,
+    pub payload: P,
 }
 
-impl Segment {
+/// A segment as parsed, its payload borrowed from the packet.
+pub type SegmentIn<'a> = Segment<&'a [u8]>;
+
+/// Payload octets in up to two pieces (a ring buffer's two halves).
+pub trait Payload {
+    fn parts(&self) -> [&[u8]; 2];
+
+    fn octets(&self) -> usize {
+        self.parts().iter().map(|p| p.len()).sum()
+    }
+}
+
+impl Payload for Vec<u8> {
+    fn parts(&self) -> [&[u8]; 2] {
+        [self, &[]]
+    }
+}
+
+impl Payload for &[u8] {
+    fn parts(&self) -> [&[u8]; 2] {
+        [self, &[]]
+    }
+}
+
+impl Payload for [&[u8]; 2] {
+    fn parts(&self) -> [&[u8]; 2] {
+        *self
+    }
+}
+
+impl<'a> SegmentIn<'a> {
+    /// The same segment owning a copy of its payload.
+    pub fn to_owned(&self) -> Segment {
+        self.with_payload(self.payload.to_vec())
+    }
+}
+
+impl<P> Segment<P> {
+    /// The same header with another payload.
+    pub fn with_payload<Q>(&self, payload: Q) -> Segment<Q> {
+        Segment {
+            src: self.src,
+            dst: self.dst,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            options: self.options.clone(),
+            payload,
+        }
+    }
+}
+
+impl<P: Payload> Segment<P> {
     /// SEG.LEN: payload octets plus one each for SYN and FIN (RFC 9293 §3.4).
     pub fn seg_len(&self) -> u32 {
-        (self.payload.len() as u32)
+        (self.payload.octets() as u32)
             .wrapping_add(u32::from(self.flags.syn))
             .wrapping_add(u32::from(self.flags.fin))
     }
@@ -304,13 +377,22 @@ fn address_usable(a: IpAddr) -> bool {
 /// Parses a whole IP packet into a segment. `is_local` says whether a
 /// destination address is ours.
 pub fn parse(bytes: &[u8], is_local: impl Fn(IpAddr) -> bool) -> Result<Segment, DropReason> {
+    parse_in(bytes, is_local).map(|s| s.to_owned())
+}
+
+/// [`parse`] without copying the payload out of the packet.
+pub fn parse_in(
+    bytes: &[u8],
+    is_local: impl Fn(IpAddr) -> bool,
+) -> Result<SegmentIn<'_>, DropReason> {
     let ip = IpSlice::from_slice(bytes).map_err(|e| match e {
         etherparse::err::ip::SliceError::Len(_) => DropReason::Truncated,
         etherparse::err::ip::SliceError::IpHeaders(_) => DropReason::BadIpHeader,
     })?;
     if let IpSlice::Ipv4(v4) = &ip {
-        let h = v4.header();
-        if h.header_checksum() != h.to_header().calc_header_checksum() {
+        // RFC 791 §3.1: the header, its checksum included, sums to all ones.
+        let header = v4.header().slice();
+        if crate::checksum::fold(crate::checksum::add(0, header)) != 0xffff {
             return Err(DropReason::BadIpChecksum);
         }
     }
@@ -363,7 +445,7 @@ pub fn parse(bytes: &[u8], is_local: impl Fn(IpAddr) -> bool) -> Result<Segment,
         },
         window: tcp.window_size(),
         options,
-        payload: tcp.payload().to_vec(),
+        payload: tcp.payload(),
     })
 }
 
@@ -380,13 +462,13 @@ pub enum BuildError {
 
 /// Encodes a segment as a whole IP packet with TTL/hop limit 64, the IPv4
 /// header checksum and the TCP checksum computed.
-pub fn build(seg: &Segment) -> Result<Vec<u8>, BuildError> {
+pub fn build<P: Payload>(seg: &Segment<P>) -> Result<Vec<u8>, BuildError> {
     use crate::checksum;
-    let opts = seg.options.encode();
-    if opts.len() > 40 {
+    let opts_len = seg.options.encoded_len();
+    if opts_len > 40 {
         return Err(BuildError::OptionsTooLong);
     }
-    let tcp_len = 20 + opts.len() + seg.payload.len();
+    let tcp_len = 20 + opts_len + seg.payload.octets();
     let v6 = match (seg.src, seg.dst) {
         (IpAddr::V4(_), IpAddr::V4(_)) => false,
         (IpAddr::V6(_), IpAddr::V6(_)) => true,
@@ -430,11 +512,13 @@ pub fn build(seg: &Segment) -> Result<Vec<u8>, BuildError> {
     out.extend_from_slice(&seg.dst_port.to_be_bytes());
     out.extend_from_slice(&seg.seq.0.to_be_bytes());
     out.extend_from_slice(&ack.to_be_bytes());
-    out.extend_from_slice(&[((5 + opts.len() / 4) as u8) << 4, bits]);
+    out.extend_from_slice(&[((5 + opts_len / 4) as u8) << 4, bits]);
     out.extend_from_slice(&seg.window.to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
-    out.extend_from_slice(&opts);
-    out.extend_from_slice(&seg.payload);
+    seg.options.encode_into(&mut out);
+    for part in seg.payload.parts() {
+        out.extend_from_slice(part);
+    }
     let sum = checksum::pseudo_header(seg.src, seg.dst, tcp_len);
     let sum = checksum::finish(checksum::add(sum, &out[ip_len..]));
     out[ip_len + 16..ip_len + 18].copy_from_slice(&sum.to_be_bytes());

@@ -5,19 +5,13 @@
 use std::collections::VecDeque;
 
 /// The `len` octets starting `off` octets into `q` (fewer if `q` is
-/// shorter).
-pub fn copy_range(q: &VecDeque<u8>, off: usize, len: usize) -> Vec<u8> {
+/// shorter), as the pieces they occupy in its two slices.
+pub fn parts(q: &VecDeque<u8>, off: usize, len: usize) -> [&[u8]; 2] {
     let (a, b) = q.as_slices();
     let end = off.saturating_add(len).min(q.len());
-    let mut out = Vec::with_capacity(end.saturating_sub(off));
-    if let Some(s) = a.get(off.min(a.len())..end.min(a.len())) {
-        out.extend_from_slice(s);
-    }
+    let first = a.get(off.min(a.len())..end.min(a.len())).unwrap_or(&[]);
     let (from, to) = (off.saturating_sub(a.len()), end.saturating_sub(a.len()));
-    if let Some(s) = b.get(from..to) {
-        out.extend_from_slice(s);
-    }
-    out
+    [first, b.get(from..to).unwrap_or(&[])]
 }
 
 /// Moves octets from the front of `q` into `buf`; returns how many.
@@ -51,10 +45,10 @@ mod tests {
     #[test]
     fn copies_across_the_wrap() {
         let q = wrapped();
-        assert_eq!(copy_range(&q, 0, 7), vec![1, 2, 3, 4, 5, 6, 7]);
-        assert_eq!(copy_range(&q, 1, 4), vec![2, 3, 4, 5]);
-        assert_eq!(copy_range(&q, 5, 10), vec![6, 7]);
-        assert_eq!(copy_range(&q, 9, 3), Vec::<u8>::new());
+        assert_eq!(parts(&q, 0, 7).concat(), vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(parts(&q, 1, 4).concat(), vec![2, 3, 4, 5]);
+        assert_eq!(parts(&q, 5, 10).concat(), vec![6, 7]);
+        assert_eq!(parts(&q, 9, 3).concat(), Vec::<u8>::new());
     }
 
     #[test]
