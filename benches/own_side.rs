@@ -39,10 +39,12 @@ pub fn bulk(total: usize, log: bool) -> usize {
         let mut moved = false;
         while let Some(p) = a.poll_transmit(now) {
             b.handle_packet(now, &p);
+            a.recycle(p);
             moved = true;
         }
         while let Some(p) = b.poll_transmit(now) {
             a.handle_packet(now, &p);
+            b.recycle(p);
             moved = true;
         }
         if hb.is_none() {

@@ -748,6 +748,7 @@ impl Server {
                     self.impaired(now, Dir::Out, &p, copies);
                 }
             }
+            self.ep.recycle(p);
         }
         Ok(())
     }

@@ -10,25 +10,49 @@ use std::net::IpAddr;
 /// Adds `data` (big-endian 16-bit words, an odd last octet padded with
 /// zero) to a running sum.
 pub fn add(sum: u64, data: &[u8]) -> u64 {
-    // Each 8-octet word contributes its two 32-bit halves, so the 64-bit
-    // accumulator cannot overflow below 2^31 words (16 GiB); the compiler
-    // turns the loop into vector additions.
-    let halves = |w: u64| (w & 0xffff_ffff) + (w >> 32);
-    let mut words = data.chunks_exact(8);
-    let mut acc: u64 = 0;
-    for w in &mut words {
+    // Ones' complement addition of 64-bit words (the carry out of bit 63
+    // goes back in at bit 0), in four independent chains so that the
+    // additions overlap.
+    let word = |w: &[u8]| {
         let mut b = [0u8; 8];
         b.copy_from_slice(w);
-        acc += halves(u64::from_ne_bytes(b));
+        u64::from_ne_bytes(b)
+    };
+    let add1 = |acc: u64, w: u64| {
+        let (s, carry) = acc.overflowing_add(w);
+        s + u64::from(carry)
+    };
+    let mut chains = [0u64; 4];
+    let mut blocks = data.chunks_exact(32);
+    for b in &mut blocks {
+        for (c, w) in chains.iter_mut().zip(b.chunks_exact(8)) {
+            *c = add1(*c, word(w));
+        }
     }
-    let rest = words.remainder();
-    let mut tail = [0u8; 8];
-    if let Some(t) = tail.get_mut(..rest.len()) {
-        t.copy_from_slice(rest);
+    let mut acc = chains.into_iter().fold(0, add1);
+    let mut words = blocks.remainder().chunks_exact(8);
+    for w in &mut words {
+        acc = add1(acc, word(w));
     }
-    acc += halves(u64::from_ne_bytes(tail));
-    // The folded native-order sum is the big-endian sum with its two
-    // octets in native order.
+    // The last 0..=7 octets as the native-order word they would start,
+    // zero-padded (assembled in a register: a byte-wise copy into an array
+    // read back as one word stalls the load).
+    let tail = words
+        .remainder()
+        .iter()
+        .enumerate()
+        .fold(0u64, |t, (i, &b)| {
+            let shift = if cfg!(target_endian = "little") {
+                8 * i
+            } else {
+                56 - 8 * i
+            };
+            t | u64::from(b) << shift
+        });
+    let acc = add1(acc, tail);
+    // Fold to 16 bits: the native-order sum, which is the big-endian sum
+    // with its two octets in native order.
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
     sum + u64::from(u16::from_be(fold(acc)))
 }
 

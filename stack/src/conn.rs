@@ -93,16 +93,24 @@ pub(crate) struct Ctx<'a> {
     pub now: Instant,
     pub p: &'a ConnParams,
     pub stats: &'a mut Stats,
+    /// Packet buffers given back for reuse ([`crate::Endpoint::recycle`]).
+    pub spare: &'a mut Vec<Vec<u8>>,
     pub out: Vec<(Vec<u8>, SegmentSummary)>,
     pub row: Option<&'static str>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(now: Instant, p: &'a ConnParams, stats: &'a mut Stats) -> Self {
+    pub fn new(
+        now: Instant,
+        p: &'a ConnParams,
+        stats: &'a mut Stats,
+        spare: &'a mut Vec<Vec<u8>>,
+    ) -> Self {
         Ctx {
             now,
             p,
             stats,
+            spare,
             out: Vec::new(),
             row: None,
         }
@@ -116,9 +124,13 @@ impl<'a> Ctx<'a> {
     /// Encodes `seg` at once (its payload may borrow the send buffer) and
     /// queues the packet.
     pub fn emit<P: Payload>(&mut self, seg: &Segment<P>, cause: Cause) {
-        match crate::packet::build(seg) {
-            Ok(packet) => self.out.push((packet, SegmentSummary::of(seg, cause))),
-            Err(_) => self.stats.build_errors = self.stats.build_errors.saturating_add(1),
+        let mut packet = self.spare.pop().unwrap_or_default();
+        match crate::packet::build_into(seg, &mut packet) {
+            Ok(()) => self.out.push((packet, SegmentSummary::of(seg, cause))),
+            Err(_) => {
+                self.spare.push(packet);
+                self.stats.build_errors = self.stats.build_errors.saturating_add(1);
+            }
         }
     }
 

@@ -180,6 +180,8 @@ pub struct Endpoint {
     last_tuple: Option<(Tuple, ConnId)>,
     listeners: BTreeMap<ConnId, Listener>,
     tx: VecDeque<Vec<u8>>,
+    /// Packet buffers handed back by the user, reused for output.
+    spare: Vec<Vec<u8>>,
     transitions: Vec<Transition>,
     stats: Stats,
 }
@@ -224,6 +226,7 @@ impl Endpoint {
             last_tuple: None,
             listeners: BTreeMap::new(),
             tx: VecDeque::new(),
+            spare: Vec::new(),
             transitions: Vec::new(),
             stats: Stats::default(),
         })
@@ -299,7 +302,7 @@ impl Endpoint {
             return;
         }
         // RFC 9293 §3.10.7.1: no TCB, the state is CLOSED.
-        let mut ctx = Ctx::new(now, &self.params, &mut self.stats);
+        let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
         closed_port_reply(&mut ctx, &seg);
         let (row, out) = (ctx.row, ctx.out);
         self.finish(
@@ -361,7 +364,7 @@ impl Endpoint {
             || !seg.flags.syn
             || (seg.flags.fin && self.config.profile == Profile::Linux)
         {
-            let mut ctx = Ctx::new(now, &self.params, &mut self.stats);
+            let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
             if seg.flags.rst {
                 ctx.record("LISTEN.RST");
             } else if seg.flags.ack {
@@ -404,7 +407,7 @@ impl Endpoint {
             now,
         );
         conn.state = State::Listen;
-        let mut ctx = Ctx::new(now, &self.params, &mut self.stats);
+        let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
         conn.open_from_listen(&mut ctx, seg, seg.flags.fin);
         let (row, out) = (ctx.row, ctx.out);
         let to = conn.state;
@@ -423,7 +426,7 @@ impl Endpoint {
         f: impl FnOnce(&mut Conn, &mut Ctx<'_>) -> R,
     ) -> Option<R> {
         let conn = self.conns.get_mut(&id)?;
-        let mut ctx = Ctx::new(now, &self.params, &mut self.stats);
+        let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
         let from = conn.state;
         let r = f(conn, &mut ctx);
         let to = conn.state;
@@ -519,6 +522,16 @@ impl Endpoint {
     /// The next packet to send, if any (whole IP packet, checksums set).
     pub fn poll_transmit(&mut self, _now: Instant) -> Option<Vec<u8>> {
         self.tx.pop_front()
+    }
+
+    /// Gives a packet from [`Endpoint::poll_transmit`] back once it is sent,
+    /// so that its allocation carries a later packet (optional; a few
+    /// buffers are kept, the rest freed).
+    pub fn recycle(&mut self, packet: Vec<u8>) {
+        const KEEP: usize = 64;
+        if self.spare.len() < KEEP {
+            self.spare.push(packet);
+        }
     }
 
     /// When [`Endpoint::handle_timeout`] should be called next.
@@ -631,7 +644,7 @@ impl Endpoint {
                 accept: VecDeque::new(),
             },
         );
-        let mut ctx = Ctx::new(now, &self.params, &mut self.stats);
+        let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
         ctx.record("CLOSED.OPEN.passive");
         let (row, out) = (ctx.row, ctx.out);
         self.finish(
@@ -657,7 +670,7 @@ impl Endpoint {
         call: UserCall,
         row: &'static str,
     ) {
-        let mut ctx = Ctx::new(now, &self.params, &mut self.stats);
+        let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
         ctx.record(row);
         let (row, out) = (ctx.row, ctx.out);
         self.finish(now, h, (state, Self::call_event(call), state), row, out);
@@ -715,7 +728,7 @@ impl Endpoint {
             };
             self.conns.insert(h, Conn::new(init, &self.params, now));
             self.bind_tuple(key, h);
-            let mut ctx = Ctx::new(now, &self.params, &mut self.stats);
+            let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
             if let Some(c) = self.conns.get_mut(&h) {
                 c.open_active_as(&mut ctx, "LISTEN.OPEN.active");
             }
@@ -934,7 +947,7 @@ impl Endpoint {
     }
 
     fn close_listener(&mut self, now: Instant, lid: ConnId, call: UserCall) {
-        let mut ctx = Ctx::new(now, &self.params, &mut self.stats);
+        let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
         if call == UserCall::Abort {
             ctx.record("PRE.ABORT");
         } else {

@@ -463,7 +463,15 @@ pub enum BuildError {
 /// Encodes a segment as a whole IP packet with TTL/hop limit 64, the IPv4
 /// header checksum and the TCP checksum computed.
 pub fn build<P: Payload>(seg: &Segment<P>) -> Result<Vec<u8>, BuildError> {
+    let mut out = Vec::new();
+    build_into(seg, &mut out)?;
+    Ok(out)
+}
+
+/// [`build`] into `out`, replacing what it held (its allocation is reused).
+pub fn build_into<P: Payload>(seg: &Segment<P>, out: &mut Vec<u8>) -> Result<(), BuildError> {
     use crate::checksum;
+    out.clear();
     let opts_len = seg.options.encoded_len();
     if opts_len > 40 {
         return Err(BuildError::OptionsTooLong);
@@ -477,7 +485,7 @@ pub fn build<P: Payload>(seg: &Segment<P>) -> Result<Vec<u8>, BuildError> {
     let ip_len = if v6 { 40 } else { 20 };
     let total = u16::try_from(if v6 { tcp_len } else { ip_len + tcp_len })
         .map_err(|_| BuildError::TooLarge)?;
-    let mut out = Vec::with_capacity(ip_len + tcp_len);
+    out.reserve(ip_len + tcp_len);
     match (seg.src, seg.dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             // RFC 791 §3.1: version 4, IHL 5, DF set, TTL 64, protocol 6.
@@ -486,7 +494,7 @@ pub fn build<P: Payload>(seg: &Segment<P>) -> Result<Vec<u8>, BuildError> {
             out.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
             out.extend_from_slice(&s.octets());
             out.extend_from_slice(&d.octets());
-            let sum = checksum::finish(checksum::add(0, &out));
+            let sum = checksum::finish(checksum::add(0, out));
             out[10..12].copy_from_slice(&sum.to_be_bytes());
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
@@ -515,14 +523,14 @@ pub fn build<P: Payload>(seg: &Segment<P>) -> Result<Vec<u8>, BuildError> {
     out.extend_from_slice(&[((5 + opts_len / 4) as u8) << 4, bits]);
     out.extend_from_slice(&seg.window.to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
-    seg.options.encode_into(&mut out);
+    seg.options.encode_into(out);
     for part in seg.payload.parts() {
         out.extend_from_slice(part);
     }
     let sum = checksum::pseudo_header(seg.src, seg.dst, tcp_len);
     let sum = checksum::finish(checksum::add(sum, &out[ip_len..]));
     out[ip_len + 16..ip_len + 18].copy_from_slice(&sum.to_be_bytes());
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
