@@ -455,18 +455,8 @@ impl Sockets {
         let fd = match call {
             SocketCall::Socket => return self.socket(),
             SocketCall::Poll { fds, .. } => return self.poll(fds),
-            SocketCall::Bind { fd }
-            | SocketCall::Listen { fd, .. }
-            | SocketCall::Accept { fd }
-            | SocketCall::Connect { fd }
-            | SocketCall::Write { fd, .. }
-            | SocketCall::Read { fd, .. }
-            | SocketCall::Close { fd }
-            | SocketCall::Shutdown { fd, .. }
-            | SocketCall::SetSockOpt { fd, .. }
-            | SocketCall::GetSockOpt { fd, .. }
-            | SocketCall::GetFl { fd }
-            | SocketCall::SetFl { fd, .. } => *fd,
+            // Every other call names its socket; -1 is never one (EBADF).
+            _ => call.fd().unwrap_or(-1),
         };
         if matches!(call, SocketCall::Close { .. }) {
             return done(self.close(fd));

@@ -188,18 +188,8 @@ impl OwnTarget {
                 return done(CallReturn::ok(fd));
             }
             SocketCall::Poll { fds, .. } => return self.poll(fds),
-            SocketCall::Bind { fd }
-            | SocketCall::Listen { fd, .. }
-            | SocketCall::Accept { fd }
-            | SocketCall::Connect { fd }
-            | SocketCall::Write { fd, .. }
-            | SocketCall::Read { fd, .. }
-            | SocketCall::Close { fd }
-            | SocketCall::Shutdown { fd, .. }
-            | SocketCall::SetSockOpt { fd, .. }
-            | SocketCall::GetSockOpt { fd, .. }
-            | SocketCall::GetFl { fd }
-            | SocketCall::SetFl { fd, .. } => *fd,
+            // Every other call names its socket; -1 is never one (EBADF).
+            _ => call.fd().unwrap_or(-1),
         };
         let Some(sock) = self.fds.get(&fd) else {
             return done(CallReturn::err("EBADF"));

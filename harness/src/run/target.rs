@@ -180,6 +180,25 @@ impl SocketCall {
             SocketCall::Poll { .. } => "poll",
         }
     }
+
+    /// The one socket the call is on (`socket` and `poll` have none).
+    pub fn fd(&self) -> Option<Fd> {
+        match self {
+            SocketCall::Socket | SocketCall::Poll { .. } => None,
+            SocketCall::Bind { fd }
+            | SocketCall::Listen { fd, .. }
+            | SocketCall::Accept { fd }
+            | SocketCall::Connect { fd }
+            | SocketCall::Write { fd, .. }
+            | SocketCall::Read { fd, .. }
+            | SocketCall::Close { fd }
+            | SocketCall::Shutdown { fd, .. }
+            | SocketCall::SetSockOpt { fd, .. }
+            | SocketCall::GetSockOpt { fd, .. }
+            | SocketCall::GetFl { fd }
+            | SocketCall::SetFl { fd, .. } => Some(*fd),
+        }
+    }
 }
 
 /// What a completed call returned.
