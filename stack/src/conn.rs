@@ -6,6 +6,7 @@
 //! id next to the abstractly classified event, so tests and fuzzers can
 //! compare it with `tcp_spec::step`. The rows are not looked up here.
 
+use crate::congestion::{AckAction, Congestion};
 use crate::endpoint::SegmentSummary;
 use crate::error::Error;
 use crate::packet::{Flags, Payload, Segment, SegmentIn, Stats, TcpOptions};
@@ -281,6 +282,11 @@ pub(crate) struct Conn {
     /// The segment being timed: its end and send time (Karn, RFC 6298 §3).
     rtt_probe: Option<(SeqNum, Instant)>,
     dupacks: u32,
+    /// cwnd, ssthresh and fast recovery (RFC 5681, RFC 6582).
+    pub cc: Congestion,
+    /// Our SYN or SYN-ACK timed out: the initial window is one segment
+    /// (RFC 5681 §3.1).
+    syn_retransmitted: bool,
     /// A one-octet probe beyond a zero window is in flight.
     probe_outstanding: bool,
     pub delack_deadline: Option<Instant>,
@@ -347,6 +353,8 @@ impl Conn {
             rtx_count: 0,
             rtt_probe: None,
             dupacks: 0,
+            cc: Congestion::new(1, false),
+            syn_retransmitted: false,
             probe_outstanding: false,
             delack_deadline: None,
             delack_segs: 0,
@@ -578,7 +586,10 @@ impl Conn {
             loop {
                 let off = self.snd_nxt.since(self.snd_buf_seq) as usize;
                 let avail = self.snd_buf.len().saturating_sub(off);
-                let wnd_end = self.snd_una + self.snd_wnd;
+                // The smaller of the peer's window and cwnd (RFC 5681 §3),
+                // with Limited Transmit's allowance (RFC 3042).
+                let cwnd = self.cc.send_window(self.dupacks, u32::from(self.snd_mss));
+                let wnd_end = self.snd_una + self.snd_wnd.min(cwnd);
                 let usable = wnd_end.since(self.snd_nxt) as usize;
                 let mss = usize::from(self.snd_mss);
                 let len = avail.min(usable).min(mss);
@@ -735,6 +746,7 @@ impl Conn {
             p.default_mss_v4
         });
         self.snd_mss = peer_mss.min(p.our_mss(v6)).max(1);
+        self.cc = Congestion::new(u32::from(self.snd_mss), self.syn_retransmitted);
         match seg.options.window_scale {
             Some(ws) => {
                 self.peer_offered_ws = true;
@@ -984,6 +996,8 @@ impl Conn {
         if !probe {
             self.rtx_count = self.rtx_count.saturating_add(1);
             ctx.stats.retransmits = ctx.stats.retransmits.saturating_add(1);
+            self.syn_retransmitted |= !self.syn_acked();
+            self.cc.on_timeout(self.flight(), u32::from(self.snd_mss));
         }
         self.retransmit_oldest(ctx, Cause::Retransmit);
         if self.snd_una != self.snd_nxt || self.data_end().gt(self.snd_nxt) {
@@ -1120,6 +1134,19 @@ impl Conn {
         if self.snd_una != self.snd_nxt {
             self.arm_rtx(ctx.now);
         }
+        let smss = u32::from(self.snd_mss);
+        if self.cc.on_new_ack(ack, n as u32, self.flight(), smss) == AckAction::Retransmit
+            && self.snd_una != self.snd_nxt
+        {
+            // RFC 6582 §3.2 step 4: the next hole, at once.
+            ctx.stats.fast_retransmits = ctx.stats.fast_retransmits.saturating_add(1);
+            self.retransmit_oldest(ctx, Cause::FastRetransmit);
+        }
+    }
+
+    /// FlightSize (RFC 5681 §2): sent and not yet acknowledged.
+    fn flight(&self) -> u32 {
+        self.snd_nxt.since(self.snd_una)
     }
 
     /// The ACK field of an acceptable segment in a synchronized state
@@ -1132,7 +1159,9 @@ impl Conn {
                 let pure = seg.payload.is_empty() && !seg.flags.syn && !seg.flags.fin;
                 if pure && self.snd_una != self.snd_nxt && wnd == self.snd_wnd {
                     self.dupacks = self.dupacks.saturating_add(1);
-                    if self.dupacks == 3 {
+                    let (flight, smss) = (self.flight(), u32::from(self.snd_mss));
+                    let action = self.cc.on_dup_ack(self.dupacks, flight, self.snd_nxt, smss);
+                    if action == AckAction::Retransmit {
                         ctx.stats.fast_retransmits = ctx.stats.fast_retransmits.saturating_add(1);
                         self.retransmit_oldest(ctx, Cause::FastRetransmit);
                     }

@@ -137,6 +137,9 @@ pub struct Status {
     pub srtt_us: Option<u64>,
     pub rttvar_us: u64,
     pub rto_us: u64,
+    /// The congestion window and slow-start threshold (RFC 5681 §2).
+    pub cwnd: u32,
+    pub ssthresh: u32,
     /// Effective send MSS.
     pub mss: u16,
     pub snd_wscale: u8,
@@ -1011,6 +1014,8 @@ impl Endpoint {
                 srtt_us: None,
                 rttvar_us: 0,
                 rto_us: rto.initial_us,
+                cwnd: 0,
+                ssthresh: 0,
                 mss: 0,
                 snd_wscale: 0,
                 rcv_wscale: 0,
@@ -1034,6 +1039,8 @@ impl Endpoint {
             srtt_us: c.rto.srtt_us(),
             rttvar_us: c.rto.rttvar_us(),
             rto_us: c.rto.rto_us(),
+            cwnd: c.cc.cwnd,
+            ssthresh: c.cc.ssthresh,
             mss: c.snd_mss,
             snd_wscale: c.snd_wscale,
             rcv_wscale: c.rcv_wscale,

@@ -13,11 +13,12 @@
 //!
 //! Modules: [`seq`] (RFC 9293 §3.4 sequence arithmetic), [`packet`]
 //! (parsing/building, drop counters), [`isn`] (RFC 6528), [`rto`]
-//! (RFC 6298), [`reassembly`] (out-of-order queue), [`conn`] (the state
+//! (RFC 6298), [`congestion`] (RFC 5681 with RFC 6582), [`reassembly`] (out-of-order queue), [`conn`] (the state
 //! machine of RFC 9293 §3.10), [`endpoint`] (demultiplexing, timers, the
 //! socket-shaped API).
 
 pub mod checksum;
+pub mod congestion;
 pub mod conn;
 pub mod endpoint;
 pub mod error;

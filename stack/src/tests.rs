@@ -810,3 +810,52 @@ fn random_walk_agrees_with_the_table() {
         }
     }
 }
+
+#[test]
+fn new_reno_repairs_two_losses_in_one_window_without_a_timeout() {
+    let mut net = Net::new(Profile::Rfc9293);
+    let (a, b) = net.establish();
+    // Open cwnd first, so that one window holds many segments.
+    let warm = pattern(1460 * 40);
+    net.a.send(net.now, a, &warm).expect("send");
+    net.pump();
+    assert_eq!(read_all(&mut net.b, net.now, b).0, warm);
+    let cwnd = net.a.status(a).expect("s").cwnd;
+    assert!(cwnd >= 1460 * 10, "cwnd {cwnd} after slow start");
+    // The 2nd and 5th data segments of the next burst are lost once each.
+    let mut seen = 0;
+    net.filter = Box::new(move |from_a, s| {
+        if from_a && !s.payload.is_empty() {
+            seen += 1;
+            return seen != 2 && seen != 5;
+        }
+        true
+    });
+    let data = pattern(1460 * 10);
+    net.a.send(net.now, a, &data).expect("send");
+    net.pump();
+    let stats = net.a.stats().clone();
+    assert_eq!(
+        (stats.fast_retransmits, stats.retransmits),
+        (2, 0),
+        "the second hole is retransmitted on the partial ACK (RFC 6582), not on a timeout"
+    );
+    net.advance(Duration::from_millis(1));
+    assert_eq!(read_all(&mut net.b, net.now, b).0, data);
+    let s = net.a.status(a).expect("s");
+    assert!(s.ssthresh < u32::MAX && s.cwnd <= s.ssthresh.max(2 * 1460));
+}
+
+#[test]
+fn slow_start_sends_the_initial_window_then_grows() {
+    let mut net = Net::new(Profile::Rfc9293);
+    let (a, _b) = net.establish();
+    // Nothing reaches B: only what A sends before any ACK is seen.
+    net.filter = Box::new(|from_a, _| !from_a);
+    net.a.send(net.now, a, &pattern(1460 * 20)).expect("send");
+    net.pump();
+    let s = net.a.status(a).expect("s");
+    // RFC 5681 §3.1: SMSS 1460 gives an initial window of 3 segments.
+    assert_eq!(s.snd_nxt.wrapping_sub(s.snd_una), 3 * 1460);
+    assert_eq!(s.cwnd, 3 * 1460);
+}
