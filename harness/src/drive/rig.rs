@@ -6,7 +6,7 @@ use super::concretize::{Concrete, TcbView};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tcp_spec::{Profile, State};
 use tcp_stack::packet::{self, Flags, Segment, TcpOptions};
-use tcp_stack::{Config, ConnId, Endpoint, Instant, SeqNum, Transition};
+use tcp_stack::{Config, ConnId, Endpoint, Instant, SeqNum, Status, Transition};
 
 /// The stack's address (documentation range, RFC 5737).
 pub const STACK_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -83,8 +83,8 @@ pub struct Rig {
     pub stack_iss: Option<u32>,
     /// Segments the stack has sent and the rig has not yet taken.
     pub emitted: Vec<Segment>,
-    /// Every transition the stack logged, in order.
-    pub log: Vec<Transition>,
+    /// The row ids of every transition the stack logged, in order.
+    pub rows: Vec<&'static str>,
 }
 
 impl Rig {
@@ -105,7 +105,7 @@ impl Rig {
             stack_port: STACK_PORT,
             stack_iss: None,
             emitted: Vec::new(),
-            log: Vec::new(),
+            rows: Vec::new(),
         })
     }
 
@@ -130,7 +130,7 @@ impl Rig {
                 .find(|t| t.from == State::Listen && t.to == State::SynReceived)
                 .map(|t| t.conn);
         }
-        self.log.extend(t.iter().cloned());
+        self.rows.extend(t.iter().map(|t| t.row));
         t
     }
 
@@ -213,18 +213,29 @@ impl Rig {
         (r, self.settle())
     }
 
-    /// The connection's state (CLOSED when there is none).
-    pub fn state(&self) -> State {
+    /// The status of the connection under test, or of the listener while
+    /// there is no connection (`None` once it is gone).
+    pub fn status(&self) -> Option<Status> {
         self.conn
             .or(self.listener)
             .and_then(|c| self.ep.status(c).ok())
-            .map_or(State::Closed, |s| s.state)
+    }
+
+    /// The connection's state (CLOSED when there is none).
+    pub fn state(&self) -> State {
+        state_of(self.status().as_ref())
     }
 
     /// What the peer knows of the connection under test, for aiming
     /// segments (`None` without a connection).
     pub fn view(&self) -> Option<TcbView> {
-        let s = self.ep.status(self.conn?).ok()?;
+        self.view_of(&self.status()?)
+    }
+
+    /// [`Rig::view`] from a [`Rig::status`] taken since the last action
+    /// (one status serves every check of a step).
+    pub fn view_of(&self, s: &Status) -> Option<TcbView> {
+        self.conn?;
         Some(TcbView {
             rcv_nxt: s.rcv_nxt,
             rcv_wnd: s.rcv_wnd,
@@ -408,6 +419,11 @@ impl Rig {
         rig.emitted.clear();
         Ok(rig)
     }
+}
+
+/// The state a [`Rig::status`] shows (CLOSED without a connection).
+pub fn state_of(status: Option<&Status>) -> State {
+    status.map_or(State::Closed, |s| s.state)
 }
 
 #[cfg(test)]

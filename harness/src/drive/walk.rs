@@ -16,12 +16,12 @@
 //!   left (RFC 9293 §3.8.6.2.1 discourages shrinking the window).
 
 use super::check;
-use super::concretize::{self, Concrete};
-use super::rig::{Rig, Setup, Variant};
+use super::concretize::{self, Concrete, TcbView};
+use super::rig::{state_of, Rig, Setup, Variant};
 use crate::impair::Rng;
 use arbitrary::Arbitrary;
 use tcp_spec::{Event, Profile, State};
-use tcp_stack::{Cause, Shutdown, Transition};
+use tcp_stack::{Cause, Shutdown, Status, Transition};
 
 /// Most steps a walk takes (longer inputs are cut).
 pub const MAX_STEPS: usize = 48;
@@ -35,7 +35,15 @@ pub struct WalkInput {
     pub peer_isn: u32,
     pub peer_wnd: u16,
     pub recv_buf: u16,
+    #[arbitrary(with = first_steps)]
     pub steps: Vec<Step>,
+}
+
+/// The steps of a walk: as `Vec<Step>` reads them from fuzzer bytes, but no
+/// more than the [`MAX_STEPS`] a walk takes (the rest of a long input would
+/// only be decoded to be cut).
+fn first_steps(u: &mut arbitrary::Unstructured) -> arbitrary::Result<Vec<Step>> {
+    u.arbitrary_iter()?.take(MAX_STEPS).collect()
 }
 
 /// One step of a walk.
@@ -78,36 +86,40 @@ pub fn run(input: &WalkInput) -> Result<Vec<&'static str>, String> {
     let Ok(mut rig) = Rig::to_state(setup, start, variant) else {
         return Ok(Vec::new()); // this preamble cannot be set up; nothing to check
     };
-    let mut checked = rig.log.iter().map(|t| t.row).collect::<Vec<_>>();
-    let mut edge = right_edge(&rig);
+    // One status per step serves the checks after it and the aim of the next.
+    let mut status = rig.status();
+    let mut edge = right_edge(&rig, status.as_ref());
     for (i, step) in input.steps.iter().take(MAX_STEPS).enumerate() {
-        let before = rig.view();
-        let from = rig.state();
+        let from = state_of(status.as_ref());
+        let before = status.as_ref().and_then(|s| rig.view_of(s));
         let suppressed_before = rig.ep.stats().challenge_acks_suppressed;
-        let (transitions, intended) = apply(&mut rig, step);
+        let (transitions, aim) = apply(&mut rig, step, from, before);
+        // The walk checks each step's transitions itself; what the stack sent
+        // is in them, so the parsed copies are not kept.
+        rig.emitted.clear();
+        status = rig.status();
         let ctx = |msg: String| format!("step {i} ({step:?}) from {from}: {msg}");
+        let mut aimed = None;
         for t in &transitions {
-            check::against_table(profile, t).map_err(ctx)?;
-            checked.push(t.row);
-        }
-        if let Some((event, c)) = intended {
-            if let Some(t) = transitions.iter().find(|t| t.from == from) {
-                if t.event != event {
-                    return Err(ctx(format!(
-                        "aimed at {event} with {c:?} ({before:?}), stack classified {}",
-                        t.event
-                    )));
-                }
-                if let Ok(row) = check::against_table(profile, t) {
-                    let suppressed = rig.ep.stats().challenge_acks_suppressed > suppressed_before;
-                    check::emitted(row, t, Some(&c), rig.view().as_ref(), suppressed)
-                        .map_err(ctx)?;
-                }
+            let row = check::against_table(profile, t).map_err(ctx)?;
+            if aimed.is_none() && t.from == from {
+                aimed = Some((t, row));
             }
         }
+        if let (Some((event, c)), Some((t, row))) = (aim, aimed) {
+            if t.event != event {
+                return Err(ctx(format!(
+                    "aimed at {event} with {c:?} ({before:?}), stack classified {}",
+                    t.event
+                )));
+            }
+            let suppressed = rig.ep.stats().challenge_acks_suppressed > suppressed_before;
+            let after = status.as_ref().and_then(|s| rig.view_of(s));
+            check::emitted(row, t, Some(&c), after.as_ref(), suppressed).map_err(ctx)?;
+        }
         rig.ep.check_invariants().map_err(ctx)?;
-        check_send_window(&rig, &transitions).map_err(ctx)?;
-        let new_edge = right_edge(&rig);
+        check_send_window(&rig, status.as_ref(), &transitions).map_err(ctx)?;
+        let new_edge = right_edge(&rig, status.as_ref());
         if let (Some((c0, e0)), Some((c1, e1))) = (edge, new_edge) {
             if c0 == c1 && (e1.wrapping_sub(e0) as i32) < 0 {
                 return Err(ctx(format!(
@@ -117,21 +129,31 @@ pub fn run(input: &WalkInput) -> Result<Vec<&'static str>, String> {
         }
         edge = new_edge;
     }
-    Ok(checked)
+    Ok(rig.rows)
+}
+
+/// The status of the connection under test, given the rig's [`Rig::status`]
+/// (`None` without a connection: a listener's status is not one).
+fn conn_status<'a>(rig: &Rig, status: Option<&'a Status>) -> Option<&'a Status> {
+    rig.conn.and(status)
 }
 
 /// (connection, RCV.NXT + RCV.WND) while the connection has a window.
-fn right_edge(rig: &Rig) -> Option<(tcp_stack::ConnId, u32)> {
+fn right_edge(rig: &Rig, status: Option<&Status>) -> Option<(tcp_stack::ConnId, u32)> {
     let c = rig.conn?;
-    let s = rig.ep.status(c).ok()?;
+    let s = conn_status(rig, status)?;
     s.state
         .has_receive_window()
         .then(|| (c, s.rcv_nxt.wrapping_add(s.rcv_wnd)))
 }
 
 /// New data never goes beyond the peer's window (RFC 9293 §3.8.6).
-fn check_send_window(rig: &Rig, transitions: &[Transition]) -> Result<(), String> {
-    let Some(s) = rig.conn.and_then(|c| rig.ep.status(c).ok()) else {
+fn check_send_window(
+    rig: &Rig,
+    status: Option<&Status>,
+    transitions: &[Transition],
+) -> Result<(), String> {
+    let Some(s) = conn_status(rig, status) else {
         return Ok(());
     };
     let limit = s.snd_una.wrapping_add(s.snd_wnd).wrapping_add(1);
@@ -150,26 +172,31 @@ fn check_send_window(rig: &Rig, transitions: &[Transition]) -> Result<(), String
     Ok(())
 }
 
-/// Performs one step; returns the transitions and, for abstract steps, the
-/// event aimed at with the segment used.
-fn apply(rig: &mut Rig, step: &Step) -> (Vec<Transition>, Option<(Event, Concrete)>) {
+/// Payload of user SEND calls (a `Step::Call` sends up to 255 octets).
+const USER_DATA: [u8; 255] = [b'u'; 255];
+
+/// Performs one step from state `from`, where the peer's view of the
+/// connection is `view`; returns the transitions and, for abstract steps,
+/// the event aimed at with the segment used.
+fn apply(
+    rig: &mut Rig,
+    step: &Step,
+    from: State,
+    view: Option<TcbView>,
+) -> (Vec<Transition>, Option<(Event, Concrete)>) {
     match step {
         Step::Abstract { index, seed } => {
-            let state = rig.state();
+            let events = Event::possible(from);
             // Segment events come first in the enumeration.
-            let events = Event::possible(state);
-            let segments = events
-                .iter()
-                .take_while(|e| matches!(e, Event::Segment(_)))
-                .count();
+            let segments = events.partition_point(|e| matches!(e, Event::Segment(_)));
             let Some(Event::Segment(ev)) =
                 events.get(usize::from(*index) % segments.max(1)).copied()
             else {
                 return (Vec::new(), None);
             };
             let mut rng = Rng::new(*seed);
-            let view = rig.view().map(|v| match state {
-                State::SynSent => concretize::TcbView {
+            let view = view.map(|v| match from {
+                State::SynSent => TcbView {
                     max_snd_wnd: 0,
                     ..v
                 },
@@ -187,9 +214,8 @@ fn apply(rig: &mut Rig, step: &Step) -> (Vec<Transition>, Option<(Event, Concret
             ack_off,
             payload,
         } => {
-            let v = rig.view();
-            let base_seq = v.map_or(rig.peer_nxt, |v| v.rcv_nxt);
-            let base_ack = v.map_or(0, |v| v.snd_una);
+            let base_seq = view.map_or(rig.peer_nxt, |v| v.rcv_nxt);
+            let base_ack = view.map_or(0, |v| v.snd_una);
             let c = Concrete {
                 syn: flags & 1 != 0,
                 fin: flags & 2 != 0,
@@ -202,12 +228,12 @@ fn apply(rig: &mut Rig, step: &Step) -> (Vec<Transition>, Option<(Event, Concret
         }
         Step::Raw(bytes) => (rig.inject_bytes(bytes), None),
         Step::Mangle { at, bytes } => {
-            let seq = rig.view().map_or(rig.peer_nxt, |v| v.rcv_nxt);
+            let seq = view.map_or(rig.peer_nxt, |v| v.rcv_nxt);
             let mut pkt = rig.segment_bytes(&Concrete {
                 syn: false,
                 fin: false,
                 rst: false,
-                ack: rig.view().map(|v| v.snd_una),
+                ack: view.map(|v| v.snd_una),
                 seq,
                 payload_len: 8,
             });
@@ -220,11 +246,11 @@ fn apply(rig: &mut Rig, step: &Step) -> (Vec<Transition>, Option<(Event, Concret
             (rig.inject_bytes(&pkt), None)
         }
         Step::Call { which, len } => {
-            let data = vec![b'u'; usize::from(*len)];
+            let data = &USER_DATA[..usize::from(*len)];
             let (_, t) = rig.with_ep(|ep, now, c| {
                 let Some(h) = c else { return };
                 let _ = match which % 6 {
-                    0 | 1 => ep.send(now, h, &data).map(drop),
+                    0 | 1 => ep.send(now, h, data).map(drop),
                     2 => ep.recv(now, h, &mut [0; 256]).map(drop),
                     3 => ep.shutdown(now, h, Shutdown::Write),
                     4 => ep.close(now, h),
