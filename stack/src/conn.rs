@@ -1208,6 +1208,10 @@ impl Conn {
         let wnd = self.rcv_wnd(ctx.p);
         let wnd_end = self.rcv_nxt + wnd;
         let data_end = data_seq + len;
+        // A FIN at or beyond the right edge is trimmed off with the data
+        // there (RFC 9293 §3.10.7.4), as `classify` decided.
+        let fin =
+            seg.flags.fin && SeqClass::fin_in_window(seg.seq.0, seg.seg_len(), self.rcv_nxt.0, wnd);
         if len > 0 && !self.read_shut {
             if data_seq.le(self.rcv_nxt) {
                 let skip = self.rcv_nxt.since(data_seq);
@@ -1221,7 +1225,7 @@ impl Conn {
                         t.in_order = true;
                         t.segments = 1;
                     }
-                    if seg.flags.fin && data_end == self.rcv_nxt {
+                    if fin && data_end == self.rcv_nxt {
                         // The FIN ends the stream: anything held beyond it
                         // is not data of this connection.
                         if !self.reasm.is_empty() {
@@ -1249,7 +1253,7 @@ impl Conn {
             let take = data_end.min(wnd_end).since(self.rcv_nxt);
             self.rcv_nxt += take;
         }
-        if seg.flags.fin && !self.fin_received {
+        if fin && !self.fin_received {
             let fin_seq = data_end;
             if fin_seq == self.rcv_nxt {
                 self.rcv_nxt += 1;
