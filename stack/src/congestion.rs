@@ -18,8 +18,28 @@ pub struct Congestion {
     /// ssthresh: the boundary between slow start and congestion avoidance;
     /// arbitrarily high at first (RFC 5681 §3.1).
     pub ssthresh: u32,
-    /// During fast recovery, `recover` of RFC 6582: SND.NXT when it began.
+    pub phase: Phase,
+    /// `recover` of RFC 6582: SND.NXT when the last recovery began. A
+    /// third duplicate acknowledgment at or below it is left over from
+    /// that episode and starts no new one (§3.2 step 1).
     pub recover: Option<SeqNum>,
+    /// FlightSize at the first duplicate acknowledgment, before Limited
+    /// Transmit sent anything (RFC 5681 §3.2 step 2 leaves that out).
+    flight_at_first_dup: u32,
+}
+
+/// Where the sender is between losses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Slow start or congestion avoidance, by cwnd against ssthresh.
+    Open,
+    /// Fast recovery after a fast retransmit (RFC 5681 §3.2, RFC 6582).
+    FastRecovery,
+    /// After a retransmission timeout, until everything sent before it is
+    /// acknowledged: each acknowledgment below `recover` exposes the next
+    /// lost segment, retransmitted at once rather than one per timeout
+    /// (RFC 5681 §3.1 after equation 4; RFC 6582 §3.2 step 5).
+    AfterTimeout,
 }
 
 /// What the sender must do after an acknowledgment.
@@ -27,8 +47,8 @@ pub struct Congestion {
 pub enum AckAction {
     /// Nothing beyond sending what the windows now allow.
     None,
-    /// Retransmit the oldest unacknowledged segment (third duplicate, or a
-    /// partial acknowledgment during recovery).
+    /// Retransmit the oldest unacknowledged segment (third duplicate, or an
+    /// acknowledgment that leaves a hole below `recover`).
     Retransmit,
 }
 
@@ -50,16 +70,18 @@ impl Congestion {
         Congestion {
             cwnd: segments * smss,
             ssthresh: u32::MAX,
+            phase: Phase::Open,
             recover: None,
+            flight_at_first_dup: 0,
         }
     }
 
     /// How much may be outstanding after `dupacks` duplicate
     /// acknowledgments in a row: cwnd, plus one segment for each of the
-    /// first two duplicates outside recovery (RFC 3042 §2).
+    /// first two duplicates while no recovery is under way (RFC 3042 §2).
     pub fn send_window(&self, dupacks: u32, smss: u32) -> u32 {
-        match (self.recover, dupacks) {
-            (None, 1 | 2) => self.cwnd.saturating_add(dupacks * smss),
+        match (self.phase, dupacks) {
+            (Phase::Open, 1 | 2) => self.cwnd.saturating_add(dupacks * smss),
             _ => self.cwnd,
         }
     }
@@ -70,49 +92,81 @@ impl Congestion {
         self.ssthresh = (flight / 2).max(2 * smss);
     }
 
-    /// An acknowledgment of `acked` new octets with `flight` octets still
-    /// outstanding afterwards; `ack` is its number.
-    pub fn on_new_ack(&mut self, ack: SeqNum, acked: u32, flight: u32, smss: u32) -> AckAction {
-        if let Some(recover) = self.recover {
-            if ack.ge(recover) {
-                // Full acknowledgment (RFC 6582 §3.2 step 3, first option).
-                self.cwnd = self.ssthresh.min(flight.max(smss) + smss);
-                self.recover = None;
-                return AckAction::None;
-            }
-            // Partial acknowledgment (step 4): retransmit the next hole,
-            // deflate by what was acknowledged, add back one segment.
-            self.cwnd = self.cwnd.saturating_sub(acked);
-            if acked >= smss {
-                self.cwnd += smss;
-            }
-            self.cwnd = self.cwnd.max(smss);
-            return AckAction::Retransmit;
-        }
+    /// Slow start (RFC 5681 equation 2) below ssthresh, congestion
+    /// avoidance (equation 3) above.
+    fn grow(&mut self, acked: u32, smss: u32) {
         if self.cwnd < self.ssthresh {
-            // Slow start (RFC 5681 equation 2).
             self.cwnd = self.cwnd.saturating_add(acked.min(smss));
         } else {
-            // Congestion avoidance (RFC 5681 equation 3).
             let inc = (u64::from(smss) * u64::from(smss) / u64::from(self.cwnd.max(1))).max(1);
             self.cwnd = self.cwnd.saturating_add(inc as u32);
         }
-        AckAction::None
     }
 
-    /// The `count`-th duplicate acknowledgment in a row, with `flight`
-    /// octets outstanding and `snd_nxt` the next new sequence number.
-    pub fn on_dup_ack(&mut self, count: u32, flight: u32, snd_nxt: SeqNum, smss: u32) -> AckAction {
-        match (count, self.recover) {
-            (3, None) => {
-                // Fast retransmit, then fast recovery (RFC 5681 §3.2 steps
-                // 2-3; RFC 6582 §3.2 step 1 records `recover`).
-                self.halve(flight, smss);
-                self.cwnd = self.ssthresh.saturating_add(3 * smss);
-                self.recover = Some(snd_nxt);
+    /// An acknowledgment of `acked` new data octets with `flight` octets
+    /// still outstanding afterwards; `ack` is its number.
+    pub fn on_new_ack(&mut self, ack: SeqNum, acked: u32, flight: u32, smss: u32) -> AckAction {
+        let below_recover = self.recover.is_some_and(|r| ack.lt(r));
+        match self.phase {
+            Phase::FastRecovery if below_recover => {
+                // Partial acknowledgment (RFC 6582 §3.2 step 4): retransmit
+                // the next hole, deflate by what was acknowledged, add back
+                // one segment.
+                self.cwnd = self.cwnd.saturating_sub(acked);
+                if acked >= smss {
+                    self.cwnd += smss;
+                }
+                self.cwnd = self.cwnd.max(smss);
                 AckAction::Retransmit
             }
-            (c, Some(_)) if c > 3 => {
+            Phase::FastRecovery => {
+                // Full acknowledgment (step 3, first option).
+                self.cwnd = self.ssthresh.min(flight.max(smss) + smss);
+                self.phase = Phase::Open;
+                AckAction::None
+            }
+            Phase::AfterTimeout => {
+                self.grow(acked, smss);
+                if below_recover {
+                    AckAction::Retransmit
+                } else {
+                    self.phase = Phase::Open;
+                    AckAction::None
+                }
+            }
+            Phase::Open => {
+                self.grow(acked, smss);
+                AckAction::None
+            }
+        }
+    }
+
+    /// The `count`-th duplicate acknowledgment in a row of `ack`, with
+    /// `flight` octets outstanding and `snd_nxt` the next new sequence
+    /// number.
+    pub fn on_dup_ack(
+        &mut self,
+        count: u32,
+        ack: SeqNum,
+        flight: u32,
+        snd_nxt: SeqNum,
+        smss: u32,
+    ) -> AckAction {
+        match self.phase {
+            Phase::Open if count == 1 => {
+                self.flight_at_first_dup = flight;
+                AckAction::None
+            }
+            Phase::Open if count == 3 && self.recover.is_none_or(|r| ack.gt(r)) => {
+                // Fast retransmit, then fast recovery (RFC 5681 §3.2 steps
+                // 2-3; RFC 6582 §3.2 steps 1-2 record `recover`).
+                self.halve(self.flight_at_first_dup.min(flight), smss);
+                self.cwnd = self.ssthresh.saturating_add(3 * smss);
+                self.recover = Some(snd_nxt);
+                self.phase = Phase::FastRecovery;
+                AckAction::Retransmit
+            }
+            Phase::FastRecovery => {
                 // Each further duplicate: one segment has left the network
                 // (RFC 5681 §3.2 step 4).
                 self.cwnd = self.cwnd.saturating_add(smss);
@@ -122,13 +176,22 @@ impl Congestion {
         }
     }
 
-    /// The retransmission timer expired with `flight` octets outstanding:
-    /// ssthresh halves and cwnd falls to the loss window of one segment
-    /// (RFC 5681 §3.1 equation 4 and after); recovery ends.
-    pub fn on_timeout(&mut self, flight: u32, smss: u32) {
+    /// The retransmission timer expired with `flight` octets outstanding
+    /// and `snd_nxt` the highest sequence number sent: ssthresh halves,
+    /// cwnd falls to the loss window of one segment (RFC 5681 §3.1
+    /// equation 4 and after), and what was sent before is recovered
+    /// ([`Phase::AfterTimeout`]).
+    pub fn on_timeout(&mut self, flight: u32, snd_nxt: SeqNum, smss: u32) {
         self.halve(flight, smss);
         self.cwnd = smss.max(1);
-        self.recover = None;
+        self.recover = Some(snd_nxt);
+        self.phase = Phase::AfterTimeout;
+    }
+
+    /// The SYN or SYN-ACK timed out: the window for the first data is one
+    /// segment (RFC 5681 §3.1); no data was in flight, so ssthresh stays.
+    pub fn on_syn_timeout(&mut self, smss: u32) {
+        self.cwnd = smss.max(1);
     }
 }
 
@@ -172,33 +235,40 @@ mod tests {
     fn third_duplicate_starts_fast_recovery_and_a_full_ack_ends_it() {
         let mut c = Congestion::new(SMSS, false);
         c.cwnd = 10_000;
-        assert_eq!(
-            c.on_dup_ack(1, 10_000, SeqNum(11_000), SMSS),
-            AckAction::None
-        );
-        assert_eq!(
-            c.on_dup_ack(2, 10_000, SeqNum(11_000), SMSS),
-            AckAction::None
-        );
-        assert_eq!(
-            c.on_dup_ack(3, 10_000, SeqNum(11_000), SMSS),
-            AckAction::Retransmit
-        );
+        let una = SeqNum(1000);
+        let dup =
+            |c: &mut Congestion, n, flight, nxt| c.on_dup_ack(n, una, flight, SeqNum(nxt), SMSS);
+        assert_eq!(dup(&mut c, 1, 10_000, 11_000), AckAction::None);
+        // Limited Transmit sent two more segments: not counted in ssthresh.
+        assert_eq!(dup(&mut c, 2, 11_000, 12_000), AckAction::None);
+        assert_eq!(dup(&mut c, 3, 12_000, 13_000), AckAction::Retransmit);
         assert_eq!((c.ssthresh, c.cwnd), (5000, 8000));
-        assert_eq!(
-            c.on_dup_ack(4, 10_000, SeqNum(11_000), SMSS),
-            AckAction::None
-        );
+        assert_eq!(dup(&mut c, 4, 12_000, 13_000), AckAction::None);
         assert_eq!(c.cwnd, 9000);
         // A partial ACK: retransmit the next hole, deflate.
         assert_eq!(
-            c.on_new_ack(SeqNum(5000), 4000, 6000, SMSS),
+            c.on_new_ack(SeqNum(5000), 4000, 8000, SMSS),
             AckAction::Retransmit
         );
         assert_eq!(c.cwnd, 6000);
+        // Duplicates after a partial ACK count from one again: each still
+        // inflates cwnd.
+        assert_eq!(
+            c.on_dup_ack(1, SeqNum(5000), 8000, SeqNum(13_000), SMSS),
+            AckAction::None
+        );
+        assert_eq!(c.cwnd, 7000);
         // The full ACK: back to ssthresh at most.
-        assert_eq!(c.on_new_ack(SeqNum(11_000), 6000, 0, SMSS), AckAction::None);
-        assert_eq!((c.cwnd, c.recover), (2000, None));
+        assert_eq!(c.on_new_ack(SeqNum(13_000), 8000, 0, SMSS), AckAction::None);
+        assert_eq!((c.cwnd, c.phase), (2000, Phase::Open));
+        // Duplicates of an ACK at or below the old `recover` start nothing.
+        for n in 1..=3 {
+            assert_eq!(
+                c.on_dup_ack(n, SeqNum(13_000), 4000, SeqNum(17_000), SMSS),
+                AckAction::None
+            );
+        }
+        assert_eq!(c.phase, Phase::Open);
     }
 
     #[test]
@@ -208,18 +278,33 @@ mod tests {
         assert_eq!(c.send_window(1, SMSS), 5000);
         assert_eq!(c.send_window(2, SMSS), 6000);
         assert_eq!(c.send_window(3, SMSS), 4000);
-        c.recover = Some(SeqNum(1));
+        c.phase = Phase::FastRecovery;
         assert_eq!(c.send_window(1, SMSS), 4000);
     }
 
     #[test]
-    fn timeout_falls_to_one_segment() {
+    fn timeout_falls_to_one_segment_and_recovers_what_was_sent() {
         let mut c = Congestion::new(SMSS, false);
         c.cwnd = 20_000;
-        c.recover = Some(SeqNum(5));
-        c.on_timeout(8000, SMSS);
-        assert_eq!((c.cwnd, c.ssthresh, c.recover), (1000, 4000, None));
-        c.on_timeout(1000, SMSS);
+        c.on_timeout(8000, SeqNum(9000), SMSS);
+        assert_eq!((c.cwnd, c.ssthresh), (1000, 4000));
+        assert_eq!(c.phase, Phase::AfterTimeout);
+        // Each ACK below the old SND.NXT uncovers the next lost segment.
+        assert_eq!(
+            c.on_new_ack(SeqNum(2000), 1000, 7000, SMSS),
+            AckAction::Retransmit
+        );
+        assert_eq!(c.cwnd, 2000);
+        assert_eq!(c.on_new_ack(SeqNum(9000), 1000, 0, SMSS), AckAction::None);
+        assert_eq!(c.phase, Phase::Open);
+        c.on_timeout(1000, SeqNum(9000), SMSS);
         assert_eq!(c.ssthresh, 2000);
+    }
+
+    #[test]
+    fn a_lost_syn_shrinks_the_first_window_only() {
+        let mut c = Congestion::new(SMSS, false);
+        c.on_syn_timeout(SMSS);
+        assert_eq!((c.cwnd, c.ssthresh, c.phase), (1000, u32::MAX, Phase::Open));
     }
 }

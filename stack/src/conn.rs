@@ -6,7 +6,7 @@
 //! id next to the abstractly classified event, so tests and fuzzers can
 //! compare it with `tcp_spec::step`. The rows are not looked up here.
 
-use crate::congestion::{AckAction, Congestion};
+use crate::congestion::{AckAction, Congestion, Phase};
 use crate::endpoint::SegmentSummary;
 use crate::error::Error;
 use crate::packet::{Flags, Payload, Segment, SegmentIn, Stats, TcpOptions};
@@ -282,6 +282,8 @@ pub(crate) struct Conn {
     /// The segment being timed: its end and send time (Karn, RFC 6298 §3).
     rtt_probe: Option<(SeqNum, Instant)>,
     dupacks: u32,
+    /// After a timeout: the next octet to send again (RFC 5681 §3.1).
+    rtx_nxt: SeqNum,
     /// cwnd, ssthresh and fast recovery (RFC 5681, RFC 6582).
     pub cc: Congestion,
     /// Our SYN or SYN-ACK timed out: the initial window is one segment
@@ -353,6 +355,7 @@ impl Conn {
             rtx_count: 0,
             rtt_probe: None,
             dupacks: 0,
+            rtx_nxt: SeqNum(init.iss),
             cc: Congestion::new(1, false),
             syn_retransmitted: false,
             probe_outstanding: false,
@@ -675,12 +678,17 @@ impl Conn {
             }
             return;
         }
+        let end = self.retransmit_from(ctx, self.snd_una, cause);
+        self.rtx_nxt = end;
+    }
+
+    /// Sends again up to one MSS of what was sent from `seq` on (with the
+    /// FIN if it fits); returns the sequence number after it.
+    fn retransmit_from(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, cause: Cause) -> SeqNum {
         let data_sent_end = self.snd_nxt.min(self.data_end());
-        let len = data_sent_end
-            .since(self.snd_una)
-            .min(u32::from(self.snd_mss)) as usize;
-        let off = self.snd_una.since(self.snd_buf_seq) as usize;
-        let end = self.snd_una + len as u32;
+        let len = data_sent_end.since(seq).min(u32::from(self.snd_mss)) as usize;
+        let off = seq.since(self.snd_buf_seq) as usize;
+        let end = seq + len as u32;
         let with_fin = self.fin_sent && end == self.data_end();
         let flags = Flags {
             ack: true,
@@ -688,8 +696,29 @@ impl Conn {
             psh: len > 0,
             ..Flags::default()
         };
-        let s = self.segment(ctx.p, self.snd_una, flags, ());
+        let s = self.segment(ctx.p, seq, flags, ());
         ctx.emit(&self.with_data(s, off, len), cause);
+        end + u32::from(with_fin)
+    }
+
+    /// After a timeout, sends again what cwnd allows of what was sent
+    /// before it, from the retransmission pointer on (slow start over the
+    /// lost window, RFC 5681 §3.1; RFC 6582 §3.2 step 5 ends it at
+    /// `recover`).
+    fn retransmit_after_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(recover) = self.cc.recover else {
+            return;
+        };
+        let limit = self.snd_una + self.snd_wnd.min(self.cc.cwnd).max(1);
+        self.rtx_nxt = self.rtx_nxt.max(self.snd_una);
+        while self.rtx_nxt.lt(recover) && self.rtx_nxt.lt(self.snd_nxt) && self.rtx_nxt.lt(limit) {
+            let end = self.retransmit_from(ctx, self.rtx_nxt, Cause::Retransmit);
+            if end == self.rtx_nxt {
+                break;
+            }
+            ctx.stats.retransmits = ctx.stats.retransmits.saturating_add(1);
+            self.rtx_nxt = end;
+        }
     }
 
     /// `s` carrying the `len` octets `off` octets into the send buffer,
@@ -996,8 +1025,15 @@ impl Conn {
         if !probe {
             self.rtx_count = self.rtx_count.saturating_add(1);
             ctx.stats.retransmits = ctx.stats.retransmits.saturating_add(1);
-            self.syn_retransmitted |= !self.syn_acked();
-            self.cc.on_timeout(self.flight(), u32::from(self.snd_mss));
+        }
+        self.dupacks = 0;
+        let smss = u32::from(self.snd_mss);
+        if !self.syn_acked() {
+            self.syn_retransmitted = true;
+            self.cc.on_syn_timeout(smss);
+        } else if !probe && !self.probe_outstanding {
+            // A probe into a zero window is not a loss.
+            self.cc.on_timeout(self.flight(), self.snd_nxt, smss);
         }
         self.retransmit_oldest(ctx, Cause::Retransmit);
         if self.snd_una != self.snd_nxt || self.data_end().gt(self.snd_nxt) {
@@ -1135,12 +1171,18 @@ impl Conn {
             self.arm_rtx(ctx.now);
         }
         let smss = u32::from(self.snd_mss);
+        let after_timeout = self.cc.phase == Phase::AfterTimeout;
         if self.cc.on_new_ack(ack, n as u32, self.flight(), smss) == AckAction::Retransmit
             && self.snd_una != self.snd_nxt
         {
-            // RFC 6582 §3.2 step 4: the next hole, at once.
-            ctx.stats.fast_retransmits = ctx.stats.fast_retransmits.saturating_add(1);
-            self.retransmit_oldest(ctx, Cause::FastRetransmit);
+            // The next hole, at once (RFC 6582 §3.2 steps 4 and 5).
+            if after_timeout {
+                self.rtt_probe = None; // Karn (RFC 6298 §3)
+                self.retransmit_after_timeout(ctx);
+            } else {
+                ctx.stats.fast_retransmits = ctx.stats.fast_retransmits.saturating_add(1);
+                self.retransmit_oldest(ctx, Cause::FastRetransmit);
+            }
         }
     }
 
@@ -1157,10 +1199,14 @@ impl Conn {
             AckClass::New | AckClass::FinAcked => self.new_ack(ctx, seg.ack),
             AckClass::Dup => {
                 let pure = seg.payload.is_empty() && !seg.flags.syn && !seg.flags.fin;
-                if pure && self.snd_una != self.snd_nxt && wnd == self.snd_wnd {
+                // Answers to zero-window probes repeat the ACK too, but
+                // say nothing of loss.
+                let probing = self.snd_wnd == 0 || self.probe_outstanding;
+                if pure && self.snd_una != self.snd_nxt && wnd == self.snd_wnd && !probing {
                     self.dupacks = self.dupacks.saturating_add(1);
                     let (flight, smss) = (self.flight(), u32::from(self.snd_mss));
-                    let action = self.cc.on_dup_ack(self.dupacks, flight, self.snd_nxt, smss);
+                    let (n, nxt) = (self.dupacks, self.snd_nxt);
+                    let action = self.cc.on_dup_ack(n, seg.ack, flight, nxt, smss);
                     if action == AckAction::Retransmit {
                         ctx.stats.fast_retransmits = ctx.stats.fast_retransmits.saturating_add(1);
                         self.retransmit_oldest(ctx, Cause::FastRetransmit);
@@ -1720,6 +1766,8 @@ impl Conn {
         self.max_snd_wnd = 0;
         self.tw_deadline = None;
         self.rtx_count = 0;
+        self.dupacks = 0;
+        self.syn_retransmitted = false;
         self.error = None;
         self.rcv_wscale = ctx.p.our_wscale();
         self.rto = RtoEstimator::new(ctx.p.rto);

@@ -164,6 +164,11 @@ impl Net {
 
     /// A listens on 80 ... no: B listens, A connects; returns (a, b) handles.
     fn establish(&mut self) -> (ConnId, ConnId) {
+        self.establish_within(Duration::ZERO)
+    }
+
+    /// [`Net::establish`], letting `time` pass for retransmissions.
+    fn establish_within(&mut self, time: Duration) -> (ConnId, ConnId) {
         let l = self.b.listen(self.now, None, 80, 8).expect("listen");
         let a = self
             .a
@@ -173,7 +178,7 @@ impl Net {
                 SocketAddr::new(ip_b(), 80),
             )
             .expect("connect");
-        self.pump();
+        self.advance(time);
         let (b, peer) = self.b.accept(l).expect("accept");
         assert_eq!(peer.ip(), ip_a());
         assert_eq!(self.a.status(a).expect("status").state, State::Established);
@@ -646,6 +651,9 @@ fn zero_window_probing_and_window_update() {
         .filter(|e| e.cause == Cause::Probe || (e.cause == Cause::Retransmit && e.len == 1))
         .count();
     assert!(probes >= 2, "probes: {probes}");
+    // Probing a closed window is not congestion (RFC 5681 counts losses).
+    let s = net.a.status(a).expect("s");
+    assert_eq!((s.ssthresh, net.a.stats().fast_retransmits), (u32::MAX, 0));
     let mut got = Vec::new();
     for _ in 0..40 {
         got.extend(read_all(&mut net.b, net.now, b).0);
@@ -858,4 +866,53 @@ fn slow_start_sends_the_initial_window_then_grows() {
     // RFC 5681 §3.1: SMSS 1460 gives an initial window of 3 segments.
     assert_eq!(s.snd_nxt.wrapping_sub(s.snd_una), 3 * 1460);
     assert_eq!(s.cwnd, 3 * 1460);
+}
+
+#[test]
+fn a_window_lost_whole_is_repaired_by_slow_start_after_one_timeout() {
+    let mut net = Net::new(Profile::Rfc9293);
+    let (a, b) = net.establish();
+    let warm = pattern(1460 * 40);
+    net.a.send(net.now, a, &warm).expect("send");
+    net.pump();
+    assert_eq!(read_all(&mut net.b, net.now, b).0, warm);
+    // The first transmission of every data segment of the burst is lost.
+    let mut seen = std::collections::HashSet::new();
+    net.filter =
+        Box::new(move |from_a, s| !from_a || s.payload.is_empty() || !seen.insert(s.seq.0));
+    let data = pattern(1460 * 8);
+    net.a.send(net.now, a, &data).expect("send");
+    // One RTO (1 s in this profile, RTT ~ 0), then slow start over the
+    // lost window: 1, 2, 4 segments per round trip.
+    net.advance(Duration::from_millis(1500));
+    let got = read_all(&mut net.b, net.now, b).0;
+    assert!(
+        got == data,
+        "{} of {} octets after 1.5 s",
+        got.len(),
+        data.len()
+    );
+    assert_eq!(net.a.stats().retransmits, 8);
+    // ssthresh: half the 8 segments in flight at the timeout.
+    assert_eq!(net.a.status(a).expect("s").ssthresh, 4 * 1460);
+    net.advance(Duration::from_secs(1)); // the last delayed ACK
+    let s = net.a.status(a).expect("s");
+    assert_eq!(s.snd_una, s.snd_nxt);
+}
+
+#[test]
+fn a_lost_syn_ack_leaves_one_segment_for_the_first_flight_and_ssthresh_alone() {
+    let mut net = Net::new(Profile::Rfc9293);
+    let mut dropped = false;
+    net.filter = Box::new(move |from_a, s| {
+        let drop = !from_a && s.flags.syn && !dropped;
+        dropped |= drop;
+        !drop
+    });
+    let (a, b) = net.establish_within(Duration::from_secs(2));
+    let s = net.b.status(b).expect("s");
+    assert_eq!((s.cwnd, s.ssthresh), (1460, u32::MAX));
+    // A's SYN timer ran out too (nothing answered it): one segment as well.
+    let s = net.a.status(a).expect("s");
+    assert_eq!((s.cwnd, s.ssthresh), (1460, u32::MAX));
 }
