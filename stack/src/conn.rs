@@ -43,6 +43,10 @@ pub enum Cause {
     Retransmit,
     /// Fast retransmission on the third duplicate ACK (RFC 5681 §3.2).
     FastRetransmit,
+    /// Retransmission an acknowledgment calls for during loss recovery: a
+    /// partial ACK in fast recovery (RFC 6582 §3.2), or an ACK after a
+    /// timeout that leaves more of the lost window (RFC 5681 §3.1).
+    Recovery,
     /// A zero-window probe (RFC 9293 §3.8.6.1).
     Probe,
     /// A window update after the application read (RFC 9293 §3.8.6.2.2).
@@ -712,7 +716,7 @@ impl Conn {
         let limit = self.snd_una + self.snd_wnd.min(self.cc.cwnd).max(1);
         self.rtx_nxt = self.rtx_nxt.max(self.snd_una);
         while self.rtx_nxt.lt(recover) && self.rtx_nxt.lt(self.snd_nxt) && self.rtx_nxt.lt(limit) {
-            let end = self.retransmit_from(ctx, self.rtx_nxt, Cause::Retransmit);
+            let end = self.retransmit_from(ctx, self.rtx_nxt, Cause::Recovery);
             if end == self.rtx_nxt {
                 break;
             }
@@ -1181,7 +1185,7 @@ impl Conn {
                 self.retransmit_after_timeout(ctx);
             } else {
                 ctx.stats.fast_retransmits = ctx.stats.fast_retransmits.saturating_add(1);
-                self.retransmit_oldest(ctx, Cause::FastRetransmit);
+                self.retransmit_oldest(ctx, Cause::Recovery);
             }
         }
     }
