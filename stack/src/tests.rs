@@ -819,17 +819,23 @@ fn random_walk_agrees_with_the_table() {
     }
 }
 
-#[test]
-fn new_reno_repairs_two_losses_in_one_window_without_a_timeout() {
+/// A connection whose congestion window slow start has opened to many
+/// segments (40 delivered without loss).
+fn warmed_up() -> (Net, ConnId, ConnId) {
     let mut net = Net::new(Profile::Rfc9293);
     let (a, b) = net.establish();
-    // Open cwnd first, so that one window holds many segments.
     let warm = pattern(1460 * 40);
     net.a.send(net.now, a, &warm).expect("send");
     net.pump();
     assert_eq!(read_all(&mut net.b, net.now, b).0, warm);
     let cwnd = net.a.status(a).expect("s").cwnd;
     assert!(cwnd >= 1460 * 10, "cwnd {cwnd} after slow start");
+    (net, a, b)
+}
+
+#[test]
+fn new_reno_repairs_two_losses_in_one_window_without_a_timeout() {
+    let (mut net, a, b) = warmed_up();
     // The 2nd and 5th data segments of the next burst are lost once each.
     let mut seen = 0;
     net.filter = Box::new(move |from_a, s| {
@@ -870,12 +876,7 @@ fn slow_start_sends_the_initial_window_then_grows() {
 
 #[test]
 fn a_window_lost_whole_is_repaired_by_slow_start_after_one_timeout() {
-    let mut net = Net::new(Profile::Rfc9293);
-    let (a, b) = net.establish();
-    let warm = pattern(1460 * 40);
-    net.a.send(net.now, a, &warm).expect("send");
-    net.pump();
-    assert_eq!(read_all(&mut net.b, net.now, b).0, warm);
+    let (mut net, a, b) = warmed_up();
     // The first transmission of every data segment of the burst is lost.
     let mut seen = std::collections::HashSet::new();
     net.filter =
