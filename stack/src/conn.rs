@@ -593,11 +593,7 @@ impl Conn {
             loop {
                 let off = self.snd_nxt.since(self.snd_buf_seq) as usize;
                 let avail = self.snd_buf.len().saturating_sub(off);
-                // The smaller of the peer's window and cwnd (RFC 5681 §3),
-                // with Limited Transmit's allowance (RFC 3042).
-                let cwnd = self.cc.send_window(self.dupacks, u32::from(self.snd_mss));
-                let wnd_end = self.snd_una + self.snd_wnd.min(cwnd);
-                let usable = wnd_end.since(self.snd_nxt) as usize;
+                let usable = self.send_limit().since(self.snd_nxt) as usize;
                 let mss = usize::from(self.snd_mss);
                 let len = avail.min(usable).min(mss);
                 if len == 0 {
@@ -713,7 +709,7 @@ impl Conn {
         let Some(recover) = self.cc.recover else {
             return;
         };
-        let limit = self.snd_una + self.snd_wnd.min(self.cc.cwnd).max(1);
+        let limit = self.send_limit();
         self.rtx_nxt = self.rtx_nxt.max(self.snd_una);
         while self.rtx_nxt.lt(recover) && self.rtx_nxt.lt(self.snd_nxt) && self.rtx_nxt.lt(limit) {
             let end = self.retransmit_from(ctx, self.rtx_nxt, Cause::Recovery);
@@ -1188,6 +1184,14 @@ impl Conn {
                 self.retransmit_oldest(ctx, Cause::Recovery);
             }
         }
+    }
+
+    /// The end of what may be outstanding: SND.UNA plus the smaller of the
+    /// peer's window and cwnd (RFC 5681 §3), cwnd with Limited Transmit's
+    /// allowance (RFC 3042).
+    fn send_limit(&self) -> SeqNum {
+        let cwnd = self.cc.send_window(self.dupacks, u32::from(self.snd_mss));
+        self.snd_una + self.snd_wnd.min(cwnd)
     }
 
     /// FlightSize (RFC 5681 §2): sent and not yet acknowledged.

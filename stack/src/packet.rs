@@ -238,7 +238,7 @@ impl Payload for [&[u8]; 2] {
 
 impl<'a> SegmentIn<'a> {
     /// The same segment owning a copy of its payload.
-    pub fn to_owned(&self) -> Segment {
+    pub fn owned(&self) -> Segment {
         self.with_payload(self.payload.to_vec())
     }
 }
@@ -377,7 +377,7 @@ fn address_usable(a: IpAddr) -> bool {
 /// Parses a whole IP packet into a segment. `is_local` says whether a
 /// destination address is ours.
 pub fn parse(bytes: &[u8], is_local: impl Fn(IpAddr) -> bool) -> Result<Segment, DropReason> {
-    parse_in(bytes, is_local).map(|s| s.to_owned())
+    parse_in(bytes, is_local).map(|s| s.owned())
 }
 
 /// [`parse`] without copying the payload out of the packet.
@@ -572,6 +572,20 @@ mod tests {
 
     fn local(dst: IpAddr) -> impl Fn(IpAddr) -> bool {
         move |a| a == dst
+    }
+
+    #[test]
+    fn encoded_len_is_what_encode_writes() {
+        for bits in 0u8..16 {
+            let o = TcpOptions {
+                mss: (bits & 1 != 0).then_some(1460),
+                window_scale: (bits & 2 != 0).then_some(7),
+                sack_permitted: bits & 4 != 0,
+                sack_blocks: 0,
+                timestamps: (bits & 8 != 0).then_some((1, 2)),
+            };
+            assert_eq!(o.encoded_len(), o.encode().len(), "{o:?}");
+        }
     }
 
     #[test]
