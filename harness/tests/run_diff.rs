@@ -146,3 +146,36 @@ fn cli_rejects_bad_targets_and_missing_paths() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--markdown"));
 }
+
+/// The script expects the ACK of a segment to ride on the reply; the stack
+/// sends it at once when the read reopens the window, where the call's row
+/// (OPEN.RECEIVE) emits nothing. It conforms: the ACK may be delayed but
+/// need not be, and its number is where the peer's data ended.
+#[test]
+fn an_ack_sent_at_once_for_received_data_conforms() {
+    let text = "\
+--tolerance_usecs=4000
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 65535 <mss 1460>
++0    > S. 0:0(0) ack 1 <...>
++.1   < . 1:1(0) ack 1 win 65535
++0    accept(3, ..., ...) = 4
++.1   < . 1:1461(1460) ack 1 win 65535
++0    read(4, ..., 1460) = 1460
++0    write(4, ..., 10) = 10
++0    > P. 1:11(10) ack 1461
+";
+    let mut make = make_with(Profile::Rfc9293);
+    let d = diff::diff_text("ack_at_once.pkt", text, &opts(), &mut make);
+    let a = d
+        .divergences
+        .iter()
+        .find(|x| x.target == "linux" && x.kind == "extra")
+        .unwrap_or_else(|| panic!("no extra packet:\n{}", d.text()));
+    assert_eq!(a.class, Class::Conforms, "{}", d.text());
+    assert!(a.reason.contains("sent at once"), "{a:?}");
+    assert!(a.rfc.iter().any(|r| r == "RFC1122 4.2.3.2"), "{a:?}");
+}
