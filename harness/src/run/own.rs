@@ -29,14 +29,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tcp_spec::{Profile, State};
 use tcp_stack::{Config, Endpoint, Error as StackError, Handle, Instant, Shutdown};
 
+// A script's addresses are those of the kernel under test and the peer on
+// `tun0` (crate::live), so a script runs unchanged on every target.
 /// The stack's address (packetdrill's local address).
-pub const LOCAL_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const LOCAL_ADDR: Ipv4Addr = crate::live::KERNEL_V4;
 /// The scripted peer's address.
-pub const REMOTE_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+pub const REMOTE_ADDR: Ipv4Addr = crate::live::PEER_V4;
 /// The stack's address in IPv6 scripts (RFC 3849 documentation prefix).
-pub const LOCAL_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+pub const LOCAL_ADDR6: Ipv6Addr = crate::live::KERNEL_V6;
 /// The scripted peer's address in IPv6 scripts.
-pub const REMOTE_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+pub const REMOTE_ADDR6: Ipv6Addr = crate::live::PEER_V6;
 /// The stack's port: `bind` and `connect` use it (packetdrill's 8080).
 pub const LOCAL_PORT: u16 = 8080;
 /// The scripted peer's port.
