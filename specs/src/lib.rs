@@ -7,9 +7,11 @@
 //!   reference model every test and fuzzer asks.
 //! - [`profile`]: `rfc793`, `rfc9293` (default) and `linux`, with their
 //!   parameters and sources.
+//! - [`level`]: requirement levels (MUST/SHOULD/MAY) and stack mechanisms.
 //! - [`rto`]: the RFC 6298 retransmission-timeout model.
 //! - [`render`]: text, JSON and Graphviz renderings of the table.
 
+pub mod level;
 pub mod model;
 pub mod profile;
 pub mod render;
@@ -17,6 +19,7 @@ pub mod row;
 pub mod rto;
 pub mod spec;
 
+pub use level::{Level, Mechanism};
 pub use model::{AckClass, Event, SegmentEvent, SeqClass, State, Timeout, UserCall};
 pub use profile::{Params, Profile, ProfileInfo, UnknownProfile};
 pub use row::{Ctl, EventPattern, Next, Row, Template};

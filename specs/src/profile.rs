@@ -3,6 +3,7 @@
 //! its own parameter values (`specs/table/profiles.toml`); every value names
 //! where it is documented.
 
+use crate::level::Level;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -64,6 +65,11 @@ impl FromStr for Profile {
 pub struct Sourced {
     pub value: u64,
     pub source: String,
+    /// RFC profiles: the keyword level of the rule that sets the value. A
+    /// stack's profile: the level of the rule the value departs from
+    /// (`none` when it does not depart). `None` while not graded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
 }
 
 /// The numeric parameters of a profile (all times in milliseconds).

@@ -1,6 +1,7 @@
 //! A row of the transition table: (state, event class) → (next state,
 //! segments to emit, user-visible effect), with its sources and profiles.
 
+use crate::level::{Level, Mechanism};
 use crate::model::{AckClass, Event, SegmentEvent, SeqClass, State, Timeout, UserCall};
 use crate::profile::Profile;
 use serde::{Deserialize, Serialize};
@@ -316,6 +317,18 @@ pub struct Row {
     pub effect: String,
     /// Sources, e.g. `RFC9293 3.10.7.4`.
     pub rfc: Vec<String>,
+    /// The keyword level of the rule the row implements (RFC profiles), or
+    /// of the rule it departs from (a stack's profile; `none`: a permitted
+    /// choice). `None` while a row has not been graded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// The RFC 9293 requirement id (appendix B), e.g. `MUST-23`, when the
+    /// rule has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<String>,
+    /// A stack's profile: the code that behaves so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<Mechanism>,
     pub profiles: Vec<Profile>,
     /// Rows this one replaces for the events both cover (a profile's
     /// deviation from a shared row).
@@ -354,6 +367,9 @@ pub(crate) struct RawRow {
     rate_limited: bool,
     effect: String,
     rfc: Vec<String>,
+    level: Option<Level>,
+    requirement: Option<String>,
+    mechanism: Option<Mechanism>,
     profiles: Vec<Profile>,
     #[serde(default)]
     overrides: Vec<String>,
@@ -410,6 +426,9 @@ impl RawRow {
             rate_limited: self.rate_limited,
             effect: self.effect,
             rfc: self.rfc,
+            level: self.level,
+            requirement: self.requirement,
+            mechanism: self.mechanism,
             profiles: self.profiles,
             overrides: self.overrides,
             overridden_by: self.overridden_by,
