@@ -64,6 +64,33 @@ pub struct ServeArgs {
     pub duration: Option<f64>,
 }
 
+/// packetdrill's timing tolerance: an event may be off by the larger of an
+/// absolute tolerance and a share of the scripted gap since the previous
+/// event. Both override what the scripts say.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct ToleranceArgs {
+    /// Absolute tolerance in µs (packetdrill's `--tolerance_usecs`;
+    /// default 4000).
+    #[arg(long, alias = "tolerance_usecs", value_name = "USECS")]
+    pub tolerance_usecs: Option<u64>,
+    /// Relative tolerance in % of the gap since the previous event
+    /// (packetdrill's `--tolerance_percent`; default 0).
+    #[arg(long, alias = "tolerance_percent", value_name = "PERCENT",
+          value_parser = clap::value_parser!(u64).range(0..=100))]
+    pub tolerance_percent: Option<u64>,
+}
+
+impl ToleranceArgs {
+    /// Strict run options with these tolerances.
+    pub fn run_options(self) -> RunOptions {
+        RunOptions {
+            tolerance_usecs: self.tolerance_usecs,
+            tolerance_percent: self.tolerance_percent,
+            ..RunOptions::default()
+        }
+    }
+}
+
 /// Arguments of `tcpconform diff`.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
@@ -85,6 +112,8 @@ pub struct DiffArgs {
     /// Skip live targets for scripts whose timeline is longer (seconds).
     #[arg(long, value_name = "SECS")]
     pub max_timeline: Option<u64>,
+    #[command(flatten)]
+    pub tolerance: ToleranceArgs,
     /// Script files, or directories searched for *.pkt.
     #[arg(required = true, value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
@@ -130,9 +159,8 @@ pub struct RunArgs {
     /// Report unexpected outbound packets as warnings only.
     #[arg(long, overrides_with = "strict")]
     pub no_strict: bool,
-    /// Overrides the scripts' --tolerance_usecs.
-    #[arg(long, alias = "tolerance_usecs")]
-    pub tolerance_usecs: Option<u64>,
+    #[command(flatten)]
+    pub tolerance: ToleranceArgs,
     /// Print machine-readable results.
     #[arg(long)]
     pub json: bool,
@@ -164,6 +192,8 @@ pub struct CheckArgs {
     /// Print machine-readable results.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub tolerance: ToleranceArgs,
 }
 
 /// Output formats of `tcpconform spec`.
@@ -392,7 +422,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
     }
     let opts = RunOptions {
         strict: !args.no_strict,
-        tolerance_usecs: args.tolerance_usecs,
+        ..args.tolerance.run_options()
     };
     let reports = match run_all(
         &scripts,
@@ -423,7 +453,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
-    let opts = RunOptions::default();
+    let opts = args.tolerance.run_options();
     let mut all = match run_all(&scripts, "own", args.profile, &opts, None) {
         Ok(r) => r,
         Err(e) => return usage_error(e),
@@ -451,6 +481,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
             targets: vec![diff::REFERENCE.into(), "linux".into()],
             profile: args.profile,
             max_timeline_us: Some(max_us),
+            run: opts.clone(),
         };
         let mut progress = crate::progress::Progress::new(scripts.len());
         for p in &scripts {
@@ -567,6 +598,7 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
         targets: targets.clone(),
         profile: args.profile,
         max_timeline_us: args.max_timeline.map(|s| s.saturating_mul(1_000_000)),
+        run: args.tolerance.run_options(),
     };
     let diffs: Vec<diff::ScriptDiff> = scripts
         .iter()

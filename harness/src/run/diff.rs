@@ -151,6 +151,8 @@ pub struct DiffOptions {
     pub profile: Profile,
     /// Live targets skip scripts whose timeline (on `own`) is longer.
     pub max_timeline_us: Option<Micros>,
+    /// Strictness and timing tolerance of every run.
+    pub run: RunOptions,
 }
 
 impl Default for DiffOptions {
@@ -159,6 +161,7 @@ impl Default for DiffOptions {
             targets: vec!["own".into(), "linux".into()],
             profile: Profile::Rfc9293,
             max_timeline_us: None,
+            run: RunOptions::default(),
         }
     }
 }
@@ -206,7 +209,7 @@ pub fn diff_text(
         }
     };
     let reference = match make(REFERENCE, opts.profile) {
-        Ok(mut t) => run_text(path, text, t.as_mut(), &RunOptions::default()),
+        Ok(mut t) => run_text(path, text, t.as_mut(), &opts.run),
         Err(e) => {
             out.skipped.push(format!("{REFERENCE}: {e}"));
             return out;
@@ -249,7 +252,7 @@ pub fn diff_text(
                     break;
                 }
             };
-            let report = run_text(path, &script, target.as_mut(), &RunOptions::default());
+            let report = run_text(path, &script, target.as_mut(), &opts.run);
             drop(target);
             let Outcome::Failed(f) = &report.outcome else {
                 last = Some(report);

@@ -9,9 +9,14 @@
 //!   the event's script time. `+0...0.3 call` starts the call at `+0` and
 //!   expects it to return at `0.3` after the previous event (a relative end
 //!   is anchored like the start); later events count from the start.
-//! - **Tolerance.** `--tolerance_usecs` (default [`DEFAULT_TOLERANCE_USECS`],
-//!   packetdrill's value; the command line may override it) widens the
-//!   window of every outbound packet and of every call's return.
+//! - **Tolerance.** packetdrill's rule: an event may be off by the larger of
+//!   `--tolerance_usecs` (default [`DEFAULT_TOLERANCE_USECS`], packetdrill's
+//!   value) and `--tolerance_percent` (default 0) of the scripted gap since
+//!   the previous event; the command line may override either. It widens
+//!   the window of every outbound packet and of every call's return. A
+//!   packet that misses its window by less than one more tolerance is a
+//!   [`Mismatch::Late`] or near [`Mismatch::Early`]: a timing miss the
+//!   classifier reports as inconclusive, never as a divergence.
 //! - **Sequence numbers.** A SYN's sequence number is absolute and defines
 //!   that side's ISN: the peer's from the script's first inbound SYN, the
 //!   stack's from the first SYN or SYN-ACK it sends. All other sequence and
@@ -71,6 +76,8 @@ pub struct RunOptions {
     pub strict: bool,
     /// Overrides the script's `--tolerance_usecs`.
     pub tolerance_usecs: Option<u64>,
+    /// Overrides the script's `--tolerance_percent`.
+    pub tolerance_percent: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -78,11 +85,16 @@ impl Default for RunOptions {
         RunOptions {
             strict: true,
             tolerance_usecs: None,
+            tolerance_percent: None,
         }
     }
 }
 
 /// The target did something other than what the script expects.
+///
+/// The classifier (`crate::verdict`) reads only the typed fields
+/// ([`Failure::mismatch`], [`Failure::window`], the packets and the call);
+/// `message`, `expected` and `actual` are their rendering for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     /// 1-based line of the script event.
@@ -95,6 +107,96 @@ pub struct Failure {
     pub expected: Option<String>,
     /// What the target did, in script syntax.
     pub actual: Option<String>,
+    /// What kind of departure this is.
+    pub mismatch: Mismatch,
+    /// When the event was due, for timed events.
+    pub window: Option<Window>,
+    /// The scripted packet (numbers relative to the ISNs).
+    pub expected_packet: Option<PacketSpec>,
+    /// The packet the target sent instead, rendered like the script.
+    pub actual_packet: Option<PacketSpec>,
+}
+
+/// The kind of a [`Failure`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// No packet by the end of the window (nor within one more tolerance).
+    NotSent,
+    /// The expected packet came after its window, by less than one more
+    /// tolerance (a timing miss: the classifier calls it inconclusive).
+    Late {
+        /// When it was sent.
+        at: Micros,
+    },
+    /// A packet came before the window opened.
+    Early {
+        /// When it was sent.
+        at: Micros,
+    },
+    /// The packet in the window differs in these fields.
+    Differs {
+        /// When it was sent.
+        at: Micros,
+        /// The fields that differ.
+        fields: Vec<Field>,
+    },
+    /// A packet no line expects (strict mode).
+    Unexpected {
+        /// When it was sent.
+        at: Micros,
+    },
+    /// The target sent bytes that do not decode as TCP.
+    Undecodable,
+    /// A call returned outside its window.
+    CallTime {
+        /// When it returned.
+        at: Micros,
+    },
+    /// A call returned another result (`want`, `got` as script text).
+    CallResult {
+        /// The scripted result.
+        want: String,
+        /// The result.
+        got: String,
+    },
+    /// A call had not returned when it had to.
+    CallBlocked,
+}
+
+/// A header field of an outbound packet that can differ from the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Field {
+    /// Control bits other than PSH.
+    Flags,
+    /// Only PSH differs.
+    Psh,
+    /// The sequence number.
+    Seq,
+    /// The payload length.
+    Len,
+    /// The acknowledgment number (or the ACK bit).
+    Ack,
+    /// The window field.
+    Win,
+    /// The urgent pointer.
+    Urg,
+    /// The TCP options.
+    Options,
+}
+
+/// The time window of a timed event: the script time, the tolerance the
+/// rule of [`RunOptions::tolerance_for`] gave it, and the bounds used
+/// (`hi` includes any lateness a live target is allowed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// When the script puts the event.
+    pub script: Micros,
+    /// The earliest acceptable time.
+    pub lo: Micros,
+    /// The latest acceptable time.
+    pub hi: Micros,
+    /// The tolerance applied to this event.
+    pub tolerance: Micros,
 }
 
 /// How a run ended.
@@ -226,13 +328,18 @@ impl From<TargetError> for Stop {
     }
 }
 
-fn fail(line: usize, col: usize, message: impl Into<String>) -> Stop {
+/// A call that had not returned when it had to.
+fn blocked(line: usize, col: usize, message: impl Into<String>) -> Stop {
     Stop::Fail(Failure {
         line,
         col,
         message: message.into(),
         expected: None,
         actual: None,
+        mismatch: Mismatch::CallBlocked,
+        window: None,
+        expected_packet: None,
+        actual_packet: None,
     })
 }
 
@@ -245,6 +352,8 @@ struct Pending {
     /// Earliest and latest acceptable return.
     lo: Micros,
     hi: Micros,
+    /// The window as the failure reports it.
+    window: Window,
     /// For `poll` with a timeout: when it returns 0.
     poll_deadline: Option<Micros>,
 }
@@ -253,13 +362,18 @@ struct Pending {
 struct Sent {
     at: Micros,
     seg: Result<WireSegment, String>,
+    /// The segment as script syntax (ISN-relative), when it decodes.
+    spec: Option<PacketSpec>,
     text: String,
 }
 
 struct Runner<'a> {
     target: &'a mut dyn Target,
     strict: bool,
+    /// The absolute tolerance (µs).
     tol: u64,
+    /// The relative tolerance (% of the scripted gap).
+    tol_percent: u64,
     trace: Trace,
     warnings: Vec<String>,
     queue: VecDeque<Sent>,
@@ -294,10 +408,15 @@ pub fn run_script(
         .tolerance_usecs
         .or(script.tolerance_usecs())
         .unwrap_or(DEFAULT_TOLERANCE_USECS);
+    let tol_percent = opts
+        .tolerance_percent
+        .or(script.tolerance_percent())
+        .unwrap_or(0);
     let mut r = Runner {
         target,
         strict: opts.strict,
         tol,
+        tol_percent,
         trace: Trace::default(),
         warnings: Vec::new(),
         queue: VecDeque::new(),
@@ -332,7 +451,7 @@ impl Runner<'_> {
     fn run(&mut self, script: &Script) -> Result<(), Stop> {
         for o in &script.options {
             match &o.opt {
-                Opt::ToleranceUsecs(_) => {}
+                Opt::ToleranceUsecs(_) | Opt::TolerancePercent(_) => {}
                 Opt::IpVersion(v) => {
                     if let Err(e) = self.target.set_ip_version(*v) {
                         return Err(Stop::Error {
@@ -367,13 +486,31 @@ impl Runner<'_> {
         }
     }
 
+    /// packetdrill's tolerance for an event scripted at `t`: the larger of
+    /// the absolute tolerance and the relative share of the scripted gap
+    /// since the previous event.
+    fn tolerance_for(&self, t: Micros) -> Micros {
+        let gap = t.saturating_sub(self.last_time);
+        self.tol.max(gap.saturating_mul(self.tol_percent) / 100)
+    }
+
     fn event(&mut self, e: &Event) -> Result<(), Stop> {
+        let script_t = match e.time {
+            TimeSpec::At(p) => self.abs(p),
+            TimeSpec::Range { end: p, .. } => self.abs(p),
+            TimeSpec::Blocking { start, end } if start.relative || end.relative => {
+                self.last_time.saturating_add(end.usecs)
+            }
+            TimeSpec::Blocking { end, .. } => end.usecs,
+            TimeSpec::Unspecified | TimeSpec::Any => self.last_time,
+        };
+        let tol = self.tolerance_for(script_t);
         // (start, lo, hi) of the event: when it happens or may happen.
         let (start, lo, hi) = match e.time {
             TimeSpec::Unspecified => (self.last_time, self.last_time, self.last_time),
             TimeSpec::At(p) => {
                 let t = self.abs(p);
-                (t, t.saturating_sub(self.tol), t.saturating_add(self.tol))
+                (t, t.saturating_sub(tol), t.saturating_add(tol))
             }
             TimeSpec::Any => {
                 let now = self.target.now();
@@ -388,7 +525,7 @@ impl Runner<'_> {
                         message: format!("time range {} ends before it starts", e.time),
                     });
                 }
-                (a, a.saturating_sub(self.tol), b.saturating_add(self.tol))
+                (a, a.saturating_sub(tol), b.saturating_add(tol))
             }
             TimeSpec::Blocking { start, end } => {
                 let a = self.abs(start);
@@ -405,7 +542,7 @@ impl Runner<'_> {
                         message: format!("blocking call ends ({}) before it starts", e.time),
                     });
                 }
-                (a, b.saturating_sub(self.tol), b.saturating_add(self.tol))
+                (a, b.saturating_sub(tol), b.saturating_add(tol))
             }
         };
         if matches!(e.time, TimeSpec::Blocking { .. }) && !matches!(e.kind, EventKind::Syscall(_)) {
@@ -417,7 +554,13 @@ impl Runner<'_> {
         }
         let hi = match e.time {
             TimeSpec::Any => hi,
-            _ => hi.saturating_add(self.late_room(hi.saturating_sub(self.tol))),
+            _ => hi.saturating_add(self.late_room(hi.saturating_sub(tol))),
+        };
+        let window = Window {
+            script: script_t,
+            lo,
+            hi,
+            tolerance: tol,
         };
         let result = match &e.kind {
             EventKind::Shell(cmd) => {
@@ -437,7 +580,7 @@ impl Runner<'_> {
                 self.inbound(e, p, start)
             }
             EventKind::Packet(p) => {
-                let at = self.outbound(e, p, lo, hi)?;
+                let at = self.outbound(e, p, window)?;
                 self.last_time = match e.time {
                     TimeSpec::Any | TimeSpec::Range { .. } => at,
                     _ => start,
@@ -446,12 +589,15 @@ impl Runner<'_> {
             }
             EventKind::Syscall(s) => {
                 self.last_time = start;
-                let (lo, hi) = match e.time {
-                    TimeSpec::Blocking { .. } => (lo, hi),
-                    TimeSpec::Unspecified => (start, start.saturating_add(self.tol)),
-                    _ => (lo, hi),
+                let w = match e.time {
+                    TimeSpec::Unspecified => Window {
+                        lo: start,
+                        hi: start.saturating_add(tol),
+                        ..window
+                    },
+                    _ => window,
                 };
-                self.syscall(e, s, start, lo, hi)
+                self.syscall(e, s, start, w)
             }
         };
         self.lag = self.target.now().saturating_sub(self.last_time);
@@ -540,9 +686,11 @@ impl Runner<'_> {
                     self.stack_isn = Some(s.seq);
                 }
             }
-            let text = match &seg {
-                Ok(s) => self.render(s, Direction::Outbound).to_string(),
-                Err(e) => format!("> (undecodable packet: {e})"),
+            let spec = seg.as_ref().ok().map(|s| self.render(s, Direction::Outbound));
+            let text = match (&spec, &seg) {
+                (Some(p), _) => p.to_string(),
+                (None, Err(e)) => format!("> (undecodable packet: {e})"),
+                (None, Ok(_)) => "> (undecodable packet)".to_string(),
             };
             self.trace.push(
                 at,
@@ -551,7 +699,12 @@ impl Runner<'_> {
                     bytes,
                 },
             );
-            self.queue.push_back(Sent { at, seg, text });
+            self.queue.push_back(Sent {
+                at,
+                seg,
+                spec,
+                text,
+            });
         }
     }
 
@@ -577,6 +730,10 @@ impl Runner<'_> {
                 message: format!("{message} (strict mode)"),
                 expected: Some("no packet".into()),
                 actual: Some(first.text.clone()),
+                mismatch: Mismatch::Unexpected { at: first.at },
+                window: None,
+                expected_packet: None,
+                actual_packet: first.spec.clone(),
             }));
         }
         let texts: Vec<String> = self.queue.drain(..).map(|s| s.text).collect();
@@ -726,97 +883,135 @@ impl Runner<'_> {
         self.retry_pending()
     }
 
-    /// Waits for the next outbound packet within `[lo, hi]` and compares it;
-    /// returns when it was sent.
-    fn outbound(
-        &mut self,
-        e: &Event,
-        p: &PacketSpec,
-        lo: Micros,
-        hi: Micros,
-    ) -> Result<Micros, Stop> {
-        self.advance(hi, true)?;
-        let Some(sent) = self.queue.pop_front() else {
-            return Err(Stop::Fail(Failure {
+    /// Waits for the next outbound packet within the window and compares
+    /// it; returns when it was sent. A packet just past the window (by at
+    /// most one more tolerance) that matches is [`Mismatch::Late`].
+    fn outbound(&mut self, e: &Event, p: &PacketSpec, w: Window) -> Result<Micros, Stop> {
+        self.advance(w.hi, true)?;
+        if self.queue.is_empty() {
+            self.advance(w.hi.saturating_add(w.tolerance), true)?;
+        }
+        let not_sent = |r: &Self| {
+            Stop::Fail(Failure {
                 line: e.line,
                 col: e.col,
                 message: format!(
                     "expected packet not sent by {} (scripted {})",
-                    fmt_time(hi),
-                    window_text(lo, hi)
+                    fmt_time(w.hi),
+                    window_text(w.lo, w.hi)
                 ),
                 expected: Some(p.to_string()),
                 actual: Some("no packet".into()),
-            }));
+                mismatch: Mismatch::NotSent,
+                window: Some(w),
+                expected_packet: Some(p.clone()),
+                actual_packet: r.queue.front().and_then(|q| q.spec.clone()),
+            })
         };
-        let mismatch = |message: String, actual: String| {
+        let Some(sent) = self.queue.pop_front() else {
+            return Err(not_sent(self));
+        };
+        let mismatch = |mismatch: Mismatch, message: String, sent: &Sent| {
             Stop::Fail(Failure {
                 line: e.line,
                 col: e.col,
                 message,
                 expected: Some(p.to_string()),
-                actual: Some(actual),
+                actual: Some(sent.text.clone()),
+                mismatch,
+                window: Some(w),
+                expected_packet: Some(p.clone()),
+                actual_packet: sent.spec.clone(),
             })
         };
         let seg = match &sent.seg {
             Ok(s) => s.clone(),
             Err(why) => {
                 return Err(mismatch(
+                    Mismatch::Undecodable,
                     format!("the target sent an undecodable packet: {why}"),
-                    sent.text,
+                    &sent,
                 ))
             }
         };
-        if sent.at < lo {
+        let fields = self.compare(p, &seg);
+        if sent.at > w.hi {
+            if fields.is_empty() {
+                return Err(mismatch(
+                    Mismatch::Late { at: sent.at },
+                    format!(
+                        "packet sent at {}, late (scripted {}; within one more tolerance)",
+                        fmt_time(sent.at),
+                        window_text(w.lo, w.hi)
+                    ),
+                    &sent,
+                ));
+            }
+            self.queue.push_front(sent);
+            return Err(not_sent(self));
+        }
+        if sent.at < w.lo {
             return Err(mismatch(
+                Mismatch::Early { at: sent.at },
                 format!(
                     "packet sent at {}, too early (scripted {})",
                     fmt_time(sent.at),
-                    window_text(lo, hi)
+                    window_text(w.lo, w.hi)
                 ),
-                sent.text,
+                &sent,
             ));
         }
-        let diffs = self.compare(p, &seg);
-        if !diffs.is_empty() {
+        if !fields.is_empty() {
+            let shown: Vec<String> = fields.iter().map(|(_, t)| t.clone()).collect();
             return Err(mismatch(
-                format!("outbound packet differs: {}", diffs.join("; ")),
-                sent.text,
+                Mismatch::Differs {
+                    at: sent.at,
+                    fields: fields.iter().map(|(f, _)| *f).collect(),
+                },
+                format!("outbound packet differs: {}", shown.join("; ")),
+                &sent,
             ));
         }
         Ok(sent.at)
     }
 
-    /// The differences between an expected and an actual outbound packet.
-    fn compare(&self, p: &PacketSpec, s: &WireSegment) -> Vec<String> {
+    /// The differences between an expected and an actual outbound packet,
+    /// each with its rendering.
+    fn compare(&self, p: &PacketSpec, s: &WireSegment) -> Vec<(Field, String)> {
         let actual = self.render(s, Direction::Outbound);
         let mut d = Vec::new();
         if p.flags != s.flags {
-            d.push(format!("flags {} != expected {}", s.flags, p.flags));
+            let mut a = s.flags;
+            a.psh = p.flags.psh;
+            let field = if a == p.flags { Field::Psh } else { Field::Flags };
+            d.push((field, format!("flags {} != expected {}", s.flags, p.flags)));
         }
         if let (Some((seq, _, len)), Some((aseq, _, alen))) = (p.seq, actual.seq) {
             if seq != aseq {
-                d.push(format!("seq {aseq} != expected {seq}"));
+                d.push((Field::Seq, format!("seq {aseq} != expected {seq}")));
             }
             if len != alen {
-                d.push(format!("payload length {alen} != expected {len}"));
+                d.push((
+                    Field::Len,
+                    format!("payload length {alen} != expected {len}"),
+                ));
             }
         }
         if let Some(ack) = p.ack {
             match actual.ack {
                 Some(a) if a == ack => {}
-                Some(a) => d.push(format!("ack {a} != expected {ack}")),
-                None => d.push(format!("no ACK flag, expected ack {ack}")),
+                Some(a) => d.push((Field::Ack, format!("ack {a} != expected {ack}"))),
+                None => d.push((Field::Ack, format!("no ACK flag, expected ack {ack}"))),
             }
         }
         if let Some(w) = p.win {
             if w != s.win {
-                d.push(format!("win {} != expected {w}", s.win));
+                d.push((Field::Win, format!("win {} != expected {w}", s.win)));
             }
         }
         if let Some(u) = p.urg {
             if u != s.urg {
-                d.push(format!("urg {} != expected {u}", s.urg));
+                d.push((Field::Urg, format!("urg {} != expected {u}", s.urg)));
             }
         }
         if let (Some(want), Some(got)) = (&p.options, &actual.options) {
@@ -830,7 +1025,7 @@ impl Runner<'_> {
                     .collect()
             };
             if norm(want) != norm(got) || !s.unknown_options.is_empty() {
-                d.push("options differ".into());
+                d.push((Field::Options, "options differ".into()));
             }
         }
         d
@@ -841,8 +1036,7 @@ impl Runner<'_> {
         e: &Event,
         s: &SyscallSpec,
         start: Micros,
-        lo: Micros,
-        hi: Micros,
+        w: Window,
     ) -> Result<(), Stop> {
         let call = syscall::resolve(s).map_err(|message| Stop::Error {
             line: e.line,
@@ -851,7 +1045,7 @@ impl Runner<'_> {
         })?;
         self.advance(start, false)?;
         if let Some(p) = &self.pending {
-            return Err(fail(
+            return Err(blocked(
                 p.line,
                 p.col,
                 format!(
@@ -876,8 +1070,9 @@ impl Runner<'_> {
             col: e.col,
             spec: s.clone(),
             call,
-            lo,
-            hi,
+            lo: w.lo,
+            hi: w.hi,
+            window: w,
             poll_deadline,
         });
         self.retry_pending()
@@ -913,6 +1108,10 @@ impl Runner<'_> {
                     message,
                     expected: Some(p.spec.to_string()),
                     actual: Some("still blocked".into()),
+                    mismatch: Mismatch::CallBlocked,
+                    window: None,
+                    expected_packet: None,
+                    actual_packet: None,
                 }));
             }
             self.pending = Some(p);
@@ -939,6 +1138,10 @@ impl Runner<'_> {
                 ),
                 expected: Some(p.spec.to_string()),
                 actual: Some(text),
+                mismatch: Mismatch::CallTime { at: now },
+                window: Some(p.window),
+                expected_packet: None,
+                actual_packet: None,
             }));
         }
         if let Err((want, got)) = syscall::check(&p.spec, &r) {
@@ -948,6 +1151,10 @@ impl Runner<'_> {
                 message: format!("{} returned {got}, expected {want}", p.spec.name),
                 expected: Some(p.spec.to_string()),
                 actual: Some(text),
+                mismatch: Mismatch::CallResult { want, got },
+                window: None,
+                expected_packet: None,
+                actual_packet: None,
             }));
         }
         Ok(())
@@ -962,7 +1169,7 @@ impl Runner<'_> {
         if let Some(hi) = self.pending.as_ref().map(|p| p.hi) {
             self.advance(hi, false)?;
             if let Some(p) = self.pending.take() {
-                return Err(fail(
+                return Err(blocked(
                     p.line,
                     p.col,
                     format!(

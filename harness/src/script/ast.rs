@@ -50,6 +50,14 @@ impl Script {
         })
     }
 
+    /// The `--tolerance_percent` value, if the script sets one (the last wins).
+    pub fn tolerance_percent(&self) -> Option<u64> {
+        self.options.iter().rev().find_map(|o| match o.opt {
+            Opt::TolerancePercent(t) => Some(t),
+            _ => None,
+        })
+    }
+
     /// The `--ip_version` value, if the script sets one (the last wins).
     pub fn ip_version(&self) -> Option<IpVersion> {
         self.options.iter().rev().find_map(|o| match o.opt {
@@ -89,6 +97,9 @@ pub enum Opt {
     /// `--tolerance_usecs=N`: how far (µs) an event's actual time may be from
     /// the scripted time.
     ToleranceUsecs(u64),
+    /// `--tolerance_percent=N`: packetdrill's relative tolerance; an event
+    /// may also be off by N % of the scripted gap since the previous event.
+    TolerancePercent(u64),
     /// `--ip_version=ipv4|ipv6|ipv4-mapped-ipv6`.
     IpVersion(IpVersion),
     /// Any other `--name=value` or `--flag`; kept so the runner can report
@@ -105,6 +116,7 @@ impl fmt::Display for Opt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Opt::ToleranceUsecs(t) => write!(f, "--tolerance_usecs={t}"),
+            Opt::TolerancePercent(t) => write!(f, "--tolerance_percent={t}"),
             Opt::IpVersion(v) => write!(f, "--ip_version={v}"),
             Opt::Other { name, value: None } => write!(f, "--{name}"),
             Opt::Other {

@@ -142,6 +142,16 @@ impl Parser {
                     ))
                 }
             },
+            ("tolerance_percent", Some(v)) => match v.text.parse::<u64>() {
+                Ok(n) if n <= 100 => Opt::TolerancePercent(n),
+                _ => {
+                    return Err(Diag::new(
+                        v.line,
+                        v.col,
+                        format!("`--tolerance_percent` needs a whole number from 0 to 100, found `{}`", v.text),
+                    ))
+                }
+            },
             ("ip_version", Some(v)) => match v.text.as_str() {
                 "ipv4" => Opt::IpVersion(IpVersion::V4),
                 "ipv6" => Opt::IpVersion(IpVersion::V6),
