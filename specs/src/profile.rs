@@ -100,6 +100,52 @@ pub struct Params {
     pub default_mss_ipv4: Sourced,
     /// Default send MSS over IPv6 (RFC 8200 §5 minimum MTU minus headers).
     pub default_mss_ipv6: Sourced,
+    /// A floor under the variance term of the RTO (0: RFC 6298 §2.3 as
+    /// written; Linux: its minimum RTO).
+    pub rto_var_floor_ms: Sourced,
+    /// SYN retransmissions that keep the initial RTO before doubling
+    /// starts (0: RFC 6298 §5.5 doubles at every expiry).
+    pub syn_linear_timeouts: Sourced,
+    /// One timestamp for every rate-limited reply to an out-of-window or
+    /// otherwise unacceptable segment: at most one such reply per this many
+    /// ms (0: no such shared limiter; challenge ACKs are still limited by
+    /// `challenge_ack_per_sec`).
+    pub oow_ack_interval_ms: Sourced,
+    /// Octets of new data a zero-window probe carries (RFC 9293 §3.8.6.1:
+    /// 1); 0 = a bare ACK with SEQ = SND.UNA − 1, which elicits an ACK
+    /// without data.
+    pub zero_window_probe_octets: Sourced,
+}
+
+impl Params {
+    /// Every parameter with its name as written in `profiles.toml`.
+    pub fn named(&self) -> [(&'static str, &Sourced); 15] {
+        [
+            ("rto_initial_ms", &self.rto_initial_ms),
+            ("rto_min_ms", &self.rto_min_ms),
+            ("rto_max_ms", &self.rto_max_ms),
+            ("clock_granularity_ms", &self.clock_granularity_ms),
+            ("msl_ms", &self.msl_ms),
+            ("time_wait_ms", &self.time_wait_ms),
+            ("delayed_ack_max_ms", &self.delayed_ack_max_ms),
+            ("challenge_ack_per_sec", &self.challenge_ack_per_sec),
+            ("syn_retries", &self.syn_retries),
+            ("default_mss_ipv4", &self.default_mss_ipv4),
+            ("default_mss_ipv6", &self.default_mss_ipv6),
+            ("rto_var_floor_ms", &self.rto_var_floor_ms),
+            ("syn_linear_timeouts", &self.syn_linear_timeouts),
+            ("oow_ack_interval_ms", &self.oow_ack_interval_ms),
+            ("zero_window_probe_octets", &self.zero_window_probe_octets),
+        ]
+    }
+
+    /// The parameter called `name`.
+    pub fn get(&self, name: &str) -> Option<&Sourced> {
+        self.named()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| s)
+    }
 }
 
 /// A profile's description and parameters as stored in the table.

@@ -30,6 +30,10 @@ pub struct RtoConfig {
     pub min: f64,
     pub max: f64,
     pub granularity: f64,
+    /// A floor under the variance term: RTO = SRTT + max(G, floor,
+    /// K·RTTVAR). 0 in RFC 6298; Linux floors it at its minimum RTO
+    /// (`tcp_rtt_estimator`/`tcp_set_rto`).
+    pub var_floor: f64,
 }
 
 impl RtoConfig {
@@ -40,6 +44,7 @@ impl RtoConfig {
         min: 1.0,
         max: 60.0,
         granularity: 0.001,
+        var_floor: 0.0,
     };
 
     /// The values of a profile.
@@ -50,6 +55,7 @@ impl RtoConfig {
             min: s(p.rto_min_ms.value),
             max: s(p.rto_max_ms.value),
             granularity: s(p.clock_granularity_ms.value),
+            var_floor: s(p.rto_var_floor_ms.value),
         }
     }
 }
@@ -129,10 +135,16 @@ impl RtoEstimator {
         self.rto = (self.rto * 2.0).min(self.config.max);
     }
 
-    /// SRTT + max(G, K·RTTVAR) clamped to [min, max] (RFC 6298 §2.3–2.5).
+    /// SRTT + max(G, K·RTTVAR) clamped to [min, max] (RFC 6298 §2.3–2.5);
+    /// a profile's variance floor joins G in the max.
     fn computed(&self) -> f64 {
         let srtt = self.srtt.unwrap_or(self.config.initial);
-        let raw = srtt + self.config.granularity.max(K * self.rttvar);
+        let raw = srtt
+            + self
+                .config
+                .granularity
+                .max(self.config.var_floor)
+                .max(K * self.rttvar);
         raw.clamp(self.config.min, self.config.max)
     }
 }
@@ -237,6 +249,7 @@ mod tests {
                 min: min_ms as f64 / 1000.0,
                 max: max_s as f64,
                 granularity: 0.001 * k as f64,
+                var_floor: 0.0,
             },
         })
     }

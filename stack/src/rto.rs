@@ -134,6 +134,7 @@ mod tests {
                 min: min_ms as f64 / 1000.0,
                 max: max_ms as f64 / 1000.0,
                 granularity: g_ms as f64 / 1000.0,
+                var_floor: 0.0,
             },
         )
     }

@@ -95,7 +95,7 @@ impl Default for RunOptions {
 /// The classifier (`crate::verdict`) reads only the typed fields
 /// ([`Failure::mismatch`], [`Failure::window`], the packets and the call);
 /// `message`, `expected` and `actual` are their rendering for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
     /// 1-based line of the script event.
     pub line: usize,
@@ -118,7 +118,7 @@ pub struct Failure {
 }
 
 /// The kind of a [`Failure`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mismatch {
     /// No packet by the end of the window (nor within one more tolerance).
     NotSent,
@@ -164,7 +164,9 @@ pub enum Mismatch {
 }
 
 /// A header field of an outbound packet that can differ from the script.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Field {
     /// Control bits other than PSH.
     Flags,
@@ -187,7 +189,7 @@ pub enum Field {
 /// The time window of a timed event: the script time, the tolerance the
 /// rule of [`RunOptions::tolerance_for`] gave it, and the bounds used
 /// (`hi` includes any lateness a live target is allowed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     /// When the script puts the event.
     pub script: Micros,
@@ -686,7 +688,10 @@ impl Runner<'_> {
                     self.stack_isn = Some(s.seq);
                 }
             }
-            let spec = seg.as_ref().ok().map(|s| self.render(s, Direction::Outbound));
+            let spec = seg
+                .as_ref()
+                .ok()
+                .map(|s| self.render(s, Direction::Outbound));
             let text = match (&spec, &seg) {
                 (Some(p), _) => p.to_string(),
                 (None, Err(e)) => format!("> (undecodable packet: {e})"),
@@ -983,7 +988,11 @@ impl Runner<'_> {
         if p.flags != s.flags {
             let mut a = s.flags;
             a.psh = p.flags.psh;
-            let field = if a == p.flags { Field::Psh } else { Field::Flags };
+            let field = if a == p.flags {
+                Field::Psh
+            } else {
+                Field::Flags
+            };
             d.push((field, format!("flags {} != expected {}", s.flags, p.flags)));
         }
         if let (Some((seq, _, len)), Some((aseq, _, alen))) = (p.seq, actual.seq) {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tcp_spec::State;
 
 /// One thing that happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum TraceKind {
     /// A packet from the scripted peer: script-syntax text (ISN-relative)
     /// and the bytes injected.
@@ -41,8 +41,71 @@ pub enum TraceKind {
     Note { text: String },
 }
 
+/// [`TraceKind`] as read back from a recorded trace: the row id is owned
+/// until it is found in the bundled table (whose ids live for the program).
+#[derive(serde::Deserialize)]
+enum RecordedKind {
+    PacketIn {
+        text: String,
+        bytes: Vec<u8>,
+    },
+    PacketOut {
+        text: String,
+        bytes: Vec<u8>,
+    },
+    Call {
+        text: String,
+    },
+    Transition {
+        conn: u64,
+        from: State,
+        to: State,
+        row: String,
+    },
+    Note {
+        text: String,
+    },
+}
+
+impl<'de> serde::Deserialize<'de> for TraceKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let k = <RecordedKind as serde::Deserialize>::deserialize(d)?;
+        TraceKind::try_from(k).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<RecordedKind> for TraceKind {
+    type Error = String;
+    fn try_from(k: RecordedKind) -> Result<Self, String> {
+        Ok(match k {
+            RecordedKind::PacketIn { text, bytes } => TraceKind::PacketIn { text, bytes },
+            RecordedKind::PacketOut { text, bytes } => TraceKind::PacketOut { text, bytes },
+            RecordedKind::Call { text } => TraceKind::Call { text },
+            RecordedKind::Note { text } => TraceKind::Note { text },
+            RecordedKind::Transition {
+                conn,
+                from,
+                to,
+                row,
+            } => {
+                let spec = tcp_spec::Spec::bundled().map_err(|e| e.to_string())?;
+                let row = spec
+                    .row(&row)
+                    .map(|r| r.id.as_str())
+                    .ok_or_else(|| format!("unknown row id `{row}`"))?;
+                TraceKind::Transition {
+                    conn,
+                    from,
+                    to,
+                    row,
+                }
+            }
+        })
+    }
+}
+
 /// A [`TraceKind`] with its time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TraceEntry {
     /// µs since the start of the script.
     pub at: Micros,
@@ -51,7 +114,7 @@ pub struct TraceEntry {
 }
 
 /// The record of one run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Trace {
     /// In the order they happened.
     pub entries: Vec<TraceEntry>,

@@ -266,7 +266,7 @@ impl fmt::Display for EventKind {
 }
 
 /// Which way a scripted packet travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     /// `<`: the script injects it into the stack under test.
     Inbound,
@@ -286,7 +286,7 @@ impl fmt::Display for Direction {
 /// TCP header flags (RFC 9293 3.1, RFC 3168 6.1 for ECE/CWR), written as
 /// packetdrill letters: `F` FIN, `S` SYN, `R` RST, `P` PSH, `.` ACK, `U` URG,
 /// `E` ECE, `W` CWR; `-` means none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TcpFlags {
     /// `F`
     pub fin: bool,
@@ -342,7 +342,7 @@ impl fmt::Display for TcpFlags {
 ///
 /// Sequence and acknowledgment numbers are relative to the initial sequence
 /// numbers, as in packetdrill.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PacketSpec {
     /// Inbound or outbound.
     pub dir: Direction,
@@ -396,7 +396,7 @@ impl fmt::Display for PacketSpec {
 }
 
 /// One TCP option as packetdrill writes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TcpOpt {
     /// `nop`: no-operation (RFC 9293 3.2).
     Nop,
