@@ -1,0 +1,916 @@
+//! The classification rules, one function each, tried in [`RULES`] order:
+//! the first that decides gives the verdict. Every rule reads typed values
+//! (the runner's [`Mismatch`], decoded packets, table rows and profile
+//! parameters), never message text.
+//!
+//! Only two profiles may explain a behaviour: the RFC profile (the verdict
+//! is *conforms* when its row or model predicts what the target did) and
+//! the target's own profile (a departure it documents is reported at the
+//! level of the rule it departs from, with the mechanism it names).
+
+use super::case::{add_unique, ctl_of, emits, emitted, shown, Case, Rows};
+use super::class::{Class, Divergence, Kind};
+use super::wire_tcb::seg_len;
+use crate::run::runner::{Field, Mismatch};
+use crate::run::target::Micros;
+use crate::run::trace::TraceKind;
+use crate::run::wire::{self, WireSegment};
+use tcp_spec::rto::{RtoConfig, RtoEstimator, Sample};
+use tcp_spec::{Ctl, Event, Level, Profile, SeqClass};
+
+/// A rule: `None` when it does not decide this case.
+pub type Rule = fn(&Case<'_>) -> Option<Vec<Divergence>>;
+
+/// The rules in the order they are tried, by name.
+pub const RULES: &[(&str, Rule)] = &[
+    ("undecodable", undecodable),
+    ("timing-miss", timing_miss),
+    ("socket-api", socket_api),
+    ("call-time", call_time),
+    ("senders-choice", senders_choice),
+    ("zero-window-probe", zero_window_probe),
+    ("fast-retransmit", fast_retransmit),
+    ("timer-model", timer_model),
+    ("immediate-ack", immediate_ack),
+    ("new-data", new_data),
+    ("delayed-ack", delayed_ack),
+    ("rate-limit", rate_limit),
+    ("response", response),
+    ("timer-departure", timer_departure),
+];
+
+/// Classifies a case with `rules`; what no rule decides is inconclusive.
+pub fn classify_with(c: &Case<'_>, rules: &[(&str, Rule)]) -> Vec<Divergence> {
+    for (_, rule) in rules {
+        if let Some(v) = rule(c) {
+            return v;
+        }
+    }
+    let mut d = c.base(kind_of(c));
+    d.reason = "no rule decides this divergence".into();
+    vec![d]
+}
+
+/// The kind a failure reports as.
+fn kind_of(c: &Case<'_>) -> Kind {
+    match &c.failure.mismatch {
+        Mismatch::NotSent => Kind::Missing,
+        Mismatch::Unexpected { .. } => Kind::Extra,
+        Mismatch::Early { .. } | Mismatch::Late { .. } => Kind::Timing,
+        Mismatch::CallTime { .. } | Mismatch::CallResult { .. } | Mismatch::CallBlocked => {
+            Kind::Call
+        }
+        Mismatch::Differs { .. } | Mismatch::Undecodable => Kind::Response,
+    }
+}
+
+fn one(d: Divergence) -> Option<Vec<Divergence>> {
+    Some(vec![d])
+}
+
+// ----- harness limits -----------------------------------------------------
+
+/// The target sent bytes the harness cannot decode: inconclusive.
+pub fn undecodable(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    if c.failure.mismatch != Mismatch::Undecodable {
+        return None;
+    }
+    let mut d = c.base(Kind::Response);
+    d.reason = "the harness cannot decode the packet the target sent".into();
+    one(d)
+}
+
+/// A packet or call that missed its window by less than one more
+/// tolerance: the harness's clock, not the target, may be the cause.
+pub fn timing_miss(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    let w = c.failure.window?;
+    let near = match c.failure.mismatch {
+        Mismatch::Late { .. } => true,
+        Mismatch::Early { at } => at.saturating_add(w.tolerance) >= w.lo,
+        Mismatch::CallTime { at } => {
+            at.saturating_add(w.tolerance) >= w.lo && at <= w.hi.saturating_add(w.tolerance)
+        }
+        _ => false,
+    };
+    if !near {
+        return None;
+    }
+    let mut d = c.base(Kind::Timing);
+    d.reason = format!(
+        "a timing miss within twice the tolerance ({} ms)",
+        ms(w.tolerance)
+    );
+    one(d)
+}
+
+// ----- calls ----------------------------------------------------------------
+
+/// A call failed with another errno: socket API semantics, which RFC 9293
+/// §3.9.1 leaves to the implementation (its error texts carry no keyword).
+pub fn socket_api(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    let Mismatch::CallResult { want, got } = &c.failure.mismatch else {
+        return None;
+    };
+    let errno = |s: &str| s.trim_start().starts_with("-1");
+    if !(errno(want) && errno(got)) {
+        return None;
+    }
+    let mut d = c.base(Kind::Call);
+    d.class = Class::Api;
+    d.reason = format!(
+        "the call failed with {got} instead of {want}: which errno reports a reset or closed connection is socket API, not TCP"
+    );
+    d.rfc = vec!["RFC9293 3.9.1".into()];
+    d.continues = true;
+    one(d)
+}
+
+/// A call that returned earlier or later than scripted while every packet
+/// matched: when a call returns is the socket layer's report of a state
+/// change the packets do not show, so the harness cannot judge it.
+pub fn call_time(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    let (at, w) = match (&c.failure.mismatch, c.failure.window) {
+        (Mismatch::CallTime { at }, Some(w)) => (*at, w),
+        (Mismatch::CallBlocked, _) => {
+            let mut d = c.base(Kind::Call);
+            d.reason = "the call had not returned when the script needed it to; the packets before it matched".into();
+            return one(d);
+        }
+        _ => return None,
+    };
+    let mut d = c.base(Kind::Call);
+    let state = c
+        .stimulus()
+        .and_then(|i| c.reference_step(i))
+        .map_or("?", |(_, to, _)| to.name());
+    d.reason = format!(
+        "the call returned {} than scripted (reference state {state}); the packets before it matched",
+        if at < w.lo { "earlier" } else { "later" }
+    );
+    one(d)
+}
+
+// ----- the sender's choices ------------------------------------------------
+
+/// Only the window, the options or PSH differ: choices the RFCs leave to
+/// the sender (RFC 9293 §3.7.1 options and initial window, §3.8.6 the
+/// receive window, §3.9.1.2 PSH), or timestamps on every segment once
+/// negotiated (RFC 7323 §3.2).
+pub fn senders_choice(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    let Mismatch::Differs { fields, .. } = &c.failure.mismatch else {
+        return None;
+    };
+    let minor = |f: &Field| matches!(f, Field::Win | Field::Options | Field::Psh);
+    if !fields.iter().all(minor) {
+        return None;
+    }
+    let act = c.actual()?;
+    let syn = act.flags.syn;
+    let mut out = Vec::new();
+    let mut push = |kind: Kind, reason: &str, rfc: &[&str], class: Class| {
+        let mut d = c.base(kind);
+        d.class = class;
+        d.continues = class == Class::Allowed;
+        d.reason = reason.to_string();
+        d.rfc = rfc.iter().map(|s| s.to_string()).collect();
+        out.push(d);
+    };
+    let sender = "options and initial window are the sender's choice";
+    let sender_rfc = ["RFC9293 3.7.1", "RFC7323 2-3", "RFC2018 2"];
+    if fields.contains(&Field::Psh) {
+        push(
+            Kind::Psh,
+            "PSH is the sender's choice",
+            &["RFC9293 3.9.1.2"],
+            Class::Allowed,
+        );
+    }
+    if fields.contains(&Field::Win) {
+        if syn {
+            push(Kind::Window, sender, &sender_rfc, Class::Allowed);
+        } else {
+            push(
+                Kind::Window,
+                "the advertised window is the receiver's choice",
+                &["RFC9293 3.8.6"],
+                Class::Allowed,
+            );
+        }
+    }
+    if fields.contains(&Field::Options) {
+        let ts = act.options.as_ref().is_some_and(|o| {
+            o.iter()
+                .any(|x| matches!(x, crate::script::TcpOpt::Timestamp { .. }))
+        });
+        if syn {
+            push(Kind::Options, sender, &sender_rfc, Class::Allowed);
+        } else if ts {
+            push(
+                Kind::Options,
+                "timestamps go on every segment once negotiated",
+                &["RFC7323 3.2"],
+                Class::Allowed,
+            );
+        } else {
+            push(
+                Kind::Options,
+                "options other than timestamps differ on a segment without SYN: no rule of the table covers them",
+                &[],
+                Class::NotModelled,
+            );
+        }
+    }
+    Some(out)
+}
+
+// ----- timers -----------------------------------------------------------------
+
+/// A timer-driven packet as observed: the gap since what armed it.
+struct TimerObs {
+    /// The segment is a SYN (linear SYN timeouts may apply).
+    syn: bool,
+    /// Earlier transmissions of the same segment (0: a first
+    /// transmission after a stimulus).
+    prior: usize,
+    /// Observed gap (µs), or `None` when it was not sent in the window.
+    observed: Option<f64>,
+    /// The gap the script expects (µs), when it gives one.
+    scripted: Option<f64>,
+    /// RTT samples before the observation (Karn-marked).
+    samples: Vec<Sample>,
+    /// The script's tolerance (µs).
+    tol: f64,
+}
+
+impl TimerObs {
+    /// How far a model may be off: an eighth of its prediction (the
+    /// estimator's own smoothing), 20 ms of scheduling and the tolerance.
+    fn margin(&self, pred: f64) -> f64 {
+        pred / 8.0 + 20_000.0 + self.tol
+    }
+
+    /// Whether a predicted gap explains the observation: the packet came
+    /// when the model says, or (missing) the model fires after the window.
+    fn fits(&self, pred: f64) -> bool {
+        match (self.observed, self.scripted) {
+            (Some(g), _) => (g - pred).abs() <= self.margin(pred),
+            (None, Some(s)) => pred > s + self.margin(pred),
+            (None, None) => false,
+        }
+    }
+
+    fn shown(&self) -> String {
+        let what = if self.prior == 0 {
+            "first transmission"
+        } else {
+            "retransmission"
+        };
+        match (self.observed, self.scripted) {
+            (Some(g), Some(s)) => format!("{what} after {} ms instead of {} ms", ms_f(g), ms_f(s)),
+            (Some(g), None) => format!("unscripted {what} after {} ms", ms_f(g)),
+            (None, Some(s)) => format!("no {what} within {} ms", ms_f(s)),
+            (None, None) => format!("no {what}"),
+        }
+    }
+}
+
+fn ms(us: Micros) -> String {
+    format!("{}", us / 1000)
+}
+
+fn ms_f(us: f64) -> String {
+    format!("{:.0}", (us / 1000.0).round())
+}
+
+/// Whether `w` is the same segment as `p` (sequence number, and it
+/// occupies sequence space).
+fn same_segment(w: &WireSegment, seq: u32) -> bool {
+    w.seq == seq && seg_len(w) > 0
+}
+
+/// RTT samples (RFC 6298 §3) in the trace before `until`: each segment
+/// that occupies sequence space, timed to the first injected ACK covering
+/// it; a retransmitted segment's sample is marked (Karn).
+fn rtt_samples(c: &Case<'_>, until: Micros) -> Vec<Sample> {
+    let mut sent: Vec<(Micros, u32, u32, usize)> = Vec::new();
+    let mut out = Vec::new();
+    for e in c.trace.entries.iter().filter(|e| e.at < until) {
+        match &e.kind {
+            TraceKind::PacketOut { bytes, .. } => {
+                let Ok(w) = wire::decode(bytes) else { continue };
+                let len = seg_len(&w);
+                if len == 0 {
+                    continue;
+                }
+                match sent.iter_mut().find(|s| s.1 == w.seq) {
+                    Some(s) => s.3 += 1,
+                    None => sent.push((e.at, w.seq, w.seq.wrapping_add(len), 1)),
+                }
+            }
+            TraceKind::PacketIn { bytes, .. } => {
+                let Ok(w) = wire::decode(bytes) else { continue };
+                if !w.flags.ack {
+                    continue;
+                }
+                sent.retain(|s| {
+                    let covered = (w.ack.wrapping_sub(s.2) as i32) >= 0;
+                    if covered {
+                        out.push(Sample {
+                            rtt: e.at.saturating_sub(s.0) as f64 / 1e6,
+                            retransmitted: s.3 > 1,
+                        });
+                    }
+                    !covered
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The timer observation of this case, when the failing packet is one a
+/// retransmission timer sends.
+fn timer_obs(c: &Case<'_>) -> Option<TimerObs> {
+    let outs = c.outs();
+    let tol = c.tolerance() as f64;
+    let (seq, syn, observed_at, scripted_at) = match &c.failure.mismatch {
+        // Sent before its window, or unscripted: the packet itself.
+        Mismatch::Early { at } | Mismatch::Unexpected { at } => {
+            let w = c.actual_wire()?;
+            if seg_len(&w) == 0 {
+                return None;
+            }
+            let scripted = match c.failure.mismatch {
+                Mismatch::Early { .. } => c.failure.window.map(|w| w.script),
+                _ => None,
+            };
+            (w.seq, w.flags.syn, Some(*at), scripted)
+        }
+        // Not sent: the scripted packet, when it is a retransmission.
+        Mismatch::NotSent => {
+            let e = c.expected()?;
+            let (rel, _, len) = e.seq?;
+            let occupies = len > 0 || e.flags.syn || e.flags.fin;
+            if !occupies {
+                return None;
+            }
+            let iss = c.tcb_before(c.trace.entries.len()).iss?;
+            let abs = if e.flags.syn { rel } else { iss.wrapping_add(rel) };
+            (abs, e.flags.syn, None, c.failure.window.map(|w| w.script))
+        }
+        _ => return None,
+    };
+    let cut = observed_at.unwrap_or(Micros::MAX);
+    let prior: Vec<Micros> = outs
+        .iter()
+        .filter(|(_, at, w)| *at < cut && same_segment(w, seq))
+        .map(|(_, at, _)| *at)
+        .collect();
+    if prior.is_empty() && observed_at.is_none() {
+        return None;
+    }
+    // Measured from the previous transmission, else from the stimulus.
+    let base = match prior.last() {
+        Some(t) => *t,
+        None => c
+            .trace
+            .entries
+            .iter()
+            .filter(|e| {
+                matches!(e.kind, TraceKind::PacketIn { .. } | TraceKind::Call { .. })
+                    && e.at <= cut
+            })
+            .map(|e| e.at)
+            .next_back()?,
+    };
+    Some(TimerObs {
+        syn,
+        prior: prior.len(),
+        observed: observed_at.map(|t| t.saturating_sub(base) as f64),
+        scripted: scripted_at.map(|t| t as f64 - base as f64),
+        samples: rtt_samples(c, cut),
+        tol,
+    })
+}
+
+/// The RTO a model predicts for the observation (µs).
+fn predict(cfg: RtoConfig, linear: u64, t: &TimerObs) -> f64 {
+    let mut est = RtoEstimator::new(cfg);
+    for s in &t.samples {
+        est.on_sample(*s);
+    }
+    let backoffs = t.prior.saturating_sub(1) as u64;
+    for i in 0..backoffs {
+        if !t.syn || i >= linear {
+            est.on_timeout();
+        }
+    }
+    est.rto() * 1e6
+}
+
+/// The timer parameters a profile's model is built from.
+const TIMER_PARAMS: [&str; 6] = [
+    "rto_initial_ms",
+    "rto_min_ms",
+    "rto_max_ms",
+    "clock_granularity_ms",
+    "rto_var_floor_ms",
+    "syn_linear_timeouts",
+];
+
+fn timer_model_of(c: &Case<'_>, p: Profile, t: &TimerObs) -> f64 {
+    let params = &c.spec().profile(p).params;
+    predict(
+        RtoConfig::from_params(params),
+        params.syn_linear_timeouts.value,
+        t,
+    )
+}
+
+/// RFC 6298: the RFC profile's model predicts the packet (conforms), or
+/// only the target's own profile does: a documented departure, at the
+/// strongest level among the parameters that make the difference.
+pub fn timer_model(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    let t = timer_obs(c)?;
+    let rfc = c.judge.rfc;
+    let mut d = c.base(Kind::Timing);
+    d.rfc = vec!["RFC6298 2".into(), "RFC6298 5".into()];
+    if t.fits(timer_model_of(c, rfc, &t)) {
+        d.class = Class::Conforms;
+        d.reason = format!("{}: the RFC 6298 model ({rfc}) predicts it", t.shown());
+        return one(d);
+    }
+    if c.profile == rfc || !t.fits(timer_model_of(c, c.profile, &t)) {
+        return None;
+    }
+    // The parameters whose own-profile value alone makes the RFC model fit,
+    // else all that differ.
+    let spec = c.spec();
+    let a = &spec.profile(rfc).params;
+    let b = &spec.profile(c.profile).params;
+    let differs: Vec<&str> = TIMER_PARAMS
+        .into_iter()
+        .filter(|n| a.get(n).map(|s| s.value) != b.get(n).map(|s| s.value))
+        .collect();
+    let single: Vec<&str> = differs
+        .iter()
+        .copied()
+        .filter(|n| {
+            let mut p = a.clone();
+            if let (Some(src), Some(dst)) = (b.get(n), p_get_mut(&mut p, n)) {
+                dst.value = src.value;
+            }
+            t.fits(predict(
+                RtoConfig::from_params(&p),
+                p.syn_linear_timeouts.value,
+                &t,
+            ))
+        })
+        .collect();
+    let used = if single.is_empty() { differs } else { single };
+    let level = used
+        .iter()
+        .map(|n| c.param_level(c.profile, n))
+        .max()
+        .unwrap_or(Level::None);
+    d.class = Class::departure(level);
+    d.level = Some(level);
+    d.reason = format!(
+        "{}: the {} profile's timer predicts it ({}), the RFC 6298 model does not",
+        t.shown(),
+        c.profile,
+        used.join(", ")
+    );
+    d.params = used.iter().map(|n| c.param_text(c.profile, n)).collect();
+    d.documented = Some(
+        used.iter()
+            .filter_map(|n| b.get(n).map(|s| s.source.clone()))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    d.continues = true;
+    one(d)
+}
+
+fn p_get_mut<'a>(p: &'a mut tcp_spec::Params, name: &str) -> Option<&'a mut tcp_spec::profile::Sourced> {
+    Some(match name {
+        "rto_initial_ms" => &mut p.rto_initial_ms,
+        "rto_min_ms" => &mut p.rto_min_ms,
+        "rto_max_ms" => &mut p.rto_max_ms,
+        "clock_granularity_ms" => &mut p.clock_granularity_ms,
+        "rto_var_floor_ms" => &mut p.rto_var_floor_ms,
+        "syn_linear_timeouts" => &mut p.syn_linear_timeouts,
+        _ => return None,
+    })
+}
+
+/// A retransmission no model predicts, and no row explains: a departure
+/// from RFC 6298 §5.5 (the timer MUST be backed off on each expiry).
+pub fn timer_departure(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    let t = timer_obs(c)?;
+    if t.prior == 0 {
+        return None;
+    }
+    let mut d = c.base(Kind::Timing);
+    d.class = Class::MustViolation;
+    d.level = Some(Level::Must);
+    d.reason = format!(
+        "{}: neither the RFC 6298 model ({}) nor the {} profile's timer predicts it",
+        t.shown(),
+        c.judge.rfc,
+        c.profile
+    );
+    d.rfc = vec!["RFC6298 5.5".into(), "RFC6298 2".into()];
+    one(d)
+}
+
+/// Zero-window probing (RFC 9293 §3.8.6.1): while the peer's window is
+/// zero, the probe should carry one octet of new data (lower-case text;
+/// probing itself is MUST-36). A bare ACK with SEQ = SND.UNA − 1 probes
+/// without data: judged by the `zero_window_probe_octets` parameter of the
+/// RFC profile and of the target's own profile. The persist timer's
+/// interval is not in the table.
+pub fn zero_window_probe(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    if !matches!(
+        c.failure.mismatch,
+        Mismatch::Early { .. } | Mismatch::Unexpected { .. } | Mismatch::Differs { .. }
+    ) {
+        return None;
+    }
+    let idx = c.out_index()?;
+    let tcb = c.tcb_before(idx);
+    if tcb.snd_wnd != 0 || tcb.iss.is_none() {
+        return None;
+    }
+    let w = c.actual_wire()?;
+    let bare = w.payload_len == 0 && w.seq == tcb.snd_una.wrapping_sub(1) && !w.flags.syn;
+    let one_octet = w.payload_len == 1;
+    if !bare && !one_octet {
+        return None;
+    }
+    let octets = u64::from(one_octet);
+    let param = "zero_window_probe_octets";
+    let rfc = c.judge.rfc;
+    let rfc_v = c.spec().profile(rfc).params.get(param)?.value;
+    let own = c.spec().profile(c.profile).params.get(param)?;
+    let mut d = c.base(Kind::Response);
+    d.rfc = vec!["RFC9293 3.8.6.1".into()];
+    let form = if bare {
+        "a bare ACK with SEQ = SND.UNA - 1"
+    } else {
+        "one octet of new data"
+    };
+    d.continues = true;
+    if octets == rfc_v {
+        d.class = Class::Conforms;
+        d.reason = format!("zero-window probe as {form}, as the RFC describes (its interval is not judged: the persist timer is not in the table)");
+        return one(d);
+    }
+    let level = c.param_level(rfc, param);
+    d.class = Class::departure(level);
+    d.level = Some(level);
+    d.params = vec![c.param_text(rfc, param)];
+    if own.value == octets && c.profile != rfc {
+        d.params.push(c.param_text(c.profile, param));
+        d.documented = Some(own.source.clone());
+    }
+    d.reason = format!(
+        "zero-window probe as {form} instead of one octet of new data (probing itself, MUST-36, is done; its interval is not judged)"
+    );
+    one(d)
+}
+
+/// A retransmission the script expects after duplicate ACKs: fast
+/// retransmit (RFC 5681 §3.2) is not in the table. With fewer than three
+/// duplicates none is due, so not sending one conforms to RFC 5681.
+pub fn fast_retransmit(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    if c.failure.mismatch != Mismatch::NotSent {
+        return None;
+    }
+    let e = c.expected()?;
+    let (rel, _, len) = e.seq?;
+    if len == 0 || e.flags.syn {
+        return None;
+    }
+    let tcb = c.tcb_before(c.trace.entries.len());
+    let seq = tcb.iss?.wrapping_add(rel);
+    let sent_before = c.outs().iter().any(|(_, _, w)| same_segment(w, seq));
+    if !sent_before {
+        return None;
+    }
+    let acks: Vec<WireSegment> = c
+        .trace
+        .entries
+        .iter()
+        .filter_map(|x| match &x.kind {
+            TraceKind::PacketIn { bytes, .. } => wire::decode(bytes).ok(),
+            _ => None,
+        })
+        .filter(|w| w.flags.ack && w.ack == seq && seg_len(w) == 0)
+        .collect();
+    let dups = acks.len().saturating_sub(1);
+    if dups == 0 {
+        return None;
+    }
+    let mut d = c.base(Kind::Missing);
+    d.rfc = vec!["RFC5681 3.2".into()];
+    if dups >= 3 {
+        d.class = Class::NotModelled;
+        d.reason = format!("a fast retransmit after {dups} duplicate ACKs: fast retransmit is not in the table");
+    } else {
+        d.class = Class::Conforms;
+        d.level = Some(Level::Should);
+        d.reason = format!("only {dups} duplicate ACK(s): fast retransmit waits for the third, so none is due");
+        d.continues = true;
+    }
+    one(d)
+}
+
+// ----- acknowledgments and new data --------------------------------------
+
+/// The first acknowledgment of what the peer sent, sent at once: the row
+/// that took the data in asks for it, and may delay it (RFC 9293 §3.8.6.3,
+/// RFC 1122 §4.2.3.2) but need not.
+pub fn immediate_ack(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    if !matches!(
+        c.failure.mismatch,
+        Mismatch::Unexpected { .. } | Mismatch::Differs { .. }
+    ) {
+        return None;
+    }
+    let w = c.actual_wire()?;
+    if ctl_of(&w) != [Ctl::Ack] || w.payload_len > 0 {
+        return None;
+    }
+    let idx = c.out_index()?;
+    let ends_input = c.trace.entries[..idx].iter().any(|e| match &e.kind {
+        TraceKind::PacketIn { bytes, .. } => {
+            wire::decode(bytes).is_ok_and(|i| i.seq.wrapping_add(seg_len(&i)) == w.ack && seg_len(&i) > 0)
+        }
+        _ => false,
+    });
+    let acked_before = c.outs().iter().any(|(i, _, o)| *i < idx && o.flags.ack && o.ack == w.ack);
+    if !ends_input || acked_before {
+        return None;
+    }
+    let mut d = c.base(kind_of(c));
+    d.class = Class::Conforms;
+    d.reason = "the acknowledgment of received data, sent at once instead of delayed (or carried by a later segment)".into();
+    d.rfc = vec!["RFC9293 3.8.6.3".into(), "RFC1122 4.2.3.2".into()];
+    one(d)
+}
+
+/// New data the script did not expect yet: how much to send at once is
+/// the sender's choice within the peer's window and its congestion window
+/// (RFC 9293 §3.8.6.2.1, RFC 5681 §3.1).
+pub fn new_data(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    if !matches!(c.failure.mismatch, Mismatch::Unexpected { .. }) {
+        return None;
+    }
+    let w = c.actual_wire()?;
+    let idx = c.out_index()?;
+    if w.payload_len == 0
+        || c.outs()
+            .iter()
+            .any(|(i, _, o)| *i < idx && same_segment(o, w.seq))
+    {
+        return None;
+    }
+    let mut d = c.base(Kind::Extra);
+    d.class = Class::Allowed;
+    d.reason =
+        "how much new data to send at once is the sender's choice within the peer's window".into();
+    d.rfc = vec!["RFC9293 3.8.6.2.1".into(), "RFC5681 3.1".into()];
+    one(d)
+}
+
+/// The rows of the stimulus, when it is an injected packet.
+fn packet_rows<'c>(c: &'c Case<'_>) -> Option<(usize, Rows<'c>)> {
+    let s = c.stimulus()?;
+    let r = c.rows(s)?;
+    Some((s, r))
+}
+
+/// A missing pure ACK the target's row may delay (RFC 1122 §4.2.3.2: an
+/// ACK may wait, less than 0.5 s).
+pub fn delayed_ack(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    if c.failure.mismatch != Mismatch::NotSent {
+        return None;
+    }
+    let e = c.expected()?;
+    if e.flags.syn || e.flags.fin || e.flags.rst || e.seq.is_some_and(|(_, _, l)| l > 0) {
+        return None;
+    }
+    let (_, rows) = packet_rows(c)?;
+    if !rows.own.delayable {
+        return None;
+    }
+    let mut d = c.base(Kind::Missing);
+    d.class = Class::Allowed;
+    d.reason = format!(
+        "row {} lets the ACK wait (less than {} ms)",
+        rows.own.id,
+        c.spec().profile(c.profile).params.delayed_ack_max_ms.value
+    );
+    d.rows.push(rows.own.id.clone());
+    d.rfc = vec!["RFC1122 4.2.3.2".into(), "RFC9293 3.8.6.3".into()];
+    d.continues = true;
+    one(d)
+}
+
+/// Whether the reply of `row` to `ev` is rate-limited under profile `p`:
+/// challenge ACKs (`rate_limited` rows, RFC 5961 §7), and with a shared
+/// out-of-window limiter (`oow_ack_interval_ms`) also the ACK to an
+/// unacceptable segment that carries no data or FIN, or a SYN.
+fn limited(c: &Case<'_>, p: Profile, row: &tcp_spec::Row, ev: Option<&Event>) -> bool {
+    if row.rate_limited {
+        return true;
+    }
+    let oow = c.spec().profile(p).params.oow_ack_interval_ms.value > 0;
+    let Some(Event::Segment(s)) = ev else {
+        return false;
+    };
+    let unacceptable = matches!(
+        s.seq,
+        SeqClass::Below | SeqClass::Beyond | SeqClass::ZeroWindowOff
+    );
+    let pure_ack = row.emit.len() == 1 && row.emit[0].ctl == [Ctl::Ack];
+    oow && unacceptable && pure_ack && ((!s.payload && !s.fin) || s.syn)
+}
+
+/// Times of the target's replies to earlier stimuli that `p`'s limiter
+/// covers (one ACK sent right after such a stimulus).
+fn limited_replies(c: &Case<'_>, p: Profile, before: usize) -> Vec<Micros> {
+    let mut out = Vec::new();
+    for (i, e) in c.trace.entries.iter().enumerate().take(before) {
+        if !matches!(e.kind, TraceKind::PacketIn { .. }) {
+            continue;
+        }
+        let Some(rows) = c.rows(i) else { continue };
+        let row = if p == c.judge.rfc { rows.rfc } else { rows.own };
+        if !limited(c, p, row, rows.event.as_ref()) {
+            continue;
+        }
+        let replied = c.trace.entries[i + 1..]
+            .iter()
+            .take_while(|x| !matches!(x.kind, TraceKind::PacketIn { .. } | TraceKind::Call { .. }))
+            .find_map(|x| match &x.kind {
+                TraceKind::PacketOut { bytes, .. } => wire::decode(bytes)
+                    .ok()
+                    .filter(|w| ctl_of(w) == [Ctl::Ack] && w.payload_len == 0)
+                    .map(|_| x.at),
+                _ => None,
+            });
+        out.extend(replied);
+    }
+    out
+}
+
+/// A missing ACK that the target's own profile rate-limits: challenge ACKs
+/// (RFC 5961 §7 asks for throttling, so this conforms) or, with Linux's
+/// shared out-of-window limiter, the ACK to an unacceptable segment
+/// (a documented departure at the level the parameter records).
+pub fn rate_limit(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    if c.failure.mismatch != Mismatch::NotSent {
+        return None;
+    }
+    let e = c.expected()?;
+    if e.flags.syn || e.flags.fin || e.flags.rst {
+        return None;
+    }
+    let (s, rows) = packet_rows(c)?;
+    if !limited(c, c.profile, rows.own, rows.event.as_ref()) {
+        return None;
+    }
+    let stim_at = c.trace.entries[s].at;
+    let params = &c.spec().profile(c.profile).params;
+    let interval_ms = match params.oow_ack_interval_ms.value {
+        0 => 1000 / params.challenge_ack_per_sec.value.max(1),
+        v => v,
+    };
+    let last = limited_replies(c, c.profile, s).into_iter().next_back()?;
+    let gap_ms = stim_at.saturating_sub(last) / 1000;
+    // 5 % either side of the interval: the target's clock is not ours.
+    if gap_ms * 20 >= interval_ms * 21 {
+        return None;
+    }
+    let mut d = c.base(Kind::Missing);
+    d.rows.push(rows.own.id.clone());
+    d.continues = true;
+    if gap_ms * 20 > interval_ms * 19 {
+        d.reason = format!(
+            "the reply came {gap_ms} ms after the last rate-limited one, at the edge of the {interval_ms} ms limit"
+        );
+        return one(d);
+    }
+    let name = if params.oow_ack_interval_ms.value > 0 {
+        "oow_ack_interval_ms"
+    } else {
+        "challenge_ack_per_sec"
+    };
+    d.params.push(c.param_text(c.profile, name));
+    if rows.own.rate_limited {
+        d.class = Class::Conforms;
+        d.level = Some(Level::Should);
+        d.reason = format!(
+            "the challenge ACK of row {} is rate-limited ({gap_ms} ms after the last one; the {} profile allows one per {interval_ms} ms)",
+            rows.own.id, c.profile
+        );
+        d.rfc = vec!["RFC5961 7".into()];
+    } else {
+        let level = c.param_level(c.profile, name);
+        d.class = Class::departure(level);
+        d.level = Some(level);
+        d.reason = format!(
+            "the ACK row {} asks for is suppressed by the {} profile's shared out-of-window limiter ({gap_ms} ms after the last limited reply)",
+            rows.own.id, c.profile
+        );
+        d.documented = Some(params.oow_ack_interval_ms.source.clone());
+        d.rfc = vec!["RFC9293 3.10.7.4".into(), "RFC5961 7".into()];
+    }
+    if let Some(ev) = rows.event {
+        let _ = ev;
+    }
+    one(d)
+}
+
+// ----- responses ------------------------------------------------------------
+
+/// The answer to the stimulus, judged by rows: what the RFC profile's row
+/// emits (conforms), what a row of the target's own profile emits (a
+/// documented departure at that row's level), or neither (a departure at
+/// the RFC row's level). The event is classified in the target's own
+/// sequence space and window.
+pub fn response(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    let kind = kind_of(c);
+    let s = c.stimulus()?;
+    let rows = c.rows(s);
+    let mut d = c.base(if kind == Kind::Timing { Kind::Response } else { kind });
+    let Some(rows) = rows else {
+        d.class = Class::NotModelled;
+        d.reason = "the table has no row for the stimulus in the target's state (or the reference logged none)".into();
+        return one(d);
+    };
+    let sent = c.sent_after(s);
+    let seen = shown(&sent);
+    let what = match c.inbound(s) {
+        Some(w) => format!("{}", w.flags),
+        None => "the call".into(),
+    };
+    let state = rows.state;
+    d.rows.push(rows.rfc.id.clone());
+    d.rfc.extend(rows.rfc.rfc.iter().cloned());
+    // The values differ while the control bits are the row's.
+    let values = matches!(&c.failure.mismatch, Mismatch::Differs { fields, .. }
+        if fields.iter().any(|f| matches!(f, Field::Seq | Field::Ack | Field::Len)));
+    let rfc_fits = emits(rows.rfc, &sent) && !values;
+    if rfc_fits {
+        d.class = Class::Conforms;
+        d.level = rows.rfc.level;
+        d.continues = true;
+        d.reason = format!(
+            "row {} ({}) emits {seen}, as the target did: the script expects what the table does not prescribe here",
+            rows.rfc.id, c.judge.rfc
+        );
+        return one(d);
+    }
+    if rows.own.id != rows.rfc.id && emits(rows.own, &sent) {
+        let level = rows.own.level.unwrap_or(Level::None);
+        d.class = Class::departure(level);
+        d.level = Some(level);
+        d.rows.push(rows.own.id.clone());
+        for r in &rows.own.rfc {
+            add_unique(&mut d.rfc, r.clone());
+        }
+        d.documented = rows
+            .own
+            .mechanism
+            .as_ref()
+            .map(|m| m.to_string())
+            .or_else(|| Some(rows.own.rfc.join(", ")));
+        d.continues = rows.own.next.resolve(state) == rows.rfc.next.resolve(state);
+        d.reason = format!(
+            "row {} ({}) answers {what} in {state} with {seen}: {}",
+            rows.own.id, c.profile, rows.own.effect
+        );
+        return one(d);
+    }
+    let level = rows.rfc.level.unwrap_or(Level::None);
+    d.class = Class::departure(level);
+    d.level = Some(level);
+    d.continues = true;
+    d.reason = if values && emits(rows.rfc, &sent) {
+        format!(
+            "the control bits are row {}'s, but its SEQ/ACK/length are not what the row prescribes",
+            rows.rfc.id
+        )
+    } else {
+        format!(
+            "on {what} in {state}, row {} emits {}; the target sent {seen}",
+            rows.rfc.id,
+            emitted(rows.rfc)
+        )
+    };
+    one(d)
+}
