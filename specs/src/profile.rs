@@ -102,6 +102,40 @@ pub struct Params {
     pub default_mss_ipv6: Sourced,
 }
 
+impl Params {
+    /// Every parameter with its name as written in `profiles.toml`. The
+    /// destructuring names every field, so a new parameter cannot be left
+    /// out of this list (and out of the checks that walk it).
+    pub fn entries(&self) -> [(&'static str, &Sourced); 11] {
+        let Params {
+            rto_initial_ms,
+            rto_min_ms,
+            rto_max_ms,
+            clock_granularity_ms,
+            msl_ms,
+            time_wait_ms,
+            delayed_ack_max_ms,
+            challenge_ack_per_sec,
+            syn_retries,
+            default_mss_ipv4,
+            default_mss_ipv6,
+        } = self;
+        [
+            ("rto_initial_ms", rto_initial_ms),
+            ("rto_min_ms", rto_min_ms),
+            ("rto_max_ms", rto_max_ms),
+            ("clock_granularity_ms", clock_granularity_ms),
+            ("msl_ms", msl_ms),
+            ("time_wait_ms", time_wait_ms),
+            ("delayed_ack_max_ms", delayed_ack_max_ms),
+            ("challenge_ack_per_sec", challenge_ack_per_sec),
+            ("syn_retries", syn_retries),
+            ("default_mss_ipv4", default_mss_ipv4),
+            ("default_mss_ipv6", default_mss_ipv6),
+        ]
+    }
+}
+
 /// A profile's description and parameters as stored in the table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
