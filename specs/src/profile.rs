@@ -118,33 +118,54 @@ pub struct Params {
 }
 
 impl Params {
-    /// Every parameter with its name as written in `profiles.toml`.
-    pub fn named(&self) -> [(&'static str, &Sourced); 15] {
-        [
-            ("rto_initial_ms", &self.rto_initial_ms),
-            ("rto_min_ms", &self.rto_min_ms),
-            ("rto_max_ms", &self.rto_max_ms),
-            ("clock_granularity_ms", &self.clock_granularity_ms),
-            ("msl_ms", &self.msl_ms),
-            ("time_wait_ms", &self.time_wait_ms),
-            ("delayed_ack_max_ms", &self.delayed_ack_max_ms),
-            ("challenge_ack_per_sec", &self.challenge_ack_per_sec),
-            ("syn_retries", &self.syn_retries),
-            ("default_mss_ipv4", &self.default_mss_ipv4),
-            ("default_mss_ipv6", &self.default_mss_ipv6),
-            ("rto_var_floor_ms", &self.rto_var_floor_ms),
-            ("syn_linear_timeouts", &self.syn_linear_timeouts),
-            ("oow_ack_interval_ms", &self.oow_ack_interval_ms),
-            ("zero_window_probe_octets", &self.zero_window_probe_octets),
-        ]
-    }
-
     /// The parameter called `name`.
     pub fn get(&self, name: &str) -> Option<&Sourced> {
-        self.named()
+        self.entries()
             .into_iter()
             .find(|(n, _)| *n == name)
             .map(|(_, s)| s)
+    }
+}
+
+impl Params {
+    /// Every parameter with its name as written in `profiles.toml`. The
+    /// destructuring names every field, so a new parameter cannot be left
+    /// out of this list (and out of the checks that walk it).
+    pub fn entries(&self) -> [(&'static str, &Sourced); 15] {
+        let Params {
+            rto_initial_ms,
+            rto_min_ms,
+            rto_max_ms,
+            clock_granularity_ms,
+            msl_ms,
+            time_wait_ms,
+            delayed_ack_max_ms,
+            challenge_ack_per_sec,
+            syn_retries,
+            default_mss_ipv4,
+            default_mss_ipv6,
+            rto_var_floor_ms,
+            syn_linear_timeouts,
+            oow_ack_interval_ms,
+            zero_window_probe_octets,
+        } = self;
+        [
+            ("rto_initial_ms", rto_initial_ms),
+            ("rto_min_ms", rto_min_ms),
+            ("rto_max_ms", rto_max_ms),
+            ("clock_granularity_ms", clock_granularity_ms),
+            ("msl_ms", msl_ms),
+            ("time_wait_ms", time_wait_ms),
+            ("delayed_ack_max_ms", delayed_ack_max_ms),
+            ("challenge_ack_per_sec", challenge_ack_per_sec),
+            ("syn_retries", syn_retries),
+            ("default_mss_ipv4", default_mss_ipv4),
+            ("default_mss_ipv6", default_mss_ipv6),
+            ("rto_var_floor_ms", rto_var_floor_ms),
+            ("syn_linear_timeouts", syn_linear_timeouts),
+            ("oow_ack_interval_ms", oow_ack_interval_ms),
+            ("zero_window_probe_octets", zero_window_probe_octets),
+        ]
     }
 }
 

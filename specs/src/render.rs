@@ -9,15 +9,27 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// A row's requirement level for the text table: the keyword, then the
+/// RFC 9293 appendix B id when there is one (`MUST (MUST-13)`); `-` for a
+/// row not graded yet.
+fn level_cell(r: &Row) -> String {
+    match (r.level, &r.requirement) {
+        (Some(l), Some(id)) => format!("{l} ({id})"),
+        (Some(l), None) => l.to_string(),
+        (None, _) => "-".to_string(),
+    }
+}
+
 /// The rows of `profile` as an aligned text table, grouped by source file
 /// order, with a closing line counting rows and checked events.
 pub fn text(spec: &Spec, profile: Profile) -> String {
     let rows: Vec<&Row> = spec.rows_of(profile).collect();
-    let cells: Vec<[String; 5]> = rows
+    let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
             [
                 r.id.clone(),
+                level_cell(r),
                 r.from
                     .iter()
                     .map(|s| s.short_name())
@@ -44,7 +56,7 @@ pub fn text(spec: &Spec, profile: Profile) -> String {
             ]
         })
         .collect();
-    let head = ["ID", "FROM", "EVENT", "NEXT", "EMIT"];
+    let head = ["ID", "LEVEL", "FROM", "EVENT", "NEXT", "EMIT"];
     let mut width = head.map(str::len);
     for c in &cells {
         for (w, s) in width.iter_mut().zip(c.iter()) {
@@ -52,7 +64,7 @@ pub fn text(spec: &Spec, profile: Profile) -> String {
         }
     }
     let mut out = String::new();
-    let line = |out: &mut String, cols: [&str; 5], tail: &str| {
+    let line = |out: &mut String, cols: [&str; 6], tail: &str| {
         for (i, c) in cols.iter().enumerate() {
             let _ = write!(out, "{c:<w$}  ", w = width[i]);
         }
@@ -67,10 +79,14 @@ pub fn text(spec: &Spec, profile: Profile) -> String {
         out,
         "states: SYN-RCVD = SYN-RECEIVED, ESTAB = ESTABLISHED, FW1/FW2 = FIN-WAIT-1/2, CW = CLOSE-WAIT, TW = TIME-WAIT; NEXT `=` keeps the state"
     );
+    let _ = writeln!(
+        out,
+        "LEVEL: keyword of the rule the row implements (MUST, SHOULD, MAY, none) and its RFC 9293 appendix B id; `-` = not graded"
+    );
     line(&mut out, head, "EFFECT [SOURCES]");
     for (r, c) in rows.iter().zip(&cells) {
         let tail = format!("{} [{}]", r.effect, r.rfc.join("; "));
-        line(&mut out, [&c[0], &c[1], &c[2], &c[3], &c[4]], &tail);
+        line(&mut out, [&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]], &tail);
     }
     let problems = spec.check();
     let _ = writeln!(
@@ -177,4 +193,75 @@ pub fn dot(spec: &Spec, profile: Profile) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundled() -> &'static Spec {
+        match Spec::bundled() {
+            Ok(s) => s,
+            Err(e) => panic!("bundled table does not load: {e}"),
+        }
+    }
+
+    fn line_of<'a>(text: &'a str, id: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("no line for {id} in\n{text}"))
+    }
+
+    /// The text table shows each row's level, with the appendix B id when
+    /// the row has one.
+    #[test]
+    fn text_shows_the_level_of_each_row() {
+        let text = text(bundled(), Profile::Rfc9293);
+        let head = text.lines().find(|l| l.starts_with("ID ")).unwrap_or("");
+        assert!(head.contains(" LEVEL "), "{head}");
+        let col = |id: &str| {
+            line_of(&text, id)
+                .split("  ")
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .nth(1)
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!(col("TW.2MSL"), "MUST (MUST-13)");
+        assert_eq!(col("SYNC.RST.challenge"), "MUST");
+        assert_eq!(col("SYNC.RST.outside"), "SHOULD");
+        assert_eq!(col("CLOSED.RST"), "none");
+        for r in bundled().rows_of(Profile::Rfc9293) {
+            let c = col(&r.id);
+            assert!(
+                ["MUST", "SHOULD", "MAY", "none"]
+                    .iter()
+                    .any(|k| c == *k || c.starts_with(&format!("{k} ("))),
+                "{}: level column `{c}`",
+                r.id
+            );
+        }
+    }
+
+    /// JSON keeps the field names `level` and `requirement`.
+    #[test]
+    fn json_rows_carry_level_and_requirement() {
+        let v = json(bundled(), Some(Profile::Rfc793));
+        let rows = v["rows"].as_array().cloned().unwrap_or_default();
+        let row = |id: &str| {
+            rows.iter()
+                .find(|r| r["id"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("no row {id}"))
+        };
+        assert_eq!(row("SS.SYN.simultaneous")["level"], "MUST");
+        assert_eq!(row("SS.SYN.simultaneous")["requirement"], "MUST-10");
+        assert_eq!(row("793.OPEN.RST")["level"], "none");
+        assert!(row("793.OPEN.RST").get("requirement").is_none());
+        assert_eq!(
+            v["profiles"]["rfc793"]["params"]["time_wait_ms"]["level"],
+            "MUST"
+        );
+    }
 }

@@ -407,6 +407,69 @@ impl Spec {
     }
 }
 
+/// The profiles whose rows and parameters must all carry a requirement
+/// level (a stack's profile is graded separately, row by row).
+pub const GRADED_PROFILES: [Profile; 2] = [Profile::Rfc793, Profile::Rfc9293];
+
+impl Spec {
+    /// What keeps the RFC profiles ([`GRADED_PROFILES`]) from being fully
+    /// graded: a row of theirs without `level`, a parameter of theirs
+    /// without `level`, and (in any row) a `requirement` that is not an
+    /// RFC 9293 appendix B id (`MUST-n`, `SHLD-n`, `MAY-n`, `REC-n`) or that
+    /// comes without a `level`. Empty when the table is graded.
+    pub fn grading_gaps(&self) -> Vec<String> {
+        let mut gaps = Vec::new();
+        for row in &self.rows {
+            let graded: Vec<&str> = GRADED_PROFILES
+                .iter()
+                .filter(|p| row.profiles.contains(p))
+                .map(|p| p.name())
+                .collect();
+            if row.level.is_none() && !graded.is_empty() {
+                gaps.push(format!(
+                    "row `{}` ({}) has no level",
+                    row.id,
+                    graded.join(", ")
+                ));
+            }
+            if let Some(req) = &row.requirement {
+                if !is_requirement_id(req) {
+                    gaps.push(format!(
+                        "row `{}`: requirement `{req}` is not MUST-n, SHLD-n, MAY-n or REC-n",
+                        row.id
+                    ));
+                }
+                if row.level.is_none() {
+                    gaps.push(format!(
+                        "row `{}`: requirement `{req}` without a level",
+                        row.id
+                    ));
+                }
+            }
+        }
+        for p in GRADED_PROFILES {
+            if let Some(info) = self.profiles.get(&p) {
+                for (name, v) in info.params.entries() {
+                    if v.level.is_none() {
+                        gaps.push(format!("parameter {p}.{name} has no level"));
+                    }
+                }
+            }
+        }
+        gaps
+    }
+}
+
+/// `MUST-23`, `SHLD-31`, `MAY-12`, `REC-1`: the labels of RFC 9293 §2.1.
+fn is_requirement_id(s: &str) -> bool {
+    s.split_once('-').is_some_and(|(kind, n)| {
+        matches!(kind, "MUST" | "SHLD" | "MAY" | "REC")
+            && !n.is_empty()
+            && !n.starts_with('0')
+            && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 /// The reference model over the bundled table: the one row that applies to
 /// `event` in `state` under `profile`.
 pub fn step(profile: Profile, state: State, event: &Event) -> Result<&'static Row, StepError> {
@@ -566,6 +629,91 @@ mod tests {
         }
         assert_eq!(spec.profile(Profile::Linux).params.rto_min_ms.value, 200);
         assert_eq!(spec.profile(Profile::Rfc9293).params.rto_min_ms.value, 1000);
+    }
+
+    /// Every row and parameter of the RFC profiles carries its requirement
+    /// level (and any requirement id is well formed).
+    #[test]
+    fn every_rfc_row_and_parameter_has_a_level() {
+        let gaps = bundled().grading_gaps();
+        assert!(gaps.is_empty(), "ungraded:\n{}", gaps.join("\n"));
+    }
+
+    /// The check is sensitive: taking the level off any one RFC row or any
+    /// one RFC parameter is reported, naming it.
+    #[test]
+    fn removing_any_one_level_is_caught() {
+        let spec = bundled();
+        let mut checked = 0;
+        for (i, row) in spec.rows().iter().enumerate() {
+            if !GRADED_PROFILES.iter().any(|p| row.profiles.contains(p)) {
+                continue;
+            }
+            let mut rows = spec.rows().to_vec();
+            rows[i].level = None;
+            let gaps = Spec::from_rows(rows, spec.profiles().clone()).grading_gaps();
+            assert!(
+                gaps.iter().any(|g| g.contains(&format!("`{}`", row.id))),
+                "removing the level of `{}` went unnoticed: {gaps:?}",
+                row.id
+            );
+            checked += 1;
+        }
+        assert!(checked > 80, "{checked} RFC rows");
+        for p in GRADED_PROFILES {
+            let names: Vec<&str> = spec
+                .profile(p)
+                .params
+                .entries()
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            for name in names {
+                // Drop the key as if it had been deleted from profiles.toml.
+                let mut v = match serde_json::to_value(spec.profile(p)) {
+                    Ok(v) => v,
+                    Err(e) => panic!("{e}"),
+                };
+                let removed = v["params"][name]
+                    .as_object_mut()
+                    .and_then(|o| o.remove("level"));
+                assert!(removed.is_some(), "{p}.{name} had no level to remove");
+                let info: ProfileInfo = match serde_json::from_value(v) {
+                    Ok(i) => i,
+                    Err(e) => panic!("{e}"),
+                };
+                let mut profiles = spec.profiles().clone();
+                profiles.insert(p, info);
+                let gaps = Spec::from_rows(spec.rows().to_vec(), profiles).grading_gaps();
+                assert_eq!(
+                    gaps,
+                    vec![format!("parameter {p}.{name} has no level")],
+                    "removing the level of {p}.{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn requirement_ids_are_checked() {
+        for good in ["MUST-1", "MUST-23", "SHLD-31", "MAY-12", "REC-1"] {
+            assert!(is_requirement_id(good), "{good}");
+        }
+        for bad in [
+            "MUST", "MUST-", "MUST-01", "SHOULD-3", "must-2", "MUST 13", "MAY-1a",
+        ] {
+            assert!(!is_requirement_id(bad), "{bad}");
+        }
+        let spec = bundled();
+        let mut rows = spec.rows().to_vec();
+        let i = rows.iter().position(|r| r.id == "TW.2MSL").unwrap_or(0);
+        rows[i].requirement = Some("RFC1122 4.2.2.13".into());
+        let gaps = Spec::from_rows(rows, spec.profiles().clone()).grading_gaps();
+        assert!(
+            gaps.iter()
+                .any(|g| g.contains("TW.2MSL") && g.contains("not MUST-n")),
+            "{gaps:?}"
+        );
     }
 
     #[test]
