@@ -444,7 +444,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
 /// and reported (they are findings about the kernel, not failures of the
 /// check). Exit 0 when every `own`/`own-tun` script passes.
 fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
-    use crate::run::diff::{self, Class, DiffOptions};
+    use crate::run::diff::{self, DiffOptions};
     let dir = shown_path(&args.suite.unwrap_or_else(bundled_suite_dir));
     let scripts = match suite::discover(std::slice::from_ref(&dir)) {
         Ok(s) if s.is_empty() => {
@@ -493,7 +493,6 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     let spec = Spec::bundled()?;
     let own: Vec<RunReport> = all.iter().filter(|r| r.target == "own").cloned().collect();
     let cov = run::Coverage::of(spec, args.profile, &own);
-    let count = |c: Class| diff::count(&linux, c);
     let out = if args.json {
         let sum = suite::Summary::of(&all);
         let v = serde_json::json!({
@@ -520,13 +519,11 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         ));
         match &live {
             Ok(()) => out.push_str(&format!(
-                "linux: {} violations, {} allowed variations, {} conforming divergences \
-                 over {} scripts (details: tcpconform diff --targets own,linux {})\n",
-                count(Class::Violation),
-                count(Class::Allowed),
-                count(Class::Conforms),
+                "linux: distinct divergences over {} scripts, per class and level \
+                 (details: tcpconform diff --targets own,linux {}):\n{}",
                 linux.len(),
-                dir.display()
+                dir.display(),
+                diff::tally_text(&diff::tally(&linux, "linux"))
             )),
             Err(why) => out.push_str(&format!("live targets (own-tun, linux) skipped: {why}\n")),
         }
@@ -617,19 +614,21 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
         diff::markdown(&diffs, &other)
     } else {
         let mut s: String = diffs.iter().map(|d| d.text()).collect();
-        let count = |c: Class| diff::count(&diffs, c);
         s.push_str(&format!(
-            "{} scripts: {} violations, {} allowed variations, {} conforming\n",
-            diffs.len(),
-            count(Class::Violation),
-            count(Class::Allowed),
-            count(Class::Conforms)
+            "{} scripts; divergences per class:\n",
+            diffs.len()
         ));
+        for c in Class::ALL.into_iter().rev() {
+            let n = diff::count(&diffs, c);
+            if n > 0 {
+                s.push_str(&format!("  {}: {n}\n", c.name()));
+            }
+        }
         s
     };
     write_out(&out)?;
-    let violation = diffs.iter().any(|d| d.worst() == Some(Class::Violation));
-    Ok(ExitCode::from(u8::from(violation)))
+    let departs = diffs.iter().any(|d| d.worst().is_some_and(Class::departs));
+    Ok(ExitCode::from(u8::from(departs)))
 }
 
 fn spec(args: SpecArgs) -> Result<ExitCode, CliError> {

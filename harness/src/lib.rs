@@ -12,3 +12,4 @@ pub mod run;
 pub mod script;
 pub mod serve;
 pub mod sim;
+pub mod verdict;

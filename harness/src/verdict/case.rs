@@ -110,7 +110,14 @@ pub fn shown(segs: &[WireSegment]) -> String {
         .map(|w| {
             let c: Vec<&str> = ctl_of(w).iter().map(|c| c.name()).collect();
             let data = if w.payload_len > 0 { " with data" } else { "" };
-            format!("{}{data}", if c.is_empty() { "no flags".into() } else { c.join(",") })
+            format!(
+                "{}{data}",
+                if c.is_empty() {
+                    "no flags".into()
+                } else {
+                    c.join(",")
+                }
+            )
         })
         .collect::<Vec<_>>()
         .join(" + ")
@@ -223,9 +230,9 @@ impl Case<'_> {
     pub fn out_index(&self) -> Option<usize> {
         let at = self.sent_at()?;
         let text = self.failure.actual.as_deref()?;
-        self.trace.entries.iter().position(
-            |e| e.at == at && matches!(&e.kind, TraceKind::PacketOut { text: t, .. } if t == text),
-        )
+        self.trace.entries.iter().position(|e| {
+            e.at == at && matches!(&e.kind, TraceKind::PacketOut { text: t, .. } if t == text)
+        })
     }
 
     /// The failing outbound packet, decoded.
@@ -305,7 +312,10 @@ impl Case<'_> {
         let own = Event::possible(state)
             .iter()
             .filter(|e| matches!(e, Event::Call { .. }))
-            .filter(|e| spec.step(self.judge.rfc, state, e).is_ok_and(|r| r.id == rfc.id))
+            .filter(|e| {
+                spec.step(self.judge.rfc, state, e)
+                    .is_ok_and(|r| r.id == rfc.id)
+            })
             .filter_map(|e| spec.step(self.profile, state, e).ok())
             .find(|r| r.id != rfc.id)
             .unwrap_or(rfc);

@@ -6,9 +6,7 @@ use tcp_spec::Level;
 
 /// How a divergence relates to the RFCs (DESIGN of the verdicts: a claim
 /// about someone else's code is right or says that it does not know).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Class {
     /// The target did what the RFC profile's row or model says; the script
     /// expected something else.
@@ -95,9 +93,7 @@ impl std::fmt::Display for Class {
 }
 
 /// Which part of the behaviour diverges.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// The advertised window.
@@ -184,8 +180,8 @@ pub struct Divergence {
     /// RFC sections involved.
     pub rfc: Vec<String>,
     /// The rest of the script still applies (same next state): the line
-    /// can be masked and the script run on. Not part of the report.
-    #[serde(skip)]
+    /// was masked and the script run on.
+    #[serde(rename = "continued", default)]
     pub continues: bool,
 }
 
@@ -225,7 +221,11 @@ mod tests {
         let departs: Vec<Class> = Class::ALL.into_iter().filter(|c| c.departs()).collect();
         assert_eq!(
             departs,
-            [Class::Deviation, Class::ShouldDeviation, Class::MustViolation]
+            [
+                Class::Deviation,
+                Class::ShouldDeviation,
+                Class::MustViolation
+            ]
         );
     }
 

@@ -356,7 +356,11 @@ fn timer_obs(c: &Case<'_>) -> Option<TimerObs> {
                 return None;
             }
             let iss = c.tcb_before(c.trace.entries.len()).iss?;
-            let abs = if e.flags.syn { rel } else { iss.wrapping_add(rel) };
+            let abs = if e.flags.syn {
+                rel
+            } else {
+                iss.wrapping_add(rel)
+            };
             (abs, e.flags.syn, None, c.failure.window.map(|w| w.script))
         }
         _ => return None,
@@ -378,8 +382,7 @@ fn timer_obs(c: &Case<'_>) -> Option<TimerObs> {
             .entries
             .iter()
             .filter(|e| {
-                matches!(e.kind, TraceKind::PacketIn { .. } | TraceKind::Call { .. })
-                    && e.at <= cut
+                matches!(e.kind, TraceKind::PacketIn { .. } | TraceKind::Call { .. }) && e.at <= cut
             })
             .map(|e| e.at)
             .next_back()?,
@@ -493,7 +496,10 @@ pub fn timer_model(c: &Case<'_>) -> Option<Vec<Divergence>> {
     one(d)
 }
 
-fn p_get_mut<'a>(p: &'a mut tcp_spec::Params, name: &str) -> Option<&'a mut tcp_spec::profile::Sourced> {
+fn p_get_mut<'a>(
+    p: &'a mut tcp_spec::Params,
+    name: &str,
+) -> Option<&'a mut tcp_spec::profile::Sourced> {
     Some(match name {
         "rto_initial_ms" => &mut p.rto_initial_ms,
         "rto_min_ms" => &mut p.rto_min_ms,
@@ -617,11 +623,15 @@ pub fn fast_retransmit(c: &Case<'_>) -> Option<Vec<Divergence>> {
     d.rfc = vec!["RFC5681 3.2".into()];
     if dups >= 3 {
         d.class = Class::NotModelled;
-        d.reason = format!("a fast retransmit after {dups} duplicate ACKs: fast retransmit is not in the table");
+        d.reason = format!(
+            "a fast retransmit after {dups} duplicate ACKs: fast retransmit is not in the table"
+        );
     } else {
         d.class = Class::Conforms;
         d.level = Some(Level::Should);
-        d.reason = format!("only {dups} duplicate ACK(s): fast retransmit waits for the third, so none is due");
+        d.reason = format!(
+            "only {dups} duplicate ACK(s): fast retransmit waits for the third, so none is due"
+        );
         d.continues = true;
     }
     one(d)
@@ -645,12 +655,14 @@ pub fn immediate_ack(c: &Case<'_>) -> Option<Vec<Divergence>> {
     }
     let idx = c.out_index()?;
     let ends_input = c.trace.entries[..idx].iter().any(|e| match &e.kind {
-        TraceKind::PacketIn { bytes, .. } => {
-            wire::decode(bytes).is_ok_and(|i| i.seq.wrapping_add(seg_len(&i)) == w.ack && seg_len(&i) > 0)
-        }
+        TraceKind::PacketIn { bytes, .. } => wire::decode(bytes)
+            .is_ok_and(|i| i.seq.wrapping_add(seg_len(&i)) == w.ack && seg_len(&i) > 0),
         _ => false,
     });
-    let acked_before = c.outs().iter().any(|(i, _, o)| *i < idx && o.flags.ack && o.ack == w.ack);
+    let acked_before = c
+        .outs()
+        .iter()
+        .any(|(i, _, o)| *i < idx && o.flags.ack && o.ack == w.ack);
     if !ends_input || acked_before {
         return None;
     }
@@ -829,9 +841,6 @@ pub fn rate_limit(c: &Case<'_>) -> Option<Vec<Divergence>> {
         d.documented = Some(params.oow_ack_interval_ms.source.clone());
         d.rfc = vec!["RFC9293 3.10.7.4".into(), "RFC5961 7".into()];
     }
-    if let Some(ev) = rows.event {
-        let _ = ev;
-    }
     one(d)
 }
 
@@ -846,7 +855,11 @@ pub fn response(c: &Case<'_>) -> Option<Vec<Divergence>> {
     let kind = kind_of(c);
     let s = c.stimulus()?;
     let rows = c.rows(s);
-    let mut d = c.base(if kind == Kind::Timing { Kind::Response } else { kind });
+    let mut d = c.base(if kind == Kind::Timing {
+        Kind::Response
+    } else {
+        kind
+    });
     let Some(rows) = rows else {
         d.class = Class::NotModelled;
         d.reason = "the table has no row for the stimulus in the target's state (or the reference logged none)".into();

@@ -140,13 +140,7 @@ impl WireTcb {
             let fin_out = self
                 .fin_seq
                 .is_some_and(|f| f.wrapping_add(1) == self.snd_nxt);
-            AckClass::classify(
-                w.ack,
-                self.snd_una,
-                self.snd_nxt,
-                self.max_snd_wnd,
-                fin_out,
-            )
+            AckClass::classify(w.ack, self.snd_una, self.snd_nxt, self.max_snd_wnd, fin_out)
         };
         Event::Segment(SegmentEvent {
             syn: w.flags.syn,
@@ -165,7 +159,14 @@ mod tests {
     use crate::script::TcpFlags;
     use std::net::{IpAddr, Ipv4Addr};
 
-    fn seg(flags: &str, seq: u32, ack: u32, win: u16, len: u32, options: Vec<TcpOpt>) -> WireSegment {
+    fn seg(
+        flags: &str,
+        seq: u32,
+        ack: u32,
+        win: u16,
+        len: u32,
+        options: Vec<TcpOpt>,
+    ) -> WireSegment {
         let mut f = TcpFlags::default();
         for c in flags.chars() {
             match c {
