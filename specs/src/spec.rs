@@ -432,6 +432,15 @@ impl Spec {
                     graded.join(", ")
                 ));
             }
+            // A stack's own rows document departures: the level departed
+            // from and the code that behaves so.
+            let stack_only = row.profiles.iter().all(|p| !GRADED_PROFILES.contains(p));
+            if stack_only && (row.level.is_none() || row.mechanism.is_none()) {
+                gaps.push(format!(
+                    "row `{}` of a stack's profile lacks its level or mechanism",
+                    row.id
+                ));
+            }
             if let Some(req) = &row.requirement {
                 if !is_requirement_id(req) {
                     gaps.push(format!(
@@ -447,7 +456,7 @@ impl Spec {
                 }
             }
         }
-        for p in GRADED_PROFILES {
+        for p in Profile::ALL {
             if let Some(info) = self.profiles.get(&p) {
                 for (name, v) in info.params.entries() {
                     if v.level.is_none() {
