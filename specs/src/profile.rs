@@ -115,6 +115,10 @@ pub struct Params {
     /// 1); 0 = a bare ACK with SEQ = SND.UNA − 1, which elicits an ACK
     /// without data.
     pub zero_window_probe_octets: Sourced,
+    /// After an acknowledgment outside (ISS, SND.NXT] in SYN-SENT, the SYN
+    /// is resent this many ms later (0: only the retransmission timer
+    /// resends it; RFC 9293 §3.10.7.3 discards the segment and returns).
+    pub syn_resend_after_bad_ack_ms: Sourced,
 }
 
 impl Params {
@@ -131,7 +135,7 @@ impl Params {
     /// Every parameter with its name as written in `profiles.toml`. The
     /// destructuring names every field, so a new parameter cannot be left
     /// out of this list (and out of the checks that walk it).
-    pub fn entries(&self) -> [(&'static str, &Sourced); 15] {
+    pub fn entries(&self) -> [(&'static str, &Sourced); 16] {
         let Params {
             rto_initial_ms,
             rto_min_ms,
@@ -148,6 +152,7 @@ impl Params {
             syn_linear_timeouts,
             oow_ack_interval_ms,
             zero_window_probe_octets,
+            syn_resend_after_bad_ack_ms,
         } = self;
         [
             ("rto_initial_ms", rto_initial_ms),
@@ -165,6 +170,7 @@ impl Params {
             ("syn_linear_timeouts", syn_linear_timeouts),
             ("oow_ack_interval_ms", oow_ack_interval_ms),
             ("zero_window_probe_octets", zero_window_probe_octets),
+            ("syn_resend_after_bad_ack_ms", syn_resend_after_bad_ack_ms),
         ]
     }
 }

@@ -123,14 +123,21 @@ pub fn shown(segs: &[WireSegment]) -> String {
         .join(" + ")
 }
 
-/// Whether `row`'s emitted segments are, in order, what was sent: the same
-/// control bits, and data where the template retransmits some.
-pub fn emits(row: &Row, sent: &[WireSegment]) -> bool {
+/// Whether `row`'s emitted segments are, in order, what was sent in
+/// `state`: the same control bits, and data where the template retransmits
+/// some. In a synchronized state a RST may carry the ACK bit too: once a
+/// connection is established every segment carries it (RFC 9293 §3.1),
+/// and a RST is validated by its sequence number alone (§3.5.3).
+pub fn emits(row: &Row, sent: &[WireSegment], state: State) -> bool {
+    let synchronized = !matches!(state, State::Closed | State::Listen | State::SynSent);
     row.emit.len() == sent.len()
         && row.emit.iter().zip(sent).all(|(t, w)| {
             let mut want = t.ctl.clone();
             want.sort();
-            want == ctl_of(w) && (t.carries.is_none() || seg_len(w) > 0)
+            let have = ctl_of(w);
+            let same = want == have
+                || (synchronized && want == [Ctl::Rst] && have == [Ctl::Ack, Ctl::Rst]);
+            same && (t.carries.is_none() || seg_len(w) > 0)
         })
 }
 
@@ -244,12 +251,20 @@ impl Case<'_> {
     }
 
     /// The stimulus the failure answers: the last injected packet or
-    /// completed call before the failing packet (or before the end).
+    /// completed call before the failing packet (or before the end) that
+    /// the reference took a row for. A blocking call that merely returned
+    /// (connect, accept) took none: the packet before it is the stimulus.
     pub fn stimulus(&self) -> Option<usize> {
         let upto = self.out_index().unwrap_or(self.trace.entries.len());
-        self.trace.entries[..upto]
+        let stims: Vec<usize> = (0..upto)
+            .filter(|&i| stim_kind(&self.trace.entries[i].kind).is_some())
+            .collect();
+        stims
             .iter()
-            .rposition(|e| stim_kind(&e.kind).is_some())
+            .rev()
+            .copied()
+            .find(|&i| self.reference_step(i).is_some())
+            .or(stims.last().copied())
     }
 
     /// The reference's transition for the stimulus at `idx` of the
@@ -328,17 +343,18 @@ impl Case<'_> {
     }
 
     /// What the target sent after the stimulus at `idx`, up to the next
-    /// stimulus or the end of the trace.
+    /// stimulus (a blocking call that merely returned is none) or the end.
     pub fn sent_after(&self, idx: usize) -> Vec<WireSegment> {
         let mut out = Vec::new();
-        for e in self.trace.entries.iter().skip(idx + 1) {
+        for (i, e) in self.trace.entries.iter().enumerate().skip(idx + 1) {
             match &e.kind {
                 TraceKind::PacketOut { bytes, .. } => {
                     if let Ok(w) = wire::decode(bytes) {
                         out.push(w);
                     }
                 }
-                TraceKind::PacketIn { .. } | TraceKind::Call { .. } => break,
+                TraceKind::PacketIn { .. } => break,
+                TraceKind::Call { .. } if self.reference_step(i).is_some() => break,
                 _ => {}
             }
         }

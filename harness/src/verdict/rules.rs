@@ -16,7 +16,7 @@ use crate::run::target::Micros;
 use crate::run::trace::TraceKind;
 use crate::run::wire::{self, WireSegment};
 use tcp_spec::rto::{RtoConfig, RtoEstimator, Sample};
-use tcp_spec::{Ctl, Event, Level, Profile, SeqClass};
+use tcp_spec::{AckClass, Ctl, Event, Level, Profile, SeqClass};
 
 /// A rule: `None` when it does not decide this case.
 pub type Rule = fn(&Case<'_>) -> Option<Vec<Divergence>>;
@@ -30,6 +30,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("senders-choice", senders_choice),
     ("zero-window-probe", zero_window_probe),
     ("fast-retransmit", fast_retransmit),
+    ("early-syn", early_syn),
     ("timer-model", timer_model),
     ("immediate-ack", immediate_ack),
     ("new-data", new_data),
@@ -456,22 +457,36 @@ pub fn timer_model(c: &Case<'_>) -> Option<Vec<Divergence>> {
         .into_iter()
         .filter(|n| a.get(n).map(|s| s.value) != b.get(n).map(|s| s.value))
         .collect();
-    let single: Vec<&str> = differs
-        .iter()
-        .copied()
-        .filter(|n| {
-            let mut p = a.clone();
+    let fits_with = |names: &[&str]| {
+        let mut p = a.clone();
+        for n in names {
             if let (Some(src), Some(dst)) = (b.get(n), p_get_mut(&mut p, n)) {
                 dst.value = src.value;
             }
-            t.fits(predict(
-                RtoConfig::from_params(&p),
-                p.syn_linear_timeouts.value,
-                &t,
-            ))
-        })
+        }
+        t.fits(predict(
+            RtoConfig::from_params(&p),
+            p.syn_linear_timeouts.value,
+            &t,
+        ))
+    };
+    let single: Vec<&str> = differs
+        .iter()
+        .copied()
+        .filter(|n| fits_with(&[n]))
         .collect();
-    let used = if single.is_empty() { differs } else { single };
+    let pair: Vec<&str> = differs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, x)| differs[i + 1..].iter().map(move |y| [*x, *y]))
+        .find(|pair| fits_with(pair))
+        .map(|p| p.to_vec())
+        .unwrap_or_default();
+    let used = match (single.is_empty(), pair.is_empty()) {
+        (false, _) => single,
+        (true, false) => pair,
+        (true, true) => differs,
+    };
     let level = used
         .iter()
         .map(|n| c.param_level(c.profile, n))
@@ -587,6 +602,51 @@ pub fn zero_window_probe(c: &Case<'_>) -> Option<Vec<Divergence>> {
     one(d)
 }
 
+/// A SYN resent shortly after an acknowledgment outside (ISS, SND.NXT]
+/// arrived in SYN-SENT: RFC 9293 §3.10.7.3 answers (or drops) such a
+/// segment and returns, so only the retransmission timer resends the SYN.
+/// A profile's `syn_resend_after_bad_ack_ms` documents a stack that
+/// re-arms its timer to resend early.
+pub fn early_syn(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    let at = match c.failure.mismatch {
+        Mismatch::Unexpected { at } | Mismatch::Early { at } => at,
+        _ => return None,
+    };
+    let w = c.actual_wire()?;
+    if !w.flags.syn || w.flags.ack {
+        return None;
+    }
+    let s = c.stimulus()?;
+    let (state, _, _) = c.reference_step(s)?;
+    let bad_ack = matches!(
+        c.rows(s)?.event,
+        Some(Event::Segment(e)) if e.ack != AckClass::New && e.ack != AckClass::Absent
+    );
+    if state != tcp_spec::State::SynSent || !bad_ack {
+        return None;
+    }
+    let gap = at.saturating_sub(c.trace.entries[s].at) as f64;
+    let name = "syn_resend_after_bad_ack_ms";
+    let own = c.spec().profile(c.profile).params.get(name)?;
+    let mut d = c.base(Kind::Extra);
+    d.rfc = vec!["RFC9293 3.10.7.3".into(), "RFC6298 5".into()];
+    let predicted = own.value as f64 * 1000.0;
+    let level = c.param_level(c.judge.rfc, name);
+    d.class = Class::departure(level);
+    d.level = Some(level);
+    d.params = vec![c.param_text(c.judge.rfc, name)];
+    if own.value > 0 && (gap - predicted).abs() <= 20_000.0 + c.tolerance() as f64 {
+        d.params.push(c.param_text(c.profile, name));
+        d.documented = Some(own.source.clone());
+    }
+    d.reason = format!(
+        "the SYN was resent {} ms after an acknowledgment outside (ISS, SND.NXT] instead of when the retransmission timer expires",
+        ms_f(gap)
+    );
+    d.continues = true;
+    one(d)
+}
+
 /// A retransmission the script expects after duplicate ACKs: fast
 /// retransmit (RFC 5681 §3.2) is not in the table. With fewer than three
 /// duplicates none is due, so not sending one conforms to RFC 5681.
@@ -639,37 +699,49 @@ pub fn fast_retransmit(c: &Case<'_>) -> Option<Vec<Divergence>> {
 
 // ----- acknowledgments and new data --------------------------------------
 
-/// The first acknowledgment of what the peer sent, sent at once: the row
-/// that took the data in asks for it, and may delay it (RFC 9293 §3.8.6.3,
-/// RFC 1122 §4.2.3.2) but need not.
+/// The first acknowledgment of what the peer sent, earlier than the script
+/// expected it: the row that took the data in asks for it, and may delay
+/// it but need not (RFC 9293 §3.8.6.3, RFC 1122 §4.2.3.2) — as long as the
+/// delay stays under 0.5 s (MUST-40).
 pub fn immediate_ack(c: &Case<'_>) -> Option<Vec<Divergence>> {
-    if !matches!(
-        c.failure.mismatch,
-        Mismatch::Unexpected { .. } | Mismatch::Differs { .. }
-    ) {
-        return None;
-    }
+    let at = match c.failure.mismatch {
+        Mismatch::Unexpected { at } | Mismatch::Differs { at, .. } => at,
+        _ => return None,
+    };
     let w = c.actual_wire()?;
     if ctl_of(&w) != [Ctl::Ack] || w.payload_len > 0 {
         return None;
     }
     let idx = c.out_index()?;
-    let ends_input = c.trace.entries[..idx].iter().any(|e| match &e.kind {
-        TraceKind::PacketIn { bytes, .. } => wire::decode(bytes)
-            .is_ok_and(|i| i.seq.wrapping_add(seg_len(&i)) == w.ack && seg_len(&i) > 0),
-        _ => false,
-    });
+    let acked_input = c.trace.entries[..idx]
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            TraceKind::PacketIn { bytes, .. } => wire::decode(bytes)
+                .ok()
+                .filter(|i| seg_len(i) > 0 && i.seq.wrapping_add(seg_len(i)) == w.ack)
+                .map(|_| e.at),
+            _ => None,
+        })?;
     let acked_before = c
         .outs()
         .iter()
         .any(|(i, _, o)| *i < idx && o.flags.ack && o.ack == w.ack);
-    if !ends_input || acked_before {
+    if acked_before {
         return None;
     }
+    let delay = at.saturating_sub(acked_input);
     let mut d = c.base(kind_of(c));
-    d.class = Class::Conforms;
-    d.reason = "the acknowledgment of received data, sent at once instead of delayed (or carried by a later segment)".into();
     d.rfc = vec!["RFC9293 3.8.6.3".into(), "RFC1122 4.2.3.2".into()];
+    if delay >= 500_000 {
+        d.class = Class::MustViolation;
+        d.level = Some(Level::Must);
+        d.reason = "the acknowledgment of received data came 0.5 s or more after the data (MUST-40: less than 0.5 s)".into();
+        return one(d);
+    }
+    d.class = Class::Conforms;
+    d.continues = true;
+    d.reason = "the acknowledgment of received data, sent at once or after a delay under 0.5 s (either is allowed), where the script expected it later".into();
     one(d)
 }
 
@@ -731,15 +803,19 @@ pub fn delayed_ack(c: &Case<'_>) -> Option<Vec<Divergence>> {
     one(d)
 }
 
-/// Whether the reply of `row` to `ev` is rate-limited under profile `p`:
-/// challenge ACKs (`rate_limited` rows, RFC 5961 §7), and with a shared
-/// out-of-window limiter (`oow_ack_interval_ms`) also the ACK to an
-/// unacceptable segment that carries no data or FIN, or a SYN.
+/// Whether profile `p` rate-limits the reply the RFC row `row` gives to
+/// `ev`: challenge ACKs (`rate_limited` rows, RFC 5961 §7) wherever `p`
+/// limits them; and with a shared out-of-window limiter
+/// (`oow_ack_interval_ms`, Linux's `tcp_oow_rate_limited`) also the ACK to
+/// an unacceptable segment without data or FIN (or with SYN), and the
+/// challenge ACK to an acknowledgment of unsent or too old data
+/// (RFC 5961 §5.2).
 fn limited(c: &Case<'_>, p: Profile, row: &tcp_spec::Row, ev: Option<&Event>) -> bool {
+    let params = &c.spec().profile(p).params;
+    let oow = params.oow_ack_interval_ms.value > 0;
     if row.rate_limited {
-        return true;
+        return oow || params.challenge_ack_per_sec.value > 0;
     }
-    let oow = c.spec().profile(p).params.oow_ack_interval_ms.value > 0;
     let Some(Event::Segment(s)) = ev else {
         return false;
     };
@@ -747,12 +823,13 @@ fn limited(c: &Case<'_>, p: Profile, row: &tcp_spec::Row, ev: Option<&Event>) ->
         s.seq,
         SeqClass::Below | SeqClass::Beyond | SeqClass::ZeroWindowOff
     );
-    let pure_ack = row.emit.len() == 1 && row.emit[0].ctl == [Ctl::Ack];
-    oow && unacceptable && pure_ack && ((!s.payload && !s.fin) || s.syn)
+    let bad_ack = matches!(s.ack, AckClass::TooOld | AckClass::Beyond);
+    oow && !s.rst && ((unacceptable && ((!s.payload && !s.fin) || s.syn)) || bad_ack)
 }
 
 /// Times of the target's replies to earlier stimuli that `p`'s limiter
-/// covers (one ACK sent right after such a stimulus).
+/// covers (a pure ACK sent right after such a stimulus). The limiter's
+/// clock restarts only when a reply goes out.
 fn limited_replies(c: &Case<'_>, p: Profile, before: usize) -> Vec<Micros> {
     let mut out = Vec::new();
     for (i, e) in c.trace.entries.iter().enumerate().take(before) {
@@ -760,8 +837,7 @@ fn limited_replies(c: &Case<'_>, p: Profile, before: usize) -> Vec<Micros> {
             continue;
         }
         let Some(rows) = c.rows(i) else { continue };
-        let row = if p == c.judge.rfc { rows.rfc } else { rows.own };
-        if !limited(c, p, row, rows.event.as_ref()) {
+        if !limited(c, p, rows.rfc, rows.event.as_ref()) {
             continue;
         }
         let replied = c.trace.entries[i + 1..]
@@ -792,7 +868,7 @@ pub fn rate_limit(c: &Case<'_>) -> Option<Vec<Divergence>> {
         return None;
     }
     let (s, rows) = packet_rows(c)?;
-    if !limited(c, c.profile, rows.own, rows.event.as_ref()) {
+    if !limited(c, c.profile, rows.rfc, rows.event.as_ref()) {
         return None;
     }
     let stim_at = c.trace.entries[s].at;
@@ -808,7 +884,7 @@ pub fn rate_limit(c: &Case<'_>) -> Option<Vec<Divergence>> {
         return None;
     }
     let mut d = c.base(Kind::Missing);
-    d.rows.push(rows.own.id.clone());
+    d.rows.push(rows.rfc.id.clone());
     d.continues = true;
     if gap_ms * 20 > interval_ms * 19 {
         d.reason = format!(
@@ -822,12 +898,14 @@ pub fn rate_limit(c: &Case<'_>) -> Option<Vec<Divergence>> {
         "challenge_ack_per_sec"
     };
     d.params.push(c.param_text(c.profile, name));
-    if rows.own.rate_limited {
+    let challenge = rows.rfc.rate_limited
+        || matches!(&rows.event, Some(Event::Segment(e)) if matches!(e.ack, AckClass::TooOld | AckClass::Beyond));
+    if challenge {
         d.class = Class::Conforms;
         d.level = Some(Level::Should);
         d.reason = format!(
-            "the challenge ACK of row {} is rate-limited ({gap_ms} ms after the last one; the {} profile allows one per {interval_ms} ms)",
-            rows.own.id, c.profile
+            "the challenge ACK of row {} is rate-limited ({gap_ms} ms after the last limited reply; the {} profile allows one per {interval_ms} ms)",
+            rows.rfc.id, c.profile
         );
         d.rfc = vec!["RFC5961 7".into()];
     } else {
@@ -836,7 +914,7 @@ pub fn rate_limit(c: &Case<'_>) -> Option<Vec<Divergence>> {
         d.level = Some(level);
         d.reason = format!(
             "the ACK row {} asks for is suppressed by the {} profile's shared out-of-window limiter ({gap_ms} ms after the last limited reply)",
-            rows.own.id, c.profile
+            rows.rfc.id, c.profile
         );
         d.documented = Some(params.oow_ack_interval_ms.source.clone());
         d.rfc = vec!["RFC9293 3.10.7.4".into(), "RFC5961 7".into()];
@@ -877,7 +955,7 @@ pub fn response(c: &Case<'_>) -> Option<Vec<Divergence>> {
     // The values differ while the control bits are the row's.
     let values = matches!(&c.failure.mismatch, Mismatch::Differs { fields, .. }
         if fields.iter().any(|f| matches!(f, Field::Seq | Field::Ack | Field::Len)));
-    let rfc_fits = emits(rows.rfc, &sent) && !values;
+    let rfc_fits = emits(rows.rfc, &sent, state) && !values;
     if rfc_fits {
         d.class = Class::Conforms;
         d.level = rows.rfc.level;
@@ -888,7 +966,7 @@ pub fn response(c: &Case<'_>) -> Option<Vec<Divergence>> {
         );
         return one(d);
     }
-    if rows.own.id != rows.rfc.id && emits(rows.own, &sent) {
+    if rows.own.id != rows.rfc.id && emits(rows.own, &sent, state) {
         let level = rows.own.level.unwrap_or(Level::None);
         d.class = Class::departure(level);
         d.level = Some(level);
@@ -913,7 +991,7 @@ pub fn response(c: &Case<'_>) -> Option<Vec<Divergence>> {
     d.class = Class::departure(level);
     d.level = Some(level);
     d.continues = true;
-    d.reason = if values && emits(rows.rfc, &sent) {
+    d.reason = if values && emits(rows.rfc, &sent, state) {
         format!(
             "the control bits are row {}'s, but its SEQ/ACK/length are not what the row prescribes",
             rows.rfc.id
