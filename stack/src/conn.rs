@@ -415,7 +415,11 @@ impl Conn {
     }
 
     /// The retransmission timer's next expiry would exceed the retry limit
-    /// and becomes a user timeout (RFC 9293 §3.8.3 R2).
+    /// and becomes a user timeout (RFC 9293 §3.8.3 R2). A SYN-ACK counts as
+    /// a SYN: R2 for a SYN segment covers both opens, so under the RFC
+    /// profiles a passive open too keeps its SYN-ACK going for at least
+    /// three minutes (RFC 1122 §4.2.3.5); the backlog bounds what that
+    /// holds.
     pub fn retries_exhausted(&self, p: &ConnParams) -> bool {
         let limit = match self.state {
             State::SynSent | State::SynReceived => p.syn_retries,
@@ -1003,11 +1007,7 @@ impl Conn {
     /// Returns false when the retry limit turned it into a user timeout.
     pub fn on_rtx_timeout(&mut self, ctx: &mut Ctx<'_>) -> bool {
         self.rtx_deadline = None;
-        let limit = match self.state {
-            State::SynSent | State::SynReceived => ctx.p.syn_retries,
-            _ => ctx.p.max_retries,
-        };
-        if self.rtx_count >= limit {
+        if self.retries_exhausted(ctx.p) {
             return false;
         }
         match self.state {

@@ -594,6 +594,52 @@ fn syn_retransmission_then_user_timeout() {
     assert_eq!(ts.last().map(|t| t.row), Some("CONN.USER-TIMEOUT"));
 }
 
+/// R2 for a SYN (RFC 9293 §3.8.3 MUST-23, RFC 1122 §4.2.3.5): under
+/// rfc9293 an unanswered connect() is retransmitted on the RTO schedule
+/// (1 s, doubling, capped at 60 s) and given up no earlier than three
+/// minutes after the first SYN.
+#[test]
+fn an_unanswered_syn_is_retransmitted_for_at_least_three_minutes() {
+    let profile = Profile::Rfc9293;
+    let mut a = endpoint(ip_a(), profile, 1);
+    let start = Instant::from_millis(0);
+    let h = a
+        .connect(
+            start,
+            SocketAddr::new(ip_a(), 0),
+            SocketAddr::new(ip_b(), 80),
+        )
+        .expect("connect");
+    let mut now = start;
+    let mut syn_times = Vec::new();
+    loop {
+        while let Some(p) = a.poll_transmit(now) {
+            assert!(parse_any(&p).flags.syn);
+            syn_times.push(now.saturating_duration_since(start).as_secs_f64());
+        }
+        let Some(t) = a.poll_timeout() else { break };
+        now = t;
+        a.handle_timeout(now);
+    }
+    let gave_up = now.saturating_duration_since(start).as_secs_f64();
+    let ts = a.drain_transitions();
+    check(profile, &ts);
+    assert_eq!(ts.last().map(|t| t.row), Some("CONN.USER-TIMEOUT"));
+    assert_eq!(a.take_error(h), Ok(Some(Error::TimedOut)));
+    assert!(
+        gave_up >= tcp_spec::rto::SYN_R2_MIN,
+        "gave up at {gave_up} s (SYNs at {syn_times:?})"
+    );
+    // The SYN times follow the doubling schedule: each gap is twice the
+    // one before, up to the 60 s cap, and the last gap (to giving up) too.
+    let mut gaps: Vec<f64> = syn_times.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.push(gave_up - syn_times.last().copied().unwrap_or(0.0));
+    assert_eq!(gaps.first(), Some(&1.0), "{syn_times:?}");
+    for w in gaps.windows(2) {
+        assert_eq!(w[1], (w[0] * 2.0).min(60.0), "{syn_times:?} then {gave_up}");
+    }
+}
+
 #[test]
 fn connect_refused_by_rst() {
     let mut net = Net::new(Profile::Rfc9293);
