@@ -61,6 +61,7 @@ pub(crate) struct ConnParams {
     pub profile: Profile,
     pub rto: RtoParams,
     pub time_wait_us: u64,
+    /// The delayed-ACK timeout ([`ConnParams::delayed_ack_timeout_us`]).
     pub delayed_ack_us: u64,
     pub challenge_per_sec: u64,
     pub syn_retries: u32,
@@ -73,7 +74,28 @@ pub(crate) struct ConnParams {
     pub nagle: bool,
 }
 
+/// How long the stack holds back the ACK of a lone in-order segment when
+/// nothing shortens it: 200 ms. RFC 9293 §3.8.6.3 and RFC 1122 §4.2.3.2
+/// require the delay to stay under half a second, and RFC 5681 §4.2 bounds
+/// it by 500 ms from the segment's arrival; 200 ms is the customary choice
+/// (Linux's `TCP_DELACK_MAX`, the BSD fast timer's worst case), well inside
+/// that bound, so a peer with a 1 s minimum RTO never retransmits for want
+/// of our ACK.
+pub(crate) const DELAYED_ACK_US: u64 = 200_000;
+
 impl ConnParams {
+    /// The delayed-ACK timeout: [`DELAYED_ACK_US`], but strictly below the
+    /// profile's bound `bound_us` (`delayed_ack_max_ms`: the RFCs' "less
+    /// than 0.5 s" is exclusive) and no longer than the minimum RTO, so that
+    /// a peer with the same minimum RTO does not time out before our ACK
+    /// (Linux likewise caps its delayed-ACK maximum by the minimum RTO).
+    /// Zero acknowledges at once.
+    pub fn delayed_ack_timeout_us(bound_us: u64, rto_min_us: u64) -> u64 {
+        DELAYED_ACK_US
+            .min(bound_us.saturating_sub(1))
+            .min(rto_min_us)
+    }
+
     /// The MSS we advertise: the MTU minus IP and TCP headers
     /// (RFC 9293 §3.7.1).
     pub fn our_mss(&self, v6: bool) -> u16 {
@@ -1365,8 +1387,10 @@ impl Conn {
 
     /// Delayed or immediate ACK for delivered text (RFC 9293 §3.8.6.3,
     /// RFC 1122 §4.2.3.2, RFC 5681 §4.2): at least every second segment,
-    /// at most `delayed_ack_max` late, immediately for out-of-order data or
-    /// a filled gap.
+    /// otherwise after the delayed-ACK timeout (strictly less than the
+    /// profile's `delayed_ack_max_ms`, see
+    /// [`ConnParams::delayed_ack_timeout_us`]), immediately for out-of-order
+    /// data or a filled gap.
     fn ack_text(&mut self, ctx: &mut Ctx<'_>, t: &Text) {
         if t.out_of_order || t.filled_gap || t.fin {
             self.ack_now = true;

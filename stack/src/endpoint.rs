@@ -202,11 +202,15 @@ impl Endpoint {
         let spec = tcp_spec::Spec::bundled()?;
         let pp = &spec.profile(config.profile).params;
         let to16 = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+        let rto = RtoParams::from_spec(pp);
         let params = ConnParams {
             profile: config.profile,
-            rto: RtoParams::from_spec(pp),
+            rto,
             time_wait_us: pp.time_wait_ms.value.saturating_mul(1000),
-            delayed_ack_us: pp.delayed_ack_max_ms.value.saturating_mul(1000),
+            delayed_ack_us: ConnParams::delayed_ack_timeout_us(
+                pp.delayed_ack_max_ms.value.saturating_mul(1000),
+                rto.min_us,
+            ),
             challenge_per_sec: pp.challenge_ack_per_sec.value,
             syn_retries: u32::try_from(pp.syn_retries.value).unwrap_or(u32::MAX),
             max_retries: config.max_retries,

@@ -550,6 +550,49 @@ fn delayed_ack_fires_within_the_profile_bound() {
     check(Profile::Linux, &a.drain_transitions());
 }
 
+/// RFC 9293 §3.8.6.3, RFC 1122 §4.2.3.2: under every profile the ACK of a
+/// lone small segment is delayed, but by less than 0.5 s; RFC 5681 §4.2:
+/// the second full-sized segment is acknowledged at once.
+#[test]
+fn a_delayed_ack_waits_less_than_half_a_second_and_every_second_segment_is_acked() {
+    for profile in Profile::ALL {
+        let (mut a, _h, mut peer, ours, mut now) = scripted(profile);
+        let seg = |seq: u32, data: &[u8]| craft(4000, 80, seq, Some(ours), Flags::default(), data);
+        for _ in 0..3 {
+            a.handle_packet(now, &seg(peer, b"small"));
+            peer += 5;
+            assert!(a.poll_transmit(now).is_none(), "{profile}: ACK is delayed");
+            let due = a.poll_timeout().expect("delayed-ACK timer");
+            let delay = due.saturating_duration_since(now);
+            assert!(
+                delay < Duration::from_millis(500),
+                "{profile}: ACK delayed {delay:?}"
+            );
+            now = due;
+            a.handle_timeout(now);
+            let ack = parse_any(&a.poll_transmit(now).expect("delayed ACK"));
+            assert_eq!(ack.ack.0, peer, "{profile}");
+        }
+        let full = vec![7u8; 1460];
+        for _ in 0..2 {
+            a.handle_packet(now, &seg(peer, &full));
+            assert!(
+                a.poll_transmit(now).is_none(),
+                "{profile}: first is delayed"
+            );
+            peer += 1460;
+            a.handle_packet(now, &seg(peer, &full));
+            peer += 1460;
+            let ack = parse_any(&a.poll_transmit(now).expect("ACK of the second"));
+            assert_eq!(
+                ack.ack.0, peer,
+                "{profile}: the second is acknowledged at once"
+            );
+        }
+        check(profile, &a.drain_transitions());
+    }
+}
+
 #[test]
 fn retransmission_backs_off_and_karn_skips_the_sample() {
     let mut net = Net::new(Profile::Linux);
