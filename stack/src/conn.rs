@@ -72,6 +72,8 @@ pub(crate) struct ConnParams {
     pub recv_buf: usize,
     pub send_buf: usize,
     pub nagle: bool,
+    /// Window scaling offered and accepted (RFC 7323 §2).
+    pub window_scaling: bool,
 }
 
 /// How long the stack holds back the ACK of a lone in-order segment when
@@ -104,9 +106,13 @@ impl ConnParams {
     }
 
     /// The window scale we offer: the smallest shift that lets the receive
-    /// buffer be advertised (RFC 7323 §2.3, at most 14).
+    /// buffer be advertised (RFC 7323 §2.3, at most 14); 0 with window
+    /// scaling off.
     pub fn our_wscale(&self) -> u8 {
         let mut s = 0u8;
+        if !self.window_scaling {
+            return s;
+        }
         while s < 14 && (self.recv_buf >> s) > 65535 {
             s += 1;
         }
@@ -586,8 +592,8 @@ impl Conn {
         let mut s = self.segment(ctx.p, self.iss, flags, Vec::new());
         s.options.mss = Some(ctx.p.our_mss(self.remote.is_ipv6()));
         // RFC 7323 §2.2: offered on a SYN, echoed on a SYN-ACK only when the
-        // peer's SYN carried it.
-        if !with_ack || self.peer_offered_ws {
+        // peer's SYN carried it; never with window scaling off.
+        if ctx.p.window_scaling && (!with_ack || self.peer_offered_ws) {
             s.options.window_scale = Some(self.rcv_wscale);
         }
         ctx.emit(&s, cause);
@@ -802,7 +808,9 @@ impl Conn {
         });
         self.snd_mss = peer_mss.min(p.our_mss(v6)).max(1);
         self.cc = Congestion::new(u32::from(self.snd_mss), self.syn_retransmitted);
-        match seg.options.window_scale {
+        // With window scaling off we offer none, so the peer's is ignored
+        // (RFC 7323 §2.2: scaling needs the option in both SYNs).
+        match seg.options.window_scale.filter(|_| p.window_scaling) {
             Some(ws) => {
                 self.peer_offered_ws = true;
                 self.snd_wscale = ws.min(14);

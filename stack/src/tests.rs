@@ -291,6 +291,58 @@ fn ipv6_handshake_uses_v6_mss() {
     assert_eq!(read_all(&mut net.b, net.now, b).0, b"six");
 }
 
+/// RFC 7323 §2.2 with `Config::window_scaling` off on either side: no SYN
+/// carries the option, neither direction is scaled, and a transfer larger
+/// than one unscaled window still completes. With both on, both SYNs carry
+/// it and the 256 KiB buffer is advertised with a shift of 3.
+#[test]
+fn window_scaling_off_on_either_side_leaves_both_directions_unscaled() {
+    for (a_on, b_on) in [(false, true), (true, false), (true, true)] {
+        let mut net = Net::new(Profile::Rfc9293);
+        for (ep, on, ip, seed) in [(&mut net.a, a_on, ip_a(), 1), (&mut net.b, b_on, ip_b(), 2)] {
+            let mut c = Config::new(vec![ip]);
+            c.recv_buf = 256 * 1024;
+            c.secret = [seed; 32];
+            c.window_scaling = on;
+            *ep = Endpoint::new(c).expect("endpoint");
+        }
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let log = seen.clone();
+        net.filter = Box::new(move |_, s| {
+            if s.flags.syn {
+                log.borrow_mut().push(s.options.window_scale);
+            }
+            true
+        });
+        let (a, b) = net.establish();
+        let both = a_on && b_on;
+        let syns = seen.borrow().clone();
+        assert_eq!(syns.len(), 2, "SYN and SYN-ACK: {syns:?}");
+        assert_eq!(syns[0].is_some(), a_on, "SYN: {syns:?}");
+        assert_eq!(syns[1].is_some(), both, "SYN-ACK: {syns:?}");
+        for (ep, h) in [(&net.a, a), (&net.b, b)] {
+            let st = ep.status(h).expect("status");
+            let shift = if both { 3 } else { 0 };
+            assert_eq!(
+                (st.snd_wscale, st.rcv_wscale),
+                (shift, shift),
+                "{a_on} {b_on}"
+            );
+        }
+        let data = pattern(200_000);
+        let mut sent = 0;
+        let mut got = Vec::new();
+        while got.len() < data.len() {
+            if sent < data.len() {
+                sent += net.a.send(net.now, a, &data[sent..]).unwrap_or(0);
+            }
+            net.advance(Duration::from_millis(10));
+            got.extend(read_all(&mut net.b, net.now, b).0);
+        }
+        assert_eq!(got, data);
+    }
+}
+
 #[test]
 fn simultaneous_open_and_close() {
     let mut net = Net::new(Profile::Rfc9293);
