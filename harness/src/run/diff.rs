@@ -290,6 +290,7 @@ fn outcome_text(r: &RunReport) -> String {
         Outcome::Passed => "passed".into(),
         // The line is in the divergences; where a run stops can race.
         Outcome::Failed(_) => "stopped".into(),
+        Outcome::NotApplicable(e) => format!("not applicable: {e}"),
         Outcome::Error(e) => format!(
             "error: {}",
             strip_times(e.split(" (scripted").next().unwrap_or(e))

@@ -35,8 +35,11 @@
 //!   data segment; strict mode does not. Without strict mode unexpected
 //!   packets are warnings.
 //! - **Shell lines.** `sysctl name=value` is handed to the target, which
-//!   applies it or reports it not applicable (a warning); other commands
-//!   are not applicable to an in-process target (a warning).
+//!   applies it, refuses it (a host-wide knob on `linux`: a warning, the
+//!   run goes on) or reports it not applicable: the target has no
+//!   counterpart, so the run ends there as [`Outcome::NotApplicable`] —
+//!   neither a pass nor a failure. Other commands are not applicable to an
+//!   in-process target (a warning).
 
 use super::syscall;
 use super::target::{
@@ -107,6 +110,11 @@ pub enum Outcome {
     /// The script cannot be run: malformed, or using something unsupported.
     /// The text is `path:line:col: message`.
     Error(String),
+    /// The script asks for a setting the target has no counterpart for (a
+    /// `sysctl` it cannot apply), so its expectations say nothing about
+    /// this target: not a pass and not a failure. The text is
+    /// `path:line:col: sysctl name=value not applicable on target: reason`.
+    NotApplicable(String),
 }
 
 /// The result of running one script on one target.
@@ -116,7 +124,7 @@ pub struct RunReport {
     pub path: String,
     /// The target's name.
     pub target: &'static str,
-    /// Passed, failed or error.
+    /// Passed, failed, error or not applicable.
     pub outcome: Outcome,
     /// Things not applied or not checked.
     pub warnings: Vec<String>,
@@ -156,6 +164,12 @@ impl RunReport {
         self.outcome == Outcome::Passed
     }
 
+    /// Whether the script does not apply to the target (see
+    /// [`Outcome::NotApplicable`]).
+    pub fn not_applicable(&self) -> bool {
+        matches!(self.outcome, Outcome::NotApplicable(_))
+    }
+
     /// The failure or error in full: `path:line:col: message`, expected and
     /// actual, and the ladder of what happened up to that point. Empty when
     /// the script passed.
@@ -163,6 +177,7 @@ impl RunReport {
         match &self.outcome {
             Outcome::Passed => String::new(),
             Outcome::Error(e) => format!("{e}\n"),
+            Outcome::NotApplicable(e) => format!("{e}\n"),
             Outcome::Failed(f) => {
                 let mut s = format!("{}:{}:{}: {}\n", self.path, f.line, f.col, f.message);
                 if let Some(e) = &f.expected {
@@ -190,6 +205,7 @@ impl RunReport {
                 }),
             ),
             Outcome::Error(e) => ("error", serde_json::Value::String(e.clone())),
+            Outcome::NotApplicable(e) => ("not_applicable", serde_json::Value::String(e.clone())),
         };
         serde_json::json!({
             "path": self.path,
@@ -210,6 +226,12 @@ impl RunReport {
 enum Stop {
     Fail(Failure),
     Error {
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    /// A sysctl the target has no counterpart for.
+    NotApplicable {
         line: usize,
         col: usize,
         message: String,
@@ -314,6 +336,9 @@ pub fn run_script(
         Err(Stop::Fail(f)) => Outcome::Failed(f),
         Err(Stop::Error { line, col, message }) => {
             Outcome::Error(format!("{path}:{line}:{col}: {message}"))
+        }
+        Err(Stop::NotApplicable { line, col, message }) => {
+            Outcome::NotApplicable(format!("{path}:{line}:{col}: {message}"))
         }
     };
     RunReport {
@@ -639,10 +664,20 @@ impl Runner<'_> {
                                 },
                             );
                         }
-                        SysctlOutcome::NotApplicable(why) => self.warn(format!(
-                            "line {}: sysctl {name}={value} not applicable on {target}: {why}",
+                        SysctlOutcome::Refused(why) => self.warn(format!(
+                            "line {}: sysctl {name}={value} not applied on {target}, \
+                             the run goes on with the value in force: {why}",
                             e.line
                         )),
+                        SysctlOutcome::NotApplicable(why) => {
+                            return Err(Stop::NotApplicable {
+                                line: e.line,
+                                col: e.col,
+                                message: format!(
+                                    "sysctl {name}={value} not applicable on {target}: {why}"
+                                ),
+                            })
+                        }
                     }
                 }
             }
@@ -1010,6 +1045,7 @@ impl fmt::Display for Outcome {
             Outcome::Passed => f.write_str("passed"),
             Outcome::Failed(x) => write!(f, "failed: line {}: {}", x.line, x.message),
             Outcome::Error(e) => write!(f, "error: {e}"),
+            Outcome::NotApplicable(e) => write!(f, "not applicable: {e}"),
         }
     }
 }
