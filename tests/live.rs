@@ -78,6 +78,13 @@ fn committed() -> Vec<ScriptDiff> {
     diffs
 }
 
+/// `uname -r` of the kernel under test.
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn generated_doc() -> String {
     diff::markdown(&committed(), "linux")
 }
@@ -149,6 +156,7 @@ fn linux_divergences_match_their_snapshots() {
         targets: vec!["own".into(), "linux".into()],
         profile: Profile::Rfc9293,
         max_timeline_us: Some(MAX_TIMELINE_US),
+        ..DiffOptions::default()
     };
     let mut skipped = Vec::new();
     for path in &scripts {
@@ -166,6 +174,8 @@ fn linux_divergences_match_their_snapshots() {
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_path("snapshots");
         settings.set_omit_expression(true);
+        // The kernel goes in the header: the body compares across kernels.
+        settings.set_description(format!("kernel {}", kernel_release()));
         let name = snapshot_name(&rel);
         settings.bind(|| insta::assert_snapshot!(name, report.snapshot()));
     }

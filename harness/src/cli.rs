@@ -1,6 +1,8 @@
 //! Command-line interface: argument parsing and the subcommands.
 //!
-//! Exit codes: 0 success, 1 a check failed, 2 usage or input errors.
+//! Exit codes: 0 success, 1 a check failed, 2 usage or input errors. A
+//! script that is not applicable to its target (a sysctl the target has no
+//! counterpart for) is reported as such and does not fail the run.
 
 use crate::run::{self, suite, RunOptions, RunReport};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -370,6 +372,7 @@ fn render_reports(reports: &[RunReport], json: bool, ladders: bool) -> Result<St
             "flaky": sum.flaky,
             "failed": sum.failed,
             "errors": sum.errors,
+            "not_applicable": sum.not_applicable,
         });
         let mut s = serde_json::to_string_pretty(&v)?;
         s.push('\n');
@@ -442,7 +445,8 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
 /// run (root, /dev/net/tun), also on `own-tun`, which must pass like `own`,
 /// and on `linux`, whose divergences are classified against the profile
 /// and reported (they are findings about the kernel, not failures of the
-/// check). Exit 0 when every `own`/`own-tun` script passes.
+/// check). Exit 0 when every `own`/`own-tun` script passes or is not
+/// applicable there.
 fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     use crate::run::diff::{self, DiffOptions};
     let dir = shown_path(&args.suite.unwrap_or_else(bundled_suite_dir));
@@ -503,6 +507,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
             "flaky": sum.flaky,
             "failed": sum.failed,
             "errors": sum.errors,
+            "not_applicable": sum.not_applicable,
             "linux": diff::json_report(&linux),
             "coverage": cov.json(),
         });

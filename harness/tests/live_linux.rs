@@ -256,7 +256,7 @@ fn socket_calls_run_on_real_sockets_in_the_namespace() {
     assert_passed(&r);
     assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
     assert!(
-        r.warnings[0].contains("not applicable on linux")
+        r.warnings[0].contains("not applied on linux")
             && r.warnings[0].contains("not local to a network namespace"),
         "{:?}",
         r.warnings

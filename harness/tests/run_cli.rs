@@ -148,7 +148,7 @@ fn strict_mode_catches_an_unexpected_packet() {
 #[test]
 fn strict_mode_catches_a_pure_ack_before_a_data_segment() {
     let d = scratch("strict-mid");
-    // The delayed ACK of the peer's data (0.5 s later) precedes the write's
+    // The delayed ACK of the peer's data (0.2 s later) precedes the write's
     // data segment; the script only expects the data segment.
     let body = format!(
         "{HANDSHAKE}+.1   < P. 1:101(100) ack 1 win 65535\n+.6   write(4, ..., 10) = 10\n+0    > P. 1:11(10) ack 101\n"
@@ -158,7 +158,7 @@ fn strict_mode_catches_a_pure_ack_before_a_data_segment() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
-        t.contains(&format!("{p}:9:1: unexpected outbound packet at 0.700000")),
+        t.contains(&format!("{p}:9:1: unexpected outbound packet at 0.400000")),
         "{t}"
     );
     assert!(t.contains("actual:   > . 1:1(0) ack 101"), "{t}");

@@ -93,7 +93,11 @@ pub struct Params {
     /// Challenge ACKs sent at most this often per second (RFC 5961 §10);
     /// 0 = unlimited.
     pub challenge_ack_per_sec: Sourced,
-    /// SYN retransmissions before an active OPEN gives up.
+    /// R2 for a SYN as a count (RFC 9293 §3.8.3, RFC 1122 §4.2.3.5): how
+    /// often an unanswered SYN or SYN-ACK is retransmitted before the open
+    /// fails, one RTO after the last. Under the RFC profiles the count must
+    /// keep a SYN going for at least three minutes (MUST-23) with the
+    /// profile's RTO schedule (`rto::syn_schedule`).
     pub syn_retries: Sourced,
     /// Default send MSS over IPv4 when the peer sends no MSS option
     /// (RFC 9293 §3.7.1, RFC 1122 §4.2.2.6).

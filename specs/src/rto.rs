@@ -149,6 +149,27 @@ impl RtoEstimator {
     }
 }
 
+/// An unanswered SYN (RFC 9293 §3.8.3): the times, from the first SYN, at
+/// which it is sent (the first at 0, then `retries` retransmissions, each
+/// one RTO after the previous: the initial RTO, doubled on every expiry up
+/// to the cap, RFC 6298 §§2.1, 5.5), and the time the open is given up: one
+/// RTO after the last retransmission, when the retry limit (R2) is reached.
+pub fn syn_schedule(config: RtoConfig, retries: u64) -> (Vec<f64>, f64) {
+    let mut e = RtoEstimator::new(config);
+    let mut at = 0.0;
+    let mut sent = vec![at];
+    for _ in 0..retries {
+        at += e.rto();
+        e.on_timeout();
+        sent.push(at);
+    }
+    (sent, at + e.rto())
+}
+
+/// The least time R2 for a SYN may last (RFC 9293 §3.8.3, MUST-23; RFC 1122
+/// §4.2.3.5): three minutes of retransmission, in seconds.
+pub const SYN_R2_MIN: f64 = 180.0;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +232,36 @@ mod tests {
             retransmitted: false
         }));
         assert_eq!(e.rto(), 1.0); // 0.1 + 0.2 clamped up to min 1 s
+    }
+
+    #[test]
+    fn syn_schedule_doubles_to_the_cap() {
+        let (sent, give_up) = syn_schedule(cfg(), 7);
+        assert_eq!(sent, [0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0, 123.0]);
+        assert_eq!(give_up, 183.0);
+    }
+
+    /// MUST-23: under the RFC profiles the retry count keeps an unanswered
+    /// SYN going for at least three minutes with the profile's own RTO
+    /// values. (Linux's `tcp_syn_retries = 6` gives up at 127 s.)
+    #[test]
+    fn rfc_profiles_retransmit_a_syn_for_at_least_three_minutes() {
+        let spec = match crate::Spec::bundled() {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        for p in [crate::Profile::Rfc793, crate::Profile::Rfc9293] {
+            let params = &spec.profile(p).params;
+            let (_, give_up) =
+                syn_schedule(RtoConfig::from_params(params), params.syn_retries.value);
+            assert!(
+                give_up >= SYN_R2_MIN,
+                "{p}: a SYN is given up at {give_up} s"
+            );
+        }
+        let linux = &spec.profile(crate::Profile::Linux).params;
+        let (_, give_up) = syn_schedule(RtoConfig::from_params(linux), linux.syn_retries.value);
+        assert_eq!(give_up, 127.0);
     }
 
     /// A direct evaluation of RFC 6298's formulas over a sample sequence.

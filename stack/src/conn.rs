@@ -61,6 +61,7 @@ pub(crate) struct ConnParams {
     pub profile: Profile,
     pub rto: RtoParams,
     pub time_wait_us: u64,
+    /// The delayed-ACK timeout ([`ConnParams::delayed_ack_timeout_us`]).
     pub delayed_ack_us: u64,
     pub challenge_per_sec: u64,
     pub syn_retries: u32,
@@ -71,9 +72,32 @@ pub(crate) struct ConnParams {
     pub recv_buf: usize,
     pub send_buf: usize,
     pub nagle: bool,
+    /// Window scaling offered and accepted (RFC 7323 §2).
+    pub window_scaling: bool,
 }
 
+/// How long the stack holds back the ACK of a lone in-order segment when
+/// nothing shortens it: 200 ms. RFC 9293 §3.8.6.3 and RFC 1122 §4.2.3.2
+/// require the delay to stay under half a second, and RFC 5681 §4.2 bounds
+/// it by 500 ms from the segment's arrival; 200 ms is the customary choice
+/// (Linux's `TCP_DELACK_MAX`, the BSD fast timer's worst case), well inside
+/// that bound, so a peer with a 1 s minimum RTO never retransmits for want
+/// of our ACK.
+pub(crate) const DELAYED_ACK_US: u64 = 200_000;
+
 impl ConnParams {
+    /// The delayed-ACK timeout: [`DELAYED_ACK_US`], but strictly below the
+    /// profile's bound `bound_us` (`delayed_ack_max_ms`: the RFCs' "less
+    /// than 0.5 s" is exclusive) and no longer than the minimum RTO, so that
+    /// a peer with the same minimum RTO does not time out before our ACK
+    /// (Linux likewise caps its delayed-ACK maximum by the minimum RTO).
+    /// Zero acknowledges at once.
+    pub fn delayed_ack_timeout_us(bound_us: u64, rto_min_us: u64) -> u64 {
+        DELAYED_ACK_US
+            .min(bound_us.saturating_sub(1))
+            .min(rto_min_us)
+    }
+
     /// The MSS we advertise: the MTU minus IP and TCP headers
     /// (RFC 9293 §3.7.1).
     pub fn our_mss(&self, v6: bool) -> u16 {
@@ -82,9 +106,13 @@ impl ConnParams {
     }
 
     /// The window scale we offer: the smallest shift that lets the receive
-    /// buffer be advertised (RFC 7323 §2.3, at most 14).
+    /// buffer be advertised (RFC 7323 §2.3, at most 14); 0 with window
+    /// scaling off.
     pub fn our_wscale(&self) -> u8 {
         let mut s = 0u8;
+        if !self.window_scaling {
+            return s;
+        }
         while s < 14 && (self.recv_buf >> s) > 65535 {
             s += 1;
         }
@@ -415,7 +443,11 @@ impl Conn {
     }
 
     /// The retransmission timer's next expiry would exceed the retry limit
-    /// and becomes a user timeout (RFC 9293 §3.8.3 R2).
+    /// and becomes a user timeout (RFC 9293 §3.8.3 R2). A SYN-ACK counts as
+    /// a SYN: R2 for a SYN segment covers both opens, so under the RFC
+    /// profiles a passive open too keeps its SYN-ACK going for at least
+    /// three minutes (RFC 1122 §4.2.3.5); the backlog bounds what that
+    /// holds.
     pub fn retries_exhausted(&self, p: &ConnParams) -> bool {
         let limit = match self.state {
             State::SynSent | State::SynReceived => p.syn_retries,
@@ -560,8 +592,8 @@ impl Conn {
         let mut s = self.segment(ctx.p, self.iss, flags, Vec::new());
         s.options.mss = Some(ctx.p.our_mss(self.remote.is_ipv6()));
         // RFC 7323 §2.2: offered on a SYN, echoed on a SYN-ACK only when the
-        // peer's SYN carried it.
-        if !with_ack || self.peer_offered_ws {
+        // peer's SYN carried it; never with window scaling off.
+        if ctx.p.window_scaling && (!with_ack || self.peer_offered_ws) {
             s.options.window_scale = Some(self.rcv_wscale);
         }
         ctx.emit(&s, cause);
@@ -776,7 +808,9 @@ impl Conn {
         });
         self.snd_mss = peer_mss.min(p.our_mss(v6)).max(1);
         self.cc = Congestion::new(u32::from(self.snd_mss), self.syn_retransmitted);
-        match seg.options.window_scale {
+        // With window scaling off we offer none, so the peer's is ignored
+        // (RFC 7323 §2.2: scaling needs the option in both SYNs).
+        match seg.options.window_scale.filter(|_| p.window_scaling) {
             Some(ws) => {
                 self.peer_offered_ws = true;
                 self.snd_wscale = ws.min(14);
@@ -1003,11 +1037,7 @@ impl Conn {
     /// Returns false when the retry limit turned it into a user timeout.
     pub fn on_rtx_timeout(&mut self, ctx: &mut Ctx<'_>) -> bool {
         self.rtx_deadline = None;
-        let limit = match self.state {
-            State::SynSent | State::SynReceived => ctx.p.syn_retries,
-            _ => ctx.p.max_retries,
-        };
-        if self.rtx_count >= limit {
+        if self.retries_exhausted(ctx.p) {
             return false;
         }
         match self.state {
@@ -1365,8 +1395,10 @@ impl Conn {
 
     /// Delayed or immediate ACK for delivered text (RFC 9293 §3.8.6.3,
     /// RFC 1122 §4.2.3.2, RFC 5681 §4.2): at least every second segment,
-    /// at most `delayed_ack_max` late, immediately for out-of-order data or
-    /// a filled gap.
+    /// otherwise after the delayed-ACK timeout (strictly less than the
+    /// profile's `delayed_ack_max_ms`, see
+    /// [`ConnParams::delayed_ack_timeout_us`]), immediately for out-of-order
+    /// data or a filled gap.
     fn ack_text(&mut self, ctx: &mut Ctx<'_>, t: &Text) {
         if t.out_of_order || t.filled_gap || t.fin {
             self.ack_now = true;

@@ -38,6 +38,19 @@ pub struct Config {
     /// Retransmissions of data or FIN before the connection is aborted as
     /// a user timeout (RFC 9293 §3.8.3 R2).
     pub max_retries: u32,
+    /// R2 for a SYN or SYN-ACK as a count (RFC 9293 §3.8.3); `None` takes
+    /// the profile's `syn_retries`.
+    pub syn_retries: Option<u32>,
+    /// Lower bound of a computed RTO in µs (RFC 6298 §2.4); `None` takes
+    /// the profile's `rto_min_ms`.
+    pub rto_min_us: Option<u64>,
+    /// Upper bound of the RTO in µs (RFC 6298 §2.5); `None` takes the
+    /// profile's `rto_max_ms`.
+    pub rto_max_us: Option<u64>,
+    /// Window scaling (RFC 7323 §2): offered on our SYN and echoed on our
+    /// SYN-ACK. Off: neither, the peer's option is ignored and both
+    /// directions stay unscaled (§2.2).
+    pub window_scaling: bool,
     /// Keep the observer log of transitions ([`Endpoint::drain_transitions`]).
     /// On by default; a long-running user that never drains it (a server)
     /// turns it off, or the log grows with every segment.
@@ -46,7 +59,8 @@ pub struct Config {
 
 impl Config {
     /// Defaults: profile rfc9293, 64 KiB buffers, MTU 1500, backlog 128,
-    /// Nagle on, 15 retries, transitions logged, an all-zero secret (set a
+    /// Nagle on, 15 retries, the profile's SYN retries and RTO bounds,
+    /// window scaling on, transitions logged, an all-zero secret (set a
     /// random one).
     pub fn new(addrs: Vec<IpAddr>) -> Config {
         Config {
@@ -59,6 +73,10 @@ impl Config {
             mtu: 1500,
             nagle: true,
             max_retries: 15,
+            syn_retries: None,
+            rto_min_us: None,
+            rto_max_us: None,
+            window_scaling: true,
             log_transitions: true,
         }
     }
@@ -202,13 +220,21 @@ impl Endpoint {
         let spec = tcp_spec::Spec::bundled()?;
         let pp = &spec.profile(config.profile).params;
         let to16 = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+        let mut rto = RtoParams::from_spec(pp);
+        rto.min_us = config.rto_min_us.unwrap_or(rto.min_us);
+        rto.max_us = config.rto_max_us.unwrap_or(rto.max_us).max(1);
         let params = ConnParams {
             profile: config.profile,
-            rto: RtoParams::from_spec(pp),
+            rto,
             time_wait_us: pp.time_wait_ms.value.saturating_mul(1000),
-            delayed_ack_us: pp.delayed_ack_max_ms.value.saturating_mul(1000),
+            delayed_ack_us: ConnParams::delayed_ack_timeout_us(
+                pp.delayed_ack_max_ms.value.saturating_mul(1000),
+                rto.min_us,
+            ),
             challenge_per_sec: pp.challenge_ack_per_sec.value,
-            syn_retries: u32::try_from(pp.syn_retries.value).unwrap_or(u32::MAX),
+            syn_retries: config
+                .syn_retries
+                .unwrap_or(u32::try_from(pp.syn_retries.value).unwrap_or(u32::MAX)),
             max_retries: config.max_retries,
             default_mss_v4: to16(pp.default_mss_ipv4.value),
             default_mss_v6: to16(pp.default_mss_ipv6.value),
@@ -216,6 +242,7 @@ impl Endpoint {
             recv_buf: config.recv_buf.min(65535 << 14),
             send_buf: config.send_buf,
             nagle: config.nagle,
+            window_scaling: config.window_scaling,
         };
         let seed = u16::from_le_bytes([config.secret[0], config.secret[1]]);
         Ok(Endpoint {
@@ -996,12 +1023,6 @@ impl Endpoint {
                 ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
                 l.port,
             );
-            let rto = RtoParams::from_spec(
-                &tcp_spec::Spec::bundled()
-                    .map_err(|_| Error::InvalidInput)?
-                    .profile(self.config.profile)
-                    .params,
-            );
             return Ok(Status {
                 state: State::Listen,
                 local,
@@ -1013,7 +1034,7 @@ impl Endpoint {
                 rcv_wnd: 0,
                 srtt_us: None,
                 rttvar_us: 0,
-                rto_us: rto.initial_us,
+                rto_us: crate::rto::RtoEstimator::new(self.params.rto).rto_us(),
                 cwnd: 0,
                 ssthresh: 0,
                 mss: 0,

@@ -291,6 +291,58 @@ fn ipv6_handshake_uses_v6_mss() {
     assert_eq!(read_all(&mut net.b, net.now, b).0, b"six");
 }
 
+/// RFC 7323 §2.2 with `Config::window_scaling` off on either side: no SYN
+/// carries the option, neither direction is scaled, and a transfer larger
+/// than one unscaled window still completes. With both on, both SYNs carry
+/// it and the 256 KiB buffer is advertised with a shift of 3.
+#[test]
+fn window_scaling_off_on_either_side_leaves_both_directions_unscaled() {
+    for (a_on, b_on) in [(false, true), (true, false), (true, true)] {
+        let mut net = Net::new(Profile::Rfc9293);
+        for (ep, on, ip, seed) in [(&mut net.a, a_on, ip_a(), 1), (&mut net.b, b_on, ip_b(), 2)] {
+            let mut c = Config::new(vec![ip]);
+            c.recv_buf = 256 * 1024;
+            c.secret = [seed; 32];
+            c.window_scaling = on;
+            *ep = Endpoint::new(c).expect("endpoint");
+        }
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let log = seen.clone();
+        net.filter = Box::new(move |_, s| {
+            if s.flags.syn {
+                log.borrow_mut().push(s.options.window_scale);
+            }
+            true
+        });
+        let (a, b) = net.establish();
+        let both = a_on && b_on;
+        let syns = seen.borrow().clone();
+        assert_eq!(syns.len(), 2, "SYN and SYN-ACK: {syns:?}");
+        assert_eq!(syns[0].is_some(), a_on, "SYN: {syns:?}");
+        assert_eq!(syns[1].is_some(), both, "SYN-ACK: {syns:?}");
+        for (ep, h) in [(&net.a, a), (&net.b, b)] {
+            let st = ep.status(h).expect("status");
+            let shift = if both { 3 } else { 0 };
+            assert_eq!(
+                (st.snd_wscale, st.rcv_wscale),
+                (shift, shift),
+                "{a_on} {b_on}"
+            );
+        }
+        let data = pattern(200_000);
+        let mut sent = 0;
+        let mut got = Vec::new();
+        while got.len() < data.len() {
+            if sent < data.len() {
+                sent += net.a.send(net.now, a, &data[sent..]).unwrap_or(0);
+            }
+            net.advance(Duration::from_millis(10));
+            got.extend(read_all(&mut net.b, net.now, b).0);
+        }
+        assert_eq!(got, data);
+    }
+}
+
 #[test]
 fn simultaneous_open_and_close() {
     let mut net = Net::new(Profile::Rfc9293);
@@ -550,6 +602,49 @@ fn delayed_ack_fires_within_the_profile_bound() {
     check(Profile::Linux, &a.drain_transitions());
 }
 
+/// RFC 9293 §3.8.6.3, RFC 1122 §4.2.3.2: under every profile the ACK of a
+/// lone small segment is delayed, but by less than 0.5 s; RFC 5681 §4.2:
+/// the second full-sized segment is acknowledged at once.
+#[test]
+fn a_delayed_ack_waits_less_than_half_a_second_and_every_second_segment_is_acked() {
+    for profile in Profile::ALL {
+        let (mut a, _h, mut peer, ours, mut now) = scripted(profile);
+        let seg = |seq: u32, data: &[u8]| craft(4000, 80, seq, Some(ours), Flags::default(), data);
+        for _ in 0..3 {
+            a.handle_packet(now, &seg(peer, b"small"));
+            peer += 5;
+            assert!(a.poll_transmit(now).is_none(), "{profile}: ACK is delayed");
+            let due = a.poll_timeout().expect("delayed-ACK timer");
+            let delay = due.saturating_duration_since(now);
+            assert!(
+                delay < Duration::from_millis(500),
+                "{profile}: ACK delayed {delay:?}"
+            );
+            now = due;
+            a.handle_timeout(now);
+            let ack = parse_any(&a.poll_transmit(now).expect("delayed ACK"));
+            assert_eq!(ack.ack.0, peer, "{profile}");
+        }
+        let full = vec![7u8; 1460];
+        for _ in 0..2 {
+            a.handle_packet(now, &seg(peer, &full));
+            assert!(
+                a.poll_transmit(now).is_none(),
+                "{profile}: first is delayed"
+            );
+            peer += 1460;
+            a.handle_packet(now, &seg(peer, &full));
+            peer += 1460;
+            let ack = parse_any(&a.poll_transmit(now).expect("ACK of the second"));
+            assert_eq!(
+                ack.ack.0, peer,
+                "{profile}: the second is acknowledged at once"
+            );
+        }
+        check(profile, &a.drain_transitions());
+    }
+}
+
 #[test]
 fn retransmission_backs_off_and_karn_skips_the_sample() {
     let mut net = Net::new(Profile::Linux);
@@ -592,6 +687,52 @@ fn syn_retransmission_then_user_timeout() {
     let ts = a.drain_transitions();
     check(Profile::Linux, &ts);
     assert_eq!(ts.last().map(|t| t.row), Some("CONN.USER-TIMEOUT"));
+}
+
+/// R2 for a SYN (RFC 9293 §3.8.3 MUST-23, RFC 1122 §4.2.3.5): under
+/// rfc9293 an unanswered connect() is retransmitted on the RTO schedule
+/// (1 s, doubling, capped at 60 s) and given up no earlier than three
+/// minutes after the first SYN.
+#[test]
+fn an_unanswered_syn_is_retransmitted_for_at_least_three_minutes() {
+    let profile = Profile::Rfc9293;
+    let mut a = endpoint(ip_a(), profile, 1);
+    let start = Instant::from_millis(0);
+    let h = a
+        .connect(
+            start,
+            SocketAddr::new(ip_a(), 0),
+            SocketAddr::new(ip_b(), 80),
+        )
+        .expect("connect");
+    let mut now = start;
+    let mut syn_times = Vec::new();
+    loop {
+        while let Some(p) = a.poll_transmit(now) {
+            assert!(parse_any(&p).flags.syn);
+            syn_times.push(now.saturating_duration_since(start).as_secs_f64());
+        }
+        let Some(t) = a.poll_timeout() else { break };
+        now = t;
+        a.handle_timeout(now);
+    }
+    let gave_up = now.saturating_duration_since(start).as_secs_f64();
+    let ts = a.drain_transitions();
+    check(profile, &ts);
+    assert_eq!(ts.last().map(|t| t.row), Some("CONN.USER-TIMEOUT"));
+    assert_eq!(a.take_error(h), Ok(Some(Error::TimedOut)));
+    assert!(
+        gave_up >= tcp_spec::rto::SYN_R2_MIN,
+        "gave up at {gave_up} s (SYNs at {syn_times:?})"
+    );
+    // The SYN times follow the doubling schedule: each gap is twice the
+    // one before, up to the 60 s cap, and the last gap (to giving up) too.
+    let mut gaps: Vec<f64> = syn_times.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.push(gave_up - syn_times.last().copied().unwrap_or(0.0));
+    assert_eq!(gaps.first(), Some(&1.0), "{syn_times:?}");
+    for w in gaps.windows(2) {
+        assert_eq!(w[1], (w[0] * 2.0).min(60.0), "{syn_times:?} then {gave_up}");
+    }
 }
 
 #[test]

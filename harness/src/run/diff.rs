@@ -221,6 +221,7 @@ fn outcome_text(r: &RunReport) -> String {
         Outcome::Passed => "passed".into(),
         // The line is in the divergences; where a run stops can race.
         Outcome::Failed(_) => "stopped".into(),
+        Outcome::NotApplicable(e) => format!("not applicable: {}", strip_times(e)),
         Outcome::Error(e) => {
             let e = e.split(" (scripted").next().unwrap_or(e);
             format!("error: {}", strip_times(e))

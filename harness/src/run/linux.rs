@@ -265,12 +265,16 @@ impl Target for LinuxTarget {
         Ok(r)
     }
 
-    /// Applies the sysctl inside the namespace; a name that is not local to
-    /// a network namespace, unknown to this kernel, or a rejected value is
-    /// reported as not applicable, with the reason.
+    /// Applies the sysctl inside the namespace. A name that is not local to
+    /// a network namespace is refused (the host's value stays in force, a
+    /// warning); one unknown to this kernel or a rejected value makes the
+    /// script not applicable, with the reason.
     fn sysctl(&mut self, name: &str, value: &str) -> SysctlOutcome {
         match self.net.apply_sysctl(name, value) {
             Ok(()) => SysctlOutcome::Applied,
+            Err(e @ crate::live::LiveError::SysctlNotNamespaced { .. }) => {
+                SysctlOutcome::Refused(e.to_string())
+            }
             Err(e) => SysctlOutcome::NotApplicable(e.to_string()),
         }
     }

@@ -17,7 +17,8 @@
 //! is therefore created lazily, on the first `listen`, `connect` or
 //! injected packet: `setsockopt` calls (SO_RCVBUF, SO_SNDBUF, TCP_NODELAY,
 //! TCP_MAXSEG) and `sysctl` lines before that point configure it; later
-//! ones are reported as not applied.
+//! socket options are reported as not applied, later sysctls (and sysctls
+//! without a counterpart) make the script not applicable.
 
 use super::target::{
     pollbits::*, CallOutcome, CallReturn, Fd, How, Micros, OptValue, SockOpt, SocketCall,
@@ -638,53 +639,145 @@ impl Target for OwnTarget {
         r
     }
 
-    /// Knobs that map onto the own stack's configuration, honoured before
-    /// the endpoint starts: `net.ipv4.tcp_retries2` (R2 of RFC 9293 3.8.3),
-    /// the default of `net.ipv4.tcp_rmem`/`tcp_wmem` (buffer sizes). Timer
-    /// knobs such as `tcp_rto_min_us` come from the profile and cannot be
-    /// set per run yet.
+    /// The Linux sysctls with a counterpart in the own stack's [`Config`],
+    /// honoured before the endpoint starts:
+    /// - `net.ipv4.tcp_retries2`: R2 for data and FIN (RFC 9293 §3.8.3);
+    /// - `net.ipv4.tcp_syn_retries`: R2 for a SYN or SYN-ACK, as a count;
+    /// - `net.ipv4.tcp_rto_min_us`, `net.ipv4.tcp_rto_max_ms`: the RTO bounds
+    ///   (RFC 6298 §§2.4–2.5); the minimum also caps the delayed-ACK timer,
+    ///   as on Linux;
+    /// - `net.ipv4.tcp_window_scaling`: window scaling (RFC 7323) on or off;
+    /// - `net.ipv4.tcp_rmem`/`tcp_wmem`: the default (middle) value is the
+    ///   buffer size;
+    /// - `net.ipv4.tcp_sack`, `net.ipv4.tcp_timestamps`: the stack offers
+    ///   neither SACK-permitted nor timestamps, so 0 is applied as what it
+    ///   already does (even once running) and any other value is not
+    ///   applicable.
+    ///
+    /// Anything else, a value out of range, or a knob after the endpoint
+    /// started is not applicable, with the reason; the runner then reports
+    /// the script as not applicable on `own`.
     fn sysctl(&mut self, name: &str, value: &str) -> SysctlOutcome {
         let key = name.replace('/', ".");
-        if self.started() {
-            return SysctlOutcome::NotApplicable(format!(
-                "{key}: the own stack's endpoint is already running"
-            ));
-        }
-        let middle = || {
-            let parts: Vec<&str> = value.split_whitespace().collect();
-            parts
-                .get(1)
-                .or(parts.first())
-                .and_then(|v| v.parse::<usize>().ok())
-                .filter(|v| *v > 0)
+        let v = value.trim();
+        let not_applicable = SysctlOutcome::NotApplicable;
+        let missing = match key.as_str() {
+            "net.ipv4.tcp_sack" => Some("SACK (RFC 2018)"),
+            "net.ipv4.tcp_timestamps" => Some("timestamps (RFC 7323 section 3)"),
+            _ => None,
         };
-        match key.as_str() {
-            "net.ipv4.tcp_retries2" => match value.trim().parse::<u32>() {
-                Ok(v) => {
-                    self.config.max_retries = v;
-                    SysctlOutcome::Applied
-                }
-                Err(_) => SysctlOutcome::NotApplicable(format!("{key}: bad value `{value}`")),
-            },
-            "net.ipv4.tcp_rmem" | "net.ipv4.tcp_wmem" => match middle() {
-                Some(v) => {
-                    if key.ends_with("rmem") {
-                        self.config.recv_buf = v;
-                    } else {
-                        self.config.send_buf = v;
-                    }
-                    SysctlOutcome::Applied
-                }
-                None => SysctlOutcome::NotApplicable(format!("{key}: bad value `{value}`")),
-            },
-            _ => SysctlOutcome::NotApplicable(format!(
-                "{key} has no counterpart in the own stack's configuration (profile {})",
-                self.config.profile
-            )),
+        if let Some(feature) = missing {
+            return if v == "0" {
+                SysctlOutcome::Applied
+            } else {
+                not_applicable(format!(
+                    "the own stack does not implement {feature}; only 0 (off) applies"
+                ))
+            };
+        }
+        if self.started() {
+            return not_applicable("the own stack's endpoint is already running".into());
+        }
+        let int = |lo: u64, hi: u64| v.parse::<u64>().ok().filter(|x| (lo..=hi).contains(x));
+        let c = &mut self.config;
+        let applied = match key.as_str() {
+            "net.ipv4.tcp_retries2" => int(0, u64::from(u32::MAX))
+                .and_then(|x| u32::try_from(x).ok())
+                .map(|x| c.max_retries = x),
+            "net.ipv4.tcp_syn_retries" => int(1, 127)
+                .and_then(|x| u32::try_from(x).ok())
+                .map(|x| c.syn_retries = Some(x)),
+            "net.ipv4.tcp_rto_min_us" => int(1, i32::MAX as u64).map(|x| c.rto_min_us = Some(x)),
+            "net.ipv4.tcp_rto_max_ms" => int(1000, 120_000).map(|x| c.rto_max_us = Some(x * 1000)),
+            "net.ipv4.tcp_window_scaling" => int(0, 1).map(|x| c.window_scaling = x == 1),
+            "net.ipv4.tcp_rmem" | "net.ipv4.tcp_wmem" => {
+                let parts: Vec<&str> = v.split_whitespace().collect();
+                let size = parts
+                    .get(1)
+                    .or(parts.first())
+                    .and_then(|x| x.parse::<usize>().ok())
+                    .filter(|x| *x > 0);
+                let buf = if key.ends_with("rmem") {
+                    &mut c.recv_buf
+                } else {
+                    &mut c.send_buf
+                };
+                size.map(|x| *buf = x)
+            }
+            _ => {
+                return not_applicable(format!(
+                    "no counterpart in the own stack's configuration (profile {})",
+                    c.profile
+                ))
+            }
+        };
+        match applied {
+            Some(()) => SysctlOutcome::Applied,
+            None => not_applicable(format!("bad value `{value}`")),
         }
     }
 
     fn take_transitions(&mut self) -> Vec<TargetTransition> {
         std::mem::take(&mut self.transitions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(t: &mut OwnTarget, name: &str, value: &str) {
+        assert_eq!(
+            t.sysctl(name, value),
+            SysctlOutcome::Applied,
+            "{name}={value}"
+        );
+    }
+
+    fn not_applicable(t: &mut OwnTarget, name: &str, value: &str, why: &str) {
+        match t.sysctl(name, value) {
+            SysctlOutcome::NotApplicable(w) => assert!(w.contains(why), "{name}={value}: {w}"),
+            o => panic!("{name}={value}: {o:?}"),
+        }
+    }
+
+    /// Every knob with a counterpart lands in the endpoint's configuration
+    /// (dotted or slashed names); missing features apply only when off.
+    #[test]
+    fn sysctls_with_a_counterpart_configure_the_stack() {
+        let mut t = OwnTarget::new(Profile::Rfc9293);
+        applied(&mut t, "net.ipv4.tcp_retries2", "3");
+        applied(&mut t, "net/ipv4/tcp_syn_retries", "4");
+        applied(&mut t, "net.ipv4.tcp_rto_min_us", "5000");
+        applied(&mut t, "net.ipv4.tcp_rto_max_ms", "30000");
+        applied(&mut t, "net.ipv4.tcp_window_scaling", "0");
+        applied(&mut t, "net.ipv4.tcp_rmem", "4096 131072 6291456");
+        applied(&mut t, "net.ipv4.tcp_wmem", "8192");
+        applied(&mut t, "net.ipv4.tcp_sack", "0");
+        applied(&mut t, "net.ipv4.tcp_timestamps", "0");
+        let c = &t.config;
+        assert_eq!(c.max_retries, 3);
+        assert_eq!(c.syn_retries, Some(4));
+        assert_eq!((c.rto_min_us, c.rto_max_us), (Some(5000), Some(30_000_000)));
+        assert!(!c.window_scaling);
+        assert_eq!((c.recv_buf, c.send_buf), (131072, 8192));
+    }
+
+    #[test]
+    fn sysctls_without_a_counterpart_are_not_applicable_with_the_reason() {
+        let mut t = OwnTarget::new(Profile::Rfc9293);
+        not_applicable(&mut t, "net.ipv4.tcp_sack", "1", "SACK");
+        not_applicable(&mut t, "net.ipv4.tcp_timestamps", "1", "timestamps");
+        not_applicable(&mut t, "net.ipv4.tcp_ecn", "1", "no counterpart");
+        not_applicable(&mut t, "net.ipv4.tcp_syn_retries", "0", "bad value");
+        not_applicable(&mut t, "net.ipv4.tcp_rto_max_ms", "500", "bad value");
+        not_applicable(&mut t, "net.ipv4.tcp_window_scaling", "2", "bad value");
+        assert!(t.config.window_scaling);
+        assert_eq!(t.config.syn_retries, None);
+        // Once the endpoint runs its configuration is fixed; what it
+        // already does still applies.
+        t.ep().expect("endpoint");
+        not_applicable(&mut t, "net.ipv4.tcp_retries2", "3", "already running");
+        applied(&mut t, "net.ipv4.tcp_timestamps", "0");
     }
 }

@@ -40,8 +40,11 @@
 //!   data segment; strict mode does not. Without strict mode unexpected
 //!   packets are warnings.
 //! - **Shell lines.** `sysctl name=value` is handed to the target, which
-//!   applies it or reports it not applicable (a warning); other commands
-//!   are not applicable to an in-process target (a warning).
+//!   applies it, refuses it (a host-wide knob on `linux`: a warning, the
+//!   run goes on) or reports it not applicable: the target has no
+//!   counterpart, so the run ends there as [`Outcome::NotApplicable`] —
+//!   neither a pass nor a failure. Other commands are not applicable to an
+//!   in-process target (a warning).
 
 use super::syscall;
 use super::target::{
@@ -207,10 +210,15 @@ pub enum Outcome {
     /// Every expectation held.
     Passed,
     /// An expectation did not hold.
-    Failed(Failure),
+    Failed(Box<Failure>),
     /// The script cannot be run: malformed, or using something unsupported.
     /// The text is `path:line:col: message`.
     Error(String),
+    /// The script asks for a setting the target has no counterpart for (a
+    /// `sysctl` it cannot apply), so its expectations say nothing about
+    /// this target: not a pass and not a failure. The text is
+    /// `path:line:col: sysctl name=value not applicable on target: reason`.
+    NotApplicable(String),
 }
 
 /// The result of running one script on one target.
@@ -220,7 +228,7 @@ pub struct RunReport {
     pub path: String,
     /// The target's name.
     pub target: &'static str,
-    /// Passed, failed or error.
+    /// Passed, failed, error or not applicable.
     pub outcome: Outcome,
     /// Things not applied or not checked.
     pub warnings: Vec<String>,
@@ -260,6 +268,12 @@ impl RunReport {
         self.outcome == Outcome::Passed
     }
 
+    /// Whether the script does not apply to the target (see
+    /// [`Outcome::NotApplicable`]).
+    pub fn not_applicable(&self) -> bool {
+        matches!(self.outcome, Outcome::NotApplicable(_))
+    }
+
     /// The failure or error in full: `path:line:col: message`, expected and
     /// actual, and the ladder of what happened up to that point. Empty when
     /// the script passed.
@@ -267,6 +281,7 @@ impl RunReport {
         match &self.outcome {
             Outcome::Passed => String::new(),
             Outcome::Error(e) => format!("{e}\n"),
+            Outcome::NotApplicable(e) => format!("{e}\n"),
             Outcome::Failed(f) => {
                 let mut s = format!("{}:{}:{}: {}\n", self.path, f.line, f.col, f.message);
                 if let Some(e) = &f.expected {
@@ -294,6 +309,7 @@ impl RunReport {
                 }),
             ),
             Outcome::Error(e) => ("error", serde_json::Value::String(e.clone())),
+            Outcome::NotApplicable(e) => ("not_applicable", serde_json::Value::String(e.clone())),
         };
         serde_json::json!({
             "path": self.path,
@@ -312,8 +328,14 @@ impl RunReport {
 
 /// Why the run stopped early.
 enum Stop {
-    Fail(Failure),
+    Fail(Box<Failure>),
     Error {
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    /// A sysctl the target has no counterpart for.
+    NotApplicable {
         line: usize,
         col: usize,
         message: String,
@@ -332,7 +354,7 @@ impl From<TargetError> for Stop {
 
 /// A call that had not returned when it had to.
 fn blocked(line: usize, col: usize, message: impl Into<String>) -> Stop {
-    Stop::Fail(Failure {
+    Stop::Fail(Box::new(Failure {
         line,
         col,
         message: message.into(),
@@ -342,7 +364,7 @@ fn blocked(line: usize, col: usize, message: impl Into<String>) -> Stop {
         window: None,
         expected_packet: None,
         actual_packet: None,
-    })
+    }))
 }
 
 /// A call waiting for the target.
@@ -435,6 +457,9 @@ pub fn run_script(
         Err(Stop::Fail(f)) => Outcome::Failed(f),
         Err(Stop::Error { line, col, message }) => {
             Outcome::Error(format!("{path}:{line}:{col}: {message}"))
+        }
+        Err(Stop::NotApplicable { line, col, message }) => {
+            Outcome::NotApplicable(format!("{path}:{line}:{col}: {message}"))
         }
     };
     RunReport {
@@ -729,7 +754,7 @@ impl Runner<'_> {
             fmt_time(first.at)
         );
         if self.strict {
-            return Err(Stop::Fail(Failure {
+            return Err(Stop::Fail(Box::new(Failure {
                 line,
                 col,
                 message: format!("{message} (strict mode)"),
@@ -739,7 +764,7 @@ impl Runner<'_> {
                 window: None,
                 expected_packet: None,
                 actual_packet: first.spec.clone(),
-            }));
+            })));
         }
         let texts: Vec<String> = self.queue.drain(..).map(|s| s.text).collect();
         for t in texts {
@@ -801,10 +826,20 @@ impl Runner<'_> {
                                 },
                             );
                         }
-                        SysctlOutcome::NotApplicable(why) => self.warn(format!(
-                            "line {}: sysctl {name}={value} not applicable on {target}: {why}",
+                        SysctlOutcome::Refused(why) => self.warn(format!(
+                            "line {}: sysctl {name}={value} not applied on {target}, \
+                             the run goes on with the value in force: {why}",
                             e.line
                         )),
+                        SysctlOutcome::NotApplicable(why) => {
+                            return Err(Stop::NotApplicable {
+                                line: e.line,
+                                col: e.col,
+                                message: format!(
+                                    "sysctl {name}={value} not applicable on {target}: {why}"
+                                ),
+                            })
+                        }
                     }
                 }
             }
@@ -897,7 +932,7 @@ impl Runner<'_> {
             self.advance(w.hi.saturating_add(w.tolerance), true)?;
         }
         let not_sent = |r: &Self| {
-            Stop::Fail(Failure {
+            Stop::Fail(Box::new(Failure {
                 line: e.line,
                 col: e.col,
                 message: format!(
@@ -911,13 +946,13 @@ impl Runner<'_> {
                 window: Some(w),
                 expected_packet: Some(p.clone()),
                 actual_packet: r.queue.front().and_then(|q| q.spec.clone()),
-            })
+            }))
         };
         let Some(sent) = self.queue.pop_front() else {
             return Err(not_sent(self));
         };
         let mismatch = |mismatch: Mismatch, message: String, sent: &Sent| {
-            Stop::Fail(Failure {
+            Stop::Fail(Box::new(Failure {
                 line: e.line,
                 col: e.col,
                 message,
@@ -927,7 +962,7 @@ impl Runner<'_> {
                 window: Some(w),
                 expected_packet: Some(p.clone()),
                 actual_packet: sent.spec.clone(),
-            })
+            }))
         };
         let seg = match &sent.seg {
             Ok(s) => s.clone(),
@@ -1111,7 +1146,7 @@ impl Runner<'_> {
                     fmt_time(p.hi),
                     window_text(p.lo, p.hi)
                 );
-                return Err(Stop::Fail(Failure {
+                return Err(Stop::Fail(Box::new(Failure {
                     line,
                     col,
                     message,
@@ -1121,7 +1156,7 @@ impl Runner<'_> {
                     window: None,
                     expected_packet: None,
                     actual_packet: None,
-                }));
+                })));
             }
             self.pending = Some(p);
             return Ok(());
@@ -1137,7 +1172,7 @@ impl Runner<'_> {
             self.warn(format!("line {}: {n}", p.line));
         }
         if now < p.lo || now > p.hi {
-            return Err(Stop::Fail(Failure {
+            return Err(Stop::Fail(Box::new(Failure {
                 line: p.line,
                 col: p.col,
                 message: format!(
@@ -1151,10 +1186,10 @@ impl Runner<'_> {
                 window: Some(p.window),
                 expected_packet: None,
                 actual_packet: None,
-            }));
+            })));
         }
         if let Err((want, got)) = syscall::check(&p.spec, &r) {
-            return Err(Stop::Fail(Failure {
+            return Err(Stop::Fail(Box::new(Failure {
                 line: p.line,
                 col: p.col,
                 message: format!("{} returned {got}, expected {want}", p.spec.name),
@@ -1164,7 +1199,7 @@ impl Runner<'_> {
                 window: None,
                 expected_packet: None,
                 actual_packet: None,
-            }));
+            })));
         }
         Ok(())
     }
@@ -1226,6 +1261,7 @@ impl fmt::Display for Outcome {
             Outcome::Passed => f.write_str("passed"),
             Outcome::Failed(x) => write!(f, "failed: line {}: {}", x.line, x.message),
             Outcome::Error(e) => write!(f, "error: {e}"),
+            Outcome::NotApplicable(e) => write!(f, "not applicable: {e}"),
         }
     }
 }

@@ -190,6 +190,9 @@ pub struct Summary {
     pub flaky: usize,
     pub failed: usize,
     pub errors: usize,
+    /// Scripts the target cannot run as written (a sysctl without a
+    /// counterpart): neither passed nor failed.
+    pub not_applicable: usize,
     /// Wall-clock time of all runs.
     pub wall: Duration,
 }
@@ -206,13 +209,16 @@ impl Summary {
                 }
                 Outcome::Failed(_) => s.failed += 1,
                 Outcome::Error(_) => s.errors += 1,
+                Outcome::NotApplicable(_) => s.not_applicable += 1,
             }
             s.wall += r.wall;
         }
         s
     }
 
-    /// The exit code: 0 all passed, 1 any failed, 2 any script error.
+    /// The exit code: 0 nothing failed (every script passed or does not
+    /// apply to its target: a script that is not applicable is no verdict
+    /// on the target, so not a failure), 1 any failed, 2 any script error.
     pub fn exit_code(&self) -> u8 {
         if self.errors > 0 {
             2
@@ -241,7 +247,7 @@ pub fn table(reports: &[RunReport]) -> String {
         .max(6);
     let _ = writeln!(
         s,
-        "{:<width$}  {:<tw$}  {:<7}  {:>12}  {:>10}",
+        "{:<width$}  {:<tw$}  {:<14}  {:>12}  {:>10}",
         "script", "target", "result", "timeline", "wall"
     );
     for r in reports {
@@ -250,10 +256,11 @@ pub fn table(reports: &[RunReport]) -> String {
             Outcome::Passed => "passed",
             Outcome::Failed(_) => "FAILED",
             Outcome::Error(_) => "ERROR",
+            Outcome::NotApplicable(_) => "not applicable",
         };
         let _ = writeln!(
             s,
-            "{:<width$}  {:<tw$}  {:<7}  {:>11.3}s  {:>8.1}ms",
+            "{:<width$}  {:<tw$}  {:<14}  {:>11.3}s  {:>8.1}ms",
             r.path,
             r.target,
             result,
@@ -266,9 +273,13 @@ pub fn table(reports: &[RunReport]) -> String {
         0 => String::new(),
         n => format!(" ({n} flaky)"),
     };
+    let not_applicable = match sum.not_applicable {
+        0 => String::new(),
+        n => format!(", {n} not applicable"),
+    };
     let _ = writeln!(
         s,
-        "{} passed{flaky}, {} failed, {} errors in {:.1} ms",
+        "{} passed{flaky}, {} failed, {} errors{not_applicable} in {:.1} ms",
         sum.passed,
         sum.failed,
         sum.errors,

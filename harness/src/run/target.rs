@@ -264,8 +264,14 @@ pub enum CallOutcome {
 pub enum SysctlOutcome {
     /// Applied (on a live target: in the test namespace).
     Applied,
-    /// The target has no such knob (reported as a warning).
+    /// The target has no counterpart for the knob or the value, so it
+    /// cannot run the script as written: the run ends as
+    /// [`super::Outcome::NotApplicable`] with the reason.
     NotApplicable(String),
+    /// The knob exists but the harness will not set it here (a host-wide
+    /// sysctl is never written from a test): the run goes on with the value
+    /// in force, with a warning.
+    Refused(String),
 }
 
 /// One state transition the target reports (the own stack's observer log).
