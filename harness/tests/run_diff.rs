@@ -188,3 +188,57 @@ fn an_ack_sent_at_once_for_received_data_conforms() {
     assert!(a.reason.contains("sent at once"), "{a:?}");
     assert!(a.rfc.iter().any(|r| r == "RFC1122 4.2.3.2"), "{a:?}");
 }
+
+/// A packet 6 ms before its scripted time misses the 4 ms tolerance but
+/// not twice it: a timing miss the harness cannot blame on the target.
+#[test]
+fn a_miss_within_twice_the_tolerance_is_inconclusive() {
+    let text = PASSIVE_OPEN.replace("+0    > S. 0:0(0) ack 1", "+.006 > S. 0:0(0) ack 1");
+    assert_ne!(text, PASSIVE_OPEN);
+    let mut make = make_with(Profile::Rfc9293);
+    let d = diff::diff_text("p.pkt", &text, &opts(), &mut make);
+    let t = d
+        .divergences
+        .iter()
+        .find(|x| x.target == "linux")
+        .unwrap_or_else(|| panic!("{}", d.text()));
+    assert_eq!(
+        (t.kind, t.class),
+        (Kind::Timing, Class::Inconclusive),
+        "{}",
+        d.text()
+    );
+    // Twice the tolerance and more is not a timing miss.
+    let far = PASSIVE_OPEN.replace("+0    > S. 0:0(0) ack 1", "+.02  > S. 0:0(0) ack 1");
+    let d = diff::diff_text("p.pkt", &far, &opts(), &mut make);
+    assert!(
+        d.divergences.iter().all(|x| x.class != Class::Inconclusive),
+        "{}",
+        d.text()
+    );
+}
+
+/// packetdrill's relative tolerance: 10 % of the 1.05 s gap before a
+/// retransmission is 105 ms, so the RTO firing at 1 s is in time with
+/// --tolerance_percent=10, and 50 ms early (a departure) without it.
+#[test]
+fn the_relative_tolerance_widens_the_window_by_a_share_of_the_gap() {
+    let text = DATA_RETRANSMIT.replacen(
+        "+1    > P. 1:1001(1000) ack 1",
+        "+1.05 > P. 1:1001(1000) ack 1",
+        1,
+    );
+    assert_ne!(text, DATA_RETRANSMIT);
+    let mut make = make_with(Profile::Rfc9293);
+    let strict = diff::diff_text("p.pkt", &text, &opts(), &mut make);
+    assert!(!strict.divergences.is_empty(), "{}", strict.text());
+    let o = DiffOptions {
+        run: tcp_harness::run::RunOptions {
+            tolerance_percent: Some(10),
+            ..Default::default()
+        },
+        ..opts()
+    };
+    let relaxed = diff::diff_text("p.pkt", &text, &o, &mut make);
+    assert!(relaxed.divergences.is_empty(), "{}", relaxed.text());
+}

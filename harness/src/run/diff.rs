@@ -74,10 +74,56 @@ pub fn diff_file(path: &std::path::Path, opts: &DiffOptions) -> ScriptDiff {
 }
 
 /// One target's runs: every divergence found, masking and re-running,
-/// and the last run.
+/// the last run, and each failure with the script and trace it came from.
 struct Runs {
     divergences: Vec<Divergence>,
     last: Option<RunReport>,
+    cases: Vec<Recorded>,
+}
+
+/// A failure as the classifier saw it: the (masked) script, the failure
+/// and the target's trace. Recorded live, it makes a fixture that
+/// classification tests replay without root.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Recorded {
+    /// The script text the run used (after earlier masks).
+    pub script: String,
+    /// The departure.
+    pub failure: Failure,
+    /// The target's trace up to it.
+    pub trace: Trace,
+}
+
+/// Every failure of target `name` on `text` (masking and re-running as
+/// `diff` does), with the reference trace they are judged against.
+pub fn record(
+    path: &str,
+    text: &str,
+    name: &str,
+    opts: &DiffOptions,
+    make: &mut MakeTarget<'_>,
+) -> Result<(Trace, Vec<Recorded>), String> {
+    let spec = Spec::bundled().map_err(|e| e.to_string())?;
+    let mut skipped = Vec::new();
+    let reference = run_masked(spec, path, text, REFERENCE, opts, make, None, &mut skipped);
+    let ref_trace = reference
+        .last
+        .map(|r| r.trace)
+        .ok_or_else(|| skipped.join("; "))?;
+    let runs = run_masked(
+        spec,
+        path,
+        text,
+        name,
+        opts,
+        make,
+        Some(&ref_trace),
+        &mut skipped,
+    );
+    if let Some(s) = skipped.first() {
+        return Err(s.clone());
+    }
+    Ok((ref_trace, runs.cases))
 }
 
 /// Runs `text` on target `name` until it passes, a divergence cannot be
@@ -99,6 +145,7 @@ fn run_masked(
     let mut out = Runs {
         divergences: Vec::new(),
         last: None,
+        cases: Vec::new(),
     };
     for _ in 0..=MAX_MASKS {
         let mut target = match make(name, opts.profile) {
@@ -138,6 +185,11 @@ fn run_masked(
             .then(|| mask(&script, f, &found))
             .flatten();
         out.divergences.extend(found);
+        out.cases.push(Recorded {
+            script: script.clone(),
+            failure: (**f).clone(),
+            trace: report.trace.clone(),
+        });
         out.last = Some(report);
         match masked {
             Some(s) => script = s,

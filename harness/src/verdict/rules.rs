@@ -34,6 +34,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("timer-model", timer_model),
     ("immediate-ack", immediate_ack),
     ("new-data", new_data),
+    ("send-window", send_window),
     ("delayed-ack", delayed_ack),
     ("rate-limit", rate_limit),
     ("response", response),
@@ -766,6 +767,34 @@ pub fn new_data(c: &Case<'_>) -> Option<Vec<Divergence>> {
     d.reason =
         "how much new data to send at once is the sender's choice within the peer's window".into();
     d.rfc = vec!["RFC9293 3.8.6.2.1".into(), "RFC5681 3.1".into()];
+    one(d)
+}
+
+/// New data the script expected that was not sent while earlier data is
+/// still unacknowledged: the sender may hold it back — its congestion
+/// window allows an initial window of up to four segments (RFC 5681 §3.1;
+/// ten is RFC 6928, experimental) and grows with acknowledgments.
+pub fn send_window(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    if c.failure.mismatch != Mismatch::NotSent {
+        return None;
+    }
+    let e = c.expected()?;
+    let (rel, _, len) = e.seq?;
+    if len == 0 || e.flags.syn || e.flags.fin {
+        return None;
+    }
+    let tcb = c.tcb_before(c.trace.entries.len());
+    let seq = tcb.iss?.wrapping_add(rel);
+    let sent_before = c.outs().iter().any(|(_, _, w)| same_segment(w, seq));
+    let in_flight = tcb.snd_nxt != tcb.snd_una;
+    if sent_before || !in_flight {
+        return None;
+    }
+    let mut d = c.base(Kind::Missing);
+    d.class = Class::Allowed;
+    d.reason = "new data held back while earlier data is unacknowledged: how much to send is the sender's choice within its congestion window".into();
+    d.rfc = vec!["RFC5681 3.1".into(), "RFC6928 2".into()];
+    d.continues = true;
     one(d)
 }
 
