@@ -188,6 +188,60 @@ fn linux_divergences_match_their_snapshots() {
     );
 }
 
+/// The long tier (`specs/long/`): scripts whose timelines are minutes —
+/// TIME-WAIT length, the give-up of an unanswered connect — run on `linux`
+/// without the timeline limit and without strict mode (their SYN
+/// retransmissions are not scripted), one at a time. About 3.5 minutes.
+#[test]
+fn long_tier_linux_divergences_match_their_snapshots() {
+    let Some(_guard) = live::testing::guard() else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let dir = root().join("specs/long");
+    let scripts = discover(std::slice::from_ref(&dir)).unwrap_or_else(|e| panic!("long tier: {e}"));
+    assert!(
+        scripts.len() >= 2,
+        "long tier has {} scripts",
+        scripts.len()
+    );
+    let opts = DiffOptions {
+        targets: vec!["own".into(), "linux".into()],
+        profile: Profile::Rfc9293,
+        max_timeline_us: None,
+        run: RunOptions {
+            strict: false,
+            ..RunOptions::default()
+        },
+    };
+    for path in &scripts {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let report = diff::diff_text(
+            &format!("specs/long/{name}.pkt"),
+            &text,
+            &opts,
+            &mut suite::make_target,
+        );
+        println!("{}", report.text());
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path("snapshots");
+        settings.set_omit_expression(true);
+        settings.set_description(format!("kernel {}", kernel_release()));
+        let snap = format!("long__{name}");
+        settings.bind(|| insta::assert_snapshot!(snap, report.snapshot()));
+    }
+    live::testing::assert_no_namespace_of_ours();
+    println!(
+        "long tier: {} scripts in {:.1} s",
+        scripts.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 #[test]
 fn divergences_doc_matches_the_snapshots() {
     let want = generated_doc();

@@ -166,6 +166,28 @@ pub fn syn_schedule(config: RtoConfig, retries: u64) -> (Vec<f64>, f64) {
     (sent, at + e.rto())
 }
 
+/// When an unanswered active open gives up, in seconds after the first
+/// SYN, for a stack whose first `linear` expiries keep the initial RTO and
+/// that gives up at the first expiry at or after the time the doubling
+/// schedule of `retries` retransmissions would take ([`syn_schedule`]) —
+/// Linux's `tcp_write_timeout` with `tcp_syn_linear_timeouts`. With
+/// `linear = 0` it is the give-up time of [`syn_schedule`].
+pub fn syn_give_up(config: RtoConfig, retries: u64, linear: u64) -> f64 {
+    let (_, limit) = syn_schedule(config, retries);
+    let mut e = RtoEstimator::new(config);
+    let mut at = 0.0;
+    for expiry in 0u64.. {
+        at += e.rto();
+        if at + 1e-9 >= limit || expiry > 10_000 {
+            return at;
+        }
+        if expiry >= linear {
+            e.on_timeout();
+        }
+    }
+    at
+}
+
 /// The least time R2 for a SYN may last (RFC 9293 §3.8.3, MUST-23; RFC 1122
 /// §4.2.3.5): three minutes of retransmission, in seconds.
 pub const SYN_R2_MIN: f64 = 180.0;
@@ -179,6 +201,22 @@ mod tests {
 
     fn cfg() -> RtoConfig {
         RtoConfig::RFC6298
+    }
+
+    #[test]
+    fn syn_give_up_follows_the_schedule_or_its_linear_variant() {
+        // RFC 6298 doubling, 7 retries, 60 s cap: fails at 183 s.
+        assert!((syn_give_up(cfg(), 7, 0) - 183.0).abs() < EPS);
+        // Linux: 6 retries of a 120 s-capped doubling give a 127 s budget;
+        // four linear 1 s timeouts first: expiries at 1,2,3,4,5,7,11,19,
+        // 35,67,131 s, the first at or past 127 s ends it.
+        let linux = RtoConfig {
+            max: 120.0,
+            min: 0.2,
+            ..cfg()
+        };
+        assert!((syn_give_up(linux, 6, 4) - 131.0).abs() < EPS);
+        assert!((syn_give_up(linux, 6, 0) - 127.0).abs() < EPS);
     }
 
     #[test]

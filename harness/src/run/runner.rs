@@ -118,6 +118,18 @@ pub struct Failure {
     pub expected_packet: Option<PacketSpec>,
     /// The packet the target sent instead, rendered like the script.
     pub actual_packet: Option<PacketSpec>,
+    /// The call that failed, when one did.
+    pub call: Option<CallInfo>,
+}
+
+/// A call in a [`Failure`]: which, and the errno it failed with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallInfo {
+    /// The call's name (`connect`, `write`, ...).
+    pub name: String,
+    /// The errno name of a `-1` return; `None` when it succeeded or has
+    /// not returned.
+    pub errno: Option<String>,
 }
 
 /// The kind of a [`Failure`].
@@ -364,6 +376,7 @@ fn blocked(line: usize, col: usize, message: impl Into<String>) -> Stop {
         window: None,
         expected_packet: None,
         actual_packet: None,
+        call: None,
     }))
 }
 
@@ -764,6 +777,7 @@ impl Runner<'_> {
                 window: None,
                 expected_packet: None,
                 actual_packet: first.spec.clone(),
+                call: None,
             })));
         }
         let texts: Vec<String> = self.queue.drain(..).map(|s| s.text).collect();
@@ -946,6 +960,7 @@ impl Runner<'_> {
                 window: Some(w),
                 expected_packet: Some(p.clone()),
                 actual_packet: r.queue.front().and_then(|q| q.spec.clone()),
+                call: None,
             }))
         };
         let Some(sent) = self.queue.pop_front() else {
@@ -962,6 +977,7 @@ impl Runner<'_> {
                 window: Some(w),
                 expected_packet: Some(p.clone()),
                 actual_packet: sent.spec.clone(),
+                call: None,
             }))
         };
         let seg = match &sent.seg {
@@ -1156,6 +1172,10 @@ impl Runner<'_> {
                     window: None,
                     expected_packet: None,
                     actual_packet: None,
+                    call: Some(CallInfo {
+                        name: p.spec.name.clone(),
+                        errno: None,
+                    }),
                 })));
             }
             self.pending = Some(p);
@@ -1186,6 +1206,10 @@ impl Runner<'_> {
                 window: Some(p.window),
                 expected_packet: None,
                 actual_packet: None,
+                call: Some(CallInfo {
+                    name: p.spec.name.clone(),
+                    errno: r.ret.err().map(str::to_string),
+                }),
             })));
         }
         if let Err((want, got)) = syscall::check(&p.spec, &r) {
@@ -1199,6 +1223,10 @@ impl Runner<'_> {
                 window: None,
                 expected_packet: None,
                 actual_packet: None,
+                call: Some(CallInfo {
+                    name: p.spec.name.clone(),
+                    errno: r.ret.err().map(str::to_string),
+                }),
             })));
         }
         Ok(())

@@ -26,11 +26,13 @@ pub const RULES: &[(&str, Rule)] = &[
     ("undecodable", undecodable),
     ("timing-miss", timing_miss),
     ("socket-api", socket_api),
+    ("syn-give-up", syn_give_up),
     ("call-time", call_time),
     ("senders-choice", senders_choice),
     ("zero-window-probe", zero_window_probe),
     ("fast-retransmit", fast_retransmit),
     ("early-syn", early_syn),
+    ("time-wait-length", time_wait_length),
     ("timer-model", timer_model),
     ("immediate-ack", immediate_ack),
     ("new-data", new_data),
@@ -124,6 +126,65 @@ pub fn socket_api(c: &Case<'_>) -> Option<Vec<Divergence>> {
     );
     d.rfc = vec!["RFC9293 3.9.1".into()];
     d.continues = true;
+    one(d)
+}
+
+/// An active open that gave up (connect fails with ETIMEDOUT) before three
+/// minutes of SYN retransmission: R2 for a SYN must last at least 3
+/// minutes (RFC 9293 §3.8.3, MUST-23; RFC 1122 §4.2.3.5). The target's
+/// own profile documents it when its SYN schedule (`syn_retries`,
+/// `syn_linear_timeouts`, the RTO bounds) predicts the time.
+pub fn syn_give_up(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    let Mismatch::CallTime { at } = c.failure.mismatch else {
+        return None;
+    };
+    let call = c.failure.call.as_ref()?;
+    if call.name != "connect" || call.errno.as_deref() != Some("ETIMEDOUT") {
+        return None;
+    }
+    let first_syn = c
+        .outs()
+        .into_iter()
+        .find(|(_, _, w)| w.flags.syn && !w.flags.ack)
+        .map(|(_, t, _)| t)?;
+    let elapsed = at.saturating_sub(first_syn) as f64 / 1e6;
+    let give_up = |p: Profile| {
+        let params = &c.spec().profile(p).params;
+        tcp_spec::rto::syn_give_up(
+            RtoConfig::from_params(params),
+            params.syn_retries.value,
+            params.syn_linear_timeouts.value,
+        )
+    };
+    let mut d = c.base(Kind::Call);
+    d.rfc = vec!["RFC9293 3.8.3".into(), "RFC1122 4.2.3.5".into()];
+    let shown = format!("≈{:.0} s", (elapsed / 10.0).round() * 10.0);
+    if elapsed + 1.0 >= tcp_spec::rto::SYN_R2_MIN {
+        d.class = Class::Conforms;
+        d.level = Some(Level::Must);
+        d.reason = format!(
+            "connect() gave up after {shown} of SYN retransmission: at least 3 minutes (MUST-23)"
+        );
+        return one(d);
+    }
+    let level = c.param_level(c.judge.rfc, "syn_retries");
+    d.class = Class::departure(level);
+    d.level = Some(level);
+    d.reason = format!(
+        "connect() gave up after {shown} of SYN retransmission; R2 for a SYN must last at least 3 minutes (MUST-23)"
+    );
+    d.params = vec![c.param_text(c.judge.rfc, "syn_retries")];
+    let predicted = give_up(c.profile);
+    if c.profile != c.judge.rfc && (elapsed - predicted).abs() <= 2.0_f64.max(predicted * 0.03) {
+        let params = &c.spec().profile(c.profile).params;
+        d.params.push(c.param_text(c.profile, "syn_retries"));
+        d.params
+            .push(c.param_text(c.profile, "syn_linear_timeouts"));
+        d.documented = Some(format!(
+            "{}; {} (gives up after {predicted:.0} s)",
+            params.syn_retries.source, params.syn_linear_timeouts.source
+        ));
+    }
     one(d)
 }
 
@@ -443,6 +504,7 @@ pub fn timer_model(c: &Case<'_>) -> Option<Vec<Divergence>> {
     d.rfc = vec!["RFC6298 2".into(), "RFC6298 5".into()];
     if t.fits(timer_model_of(c, rfc, &t)) {
         d.class = Class::Conforms;
+        d.continues = true;
         d.reason = format!("{}: the RFC 6298 model ({rfc}) predicts it", t.shown());
         return one(d);
     }
@@ -544,6 +606,7 @@ pub fn timer_departure(c: &Case<'_>) -> Option<Vec<Divergence>> {
         c.profile
     );
     d.rfc = vec!["RFC6298 5.5".into(), "RFC6298 2".into()];
+    d.continues = true;
     one(d)
 }
 
@@ -645,6 +708,59 @@ pub fn early_syn(c: &Case<'_>) -> Option<Vec<Divergence>> {
         ms_f(gap)
     );
     d.continues = true;
+    one(d)
+}
+
+/// A segment the reference answers from TIME-WAIT that the target answers
+/// with a RST, as a closed port: its TIME-WAIT ended before 2·MSL (RFC
+/// 9293 §3.6 MUST-13, MSL 2 minutes in §3.4.2 — an engineering choice the
+/// RFC lets experience change, but the MUST is on 2·MSL). The target's
+/// profile documents it when its own `time_wait_ms` had run out.
+pub fn time_wait_length(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    if !matches!(
+        c.failure.mismatch,
+        Mismatch::Differs { .. } | Mismatch::Unexpected { .. }
+    ) {
+        return None;
+    }
+    let w = c.actual_wire()?;
+    let s = c.stimulus()?;
+    let (state, _, _) = c.reference_step(s)?;
+    if !w.flags.rst || state != tcp_spec::State::TimeWait {
+        return None;
+    }
+    let entered = c
+        .judge
+        .reference
+        .entries
+        .iter()
+        .find_map(|e| match e.kind {
+            TraceKind::Transition { to, .. } if to == tcp_spec::State::TimeWait => Some(e.at),
+            _ => None,
+        })?;
+    let elapsed_ms = c.trace.entries[s].at.saturating_sub(entered) / 1000;
+    let name = "time_wait_ms";
+    let rfc_ms = c.spec().profile(c.judge.rfc).params.time_wait_ms.value;
+    if elapsed_ms >= rfc_ms {
+        return None;
+    }
+    let level = c.param_level(c.judge.rfc, name);
+    let mut d = c.base(Kind::Response);
+    d.class = Class::departure(level);
+    d.level = Some(level);
+    d.rfc = vec!["RFC9293 3.6".into(), "RFC9293 3.4.2".into()];
+    d.params = vec![c.param_text(c.judge.rfc, name)];
+    let own = &c.spec().profile(c.profile).params.time_wait_ms;
+    if c.profile != c.judge.rfc && own.value <= elapsed_ms {
+        d.params.push(c.param_text(c.profile, name));
+        d.documented = Some(own.source.clone());
+    }
+    d.reason = format!(
+        "TIME-WAIT was over after less than {} s: a segment {} s after it began met a closed port (2·MSL is {} s)",
+        (elapsed_ms / 10_000 + 1) * 10,
+        (elapsed_ms / 10_000) * 10,
+        rfc_ms / 1000
+    );
     one(d)
 }
 
