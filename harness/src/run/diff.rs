@@ -104,43 +104,50 @@ pub fn record(
     make: &mut MakeTarget<'_>,
 ) -> Result<(Trace, Vec<Recorded>), String> {
     let spec = Spec::bundled().map_err(|e| e.to_string())?;
+    let job = Job {
+        spec,
+        path,
+        text,
+        opts,
+    };
     let mut skipped = Vec::new();
-    let reference = run_masked(spec, path, text, REFERENCE, opts, make, None, &mut skipped);
+    let reference = run_masked(&job, REFERENCE, make, None, &mut skipped);
     let ref_trace = reference
         .last
         .map(|r| r.trace)
         .ok_or_else(|| skipped.join("; "))?;
-    let runs = run_masked(
-        spec,
-        path,
-        text,
-        name,
-        opts,
-        make,
-        Some(&ref_trace),
-        &mut skipped,
-    );
+    let runs = run_masked(&job, name, make, Some(&ref_trace), &mut skipped);
     if let Some(s) = skipped.first() {
         return Err(s.clone());
     }
     Ok((ref_trace, runs.cases))
 }
 
-/// Runs `text` on target `name` until it passes, a divergence cannot be
-/// masked, or [`MAX_MASKS`] runs are used. `reference` is the reference
-/// trace the cases are judged with (`None`: the run's own trace, for the
-/// reference itself).
-#[allow(clippy::too_many_arguments)]
+/// One script to compare: the table, the script and the options.
+struct Job<'a> {
+    spec: &'a Spec,
+    path: &'a str,
+    text: &'a str,
+    opts: &'a DiffOptions,
+}
+
+/// Runs the job's script on target `name` until it passes, a divergence
+/// cannot be masked, or [`MAX_MASKS`] runs are used. `reference` is the
+/// reference trace the cases are judged with (`None`: the run's own trace,
+/// for the reference itself).
 fn run_masked(
-    spec: &Spec,
-    path: &str,
-    text: &str,
+    job: &Job<'_>,
     name: &str,
-    opts: &DiffOptions,
     make: &mut MakeTarget<'_>,
     reference: Option<&Trace>,
     skipped: &mut Vec<String>,
 ) -> Runs {
+    let Job {
+        spec,
+        path,
+        text,
+        opts,
+    } = *job;
     let mut script = text.to_string();
     let mut out = Runs {
         divergences: Vec::new(),
@@ -216,16 +223,13 @@ pub fn diff_text(
             return out;
         }
     };
-    let reference = run_masked(
+    let job = Job {
         spec,
         path,
         text,
-        REFERENCE,
         opts,
-        make,
-        None,
-        &mut out.skipped,
-    );
+    };
+    let reference = run_masked(&job, REFERENCE, make, None, &mut out.skipped);
     let Some(ref_report) = reference.last else {
         return out;
     };
@@ -246,16 +250,7 @@ pub fn diff_text(
                 continue;
             }
         }
-        let runs = run_masked(
-            spec,
-            path,
-            text,
-            name,
-            opts,
-            make,
-            Some(&ref_report.trace),
-            &mut out.skipped,
-        );
+        let runs = run_masked(&job, name, make, Some(&ref_report.trace), &mut out.skipped);
         out.divergences.extend(runs.divergences);
         if let Some(r) = runs.last {
             out.targets.push(name.clone());
@@ -426,22 +421,8 @@ fn compare_traces(target: &str, trace: &Trace, reference: &Trace) -> Vec<Diverge
     found
         .into_iter()
         .map(|(kind, (ra, rb, syn, only_ts))| {
-            let mut d = Divergence {
-                target: format!("{REFERENCE} vs {target}"),
-                kind,
-                line: 0,
-                lines: Vec::new(),
-                expected: ra,
-                actual: rb,
-                class: Class::Allowed,
-                level: None,
-                reason: String::new(),
-                documented: None,
-                rows: Vec::new(),
-                params: Vec::new(),
-                rfc: Vec::new(),
-                continues: false,
-            };
+            let mut d = Divergence::new(format!("{REFERENCE} vs {target}"), kind, ra, rb);
+            d.class = Class::Allowed;
             match (kind, syn) {
                 (Kind::TraceOptions, false) if !only_ts => {
                     d.class = Class::NotModelled;

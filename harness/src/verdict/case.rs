@@ -3,7 +3,7 @@
 //! the RFC profile the verdicts are relative to, and the target's own
 //! profile (its documented departures). Nothing here reads message text.
 
-use super::class::{Class, Divergence, Kind};
+use super::class::{Divergence, Kind};
 use super::wire_tcb::{seg_len, WireTcb};
 use crate::run::runner::{Failure, Mismatch};
 use crate::run::target::Micros;
@@ -194,22 +194,15 @@ impl Case<'_> {
             lines.push(format!("{s}: {}", self.script_line(s)));
         }
         lines.push(format!("{}: {}", f.line, self.script_line(f.line)));
-        Divergence {
-            target: self.target.to_string(),
+        let mut d = Divergence::new(
+            self.target.to_string(),
             kind,
-            line: f.line,
-            lines,
-            expected: normalize(f.expected.as_deref().unwrap_or("")),
-            actual: normalize(f.actual.as_deref().unwrap_or("")),
-            class: Class::Inconclusive,
-            level: None,
-            reason: String::new(),
-            documented: None,
-            rows: Vec::new(),
-            params: Vec::new(),
-            rfc: Vec::new(),
-            continues: false,
-        }
+            normalize(f.expected.as_deref().unwrap_or("")),
+            normalize(f.actual.as_deref().unwrap_or("")),
+        );
+        d.line = f.line;
+        d.lines = lines;
+        d
     }
 
     /// The scripted packet.

@@ -186,6 +186,26 @@ pub struct Divergence {
 }
 
 impl Divergence {
+    /// An unclassified (inconclusive) divergence of `target`'s `kind`.
+    pub fn new(target: String, kind: Kind, expected: String, actual: String) -> Divergence {
+        Divergence {
+            target,
+            kind,
+            line: 0,
+            lines: Vec::new(),
+            expected,
+            actual,
+            class: Class::Inconclusive,
+            level: None,
+            reason: String::new(),
+            documented: None,
+            rows: Vec::new(),
+            params: Vec::new(),
+            rfc: Vec::new(),
+            continues: false,
+        }
+    }
+
     /// What makes two divergences the same for `docs/divergences.md`.
     pub fn key(&self) -> String {
         format!(
