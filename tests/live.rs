@@ -257,7 +257,9 @@ fn divergences_doc_matches_the_snapshots() {
 fn snapshots_round_trip() {
     for d in committed() {
         let again = ScriptDiff::from_snapshot(&d.snapshot()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(again, d);
+        // The kernel lives in the file's header, not in the body.
+        assert_eq!(again.snapshot(), d.snapshot());
+        assert_eq!(again.divergences, d.divergences);
     }
 }
 

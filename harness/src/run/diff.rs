@@ -30,6 +30,9 @@ pub use crate::verdict::{Class, Divergence, ScriptDiff};
 
 /// How many times a line is masked and the script re-run per target.
 pub const MAX_MASKS: usize = 6;
+/// How often a live run is repeated after a timing miss (a miss within
+/// twice the tolerance) before the miss is reported as inconclusive.
+pub const TIMING_RETRIES: usize = 2;
 /// The reference target: deterministic, and it logs table rows.
 pub const REFERENCE: &str = "own";
 
@@ -79,6 +82,8 @@ struct Runs {
     divergences: Vec<Divergence>,
     last: Option<RunReport>,
     cases: Vec<Recorded>,
+    /// Runs repeated after a timing miss.
+    retried: usize,
 }
 
 /// A failure as the classifier saw it: the (masked) script, the failure
@@ -153,8 +158,10 @@ fn run_masked(
         divergences: Vec::new(),
         last: None,
         cases: Vec::new(),
+        retried: 0,
     };
-    for _ in 0..=MAX_MASKS {
+    let mut retries = TIMING_RETRIES;
+    for _ in 0..=MAX_MASKS + TIMING_RETRIES {
         let mut target = match make(name, opts.profile) {
             Ok(t) => t,
             Err(e) => {
@@ -162,6 +169,7 @@ fn run_masked(
                 break;
             }
         };
+        let live = !target.is_virtual();
         let report = run_text(path, &script, target.as_mut(), &opts.run);
         drop(target);
         // A masked script that no longer runs: keep the last real run.
@@ -186,6 +194,15 @@ fn run_masked(
             trace: &report.trace,
         };
         let found = verdict::classify(&case);
+        // A timing miss on a real clock: run the same script again first.
+        let timing_miss = found
+            .iter()
+            .all(|d| d.class == Class::Inconclusive && d.kind == Kind::Timing);
+        if live && timing_miss && retries > 0 {
+            retries -= 1;
+            out.retried += 1;
+            continue;
+        }
         let masked = found
             .iter()
             .all(|d| d.continues)
@@ -255,6 +272,7 @@ pub fn diff_text(
         if let Some(r) = runs.last {
             out.targets.push(name.clone());
             out.outcomes.push(format!("{name}: {}", outcome_text(&r)));
+            out.timing_retries += runs.retried;
             out.divergences
                 .extend(compare_traces(name, &r.trace, &ref_report.trace));
         }

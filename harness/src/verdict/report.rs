@@ -28,6 +28,10 @@ pub struct ScriptDiff {
     /// header, not its body, so a snapshot compares equal across kernels.
     #[serde(skip)]
     pub kernel: Option<String>,
+    /// Live runs repeated after a timing miss (not in snapshots: it
+    /// depends on the machine's load).
+    #[serde(skip)]
+    pub timing_retries: usize,
 }
 
 impl ScriptDiff {
@@ -41,6 +45,7 @@ impl ScriptDiff {
             outcomes: Vec::new(),
             divergences: Vec::new(),
             kernel: None,
+            timing_retries: 0,
         }
     }
 
@@ -93,6 +98,13 @@ impl ScriptDiff {
         }
         for o in &self.outcomes {
             let _ = writeln!(s, "  run {o}");
+        }
+        if self.timing_retries > 0 {
+            let _ = writeln!(
+                s,
+                "  {} live run(s) repeated after a timing miss",
+                self.timing_retries
+            );
         }
         if self.divergences.is_empty() && self.targets.len() > 1 {
             s.push_str("  no divergence\n");
