@@ -756,9 +756,8 @@ pub fn time_wait_length(c: &Case<'_>) -> Option<Vec<Divergence>> {
         d.documented = Some(own.source.clone());
     }
     d.reason = format!(
-        "TIME-WAIT was over after less than {} s: a segment {} s after it began met a closed port (2·MSL is {} s)",
-        (elapsed_ms / 10_000 + 1) * 10,
-        (elapsed_ms / 10_000) * 10,
+        "a segment ≈{} s into TIME-WAIT met a closed port: TIME-WAIT lasted less than 2·MSL ({} s)",
+        (elapsed_ms + 2_500) / 5_000 * 5,
         rfc_ms / 1000
     );
     one(d)
