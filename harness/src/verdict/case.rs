@@ -51,6 +51,9 @@ pub struct Rows<'a> {
     /// The target profile's row (the same row unless the target's profile
     /// documents a departure).
     pub own: &'a Row,
+    /// An earlier row of the target's own profile that left the target in
+    /// another state than the reference (`state` is the target's).
+    pub diverted: Option<&'a Row>,
 }
 
 /// A stimulus: an injected packet or a completed call, by trace index.
@@ -300,38 +303,91 @@ impl Case<'_> {
         WireTcb::before(self.trace, idx)
     }
 
-    /// The rows of both profiles for the stimulus at `idx`.
+    /// The rows of both profiles for the stimulus at `idx`, in the state
+    /// the target was in ([`Case::target_state`]).
     pub fn rows(&self, idx: usize) -> Option<Rows<'_>> {
-        let (state, _, ref_row) = self.reference_step(idx)?;
+        let (state, diverted) = self.target_state(idx)?;
+        let mut rows = self.rows_in(idx, state)?;
+        rows.diverted = diverted;
+        Some(rows)
+    }
+
+    /// The rows of both profiles for the stimulus at `idx` arriving in
+    /// `state`: a packet is classified in the target's own sequence space;
+    /// a call is the user call the reference's row answered.
+    fn rows_in(&self, idx: usize, state: State) -> Option<Rows<'_>> {
         let spec = self.spec();
-        if let Some(w) = self.inbound(idx) {
-            let event = self.tcb_before(idx).classify(&w, state);
-            let rfc = spec.step(self.judge.rfc, state, &event).ok()?;
-            let own = spec.step(self.profile, state, &event).ok()?;
-            return Some(Rows {
-                state,
-                event: Some(event),
-                rfc,
-                own,
-            });
-        }
-        // A call: the events the reference's row covers in this state.
-        let rfc = spec.row(ref_row)?;
-        let own = Event::possible(state)
+        let events: Vec<Event> = match self.inbound(idx) {
+            Some(w) => vec![self.tcb_before(idx).classify(&w, state)],
+            None => {
+                let (_, _, ref_row) = self.reference_step(idx)?;
+                match &spec.row(ref_row)?.event {
+                    tcp_spec::EventPattern::Call { call } => {
+                        call.iter().map(|c| Event::Call { call: *c }).collect()
+                    }
+                    _ => return None,
+                }
+            }
+        };
+        // For a call the row covering several calls is ambiguous: prefer
+        // the one where the target's profile departs.
+        let pick = events
             .iter()
-            .filter(|e| matches!(e, Event::Call { .. }))
-            .filter(|e| {
-                spec.step(self.judge.rfc, state, e)
-                    .is_ok_and(|r| r.id == rfc.id)
+            .filter_map(|e| {
+                let rfc = spec.step(self.judge.rfc, state, e).ok()?;
+                let own = spec.step(self.profile, state, e).ok()?;
+                Some((e, rfc, own))
             })
-            .filter_map(|e| spec.step(self.profile, state, e).ok())
-            .find(|r| r.id != rfc.id)
-            .unwrap_or(rfc);
+            .max_by_key(|(_, rfc, own)| rfc.id != own.id)?;
+        let (event, rfc, own) = pick;
         Some(Rows {
             state,
-            event: None,
+            event: self.inbound(idx).map(|_| *event),
             rfc,
             own,
+            diverted: None,
+        })
+    }
+
+    /// The target's state when the stimulus at `idx` arrived: the
+    /// reference's, unless an earlier stimulus took a row of the target's
+    /// own profile (its answer fits that row, or neither row) that leads
+    /// to another state than the reference went to — then that state, and
+    /// the row that diverted it.
+    pub fn target_state(&self, idx: usize) -> Option<(State, Option<&Row>)> {
+        let mut diverted: Option<(State, &Row)> = None;
+        for i in 0..idx {
+            if stim_kind(&self.trace.entries[i].kind).is_none() {
+                continue;
+            }
+            let Some((from_ref, to_ref, _)) = self.reference_step(i) else {
+                continue;
+            };
+            let from = diverted.map_or(from_ref, |d| d.0);
+            let Some(rows) = self.rows_in(i, from) else {
+                diverted = None;
+                continue;
+            };
+            // Follow the target's own row only where its answer fits that
+            // row (a row of an older kernel may document what this one no
+            // longer does).
+            let sent = self.sent_after(i);
+            let own_fits = emits(rows.own, &sent, from) || !emits(rows.rfc, &sent, from);
+            let next = if own_fits {
+                rows.own.next.resolve(from)
+            } else {
+                rows.rfc.next.resolve(from)
+            };
+            diverted = match diverted {
+                _ if next == to_ref => None,
+                Some((_, r)) if rows.own.id == rows.rfc.id => Some((next, r)),
+                _ => Some((next, rows.own)),
+            };
+        }
+        let (from_ref, _, _) = self.reference_step(idx)?;
+        Some(match diverted {
+            Some((s, r)) => (s, Some(r)),
+            None => (from_ref, None),
         })
     }
 

@@ -735,7 +735,10 @@ pub fn time_wait_length(c: &Case<'_>) -> Option<Vec<Divergence>> {
         .entries
         .iter()
         .find_map(|e| match e.kind {
-            TraceKind::Transition { to, .. } if to == tcp_spec::State::TimeWait => Some(e.at),
+            TraceKind::Transition {
+                to: tcp_spec::State::TimeWait,
+                ..
+            } => Some(e.at),
             _ => None,
         })?;
     let elapsed_ms = c.trace.entries[s].at.saturating_sub(entered) / 1000;
@@ -1100,6 +1103,24 @@ pub fn response(c: &Case<'_>) -> Option<Vec<Divergence>> {
     let values = matches!(&c.failure.mismatch, Mismatch::Differs { fields, .. }
         if fields.iter().any(|f| matches!(f, Field::Seq | Field::Ack | Field::Len)));
     let rfc_fits = emits(rows.rfc, &sent, state) && !values;
+    if let Some(via) = rows
+        .diverted
+        .filter(|_| rfc_fits || emits(rows.own, &sent, state))
+    {
+        // An earlier documented departure left the target in another
+        // state; in that state it answers as the rows say.
+        let level = via.level.unwrap_or(Level::None);
+        d.class = Class::departure(level);
+        d.level = Some(level);
+        d.rows = vec![via.id.clone(), rows.own.id.clone()];
+        d.documented = via.mechanism.as_ref().map(|m| m.to_string());
+        d.continues = true;
+        d.reason = format!(
+            "row {} ({}) left the connection in {state}, where {what} draws {seen} (row {}): {}",
+            via.id, c.profile, rows.own.id, via.effect
+        );
+        return one(d);
+    }
     if rfc_fits {
         d.class = Class::Conforms;
         d.level = rows.rfc.level;
