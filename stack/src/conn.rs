@@ -1445,6 +1445,16 @@ impl Conn {
                 ctx.record("SYNC.RST.outside");
                 return;
             }
+            if st == State::SynReceived
+                && seg.flags.syn
+                && ev.ack == AckClass::New
+                && ev.seq == SeqClass::Below
+                && !ev.fin
+                && !ev.payload
+            {
+                self.simultaneous_syn_ack(ctx, seg);
+                return;
+            }
             if profile == Profile::Linux
                 && st == State::SynReceived
                 && seg.flags.syn
@@ -1630,6 +1640,19 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// SYN-RECEIVED after a simultaneous open: the peer's SYN-ACK repeats
+    /// its SYN, below RCV.NXT, and acknowledges ours. The figure of a
+    /// simultaneous open (RFC 9293 §3.5) has it complete the handshake,
+    /// where the sequence check of §3.10.7.4 alone would only ACK it;
+    /// supporting simultaneous open is MUST-10. The ACK covers the peer's
+    /// SYN alone, RCV.NXT = IRS+1.
+    fn simultaneous_syn_ack(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>) {
+        ctx.record("SR.SYN-ACK.simultaneous");
+        self.ack_of_syn(ctx, seg);
+        self.state = State::Established;
+        self.ack_now = true;
     }
 
     /// SYN-RECEIVED, fifth check: only an ACK of exactly our SYN moves on

@@ -373,6 +373,13 @@ fn simultaneous_open_and_close() {
     assert_eq!(net.a.status(a).expect("s").state, State::Established);
     assert_eq!(net.b.status(b).expect("s").state, State::Established);
     assert!(net.rows.contains("SS.SYN.simultaneous"));
+    // Each side's SYN-ACK completes the other's handshake.
+    let done: Vec<_> = net
+        .log
+        .iter()
+        .filter(|t| t.row == "SR.SYN-ACK.simultaneous")
+        .collect();
+    assert_eq!(done.len(), 2, "{:?}", net.rows);
     // Simultaneous close: both FINs cross.
     net.a.close(net.now, a).expect("close");
     net.b.close(net.now, b).expect("close");
@@ -998,6 +1005,42 @@ fn linux_abort_in_time_wait_leaves_the_time_wait_connection() {
     assert_eq!(a.connection_count(), 0);
     a.handle_packet(now, &craft(4000, 80, peer, Some(nxt), fin_ack(), b""));
     assert!(parse_any(&a.poll_transmit(now).expect("rst")).flags.rst);
+}
+
+#[test]
+fn simultaneous_open_completes_on_the_peers_syn_ack_under_every_profile() {
+    for profile in [Profile::Rfc793, Profile::Rfc9293, Profile::Linux] {
+        let (mut a, h, iss, now) = active(profile);
+        a.handle_packet(now, &craft(80, 4000, 5000, None, syn(), b""));
+        let t = one(&mut a, profile);
+        assert_eq!((t.row, t.to), ("SS.SYN.simultaneous", State::SynReceived));
+        let sa = parse_any(&a.poll_transmit(now).expect("syn-ack"));
+        assert!(sa.flags.syn && sa.flags.ack);
+        // The peer's SYN-ACK repeats its SYN (SEG.SEQ = IRS) and
+        // acknowledges ours.
+        a.handle_packet(now, &craft(80, 4000, 5000, Some(iss + 1), syn(), b""));
+        let t = one(&mut a, profile);
+        assert_eq!(
+            (t.row, t.to),
+            ("SR.SYN-ACK.simultaneous", State::Established),
+            "[{profile}]"
+        );
+        let ack = parse_any(&a.poll_transmit(now).expect("ack"));
+        assert!(ack.flags.ack && !ack.flags.syn && !ack.flags.rst);
+        assert_eq!((ack.seq.0, ack.ack.0), (iss + 1, 5001), "[{profile}]");
+        assert!(a.poll_transmit(now).is_none());
+        let st = a.status(h).expect("s");
+        assert_eq!(
+            (st.state, st.snd_una, st.snd_wnd),
+            (State::Established, iss + 1, 65535)
+        );
+        // The peer's own ACK of our SYN-ACK is then a duplicate.
+        a.handle_packet(
+            now,
+            &craft(80, 4000, 5001, Some(iss + 1), Flags::default(), b""),
+        );
+        assert_eq!(one(&mut a, profile).row, "OPEN.ACK.pure");
+    }
 }
 
 /// Rounds and steps of the random walk (`TCP_STACK_WALK=rounds,steps`
