@@ -628,6 +628,124 @@ mod tests {
         ));
     }
 
+    /// Rows that replace another for part of its events take exactly
+    /// those: the simultaneous-open SYN-ACK, and the Linux rows for a
+    /// SYN-ACK with FIN, a FIN after the peer's FIN and ABORT in TIME-WAIT.
+    #[test]
+    fn overriding_rows_take_exactly_their_events() {
+        let seg = |syn, fin, seq, ack| {
+            Event::Segment(SegmentEvent {
+                syn,
+                fin,
+                rst: false,
+                payload: false,
+                seq,
+                ack,
+            })
+        };
+        let with_data = |e: Event| match e {
+            Event::Segment(s) => Event::Segment(SegmentEvent { payload: true, ..s }),
+            other => other,
+        };
+        let abort = Event::Call {
+            call: crate::model::UserCall::Abort,
+        };
+        use AckClass::{Absent, Dup, New, TooOld};
+        use Profile::{Linux, Rfc793, Rfc9293};
+        use SeqClass::{Below, Inside, LeftEdge, NotApplicable, Overlap};
+        use State::{CloseWait, LastAck, SynReceived, SynSent, TimeWait};
+        let cases = [
+            (
+                Rfc793,
+                SynReceived,
+                seg(true, false, Below, New),
+                "SR.SYN-ACK.simultaneous",
+            ),
+            (
+                Rfc9293,
+                SynReceived,
+                seg(true, false, Below, New),
+                "SR.SYN-ACK.simultaneous",
+            ),
+            (
+                Linux,
+                SynReceived,
+                seg(true, false, Below, New),
+                "SR.SYN-ACK.simultaneous",
+            ),
+            (
+                Rfc9293,
+                SynReceived,
+                seg(true, true, Below, New),
+                "SYNC.SEQ.unacceptable",
+            ),
+            (
+                Rfc9293,
+                SynReceived,
+                seg(true, false, Below, Absent),
+                "SYNC.SEQ.unacceptable",
+            ),
+            (
+                Linux,
+                SynReceived,
+                seg(true, false, Below, Absent),
+                "LX.SR.SYN.retransmitted",
+            ),
+            (
+                Rfc9293,
+                SynSent,
+                seg(true, true, NotApplicable, New),
+                "SS.SYN-ACK-FIN",
+            ),
+            (
+                Linux,
+                SynSent,
+                seg(true, true, NotApplicable, New),
+                "LX.SS.SYN-ACK-FIN",
+            ),
+            (
+                Linux,
+                CloseWait,
+                seg(false, true, LeftEdge, Dup),
+                "LX.END.FIN.new",
+            ),
+            (
+                Linux,
+                LastAck,
+                seg(false, true, Inside, New),
+                "LX.END.FIN.new",
+            ),
+            (
+                Linux,
+                CloseWait,
+                with_data(seg(false, true, Overlap, Dup)),
+                "END.FIN",
+            ),
+            (Linux, TimeWait, seg(false, true, LeftEdge, Dup), "END.FIN"),
+            (
+                Linux,
+                CloseWait,
+                seg(false, true, LeftEdge, TooOld),
+                "SYNC.ACK.too-old",
+            ),
+            (
+                Rfc9293,
+                CloseWait,
+                seg(false, true, LeftEdge, Dup),
+                "END.FIN",
+            ),
+            (Linux, TimeWait, abort, "LX.TW.ABORT"),
+            (Linux, LastAck, abort, "END.ABORT"),
+            (Rfc9293, TimeWait, abort, "END.ABORT"),
+        ];
+        for (profile, state, event, want) in cases {
+            match step(profile, state, &event) {
+                Ok(row) => assert_eq!(row.id, want, "[{profile}] {state} × {event}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
     #[test]
     fn every_profile_has_parameters_with_sources() {
         let spec = bundled();

@@ -977,7 +977,8 @@ impl Conn {
     }
 
     /// ABORT (RFC 9293 §3.10.5): a RST in the synchronized states before
-    /// our FIN is acknowledged, then the TCB is gone.
+    /// our FIN is acknowledged, then the TCB is gone; under the linux
+    /// profile a connection in TIME-WAIT is left to run out its timer.
     pub fn abort(&mut self, ctx: &mut Ctx<'_>) {
         match self.state {
             State::Closed => ctx.record("CLOSED.CALL"),
@@ -1002,6 +1003,12 @@ impl Conn {
                 );
                 ctx.emit(&s, Cause::Response);
                 self.enter_closed(None);
+            }
+            State::TimeWait if ctx.profile() == Profile::Linux => {
+                // Linux handed the connection to a TIME-WAIT mini-socket
+                // when it entered TIME-WAIT; closing the user's socket no
+                // longer reaches it (`__tcp_close()`).
+                ctx.record("LX.TW.ABORT");
             }
             State::Closing | State::LastAck | State::TimeWait => {
                 ctx.record("END.ABORT");
@@ -1140,15 +1147,22 @@ impl Conn {
             self.take_syn(ctx.p, seg);
             if ev.ack == AckClass::New {
                 self.ack_of_syn(ctx, seg);
-                if seg.flags.fin {
-                    ctx.record("SS.SYN-ACK-FIN");
-                } else {
-                    ctx.record("SS.SYN-ACK");
-                }
                 self.state = State::Established;
-                let text = self.accept_text(ctx, seg);
-                if text.fin {
-                    self.state = State::CloseWait;
+                if !seg.flags.fin {
+                    ctx.record("SS.SYN-ACK");
+                    self.accept_text(ctx, seg);
+                } else if ctx.profile() == Profile::Linux {
+                    // Linux runs only the URG step on the rest of a SYN-ACK
+                    // (`tcp_rcv_state_process()`): its text and FIN are
+                    // ignored, the ACK covers the SYN alone.
+                    ctx.record("LX.SS.SYN-ACK-FIN");
+                } else {
+                    // RFC 9293 §3.10.7.3: the text and FIN are processed as
+                    // from the sixth step of §3.10.7.4 on.
+                    ctx.record("SS.SYN-ACK-FIN");
+                    if self.accept_text(ctx, seg).fin {
+                        self.state = State::CloseWait;
+                    }
                 }
                 self.ack_now = true;
             } else {
@@ -1431,6 +1445,16 @@ impl Conn {
                 ctx.record("SYNC.RST.outside");
                 return;
             }
+            if st == State::SynReceived
+                && seg.flags.syn
+                && ev.ack == AckClass::New
+                && ev.seq == SeqClass::Below
+                && !ev.fin
+                && !ev.payload
+            {
+                self.simultaneous_syn_ack(ctx, seg);
+                return;
+            }
             if profile == Profile::Linux
                 && st == State::SynReceived
                 && seg.flags.syn
@@ -1596,7 +1620,16 @@ impl Conn {
             _ => {
                 // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer's FIN
                 // is in; text is ignored, a FIN is acknowledged again.
-                if ev.fin {
+                let at_or_above_nxt = matches!(
+                    ev.seq,
+                    SeqClass::LeftEdge | SeqClass::Inside | SeqClass::RightEdge
+                );
+                if ev.fin && profile == Profile::Linux && st != State::TimeWait && at_or_above_nxt {
+                    // Linux leaves the text step at once for a segment that
+                    // does not start below RCV.NXT (`tcp_rcv_state_process()`
+                    // step 7): no ACK, RCV.NXT stays.
+                    ctx.record("LX.END.FIN.new");
+                } else if ev.fin {
                     ctx.record("END.FIN");
                     if st == State::TimeWait {
                         self.tw_deadline = Some(ctx.now.plus_micros(ctx.p.time_wait_us));
@@ -1607,6 +1640,19 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// SYN-RECEIVED after a simultaneous open: the peer's SYN-ACK repeats
+    /// its SYN, below RCV.NXT, and acknowledges ours. The figure of a
+    /// simultaneous open (RFC 9293 §3.5) has it complete the handshake,
+    /// where the sequence check of §3.10.7.4 alone would only ACK it;
+    /// supporting simultaneous open is MUST-10. The ACK covers the peer's
+    /// SYN alone, RCV.NXT = IRS+1.
+    fn simultaneous_syn_ack(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>) {
+        ctx.record("SR.SYN-ACK.simultaneous");
+        self.ack_of_syn(ctx, seg);
+        self.state = State::Established;
+        self.ack_now = true;
     }
 
     /// SYN-RECEIVED, fifth check: only an ACK of exactly our SYN moves on

@@ -373,6 +373,13 @@ fn simultaneous_open_and_close() {
     assert_eq!(net.a.status(a).expect("s").state, State::Established);
     assert_eq!(net.b.status(b).expect("s").state, State::Established);
     assert!(net.rows.contains("SS.SYN.simultaneous"));
+    // Each side's SYN-ACK completes the other's handshake.
+    let done: Vec<_> = net
+        .log
+        .iter()
+        .filter(|t| t.row == "SR.SYN-ACK.simultaneous")
+        .collect();
+    assert_eq!(done.len(), 2, "{:?}", net.rows);
     // Simultaneous close: both FINs cross.
     net.a.close(net.now, a).expect("close");
     net.b.close(net.now, b).expect("close");
@@ -837,6 +844,203 @@ fn linux_rows_take_over_under_linux() {
     check(Profile::Linux, &ts);
     let rows: Vec<_> = ts.iter().map(|t| t.row).collect();
     assert_eq!(rows, ["LX.EST.ACK.beyond", "LX.RST.overlap"]);
+}
+
+/// A (192.0.2.1:4000) opens actively towards the peer 192.0.2.2:80;
+/// returns A, the handle, A's ISS and the time.
+fn active(profile: Profile) -> (Endpoint, ConnId, u32, Instant) {
+    let mut a = endpoint(ip_a(), profile, 1);
+    let now = Instant::from_millis(10);
+    let h = a
+        .connect(
+            now,
+            SocketAddr::new(ip_a(), 4000),
+            SocketAddr::new(ip_b(), 80),
+        )
+        .expect("connect");
+    let s = parse_any(&a.poll_transmit(now).expect("syn"));
+    assert!(s.flags.syn && !s.flags.ack);
+    check(profile, &a.drain_transitions());
+    (a, h, s.seq.0, now)
+}
+
+/// The one transition logged since the last drain, held against the table.
+fn one(a: &mut Endpoint, profile: Profile) -> Transition {
+    let mut ts = a.drain_transitions();
+    check(profile, &ts);
+    assert_eq!(ts.len(), 1, "{ts:?}");
+    ts.remove(0)
+}
+
+fn fin_ack() -> Flags {
+    Flags {
+        fin: true,
+        ..Flags::default()
+    }
+}
+
+#[test]
+fn linux_ignores_text_and_fin_on_a_syn_ack() {
+    let syn_fin = Flags {
+        syn: true,
+        fin: true,
+        ..Flags::default()
+    };
+    // linux: ESTABLISHED, the ACK covers the SYN only, nothing to read.
+    let (mut a, h, iss, now) = active(Profile::Linux);
+    let sa = craft(80, 4000, 5000, Some(iss + 1), syn_fin, b"hi");
+    a.handle_packet(now, &sa);
+    let t = one(&mut a, Profile::Linux);
+    assert_eq!((t.row, t.to), ("LX.SS.SYN-ACK-FIN", State::Established));
+    let ack = parse_any(&a.poll_transmit(now).expect("ack"));
+    assert!(ack.flags.ack && !ack.flags.syn && !ack.flags.fin);
+    assert_eq!((ack.seq.0, ack.ack.0), (iss + 1, 5001));
+    assert!(a.poll_transmit(now).is_none());
+    assert_eq!(a.status(h).expect("s").rcv_nxt, 5001);
+    assert_eq!(a.recv(now, h, &mut [0; 8]), Err(Error::WouldBlock));
+    // rfc9293: text and FIN are taken, CLOSE-WAIT.
+    let (mut a, _, iss, now) = active(Profile::Rfc9293);
+    a.handle_packet(now, &sa);
+    let t = one(&mut a, Profile::Rfc9293);
+    assert_eq!((t.row, t.to), ("SS.SYN-ACK-FIN", State::CloseWait));
+    let ack = parse_any(&a.poll_transmit(now).expect("ack"));
+    assert_eq!((ack.seq.0, ack.ack.0), (iss + 1, 5004));
+}
+
+/// A passively opened connection under `profile` driven to `state`
+/// (CLOSE-WAIT, CLOSING, LAST-ACK or TIME-WAIT) by the peer's FIN at 5001
+/// and our CLOSE (as `shutdown`, so the handle stays); returns A, the
+/// handle, A's SND.NXT and the time.
+fn after_peer_fin(profile: Profile, state: State) -> (Endpoint, ConnId, u32, Instant) {
+    let (mut a, h, peer, ours, now) = scripted(profile);
+    let our_fin = |a: &mut Endpoint| {
+        a.shutdown(now, h, Shutdown::Write).expect("close");
+        assert!(parse_any(&a.poll_transmit(now).expect("fin")).flags.fin);
+    };
+    // We close first on the way to CLOSING and TIME-WAIT; the peer's FIN
+    // acknowledges ours only on the way to TIME-WAIT.
+    let ack = match state {
+        State::Closing => {
+            our_fin(&mut a);
+            ours
+        }
+        State::TimeWait => {
+            our_fin(&mut a);
+            ours + 1
+        }
+        _ => ours,
+    };
+    a.handle_packet(now, &craft(4000, 80, peer, Some(ack), fin_ack(), b""));
+    assert!(
+        parse_any(&a.poll_transmit(now).expect("ack of fin"))
+            .flags
+            .ack
+    );
+    if state == State::LastAck {
+        our_fin(&mut a);
+    }
+    check(profile, &a.drain_transitions());
+    let st = a.status(h).expect("s");
+    assert_eq!((st.state, st.rcv_nxt), (state, peer + 1));
+    (a, h, st.snd_nxt, now)
+}
+
+#[test]
+fn linux_drops_a_fin_at_or_above_rcv_nxt_after_the_peers_fin() {
+    let peer = 5001;
+    for state in [State::CloseWait, State::Closing, State::LastAck] {
+        for seq in [peer + 1, peer + 7] {
+            let (mut a, h, _, now) = after_peer_fin(Profile::Linux, state);
+            let una = a.status(h).expect("s").snd_una;
+            a.handle_packet(now, &craft(4000, 80, seq, Some(una), fin_ack(), b""));
+            let t = one(&mut a, Profile::Linux);
+            assert_eq!(
+                (t.row, t.to),
+                ("LX.END.FIN.new", state),
+                "{state} seq {seq}"
+            );
+            assert!(a.poll_transmit(now).is_none(), "{state}: no ACK");
+            assert_eq!(a.status(h).expect("s").rcv_nxt, peer + 1);
+        }
+    }
+    // TIME-WAIT keeps acknowledging (END.FIN), as the RFC profiles do in
+    // every state.
+    for (profile, state) in [
+        (Profile::Linux, State::TimeWait),
+        (Profile::Rfc9293, State::CloseWait),
+        (Profile::Rfc9293, State::LastAck),
+    ] {
+        let (mut a, h, nxt, now) = after_peer_fin(profile, state);
+        let una = a.status(h).expect("s").snd_una;
+        a.handle_packet(now, &craft(4000, 80, peer + 1, Some(una), fin_ack(), b""));
+        let t = one(&mut a, profile);
+        assert_eq!((t.row, t.to), ("END.FIN", state), "[{profile}] {state}");
+        let ack = parse_any(&a.poll_transmit(now).expect("ack"));
+        assert_eq!((ack.seq.0, ack.ack.0), (nxt, peer + 1));
+    }
+}
+
+#[test]
+fn linux_abort_in_time_wait_leaves_the_time_wait_connection() {
+    let peer = 5001;
+    // linux: the call succeeds, nothing is sent, TIME-WAIT goes on and a
+    // retransmitted FIN is still acknowledged.
+    let (mut a, h, nxt, now) = after_peer_fin(Profile::Linux, State::TimeWait);
+    assert_eq!(a.abort(now, h), Ok(()));
+    let t = one(&mut a, Profile::Linux);
+    assert_eq!((t.row, t.to), ("LX.TW.ABORT", State::TimeWait));
+    assert!(t.emitted.is_empty());
+    assert!(a.poll_transmit(now).is_none());
+    assert_eq!(a.connection_count(), 1);
+    a.handle_packet(now, &craft(4000, 80, peer, Some(nxt), fin_ack(), b""));
+    let ack = parse_any(&a.poll_transmit(now).expect("ack"));
+    assert!(ack.flags.ack && !ack.flags.rst);
+    assert_eq!((ack.seq.0, ack.ack.0), (nxt, peer + 1));
+    check(Profile::Linux, &a.drain_transitions());
+    // rfc9293: the TCB is deleted; the FIN then finds a closed port.
+    let (mut a, h, nxt, now) = after_peer_fin(Profile::Rfc9293, State::TimeWait);
+    assert_eq!(a.abort(now, h), Ok(()));
+    let t = one(&mut a, Profile::Rfc9293);
+    assert_eq!((t.row, t.to), ("END.ABORT", State::Closed));
+    assert_eq!(a.connection_count(), 0);
+    a.handle_packet(now, &craft(4000, 80, peer, Some(nxt), fin_ack(), b""));
+    assert!(parse_any(&a.poll_transmit(now).expect("rst")).flags.rst);
+}
+
+#[test]
+fn simultaneous_open_completes_on_the_peers_syn_ack_under_every_profile() {
+    for profile in [Profile::Rfc793, Profile::Rfc9293, Profile::Linux] {
+        let (mut a, h, iss, now) = active(profile);
+        a.handle_packet(now, &craft(80, 4000, 5000, None, syn(), b""));
+        let t = one(&mut a, profile);
+        assert_eq!((t.row, t.to), ("SS.SYN.simultaneous", State::SynReceived));
+        let sa = parse_any(&a.poll_transmit(now).expect("syn-ack"));
+        assert!(sa.flags.syn && sa.flags.ack);
+        // The peer's SYN-ACK repeats its SYN (SEG.SEQ = IRS) and
+        // acknowledges ours.
+        a.handle_packet(now, &craft(80, 4000, 5000, Some(iss + 1), syn(), b""));
+        let t = one(&mut a, profile);
+        assert_eq!(
+            (t.row, t.to),
+            ("SR.SYN-ACK.simultaneous", State::Established),
+            "[{profile}]"
+        );
+        let ack = parse_any(&a.poll_transmit(now).expect("ack"));
+        assert!(ack.flags.ack && !ack.flags.syn && !ack.flags.rst);
+        assert_eq!((ack.seq.0, ack.ack.0), (iss + 1, 5001), "[{profile}]");
+        assert!(a.poll_transmit(now).is_none());
+        let st = a.status(h).expect("s");
+        assert_eq!(
+            (st.state, st.snd_una, st.snd_wnd),
+            (State::Established, iss + 1, 65535)
+        );
+        // The peer's own ACK of our SYN-ACK is then a duplicate.
+        a.handle_packet(
+            now,
+            &craft(80, 4000, 5001, Some(iss + 1), Flags::default(), b""),
+        );
+        assert_eq!(one(&mut a, profile).row, "OPEN.ACK.pure");
+    }
 }
 
 /// Rounds and steps of the random walk (`TCP_STACK_WALK=rounds,steps`
