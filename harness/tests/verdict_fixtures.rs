@@ -154,6 +154,48 @@ const CASES: &[Audited] = &[
         documented: true,
         rule: "zero-window-probe",
     },
+    // A FIN on the SYN-ACK is ignored: the ACK covers only the SYN.
+    Audited {
+        name: "fin-on-syn-ack-ignored",
+        script: "syn_ack_fin.pkt",
+        line: 12,
+        class: Class::Deviation,
+        level: Some(Level::None),
+        documented: true,
+        rule: "response",
+    },
+    // A second FIN at RCV.NXT in CLOSE-WAIT is dropped without an ACK.
+    Audited {
+        name: "second-fin-dropped",
+        script: "matrix/close_wait.pkt",
+        line: 30,
+        class: Class::Deviation,
+        level: Some(Level::None),
+        documented: true,
+        rule: "response",
+    },
+    // close() with SO_LINGER {1, 0} cannot reach a connection the kernel
+    // already moved to a TIME-WAIT socket: the FIN after it is ACKed.
+    Audited {
+        name: "abort-after-time-wait",
+        script: "matrix/time_wait_abort.pkt",
+        line: 23,
+        class: Class::Deviation,
+        level: Some(Level::None),
+        documented: true,
+        rule: "response",
+    },
+    // Karn: the RTO backed off by the first segment's timeout holds for
+    // the next segment (no valid sample in between); 200 ms floor.
+    Audited {
+        name: "backed-off-rto-holds",
+        script: "karn.pkt",
+        line: 26,
+        class: Class::ShouldDeviation,
+        level: Some(Level::Should),
+        documented: true,
+        rule: "timer-model",
+    },
 ];
 
 fn repo() -> PathBuf {

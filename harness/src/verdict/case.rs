@@ -391,14 +391,24 @@ impl Case<'_> {
         })
     }
 
-    /// What the target sent after the stimulus at `idx`, up to the next
-    /// stimulus (a blocking call that merely returned is none) or the end.
+    /// What the target sent in answer to the stimulus at `idx`: its
+    /// packets up to the next stimulus (a blocking call that merely
+    /// returned is none) or the end, less retransmissions (a timer sends
+    /// those; the timer rules judge them).
     pub fn sent_after(&self, idx: usize) -> Vec<WireSegment> {
         let mut out = Vec::new();
         for (i, e) in self.trace.entries.iter().enumerate().skip(idx + 1) {
             match &e.kind {
                 TraceKind::PacketOut { bytes, .. } => {
-                    if let Ok(w) = wire::decode(bytes) {
+                    let Ok(w) = wire::decode(bytes) else { continue };
+                    let resent = seg_len(&w) > 0
+                        && self.trace.entries[..i].iter().any(|x| match &x.kind {
+                            TraceKind::PacketOut { bytes, .. } => {
+                                wire::decode(bytes).is_ok_and(|o| o.seq == w.seq && seg_len(&o) > 0)
+                            }
+                            _ => false,
+                        });
+                    if !resent {
                         out.push(w);
                     }
                 }

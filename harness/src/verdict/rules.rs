@@ -290,8 +290,6 @@ pub fn senders_choice(c: &Case<'_>) -> Option<Vec<Divergence>> {
 
 /// A timer-driven packet as observed: the gap since what armed it.
 struct TimerObs {
-    /// The segment is a SYN (linear SYN timeouts may apply).
-    syn: bool,
     /// Earlier transmissions of the same segment (0: a first
     /// transmission after a stimulus).
     prior: usize,
@@ -299,8 +297,9 @@ struct TimerObs {
     observed: Option<f64>,
     /// The gap the script expects (µs), when it gives one.
     scripted: Option<f64>,
-    /// RTT samples before the observation (Karn-marked).
-    samples: Vec<Sample>,
+    /// What the estimator went through before the observation, in order:
+    /// RTT samples (Karn-marked) and timer expiries.
+    history: Vec<TimerEvent>,
     /// The script's tolerance (µs).
     tol: f64,
 }
@@ -351,10 +350,22 @@ fn same_segment(w: &WireSegment, seq: u32) -> bool {
     w.seq == seq && seg_len(w) > 0
 }
 
-/// RTT samples (RFC 6298 §3) in the trace before `until`: each segment
-/// that occupies sequence space, timed to the first injected ACK covering
-/// it; a retransmitted segment's sample is marked (Karn).
-fn rtt_samples(c: &Case<'_>, until: Micros) -> Vec<Sample> {
+/// What drives a sender's RTO estimator, as its packets show it.
+#[derive(Clone, Copy, Debug)]
+enum TimerEvent {
+    /// An RTT measurement (RFC 6298 §3; Karn-marked).
+    Sample(Sample),
+    /// A retransmission: the timer expired (RFC 6298 §5.5); `syn` when it
+    /// resent a SYN.
+    Expiry { syn: bool },
+}
+
+/// The estimator's history in the trace before `until`: each segment that
+/// occupies sequence space is timed to the first injected ACK covering it
+/// (a retransmitted segment's sample is marked, Karn), and each
+/// retransmission is an expiry — so a backed-off RTO holds until a valid
+/// sample (RFC 6298 §5.7).
+fn timer_history(c: &Case<'_>, until: Micros) -> Vec<TimerEvent> {
     let mut sent: Vec<(Micros, u32, u32, usize)> = Vec::new();
     let mut out = Vec::new();
     for e in c.trace.entries.iter().filter(|e| e.at < until) {
@@ -366,7 +377,10 @@ fn rtt_samples(c: &Case<'_>, until: Micros) -> Vec<Sample> {
                     continue;
                 }
                 match sent.iter_mut().find(|s| s.1 == w.seq) {
-                    Some(s) => s.3 += 1,
+                    Some(s) => {
+                        s.3 += 1;
+                        out.push(TimerEvent::Expiry { syn: w.flags.syn });
+                    }
                     None => sent.push((e.at, w.seq, w.seq.wrapping_add(len), 1)),
                 }
             }
@@ -378,10 +392,10 @@ fn rtt_samples(c: &Case<'_>, until: Micros) -> Vec<Sample> {
                 sent.retain(|s| {
                     let covered = (w.ack.wrapping_sub(s.2) as i32) >= 0;
                     if covered {
-                        out.push(Sample {
+                        out.push(TimerEvent::Sample(Sample {
                             rtt: e.at.saturating_sub(s.0) as f64 / 1e6,
                             retransmitted: s.3 > 1,
-                        });
+                        }));
                     }
                     !covered
                 });
@@ -397,7 +411,7 @@ fn rtt_samples(c: &Case<'_>, until: Micros) -> Vec<Sample> {
 fn timer_obs(c: &Case<'_>) -> Option<TimerObs> {
     let outs = c.outs();
     let tol = c.tolerance() as f64;
-    let (seq, syn, observed_at, scripted_at) = match &c.failure.mismatch {
+    let (seq, _syn, observed_at, scripted_at) = match &c.failure.mismatch {
         // Sent before its window, or unscripted: the packet itself.
         Mismatch::Early { at } | Mismatch::Unexpected { at } => {
             let w = c.actual_wire()?;
@@ -451,25 +465,31 @@ fn timer_obs(c: &Case<'_>) -> Option<TimerObs> {
             .next_back()?,
     };
     Some(TimerObs {
-        syn,
         prior: prior.len(),
         observed: observed_at.map(|t| t.saturating_sub(base) as f64),
         scripted: scripted_at.map(|t| t as f64 - base as f64),
-        samples: rtt_samples(c, cut),
+        history: timer_history(c, cut),
         tol,
     })
 }
 
 /// The RTO a model predicts for the observation (µs).
+/// The first `linear` SYN expiries keep the RTO (linear SYN timeouts).
 fn predict(cfg: RtoConfig, linear: u64, t: &TimerObs) -> f64 {
     let mut est = RtoEstimator::new(cfg);
-    for s in &t.samples {
-        est.on_sample(*s);
-    }
-    let backoffs = t.prior.saturating_sub(1) as u64;
-    for i in 0..backoffs {
-        if !t.syn || i >= linear {
-            est.on_timeout();
+    let mut syn_expiries = 0;
+    for ev in &t.history {
+        match *ev {
+            TimerEvent::Sample(s) => {
+                est.on_sample(s);
+            }
+            TimerEvent::Expiry { syn: true } => {
+                if syn_expiries >= linear {
+                    est.on_timeout();
+                }
+                syn_expiries += 1;
+            }
+            TimerEvent::Expiry { syn: false } => est.on_timeout(),
         }
     }
     est.rto() * 1e6
