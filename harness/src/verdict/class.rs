@@ -167,7 +167,12 @@ pub struct Divergence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<Level>,
     /// Why: the rule, row or parameter that decides, or why nothing does.
+    /// No measured times: those vary from run to run on a real clock.
     pub reason: String,
+    /// What was measured (times in ms): shown in text reports, not kept
+    /// in snapshots.
+    #[serde(skip)]
+    pub measured: Option<String>,
     /// The target's own profile documents the behaviour: the mechanism
     /// (function, sysctl, versions) named there. A documented departure is
     /// still reported at its level.
@@ -198,6 +203,7 @@ impl Divergence {
             class: Class::Inconclusive,
             level: None,
             reason: String::new(),
+            measured: None,
             documented: None,
             rows: Vec::new(),
             params: Vec::new(),

@@ -130,6 +130,9 @@ impl ScriptDiff {
             if !d.actual.is_empty() {
                 let _ = writeln!(s, "      actual:   {}", d.actual);
             }
+            if let Some(m) = &d.measured {
+                let _ = writeln!(s, "      measured: {m}");
+            }
             if let Some(m) = &d.documented {
                 let _ = writeln!(s, "      documented: {m}");
             }

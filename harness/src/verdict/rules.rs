@@ -158,21 +158,19 @@ pub fn syn_give_up(c: &Case<'_>) -> Option<Vec<Divergence>> {
     };
     let mut d = c.base(Kind::Call);
     d.rfc = vec!["RFC9293 3.8.3".into(), "RFC1122 4.2.3.5".into()];
-    let shown = format!("≈{:.0} s", (elapsed / 10.0).round() * 10.0);
     if elapsed + 1.0 >= tcp_spec::rto::SYN_R2_MIN {
         d.class = Class::Conforms;
         d.level = Some(Level::Must);
-        d.reason = format!(
-            "connect() gave up after {shown} of SYN retransmission: at least 3 minutes (MUST-23)"
-        );
+        d.reason =
+            "connect() gave up after at least 3 minutes of SYN retransmission (MUST-23)".into();
+        d.measured = Some(format!("gave up after {elapsed:.1} s"));
         return one(d);
     }
     let level = c.param_level(c.judge.rfc, "syn_retries");
     d.class = Class::departure(level);
     d.level = Some(level);
-    d.reason = format!(
-        "connect() gave up after {shown} of SYN retransmission; R2 for a SYN must last at least 3 minutes (MUST-23)"
-    );
+    d.reason = "connect() gave up before 3 minutes of SYN retransmission; R2 for a SYN must last at least 3 minutes (MUST-23)".into();
+    d.measured = Some(format!("gave up after {elapsed:.1} s"));
     d.params = vec![c.param_text(c.judge.rfc, "syn_retries")];
     let predicted = give_up(c.profile);
     if c.profile != c.judge.rfc && (elapsed - predicted).abs() <= 2.0_f64.max(predicted * 0.03) {
@@ -321,6 +319,23 @@ impl TimerObs {
         }
     }
 
+    /// What happened, without measured numbers (they go in `measured`,
+    /// outside the snapshots: a real clock jitters).
+    fn what(&self) -> String {
+        let what = if self.prior == 0 {
+            "first transmission"
+        } else {
+            "retransmission"
+        };
+        match (self.observed, self.scripted) {
+            (Some(g), Some(s)) if g < s => format!("{what} earlier than scripted"),
+            (Some(_), Some(_)) => format!("{what} later than scripted"),
+            (Some(_), None) => format!("unscripted {what}"),
+            (None, _) => format!("no {what} in the scripted window"),
+        }
+    }
+
+    /// The measured and scripted gaps in milliseconds.
     fn shown(&self) -> String {
         let what = if self.prior == 0 {
             "first transmission"
@@ -525,7 +540,8 @@ pub fn timer_model(c: &Case<'_>) -> Option<Vec<Divergence>> {
     if t.fits(timer_model_of(c, rfc, &t)) {
         d.class = Class::Conforms;
         d.continues = true;
-        d.reason = format!("{}: the RFC 6298 model ({rfc}) predicts it", t.shown());
+        d.reason = format!("{}: the RFC 6298 model ({rfc}) predicts it", t.what());
+        d.measured = Some(t.shown());
         return one(d);
     }
     if c.profile == rfc || !t.fits(timer_model_of(c, c.profile, &t)) {
@@ -577,9 +593,10 @@ pub fn timer_model(c: &Case<'_>) -> Option<Vec<Divergence>> {
         .unwrap_or(Level::None);
     d.class = Class::departure(level);
     d.level = Some(level);
+    d.measured = Some(t.shown());
     d.reason = format!(
         "{}: the {} profile's timer predicts it ({}), the RFC 6298 model does not",
-        t.shown(),
+        t.what(),
         c.profile,
         used.join(", ")
     );
@@ -619,9 +636,10 @@ pub fn timer_departure(c: &Case<'_>) -> Option<Vec<Divergence>> {
     let mut d = c.base(Kind::Timing);
     d.class = Class::MustViolation;
     d.level = Some(Level::Must);
+    d.measured = Some(t.shown());
     d.reason = format!(
         "{}: neither the RFC 6298 model ({}) nor the {} profile's timer predicts it",
-        t.shown(),
+        t.what(),
         c.judge.rfc,
         c.profile
     );
@@ -723,10 +741,8 @@ pub fn early_syn(c: &Case<'_>) -> Option<Vec<Divergence>> {
         d.params.push(c.param_text(c.profile, name));
         d.documented = Some(own.source.clone());
     }
-    d.reason = format!(
-        "the SYN was resent {} ms after an acknowledgment outside (ISS, SND.NXT] instead of when the retransmission timer expires",
-        ms_f(gap)
-    );
+    d.reason = "the SYN was resent right after an acknowledgment outside (ISS, SND.NXT] instead of when the retransmission timer expires".into();
+    d.measured = Some(format!("SYN resent {} ms after the segment", ms_f(gap)));
     d.continues = true;
     one(d)
 }
@@ -1053,9 +1069,10 @@ pub fn rate_limit(c: &Case<'_>) -> Option<Vec<Divergence>> {
     let mut d = c.base(Kind::Missing);
     d.rows.push(rows.rfc.id.clone());
     d.continues = true;
+    d.measured = Some(format!("{gap_ms} ms after the last limited reply"));
     if gap_ms * 20 > interval_ms * 19 {
         d.reason = format!(
-            "the reply came {gap_ms} ms after the last rate-limited one, at the edge of the {interval_ms} ms limit"
+            "the reply is missing at the edge of the {interval_ms} ms limit after the last rate-limited one"
         );
         return one(d);
     }
@@ -1071,7 +1088,7 @@ pub fn rate_limit(c: &Case<'_>) -> Option<Vec<Divergence>> {
         d.class = Class::Conforms;
         d.level = Some(Level::Should);
         d.reason = format!(
-            "the challenge ACK of row {} is rate-limited ({gap_ms} ms after the last limited reply; the {} profile allows one per {interval_ms} ms)",
+            "the challenge ACK of row {} is rate-limited (the {} profile allows one per {interval_ms} ms)",
             rows.rfc.id, c.profile
         );
         d.rfc = vec!["RFC5961 7".into()];
@@ -1080,7 +1097,7 @@ pub fn rate_limit(c: &Case<'_>) -> Option<Vec<Divergence>> {
         d.class = Class::departure(level);
         d.level = Some(level);
         d.reason = format!(
-            "the ACK row {} asks for is suppressed by the {} profile's shared out-of-window limiter ({gap_ms} ms after the last limited reply)",
+            "the ACK row {} asks for is suppressed by the {} profile's shared out-of-window limiter (one reply per {interval_ms} ms)",
             rows.rfc.id, c.profile
         );
         d.documented = Some(params.oow_ack_interval_ms.source.clone());
