@@ -797,7 +797,13 @@ impl Runner<'_> {
         };
         let own = own.unwrap_or(0);
         let other = other.unwrap_or(0);
-        let seq = s.seq.wrapping_sub(own);
+        // A RST with SEQ=0 answers a segment without ACK (RFC 9293
+        // 3.10.7.1): its 0 is absolute, not a number of this connection.
+        let seq = if s.flags.rst && s.seq == 0 {
+            0
+        } else {
+            s.seq.wrapping_sub(own)
+        };
         PacketSpec {
             dir,
             flags: s.flags,
