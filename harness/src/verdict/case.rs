@@ -71,6 +71,11 @@ fn stim_kind(k: &TraceKind) -> Option<StimKind> {
     }
 }
 
+/// How soon after a stimulus a retransmitted segment still counts as the
+/// answer to it (a SYN-ACK resent for a resent SYN) rather than the work of
+/// a retransmission timer, whose shortest expiry is far longer.
+pub const ANSWER_WINDOW_US: Micros = 50_000;
+
 /// Replaces `TS val N ecr M` values by `*` so reports are stable.
 pub fn normalize(text: &str) -> String {
     let mut out = Vec::new();
@@ -393,15 +398,18 @@ impl Case<'_> {
 
     /// What the target sent in answer to the stimulus at `idx`: its
     /// packets up to the next stimulus (a blocking call that merely
-    /// returned is none) or the end, less retransmissions (a timer sends
-    /// those; the timer rules judge them).
+    /// returned is none) or the end, less retransmissions that came later
+    /// than [`ANSWER_WINDOW_US`] (a timer sent those; the timer rules
+    /// judge them).
     pub fn sent_after(&self, idx: usize) -> Vec<WireSegment> {
+        let stim_at = self.trace.entries.get(idx).map_or(0, |e| e.at);
         let mut out = Vec::new();
         for (i, e) in self.trace.entries.iter().enumerate().skip(idx + 1) {
             match &e.kind {
                 TraceKind::PacketOut { bytes, .. } => {
                     let Ok(w) = wire::decode(bytes) else { continue };
                     let resent = seg_len(&w) > 0
+                        && e.at.saturating_sub(stim_at) > ANSWER_WINDOW_US
                         && self.trace.entries[..i].iter().any(|x| match &x.kind {
                             TraceKind::PacketOut { bytes, .. } => {
                                 wire::decode(bytes).is_ok_and(|o| o.seq == w.seq && seg_len(&o) > 0)
