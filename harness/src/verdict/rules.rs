@@ -173,7 +173,9 @@ pub fn syn_give_up(c: &Case<'_>) -> Option<Vec<Divergence>> {
     d.measured = Some(format!("gave up after {elapsed:.1} s"));
     d.params = vec![c.param_text(c.judge.rfc, "syn_retries")];
     let predicted = give_up(c.profile);
-    if c.profile != c.judge.rfc && (elapsed - predicted).abs() <= 2.0_f64.max(predicted * 0.03) {
+    // Each expiry of a coarse timer wheel may fire late and the lateness
+    // adds up over the schedule (about 2 s for 64 s timers on HZ=250).
+    if c.profile != c.judge.rfc && (elapsed - predicted).abs() <= 2.0_f64.max(predicted * 0.06) {
         let params = &c.spec().profile(c.profile).params;
         d.params.push(c.param_text(c.profile, "syn_retries"));
         d.params
