@@ -1,4 +1,4 @@
-//! Divergence snapshots of the live `linux` target (DESIGN.md, "Scripts and
+//! Divergence snapshots of the live `linux` target (docs/architecture.md, "Scripts and
 //! the runner": divergences as reviewable snapshots).
 //!
 //! Every script of the conformance suite runs on `own` (the reference,

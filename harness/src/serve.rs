@@ -1,5 +1,5 @@
 //! `tcpconform serve`: the own stack as a real server on `tun1`, inside a
-//! network namespace the harness creates (DESIGN.md, "Scripts and the
+//! network namespace the harness creates (docs/architecture.md, "Scripts and the
 //! runner" — live targets; the impairment model of [`crate::impair`]).
 //!
 //! [`serve`] sets up the namespace of [`crate::live::LiveNet`] and starts

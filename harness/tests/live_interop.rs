@@ -1,5 +1,5 @@
 //! Interoperability of the own stack with the Linux kernel's TCP over TUN
-//! (`tcpconform serve`, DESIGN.md "Scripts and the runner" — live targets).
+//! (`tcpconform serve`, docs/architecture.md "Scripts and the runner" — live targets).
 //!
 //! Inside a namespace the harness creates, the kernel's own TCP client
 //! (`std::net::TcpStream` opened by a thread that entered the namespace)

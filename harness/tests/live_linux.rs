@@ -1,6 +1,6 @@
 //! Target `linux` end to end: conformance scripts played against the kernel
 //! of this machine behind `tun0`, in a namespace the harness creates
-//! (DESIGN.md, "Scripts and the runner" and "Facts about the live Linux
+//! (docs/architecture.md, "Scripts and the runner" and "Facts about the live Linux
 //! target").
 //!
 //! Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and iproute2.

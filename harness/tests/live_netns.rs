@@ -1,5 +1,5 @@
 //! Live plumbing: namespace lifecycle and the TUN path end to end
-//! (DESIGN.md, "Scripts and the runner" — live targets — and "Bad input").
+//! (docs/architecture.md, "Scripts and the runner" — live targets — and "Bad input").
 //!
 //! Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and iproute2.
 //! Where `live::available()` fails, every test prints `skipped: <reason>` and

@@ -1,6 +1,6 @@
 //! Target `own-tun` end to end: conformance scripts played against the own
 //! stack behind `tun1`, in real time, with every packet crossing the kernel
-//! of a namespace the harness creates (DESIGN.md, "Scripts and the runner").
+//! of a namespace the harness creates (docs/architecture.md, "Scripts and the runner").
 //!
 //! The design requires `own` and `own-tun` never to diverge beyond timing:
 //! every script here must pass on both, and the two runs must show the same

@@ -1,5 +1,5 @@
 //! Bookkeeping that guarantees no namespace outlives the process that made it
-//! (DESIGN.md, "Bad input": never a leaked namespace or TUN device).
+//! (docs/architecture.md, "Bad input": never a leaked namespace or TUN device).
 //!
 //! - A process-wide registry holds the name of every namespace this process
 //!   created and has not yet removed. Its lock also serialises creation, so a

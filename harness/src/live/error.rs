@@ -1,4 +1,4 @@
-//! Typed errors of the live layer (DESIGN.md, "Bad input": a clear error,
+//! Typed errors of the live layer (docs/architecture.md, "Bad input": a clear error,
 //! never a panic, never a hang, never a leaked namespace or TUN device).
 //!
 //! Every message is one sentence that says what went wrong and, where the

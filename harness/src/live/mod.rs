@@ -1,4 +1,4 @@
-//! Live targets' network plumbing: namespaces and TUN devices (DESIGN.md,
+//! Live targets' network plumbing: namespaces and TUN devices (docs/architecture.md,
 //! "Scripts and the runner" — live targets — and "Bad input").
 //!
 //! Live targets run only inside a network namespace that the harness creates

@@ -1,4 +1,4 @@
-//! Network namespaces owned by this process (DESIGN.md, "Scripts and the
+//! Network namespaces owned by this process (docs/architecture.md, "Scripts and the
 //! runner": live targets run only inside a namespace that the harness creates
 //! and removes itself; nothing ever leaves it).
 //!

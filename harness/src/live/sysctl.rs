@@ -1,4 +1,4 @@
-//! Namespace-local sysctls (DESIGN.md, "Facts about the live Linux target":
+//! Namespace-local sysctls (docs/architecture.md, "Facts about the live Linux target":
 //! scripts that need other values set them with backtick `sysctl` lines,
 //! applied in the namespace only).
 //!

@@ -1,4 +1,4 @@
-//! TUN devices inside a harness-owned namespace (DESIGN.md, "Scripts and the
+//! TUN devices inside a harness-owned namespace (docs/architecture.md, "Scripts and the
 //! runner": targets inject inbound packets and collect outbound packets over
 //! TUN).
 //!

@@ -1,5 +1,5 @@
 //! Target `linux`: the kernel of this machine behind `tun0`, on a real clock
-//! (DESIGN.md, "Scripts and the runner" — live targets — and "Facts about the
+//! (docs/architecture.md, "Scripts and the runner" — live targets — and "Facts about the
 //! live Linux target").
 //!
 //! [`LinuxTarget::new`] creates a fresh network namespace with

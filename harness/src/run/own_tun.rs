@@ -1,5 +1,5 @@
 //! Target `own-tun`: the own stack (`tcp-stack`) driving `tun1` in real
-//! time, inside a namespace the harness creates (DESIGN.md, "Scripts and
+//! time, inside a namespace the harness creates (docs/architecture.md, "Scripts and
 //! the runner" — live targets).
 //!
 //! A script's packets cross the kernel exactly as for the `linux` target:

@@ -122,7 +122,7 @@ pub struct Trace {
 
 /// What a run showed of the target, without times: the packets in and out
 /// (script text, ISN-relative), the call results and the table rows taken.
-/// `own` and `own-tun` must agree on it for every script (DESIGN.md: the
+/// `own` and `own-tun` must agree on it for every script (docs/architecture.md: the
 /// two never diverge beyond timing).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Behaviour {
