@@ -632,6 +632,17 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
         s
     };
     write_out(&out)?;
+    if let Some(bad) = diffs.iter().find(|d| d.script_error) {
+        let why = bad
+            .outcomes
+            .iter()
+            .chain(&bad.skipped)
+            .next()
+            .cloned()
+            .unwrap_or_default();
+        eprintln!("tcpconform: {}: {why}", bad.script);
+        return Ok(ExitCode::from(2));
+    }
     let departs = diffs.iter().any(|d| d.worst().is_some_and(Class::departs));
     Ok(ExitCode::from(u8::from(departs)))
 }

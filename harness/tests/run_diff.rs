@@ -244,3 +244,21 @@ fn the_relative_tolerance_widens_the_window_by_a_share_of_the_gap() {
     let relaxed = diff::diff_text("p.pkt", &text, &o, &mut make);
     assert!(relaxed.divergences.is_empty(), "{}", relaxed.text());
 }
+
+/// A script that does not parse (or read) is a usage error: exit 2 with
+/// the location, not a clean exit 0 with nothing compared.
+#[test]
+fn cli_exits_2_on_a_script_that_does_not_parse() {
+    let dir = std::env::temp_dir().join(format!("tcpconform-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let bad = dir.join("bad.pkt");
+    std::fs::write(&bad, "garbage line\n").unwrap_or_else(|e| panic!("{e}"));
+    let shown = bad.display().to_string();
+    let out = tcpconform(&["diff", "--targets", "own,linux", "--", &shown]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.pkt:1:1"),
+        "{out:?}"
+    );
+}

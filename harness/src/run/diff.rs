@@ -71,6 +71,7 @@ pub fn diff_file(path: &std::path::Path, opts: &DiffOptions) -> ScriptDiff {
         Err(e) => {
             let mut d = ScriptDiff::new(&shown, opts.profile);
             d.skipped.push(format!("all: cannot read {shown}: {e}"));
+            d.script_error = true;
             d
         }
     }
@@ -252,6 +253,10 @@ pub fn diff_text(
     };
     out.outcomes
         .push(format!("{REFERENCE}: {}", outcome_text(&ref_report)));
+    if matches!(ref_report.outcome, Outcome::Error(_)) {
+        out.script_error = true;
+        return out;
+    }
     out.divergences.extend(reference.divergences);
     for name in &opts.targets {
         if name == REFERENCE || out.targets.contains(name) {

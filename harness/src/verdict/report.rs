@@ -32,6 +32,10 @@ pub struct ScriptDiff {
     /// depends on the machine's load).
     #[serde(skip)]
     pub timing_retries: usize,
+    /// The script could not be read or run at all (a usage error for the
+    /// command line: exit 2).
+    #[serde(skip)]
+    pub script_error: bool,
 }
 
 impl ScriptDiff {
@@ -46,6 +50,7 @@ impl ScriptDiff {
             divergences: Vec::new(),
             kernel: None,
             timing_retries: 0,
+            script_error: false,
         }
     }
 
