@@ -221,7 +221,13 @@ impl Endpoint {
         let pp = &spec.profile(config.profile).params;
         let to16 = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
         let mut rto = RtoParams::from_spec(pp);
-        rto.min_us = config.rto_min_us.unwrap_or(rto.min_us);
+        if let Some(min) = config.rto_min_us {
+            // Linux's tcp_rto_min also floors the variance term.
+            if rto.var_floor_us > 0 {
+                rto.var_floor_us = min;
+            }
+            rto.min_us = min;
+        }
         rto.max_us = config.rto_max_us.unwrap_or(rto.max_us).max(1);
         let params = ConnParams {
             profile: config.profile,

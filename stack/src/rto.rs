@@ -18,6 +18,9 @@ pub struct RtoParams {
     pub min_us: u64,
     pub max_us: u64,
     pub granularity_us: u64,
+    /// A floor under the variance term (0 in RFC 6298; Linux: its minimum
+    /// RTO, `tcp_rtt_estimator`/`tcp_set_rto`).
+    pub var_floor_us: u64,
 }
 
 impl RtoParams {
@@ -29,6 +32,7 @@ impl RtoParams {
             min_us: us(p.rto_min_ms.value),
             max_us: us(p.rto_max_ms.value).max(1),
             granularity_us: us(p.clock_granularity_ms.value),
+            var_floor_us: us(p.rto_var_floor_ms.value),
         }
     }
 }
@@ -103,10 +107,11 @@ impl RtoEstimator {
     }
 
     /// SRTT + max(G, 4·RTTVAR), rounded up to whole µs and clamped to
-    /// [min, max] (RFC 6298 §§2.3–2.5).
+    /// [min, max] (RFC 6298 §§2.3–2.5); a profile's variance floor joins G.
     fn computed(&self) -> u64 {
         let srtt = self.srtt.unwrap_or(self.params.initial_us << FRAC);
-        let var = (self.params.granularity_us << FRAC).max(self.rttvar.saturating_mul(4));
+        let floor = self.params.granularity_us.max(self.params.var_floor_us);
+        let var = (floor << FRAC).max(self.rttvar.saturating_mul(4));
         let raw = srtt.saturating_add(var);
         let us = (raw >> FRAC) + u64::from(raw & ((1 << FRAC) - 1) != 0);
         us.clamp(
@@ -128,6 +133,7 @@ mod tests {
                 min_us: min_ms * 1000,
                 max_us: max_ms * 1000,
                 granularity_us: g_ms * 1000,
+                var_floor_us: 0,
             },
             RtoConfig {
                 initial: 1.0,
