@@ -74,6 +74,8 @@ pub(crate) struct ConnParams {
     pub nagle: bool,
     /// Window scaling offered and accepted (RFC 7323 §2).
     pub window_scaling: bool,
+    /// Seeded bugs (tests only; all off by default).
+    pub faults: crate::Faults,
 }
 
 /// How long the stack holds back the ACK of a lone in-order segment when
@@ -382,7 +384,7 @@ impl Conn {
             rcv_wscale: p.our_wscale(),
             peer_offered_ws: false,
             reincarnated: false,
-            rto: RtoEstimator::new(p.rto),
+            rto: RtoEstimator::with_faults(p.rto, p.faults),
             rtx_deadline: None,
             rtx_count: 0,
             rtt_probe: None,
@@ -1313,7 +1315,12 @@ impl Conn {
         if len > 0 && !self.read_shut {
             if data_seq.le(self.rcv_nxt) {
                 let skip = self.rcv_nxt.since(data_seq);
-                let take = data_end.min(wnd_end).since(self.rcv_nxt);
+                let end = if ctx.p.faults.accept_beyond_window {
+                    data_end
+                } else {
+                    data_end.min(wnd_end)
+                };
+                let take = end.since(self.rcv_nxt);
                 if take > 0 {
                     let a = skip as usize;
                     let b = a.saturating_add(take as usize);
@@ -1418,7 +1425,8 @@ impl Conn {
             self.ack_now = true;
         } else if t.in_order {
             self.delack_segs = self.delack_segs.saturating_add(t.segments);
-            if self.delack_segs >= 2 || ctx.p.delayed_ack_us == 0 {
+            let second = self.delack_segs >= 2 && !ctx.p.faults.no_ack_every_second_segment;
+            if second || ctx.p.delayed_ack_us == 0 {
                 self.ack_now = true;
             } else if self.delack_deadline.is_none() {
                 self.delack_deadline = Some(ctx.now.plus_micros(ctx.p.delayed_ack_us));
@@ -1856,7 +1864,7 @@ impl Conn {
         self.syn_retransmitted = false;
         self.error = None;
         self.rcv_wscale = ctx.p.our_wscale();
-        self.rto = RtoEstimator::new(ctx.p.rto);
+        self.rto = RtoEstimator::with_faults(ctx.p.rto, ctx.p.faults);
         self.take_syn(ctx.p, seg);
         self.state = State::SynReceived;
         self.reincarnated = true;

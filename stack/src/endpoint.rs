@@ -55,6 +55,9 @@ pub struct Config {
     /// On by default; a long-running user that never drains it (a server)
     /// turns it off, or the log grows with every segment.
     pub log_transitions: bool,
+    /// Seeded bugs for tests of the wire-level checks; all off by default.
+    #[doc(hidden)]
+    pub faults: crate::Faults,
 }
 
 impl Config {
@@ -78,6 +81,7 @@ impl Config {
             rto_max_us: None,
             window_scaling: true,
             log_transitions: true,
+            faults: crate::Faults::default(),
         }
     }
 }
@@ -249,10 +253,11 @@ impl Endpoint {
             send_buf: config.send_buf,
             nagle: config.nagle,
             window_scaling: config.window_scaling,
+            faults: config.faults,
         };
         let seed = u16::from_le_bytes([config.secret[0], config.secret[1]]);
         Ok(Endpoint {
-            isn: IsnGenerator::new(config.secret),
+            isn: IsnGenerator::new(config.secret).with_fixed(config.faults.fixed_isn),
             config,
             params,
             next_id: 1,

@@ -56,6 +56,8 @@ pub fn siphash24(k0: u64, k1: u64, msg: &[u8]) -> u64 {
 #[derive(Clone)]
 pub struct IsnGenerator {
     key: [u8; 32],
+    /// Seeded bug: every ISN is the same (tests of the ISN check only).
+    fixed: bool,
 }
 
 impl std::fmt::Debug for IsnGenerator {
@@ -66,7 +68,14 @@ impl std::fmt::Debug for IsnGenerator {
 
 impl IsnGenerator {
     pub fn new(key: [u8; 32]) -> Self {
-        IsnGenerator { key }
+        IsnGenerator { key, fixed: false }
+    }
+
+    /// With `fixed`, every ISN is the same constant: the seeded bug of
+    /// [`crate::Faults::fixed_isn`].
+    pub fn with_fixed(mut self, fixed: bool) -> Self {
+        self.fixed = fixed;
+        self
     }
 
     /// F of RFC 6528 §3: SipHash-2-4 keyed with the first half of the
@@ -92,6 +101,9 @@ impl IsnGenerator {
 
     /// ISN = M + F (RFC 6528 §3), M being `now` in 4 µs ticks modulo 2^32.
     pub fn isn(&self, now: Instant, local: IpAddr, lport: u16, remote: IpAddr, rport: u16) -> u32 {
+        if self.fixed {
+            return 0x1000_0000;
+        }
         let m = (now.as_micros() / 4) as u32;
         m.wrapping_add(self.offset(local, lport, remote, rport))
     }

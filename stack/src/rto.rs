@@ -47,18 +47,28 @@ pub struct RtoEstimator {
     rttvar: u64,
     /// Current RTO in µs (backed off by expiries).
     rto_us: u64,
+    /// The timer expired since the last sample.
+    backed_off: bool,
+    faults: crate::Faults,
 }
 
 impl RtoEstimator {
     /// Before any sample RTO is the initial value (RFC 6298 §2.1), kept
     /// within the cap.
     pub fn new(params: RtoParams) -> Self {
+        Self::with_faults(params, crate::Faults::default())
+    }
+
+    /// An estimator with seeded bugs ([`crate::Faults`]; tests only).
+    pub fn with_faults(params: RtoParams, faults: crate::Faults) -> Self {
         let lo = params.min_us.min(params.initial_us);
         RtoEstimator {
             params,
             srtt: None,
             rttvar: 0,
             rto_us: params.initial_us.clamp(lo, params.max_us.max(lo)),
+            backed_off: false,
+            faults,
         }
     }
 
@@ -94,15 +104,28 @@ impl RtoEstimator {
             Some(srtt) => {
                 let delta = srtt.abs_diff(r);
                 // RTTVAR first, with the old SRTT (β = 1/4, α = 1/8).
-                self.rttvar = (self.rttvar * 3 + delta) / 4;
-                self.srtt = Some((srtt * 7 + r) / 8);
+                self.rttvar = if self.faults.rttvar_gain_eighth {
+                    (self.rttvar * 7 + delta) / 8
+                } else {
+                    (self.rttvar * 3 + delta) / 4
+                };
+                self.srtt = Some(if self.faults.srtt_gain_quarter {
+                    (srtt * 3 + r) / 4
+                } else {
+                    (srtt * 7 + r) / 8
+                });
             }
         }
-        self.rto_us = self.computed();
+        let keep = self.backed_off && self.faults.keep_backoff_after_sample;
+        self.backed_off = false;
+        if !keep {
+            self.rto_us = self.computed();
+        }
     }
 
     /// The timer expired: double RTO up to the cap (RFC 6298 §5.5).
     pub fn on_timeout(&mut self) {
+        self.backed_off = true;
         self.rto_us = self.rto_us.saturating_mul(2).min(self.params.max_us);
     }
 
@@ -111,7 +134,8 @@ impl RtoEstimator {
     fn computed(&self) -> u64 {
         let srtt = self.srtt.unwrap_or(self.params.initial_us << FRAC);
         let floor = self.params.granularity_us.max(self.params.var_floor_us);
-        let var = (floor << FRAC).max(self.rttvar.saturating_mul(4));
+        let k = if self.faults.rto_k_two { 2 } else { 4 };
+        let var = (floor << FRAC).max(self.rttvar.saturating_mul(k));
         let raw = srtt.saturating_add(var);
         let us = (raw >> FRAC) + u64::from(raw & ((1 << FRAC) - 1) != 0);
         us.clamp(
