@@ -12,4 +12,5 @@ pub mod run;
 pub mod script;
 pub mod serve;
 pub mod sim;
+pub mod timers;
 pub mod verdict;

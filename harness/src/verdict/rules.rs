@@ -15,7 +15,8 @@ use crate::run::runner::{Field, Mismatch};
 use crate::run::target::Micros;
 use crate::run::trace::TraceKind;
 use crate::run::wire::{self, WireSegment};
-use tcp_spec::rto::{RtoConfig, RtoEstimator, Sample};
+use crate::timers::history::{self, Dir, History, TimerEvent};
+use tcp_spec::rto::RtoConfig;
 use tcp_spec::{AckClass, Ctl, Event, Level, Profile, SeqClass};
 
 /// A rule: `None` when it does not decide this case.
@@ -367,60 +368,21 @@ fn same_segment(w: &WireSegment, seq: u32) -> bool {
     w.seq == seq && seg_len(w) > 0
 }
 
-/// What drives a sender's RTO estimator, as its packets show it.
-#[derive(Clone, Copy, Debug)]
-enum TimerEvent {
-    /// An RTT measurement (RFC 6298 §3; Karn-marked).
-    Sample(Sample),
-    /// A retransmission: the timer expired (RFC 6298 §5.5); `syn` when it
-    /// resent a SYN.
-    Expiry { syn: bool },
-}
-
-/// The estimator's history in the trace before `until`: each segment that
-/// occupies sequence space is timed to the first injected ACK covering it
-/// (a retransmitted segment's sample is marked, Karn), and each
-/// retransmission is an expiry — so a backed-off RTO holds until a valid
-/// sample (RFC 6298 §5.7).
+/// The estimator's history in the trace before `until`
+/// ([`crate::timers::history`]).
 fn timer_history(c: &Case<'_>, until: Micros) -> Vec<TimerEvent> {
-    let mut sent: Vec<(Micros, u32, u32, usize)> = Vec::new();
-    let mut out = Vec::new();
+    let mut h = History::new();
     for e in c.trace.entries.iter().filter(|e| e.at < until) {
-        match &e.kind {
-            TraceKind::PacketOut { bytes, .. } => {
-                let Ok(w) = wire::decode(bytes) else { continue };
-                let len = seg_len(&w);
-                if len == 0 {
-                    continue;
-                }
-                match sent.iter_mut().find(|s| s.1 == w.seq) {
-                    Some(s) => {
-                        s.3 += 1;
-                        out.push(TimerEvent::Expiry { syn: w.flags.syn });
-                    }
-                    None => sent.push((e.at, w.seq, w.seq.wrapping_add(len), 1)),
-                }
-            }
-            TraceKind::PacketIn { bytes, .. } => {
-                let Ok(w) = wire::decode(bytes) else { continue };
-                if !w.flags.ack {
-                    continue;
-                }
-                sent.retain(|s| {
-                    let covered = (w.ack.wrapping_sub(s.2) as i32) >= 0;
-                    if covered {
-                        out.push(TimerEvent::Sample(Sample {
-                            rtt: e.at.saturating_sub(s.0) as f64 / 1e6,
-                            retransmitted: s.3 > 1,
-                        }));
-                    }
-                    !covered
-                });
-            }
-            _ => {}
+        let (dir, bytes) = match &e.kind {
+            TraceKind::PacketOut { bytes, .. } => (Dir::Out, bytes),
+            TraceKind::PacketIn { bytes, .. } => (Dir::In, bytes),
+            _ => continue,
+        };
+        if let Ok(w) = wire::decode(bytes) {
+            h.push(e.at, dir, &w);
         }
     }
-    out
+    h.events.into_iter().map(|(_, ev)| ev).collect()
 }
 
 /// The timer observation of this case, when the failing packet is one a
@@ -493,23 +455,7 @@ fn timer_obs(c: &Case<'_>) -> Option<TimerObs> {
 /// The RTO a model predicts for the observation (µs).
 /// The first `linear` SYN expiries keep the RTO (linear SYN timeouts).
 fn predict(cfg: RtoConfig, linear: u64, t: &TimerObs) -> f64 {
-    let mut est = RtoEstimator::new(cfg);
-    let mut syn_expiries = 0;
-    for ev in &t.history {
-        match *ev {
-            TimerEvent::Sample(s) => {
-                est.on_sample(s);
-            }
-            TimerEvent::Expiry { syn: true } => {
-                if syn_expiries >= linear {
-                    est.on_timeout();
-                }
-                syn_expiries += 1;
-            }
-            TimerEvent::Expiry { syn: false } => est.on_timeout(),
-        }
-    }
-    est.rto() * 1e6
+    history::predict(cfg, linear, &t.history)
 }
 
 /// The timer parameters a profile's model is built from.
