@@ -10,7 +10,42 @@
 //! fingerprint), [`checks`] (ISN, trimming, delayed-ACK), [`report`]
 //! (text, JSON, SVG) and [`trace`] (the same inference on a pcap).
 
+pub mod estimate;
 pub mod history;
 pub mod observe;
 pub mod probe;
 pub mod scenarios;
+
+use probe::{ProbeError, StackSetup};
+use tcp_spec::Profile;
+use tcp_stack::Faults;
+
+/// Generated RTO scenarios beside the fixed shapes.
+pub const GENERATED: usize = 12;
+
+/// Runs every probe against the own stack (profile, seeded bugs, seed).
+pub fn probe_own(
+    profile: Profile,
+    faults: Faults,
+    seed: u64,
+) -> Result<estimate::Observations, ProbeError> {
+    let setup = StackSetup::new(profile, faults, seed);
+    let mut outcomes = Vec::new();
+    for sc in scenarios::rto_scenarios(seed, GENERATED) {
+        outcomes.push(scenarios::run_rto(setup, &sc)?);
+    }
+    outcomes.push(scenarios::run_syn(setup)?);
+    outcomes.push(scenarios::run_persist(setup, 5)?);
+    let (delack, _) = scenarios::run_delack(setup, 3)?;
+    let isns = scenarios::run_isn(setup, 16)?;
+    let (trim, _) = scenarios::run_trim(setup)?;
+    Ok(estimate::Observations {
+        outcomes,
+        delack: Some(delack),
+        isns: Some(isns),
+        trim: Some(trim),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -195,6 +195,20 @@ impl Probe {
         }
     }
 
+    /// Fires the stack's next timer if it is due by `limit` µs; returns
+    /// whether it did.
+    pub fn fire_next(&mut self, limit: Micros) -> bool {
+        match self.ep.poll_timeout() {
+            Some(t) if t <= self.start.plus_micros(limit) => {
+                self.now = self.now.max(t);
+                self.ep.handle_timeout(self.now);
+                self.drain();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Sends a segment from the peer: `f` in packetdrill letters.
     pub fn inject(
         &mut self,

@@ -9,6 +9,7 @@ use super::observe::{observe, Flow};
 use super::probe::{splitmix, Logged, Probe, ProbeError, StackSetup, PEER_MSS};
 use crate::run::target::Micros;
 use serde::Serialize;
+use tcp_spec::rto::{RtoConfig, RtoEstimator, Sample};
 
 /// A whole second in µs.
 const S: Micros = 1_000_000;
@@ -83,42 +84,43 @@ impl RtoScenario {
 
 /// The RTO scenarios for a seed: fixed shapes plus `generated` random
 /// sample sequences (RTTs between 0.3 and 3 s, so that the RTO stays above
-/// a 1 s floor and SRTT, RTTVAR and K all leave their mark).
+/// a 1 s floor and SRTT, RTTVAR and K all leave their mark). The first
+/// sample, the handshake's, is always below the initial RTO of 1 s.
 pub fn rto_scenarios(seed: u64, generated: usize) -> Vec<RtoScenario> {
     let mut v = vec![
-        RtoScenario::new("steady 1 s", Family::Steady, &[1000, 1000, 1000, 1000], 1),
-        RtoScenario::new("single 1.5 s", Family::Steady, &[1500], 1),
+        RtoScenario::new("steady 0.8 s", Family::Steady, &[800, 800, 800, 800], 1),
+        RtoScenario::new("single 0.9 s", Family::Steady, &[900], 1),
         RtoScenario::new(
-            "step up 1 -> 3 s",
+            "step up 0.8 -> 2.5 s",
             Family::StepUp,
-            &[1000, 1000, 3000, 3000],
+            &[800, 800, 1800, 2500],
             1,
         ),
-        RtoScenario::new("step up 0.5 -> 2 s", Family::StepUp, &[500, 2000], 1),
+        RtoScenario::new("step up 0.5 -> 1.3 s", Family::StepUp, &[500, 1300], 1),
         RtoScenario::new(
-            "step down 3 -> 1 s",
+            "step down 2.5 -> 1 s",
             Family::StepDown,
-            &[3000, 3000, 1000],
+            &[900, 2000, 2500, 1000],
             1,
         ),
         RtoScenario::new(
             "step down 2 -> 0.6 s",
             Family::StepDown,
-            &[2000, 600, 600],
+            &[700, 2000, 600, 600],
             1,
         ),
         RtoScenario::new(
             "high variance",
             Family::HighVariance,
-            &[1000, 3000, 500, 2500, 800],
+            &[900, 2500, 500, 2500, 800],
             1,
         ),
         RtoScenario::new("min RTO", Family::MinRto, &[10, 10, 10], 1),
-        RtoScenario::new("backoff to the cap", Family::Backoff, &[1000], 9),
+        RtoScenario::new("backoff to the cap", Family::Backoff, &[900], 9),
         RtoScenario {
             name: "Karn: ACK of a retransmission".into(),
             family: Family::Karn,
-            first: S,
+            first: 900_000,
             steps: vec![Step::Lose {
                 expiries: 1,
                 ack_after: 100_000,
@@ -128,7 +130,7 @@ pub fn rto_scenarios(seed: u64, generated: usize) -> Vec<RtoScenario> {
         RtoScenario {
             name: "sample after backoff".into(),
             family: Family::AfterBackoff,
-            first: S,
+            first: 900_000,
             steps: vec![
                 Step::Lose {
                     expiries: 2,
@@ -141,8 +143,25 @@ pub fn rto_scenarios(seed: u64, generated: usize) -> Vec<RtoScenario> {
     ];
     let mut rng = seed ^ 0x7469_6d65_7273;
     for i in 0..generated {
-        let n = 2 + (splitmix(&mut rng) % 5) as usize;
-        let rtts: Vec<u64> = (0..n).map(|_| 300 + splitmix(&mut rng) % 2700).collect();
+        let n = 1 + (splitmix(&mut rng) % 5) as usize;
+        // The handshake's sample stays under the initial RTO of 1 s and
+        // every later one under 90 % of the RFC model's RTO at that point,
+        // or the segment would be retransmitted and its sample void (Karn).
+        let mut model = RtoEstimator::new(RtoConfig::RFC6298);
+        let mut rtts = Vec::new();
+        for i in 0..=n {
+            let top = if i == 0 {
+                900
+            } else {
+                ((model.rto() * 900.0) as u64).min(3000)
+            };
+            let ms = 300 + splitmix(&mut rng) % top.saturating_sub(300).max(1);
+            model.on_sample(Sample {
+                rtt: ms as f64 / 1000.0,
+                retransmitted: false,
+            });
+            rtts.push(ms);
+        }
         v.push(RtoScenario::new(
             &format!("generated #{i}"),
             Family::Generated,
@@ -240,20 +259,12 @@ pub fn run_syn(setup: StackSetup) -> Result<Outcome, ProbeError> {
     p.connect()?;
     let first = p.log.first().map(|l| l.at).unwrap_or(0);
     let mut gave_up = None;
-    while let Some(t) = p.ep.poll_timeout() {
-        let _ = t;
-        let before = p.now();
-        p.next_output(PATIENCE);
+    let limit = first + 2 * PATIENCE;
+    while p.fire_next(limit) {
         if p.closed() {
             gave_up = Some(p.now().saturating_sub(first));
             break;
         }
-        if p.now() == before + PATIENCE {
-            break;
-        }
-    }
-    if gave_up.is_none() && p.closed() {
-        gave_up = Some(p.now().saturating_sub(first));
     }
     let mut o = outcome(p, "SYN unanswered", Family::Syn);
     o.gave_up = gave_up;
@@ -264,7 +275,7 @@ pub fn run_syn(setup: StackSetup) -> Result<Outcome, ProbeError> {
 /// probes (RFC 9293 §3.8.6.1), `probes` of them.
 pub fn run_persist(setup: StackSetup, probes: usize) -> Result<Outcome, ProbeError> {
     let mut p = Probe::new(setup)?;
-    p.open(S)?;
+    p.open(900_000)?;
     p.peer_wnd = 0;
     let una = p.peer_ack;
     p.ack(una)?;
