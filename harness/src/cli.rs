@@ -39,6 +39,49 @@ pub enum Command {
     /// for real clients (curl, nc, a kernel socket) in that namespace;
     /// optionally impaired at the TUN boundary. Needs root.
     Serve(ServeArgs),
+    /// Probe the retransmission, delayed-ACK and persist timers of targets
+    /// on the wire and print their fingerprint (RFC 6298 α, β, K, RTO
+    /// bounds, back-off, Karn; SYN schedule; ISNs; window trimming), or
+    /// check the timers of the connections in a pcap file.
+    Timers(TimersArgs),
+}
+
+/// Output formats of `tcpconform timers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimersFormat {
+    /// The fingerprint table per target (or the per-connection analysis
+    /// of a pcap).
+    Text,
+    /// Fingerprints and per-scenario retransmission times.
+    Json,
+    /// Observed vs predicted RTO per scenario, one panel per target.
+    Svg,
+}
+
+/// Arguments of `tcpconform timers`.
+#[derive(Debug, clap::Args)]
+pub struct TimersArgs {
+    /// Targets to probe, comma-separated: own (in-process, virtual clock).
+    #[arg(long, value_delimiter = ',', default_value = "own")]
+    pub targets: Vec<String>,
+    /// The profile whose model predicts the retransmission times (and that
+    /// the own stack follows); verdicts are always against the RFC.
+    #[arg(long, default_value_t = Profile::Rfc9293)]
+    pub profile: Profile,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TimersFormat::Text)]
+    pub format: TimersFormat,
+    /// Seed of the generated scenarios and the own stack's ISN secret.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Analyse the TCP connections in this pcap file instead of probing
+    /// (raw IP or Ethernet link type).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// Tolerance of a time comparison in ms (default: 2 for own, 10 for a
+    /// pcap).
+    #[arg(long, value_name = "MS")]
+    pub tolerance_ms: Option<f64>,
 }
 
 /// Arguments of `tcpconform serve`.
@@ -261,7 +304,88 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Coverage(args) => coverage_cmd(args),
         Command::Diff(args) => diff_cmd(args),
         Command::Serve(args) => serve_cmd(args),
+        Command::Timers(args) => timers_cmd(args),
     }
+}
+
+/// `tcpconform timers`: exit 1 when a fingerprint or a pcap shows a
+/// departure, 2 on usage errors.
+fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
+    use crate::timers::{self, estimate::Judging, report, trace};
+    let spec = Spec::bundled()?;
+    let active = &spec.profile(args.profile).params;
+    let rfc = &spec.profile(Profile::Rfc9293).params;
+    let tol_ms = args
+        .tolerance_ms
+        .unwrap_or(if args.pcap.is_some() { 10.0 } else { 2.0 });
+    if !(tol_ms.is_finite() && tol_ms >= 0.0) {
+        return usage_error(format!(
+            "--tolerance-ms {tol_ms}: expected a non-negative number"
+        ));
+    }
+    let tol = tol_ms / 1000.0;
+    let mut out = std::io::stdout().lock();
+    if let Some(file) = &args.pcap {
+        let packets = match std::fs::File::open(file)
+            .map_err(crate::pcap::PcapError::from)
+            .and_then(crate::pcap::read)
+        {
+            Ok(p) => p,
+            Err(e) => return usage_error(format!("{}: {e}", file.display())),
+        };
+        let cfg = tcp_spec::rto::RtoConfig::from_params(active);
+        let reports = trace::analyse(&packets, cfg, active.syn_linear_timeouts.value, tol);
+        match args.format {
+            TimersFormat::Text => write!(out, "{}", trace::text(&reports))?,
+            TimersFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?,
+            TimersFormat::Svg => {
+                return usage_error("--format svg needs probed targets, not --pcap")
+            }
+        }
+        let departs = reports.iter().any(|r| r.departures() > 0);
+        return Ok(if departs {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let mut reports = Vec::new();
+    for target in &args.targets {
+        let obs = match target.as_str() {
+            "own" => timers::probe_own(args.profile, tcp_stack::Faults::default(), args.seed),
+            "linux" => timers::linux::probe(args.profile, args.seed),
+            other => return usage_error(format!("timers: unknown target {other} (own, linux)")),
+        };
+        let obs = match obs {
+            Ok(o) => o,
+            Err(e) => return usage_error(format!("timers: {target}: {e}")),
+        };
+        let j = Judging {
+            rfc,
+            tol,
+            resolution: if target == "own" { 1e-6 } else { 1e-3 },
+        };
+        reports.push(report::TargetReport::new(
+            target,
+            args.profile,
+            active,
+            &obs,
+            j,
+        ));
+    }
+    match args.format {
+        TimersFormat::Text => write!(out, "{}", report::text(&reports))?,
+        TimersFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?,
+        TimersFormat::Svg => write!(out, "{}", report::svg(&reports))?,
+    }
+    let departs = reports
+        .iter()
+        .any(|r| r.worst().is_some_and(|c| c.departs()));
+    Ok(if departs {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `tcpconform serve`: exit 0 after a clean stop, 2 with one sentence on

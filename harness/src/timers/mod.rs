@@ -12,9 +12,12 @@
 
 pub mod estimate;
 pub mod history;
+pub mod linux;
 pub mod observe;
 pub mod probe;
+pub mod report;
 pub mod scenarios;
+pub mod trace;
 
 use probe::{ProbeError, StackSetup};
 use tcp_spec::Profile;

@@ -1,0 +1,230 @@
+//! The reports of `tcpconform timers`: a text table, JSON, and an SVG of
+//! observed against predicted retransmission times per scenario.
+
+use super::estimate::{fingerprint, Estimate, Judging, Observations};
+use super::observe::Flow;
+use crate::verdict::Class;
+use serde::Serialize;
+use tcp_spec::rto::RtoConfig;
+use tcp_spec::{Params, Profile};
+
+/// One retransmission of a scenario: observed and predicted RTO (s).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Point {
+    pub observed: f64,
+    pub predicted: f64,
+}
+
+/// One scenario's retransmissions.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioPoints {
+    pub name: String,
+    pub family: super::scenarios::Family,
+    pub points: Vec<Point>,
+}
+
+/// Everything `timers` says about one target.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TargetReport {
+    pub target: String,
+    pub profile: Profile,
+    pub fingerprint: Vec<Estimate>,
+    pub scenarios: Vec<ScenarioPoints>,
+}
+
+impl TargetReport {
+    /// Judges `obs` against the RFC profile; the scenario predictions
+    /// follow the active profile's model (its RTO bounds and linear SYN
+    /// timeouts).
+    pub fn new(
+        target: &str,
+        profile: Profile,
+        active: &Params,
+        obs: &Observations,
+        j: Judging<'_>,
+    ) -> TargetReport {
+        let cfg = RtoConfig::from_params(active);
+        let linear = active.syn_linear_timeouts.value;
+        TargetReport {
+            target: target.into(),
+            profile,
+            fingerprint: fingerprint(obs, j),
+            scenarios: obs
+                .outcomes
+                .iter()
+                .map(|o| ScenarioPoints {
+                    name: o.name.clone(),
+                    family: o.family,
+                    points: points(&o.flow, cfg, linear),
+                })
+                .collect(),
+        }
+    }
+
+    /// The worst class of the fingerprint.
+    pub fn worst(&self) -> Option<Class> {
+        self.fingerprint.iter().map(|e| e.class).max()
+    }
+}
+
+fn points(flow: &Flow, cfg: RtoConfig, linear: u64) -> Vec<Point> {
+    flow.resends
+        .iter()
+        .map(|r| Point {
+            observed: r.observed(),
+            predicted: flow.predicted(cfg, linear, r),
+        })
+        .collect()
+}
+
+fn value(e: &Estimate) -> String {
+    match e.value {
+        None => "-".into(),
+        Some(v) if e.unit == "s" => format!("{v:.3} s"),
+        Some(v) if e.unit.is_empty() => format!("{v:.4}"),
+        Some(v) => format!("{v:.3} {}", e.unit),
+    }
+}
+
+/// The fingerprint tables, one per target.
+pub fn text(reports: &[TargetReport]) -> String {
+    let mut s = String::new();
+    for r in reports {
+        s.push_str(&format!("timers: {} (profile {})\n", r.target, r.profile));
+        s.push_str(&format!(
+            "{:<31} {:<15} {:<22} {:<21} {:<7} {:<17} {}\n",
+            "PARAMETER", "ESTIMATE", "95% CI", "RFC", "LEVEL", "CLASS", "SOURCE"
+        ));
+        for e in &r.fingerprint {
+            let ci =
+                e.ci.map_or(String::new(), |(lo, hi)| format!("[{lo:.6}, {hi:.6}]"));
+            s.push_str(&format!(
+                "{:<31} {:<15} {:<22} {:<21} {:<7} {:<17} {}\n",
+                e.name,
+                value(e),
+                ci,
+                e.rfc_value,
+                e.level.to_string(),
+                e.class.name(),
+                e.rfc
+            ));
+        }
+        let departs = r.fingerprint.iter().filter(|e| e.class.departs()).count();
+        s.push_str(&format!("{departs} departures\n\n"));
+    }
+    s
+}
+
+/// The fingerprint as a Markdown table (for the README).
+pub fn markdown(r: &TargetReport) -> String {
+    let mut s = String::from(
+        "| parameter | estimate | 95 % CI | RFC | level | class |\n|---|---|---|---|---|---|\n",
+    );
+    for e in &r.fingerprint {
+        let ci =
+            e.ci.map_or(String::new(), |(lo, hi)| format!("[{lo:.6}, {hi:.6}]"));
+        s.push_str(&format!(
+            "| {} | {} | {} | {} ({}) | {} | {} |\n",
+            e.name,
+            value(e),
+            ci,
+            e.rfc_value,
+            e.rfc,
+            e.level,
+            e.class.name()
+        ));
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Observed against predicted RTO, one panel per target: every
+/// retransmission of every scenario is a point (hover for the scenario),
+/// on log axes, with the line where they agree.
+pub fn svg(reports: &[TargetReport]) -> String {
+    const W: f64 = 520.0;
+    const H: f64 = 520.0;
+    const M: f64 = 60.0;
+    let (lo, hi) = (0.5f64.ln(), 200f64.ln());
+    let x = |v: f64| M + (v.max(0.5).min(200.0).ln() - lo) / (hi - lo) * (W - 2.0 * M);
+    let y = |v: f64| H - M - (v.max(0.5).min(200.0).ln() - lo) / (hi - lo) * (H - 2.0 * M);
+    let palette = [
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+        "#bcbd22", "#17becf", "#000000",
+    ];
+    let width = W * reports.len().max(1) as f64;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n"
+    );
+    for (i, r) in reports.iter().enumerate() {
+        let off = W * i as f64;
+        s.push_str(&format!("<g transform=\"translate({off},0)\">\n"));
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">{} (profile {}): observed vs predicted RTO</text>\n",
+            W / 2.0,
+            esc(&r.target),
+            r.profile
+        ));
+        s.push_str(&format!(
+            "<rect x=\"{M}\" y=\"{M}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>\n",
+            W - 2.0 * M,
+            H - 2.0 * M
+        ));
+        for t in [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0, 120.0] {
+            s.push_str(&format!(
+                "<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{2}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{3}\" text-anchor=\"middle\">{t}</text>\n",
+                x(t),
+                M,
+                H - M,
+                H - M + 14.0
+            ));
+            s.push_str(&format!(
+                "<line x1=\"{1}\" y1=\"{0:.1}\" x2=\"{2}\" y2=\"{0:.1}\" stroke=\"#eee\"/><text x=\"{3}\" y=\"{0:.1}\" text-anchor=\"end\">{t}</text>\n",
+                y(t),
+                M,
+                W - M,
+                M - 4.0
+            ));
+        }
+        s.push_str(&format!(
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#444\" stroke-dasharray=\"4 3\"/>\n",
+            x(0.5),
+            y(0.5),
+            x(200.0),
+            y(200.0)
+        ));
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">predicted RTO (s, model of profile {})</text>\n",
+            W / 2.0,
+            H - 20.0,
+            r.profile
+        ));
+        s.push_str(&format!(
+            "<text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">observed RTO (s)</text>\n",
+            H / 2.0,
+            H / 2.0
+        ));
+        for (k, sc) in r.scenarios.iter().enumerate() {
+            let color = palette[k % palette.len()];
+            for (n, p) in sc.points.iter().enumerate() {
+                s.push_str(&format!(
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\" fill-opacity=\"0.7\"><title>{} #{}: observed {:.6} s, predicted {:.6} s</title></circle>\n",
+                    x(p.predicted),
+                    y(p.observed),
+                    esc(&sc.name),
+                    n + 1,
+                    p.observed,
+                    p.predicted
+                ));
+            }
+        }
+        s.push_str("</g>\n");
+    }
+    s.push_str("</svg>\n");
+    s
+}
