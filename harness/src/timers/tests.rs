@@ -162,3 +162,50 @@ fn untrimmed_data_is_flagged_by_the_trimming_check() {
     let (c, all) = flagged(f, "trimmed to RCV.WND");
     assert_eq!(c, Class::Deviation, "{all}");
 }
+
+/// A probe's packets written as a pcap and read back: the trace checker
+/// finds no departure on the unmodified stack and flags the K = 2 bug, on
+/// the same scenarios.
+#[test]
+fn trace_checker_on_probe_pcaps() {
+    use crate::pcap::{read, PcapWriter};
+    use std::time::Duration;
+    let cfg = tcp_spec::rto::RtoConfig::RFC6298;
+    let departures = |faults: Faults| -> usize {
+        let setup = probe::StackSetup::new(Profile::Rfc9293, faults, 5);
+        let mut n = 0;
+        for sc in scenarios::rto_scenarios(5, 4) {
+            let o = match scenarios::run_rto(setup, &sc) {
+                Ok(o) => o,
+                Err(e) => panic!("{e}"),
+            };
+            let mut w = match PcapWriter::new(Vec::new()) {
+                Ok(w) => w,
+                Err(e) => panic!("{e}"),
+            };
+            for l in &o.log {
+                if let Err(e) = w.write_packet(Duration::from_micros(l.at), &l.bytes) {
+                    panic!("{e}");
+                }
+            }
+            let bytes = match w.finish() {
+                Ok(b) => b,
+                Err(e) => panic!("{e}"),
+            };
+            let packets = match read(&bytes[..]) {
+                Ok(p) => p,
+                Err(e) => panic!("{e}"),
+            };
+            let reports = trace::analyse(&packets, cfg, 0, 0.002);
+            assert!(reports.iter().any(|r| !r.resends.is_empty()), "{}", sc.name);
+            n += reports.iter().map(|r| r.departures()).sum::<usize>();
+        }
+        n
+    };
+    assert_eq!(departures(Faults::default()), 0);
+    let bug = Faults {
+        rto_k_two: true,
+        ..Faults::default()
+    };
+    assert!(departures(bug) > 3);
+}

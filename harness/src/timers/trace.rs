@@ -151,27 +151,38 @@ pub fn text(reports: &[SenderReport]) -> String {
     let mut s = String::new();
     for r in reports {
         s.push_str(&format!("{} -> {}\n", r.sender, r.receiver));
+        let mut lines: Vec<(f64, String)> = Vec::new();
         for x in &r.samples {
-            s.push_str(&format!(
-                "  {:>10.6}  sample {:>9.6} s {:<6}  SRTT {:>9}  RTTVAR {:>9.6}  RTO {:>9.6}\n",
+            lines.push((
                 x.at,
-                x.rtt,
-                if x.valid { "" } else { "(Karn)" },
-                x.srtt.map_or("-".into(), |v| format!("{v:.6}")),
-                x.rttvar,
-                x.rto
+                format!(
+                    "  {:>10.6}  sample {:>9.6} s {:<6}  SRTT {:>9}  RTTVAR {:>9.6}  RTO {:>9.6}\n",
+                    x.at,
+                    x.rtt,
+                    if x.valid { "" } else { "(Karn)" },
+                    x.srtt.map_or("-".into(), |v| format!("{v:.6}")),
+                    x.rttvar,
+                    x.rto
+                ),
             ));
         }
         for x in &r.resends {
-            s.push_str(&format!(
-                "  {:>10.6}  resend{} seq {}  observed RTO {:.6} s  predicted {:.6} s{}\n",
+            lines.push((
                 x.at,
-                if x.syn { " SYN" } else { "" },
-                x.seq,
-                x.observed,
-                x.predicted,
-                if x.departs { "  DEPARTS" } else { "" }
+                format!(
+                    "  {:>10.6}  resend{} seq {}  observed RTO {:.6} s  predicted {:.6} s{}\n",
+                    x.at,
+                    if x.syn { " SYN" } else { "" },
+                    x.seq,
+                    x.observed,
+                    x.predicted,
+                    if x.departs { "  DEPARTS" } else { "" }
+                ),
             ));
+        }
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, l) in lines {
+            s.push_str(&l);
         }
     }
     let n: usize = reports.iter().map(SenderReport::departures).sum();
