@@ -409,43 +409,40 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
     }
 
     // Karn: the retransmitted segment's ACK must not give a sample, the
-    // backed-off RTO stays (RFC 6298 §3, §5.7).
-    let karn = get(obs, Family::Karn).and_then(|o| {
-        let r = o.flow.resends.last()?;
-        Some((r.observed(), o.flow.predicted(rfc, 0, r)))
-    });
-    push(
-        "Karn's algorithm",
-        karn.map(|k| k.0),
-        None,
-        "s",
-        karn.map_or("backed-off RTO kept".into(), |k| {
-            format!("{:.3} s (backed off)", k.1)
-        }),
-        "RFC6298 3",
-        Level::Must,
-        karn.map(|(o, p)| (o - p).abs() <= tol),
-        "RTO after an ACK of a retransmitted segment".into(),
-    );
-
-    // A valid sample after back-off recomputes RTO (RFC 6298 §2.3, §5.7).
-    let after = get(obs, Family::AfterBackoff).and_then(|o| {
-        let r = o.flow.resends.last()?;
-        Some((r.observed(), o.flow.predicted(rfc, 0, r)))
-    });
-    push(
-        "RTO recomputed after back-off",
-        after.map(|k| k.0),
-        None,
-        "s",
-        after.map_or("recomputed".into(), |k| {
-            format!("{:.3} s (recomputed)", k.1)
-        }),
-        "RFC6298 2.3, 5.7",
-        Level::Must,
-        after.map(|(o, p)| (o - p).abs() <= tol),
-        "RTO after a valid sample that follows two expiries".into(),
-    );
+    // backed-off RTO stays (RFC 6298 §3, §5.7). A valid sample after
+    // back-off recomputes RTO (RFC 6298 §2.3, §5.7).
+    for (family, name, what, rfc_ref, note) in [
+        (
+            Family::Karn,
+            "Karn's algorithm",
+            "backed off",
+            "RFC6298 3",
+            "RTO after an ACK of a retransmitted segment",
+        ),
+        (
+            Family::AfterBackoff,
+            "RTO recomputed after back-off",
+            "recomputed",
+            "RFC6298 2.3, 5.7",
+            "RTO after a valid sample that follows two expiries",
+        ),
+    ] {
+        let last = get(obs, family).and_then(|o| {
+            let r = o.flow.resends.last()?;
+            Some((r.observed(), o.flow.predicted(rfc, 0, r)))
+        });
+        push(
+            name,
+            last.map(|k| k.0),
+            None,
+            "s",
+            last.map_or(what.into(), |k| format!("{:.3} s ({what})", k.1)),
+            rfc_ref,
+            Level::Must,
+            last.map(|(o, p)| (o - p).abs() <= tol),
+            note.into(),
+        );
+    }
 
     // SYN schedule and give-up.
     let (want_sched, _) = tcp_spec::rto::syn_schedule(rfc, j.rfc.syn_retries.value);
@@ -460,25 +457,11 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
         syn_iv.get(1).zip(syn_iv.first()).map(|(b, a)| b / a),
         None,
         "x",
-        format!(
-            "{}",
-            want_iv
-                .iter()
-                .map(|v| format!("{v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
+        joined(&want_iv, 0, 1.0),
         "RFC6298 5.5, RFC9293 3.8.3",
         lvl(&j.rfc.syn_linear_timeouts),
         (!syn_iv.is_empty()).then_some(sched_ok),
-        format!(
-            "intervals {} s",
-            syn_iv
-                .iter()
-                .map(|v| format!("{v:.3}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
+        format!("intervals {} s", joined(&syn_iv, 3, 1.0)),
     );
     let give_up = syn.and_then(|o| o.gave_up).map(|us| us as f64 / 1e6);
     push(
@@ -526,11 +509,7 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
             (!d.pair.is_empty()).then_some(at_once == d.pair.len()),
             format!(
                 "ACK delays after the 2nd segment: {} ms",
-                pairs
-                    .iter()
-                    .map(|v| format!("{:.0}", v * 1e3))
-                    .collect::<Vec<_>>()
-                    .join(",")
+                joined(&pairs, 0, 1e3)
             ),
         );
     }
@@ -632,6 +611,14 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
         );
     }
     out
+}
+
+/// `xs` scaled by `scale`, with `prec` decimals, comma-separated.
+fn joined(xs: &[f64], prec: usize, scale: f64) -> String {
+    xs.iter()
+        .map(|v| format!("{:.prec$}", v * scale))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn distinct(v: &[u32]) -> usize {

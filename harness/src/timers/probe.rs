@@ -7,16 +7,11 @@ use super::history::Dir;
 use crate::run::target::Micros;
 use crate::run::wire::{self, Outgoing, WireSegment};
 use crate::script::{TcpFlags, TcpOpt};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use tcp_spec::Profile;
 use tcp_stack::{Config, ConnId, Endpoint, Faults, Instant};
 
-/// The stack's address (documentation range, RFC 5737).
-pub const STACK: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-/// The peer's address.
-pub const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
-/// The stack's listening port.
-pub const STACK_PORT: u16 = 8080;
+pub use crate::drive::rig::{PEER_ADDR as PEER, STACK_ADDR as STACK, STACK_PORT};
 /// The MSS the peer announces and the size of its full-sized segments.
 pub const PEER_MSS: u16 = 1000;
 

@@ -77,6 +77,10 @@ fn points(flow: &Flow, cfg: RtoConfig, linear: u64) -> Vec<Point> {
         .collect()
 }
 
+fn ci(e: &Estimate) -> String {
+    e.ci.map_or(String::new(), |(lo, hi)| format!("[{lo:.6}, {hi:.6}]"))
+}
+
 fn value(e: &Estimate) -> String {
     match e.value {
         None => "-".into(),
@@ -96,13 +100,11 @@ pub fn text(reports: &[TargetReport]) -> String {
             "PARAMETER", "ESTIMATE", "95% CI", "RFC", "LEVEL", "CLASS", "SOURCE"
         ));
         for e in &r.fingerprint {
-            let ci =
-                e.ci.map_or(String::new(), |(lo, hi)| format!("[{lo:.6}, {hi:.6}]"));
             s.push_str(&format!(
                 "{:<31} {:<15} {:<22} {:<21} {:<7} {:<17} {}\n",
                 e.name,
                 value(e),
-                ci,
+                ci(e),
                 e.rfc_value,
                 e.level.to_string(),
                 e.class.name(),
@@ -121,13 +123,11 @@ pub fn markdown(r: &TargetReport) -> String {
         "| parameter | estimate | 95 % CI | RFC | level | class |\n|---|---|---|---|---|---|\n",
     );
     for e in &r.fingerprint {
-        let ci =
-            e.ci.map_or(String::new(), |(lo, hi)| format!("[{lo:.6}, {hi:.6}]"));
         s.push_str(&format!(
             "| {} | {} | {} | {} ({}) | {} | {} |\n",
             e.name,
             value(e),
-            ci,
+            ci(e),
             e.rfc_value,
             e.rfc,
             e.level,
