@@ -81,13 +81,14 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
         }
         a.swap(c, piv);
         b.swap(c, piv);
-        for r in 0..3 {
+        let (prow, pb) = (a[c], b[c]);
+        for (r, (row, br)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
             if r != c {
-                let f = a[r][c] / a[c][c];
-                for k in 0..3 {
-                    a[r][k] -= f * a[c][k];
+                let f = row[c] / prow[c];
+                for (x, p) in row.iter_mut().zip(prow) {
+                    *x -= f * p;
                 }
-                b[r] -= f * b[c];
+                *br -= f * pb;
             }
         }
     }

@@ -151,8 +151,8 @@ pub fn svg(reports: &[TargetReport]) -> String {
     const H: f64 = 520.0;
     const M: f64 = 60.0;
     let (lo, hi) = (0.5f64.ln(), 200f64.ln());
-    let x = |v: f64| M + (v.max(0.5).min(200.0).ln() - lo) / (hi - lo) * (W - 2.0 * M);
-    let y = |v: f64| H - M - (v.max(0.5).min(200.0).ln() - lo) / (hi - lo) * (H - 2.0 * M);
+    let x = |v: f64| M + (v.clamp(0.5, 200.0).ln() - lo) / (hi - lo) * (W - 2.0 * M);
+    let y = |v: f64| H - M - (v.clamp(0.5, 200.0).ln() - lo) / (hi - lo) * (H - 2.0 * M);
     let palette = [
         "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
         "#bcbd22", "#17becf", "#000000",
