@@ -56,6 +56,8 @@ pub enum TimersFormat {
     Json,
     /// Observed vs predicted RTO per scenario, one panel per target.
     Svg,
+    /// The fingerprint tables in Markdown (as in the README).
+    Markdown,
 }
 
 /// Arguments of `tcpconform timers`.
@@ -338,8 +340,8 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
         match args.format {
             TimersFormat::Text => write!(out, "{}", trace::text(&reports))?,
             TimersFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?,
-            TimersFormat::Svg => {
-                return usage_error("--format svg needs probed targets, not --pcap")
+            TimersFormat::Svg | TimersFormat::Markdown => {
+                return usage_error("--format svg and markdown need probed targets, not --pcap")
             }
         }
         let departs = reports.iter().any(|r| r.departures() > 0);
@@ -377,6 +379,11 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
         TimersFormat::Text => write!(out, "{}", report::text(&reports))?,
         TimersFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?,
         TimersFormat::Svg => write!(out, "{}", report::svg(&reports))?,
+        TimersFormat::Markdown => {
+            for r in &reports {
+                write!(out, "{}", report::markdown(r))?;
+            }
+        }
     }
     let departs = reports
         .iter()

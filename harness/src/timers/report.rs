@@ -85,7 +85,7 @@ fn value(e: &Estimate) -> String {
     match e.value {
         None => "-".into(),
         Some(v) if e.unit == "s" => format!("{v:.3} s"),
-        Some(v) if e.unit.is_empty() => format!("{v:.4}"),
+        Some(v) if e.unit.is_empty() => format!("{v:.6}"),
         Some(v) => format!("{v:.3} {}", e.unit),
     }
 }
