@@ -209,3 +209,27 @@ fn unreadable_pcap_is_a_usage_error() {
     let o = bin(&["timers", "--pcap", &f.to_string_lossy()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+/// zero_window_probe.pkt: the first probe is new data sent by the persist
+/// timer (measured from the window's closing, so judged only if early),
+/// its retransmission comes after the doubled interval.
+#[test]
+fn pcap_of_the_zero_window_script_shows_the_probe_and_its_backoff() {
+    let f = pcap_of("zero_window_probe.pkt");
+    let o = bin(&["timers", "--pcap", &f.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("probe seq"), "{t}");
+    let r = resends(&json(&bin(&[
+        "timers",
+        "--pcap",
+        &f.to_string_lossy(),
+        "--format",
+        "json",
+    ])));
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        (r[1].0 - 2.0).abs() < 1e-6 && (r[1].1 - 2.0).abs() < 1e-6,
+        "{r:?}"
+    );
+}

@@ -98,6 +98,13 @@ impl History {
         }
     }
 
+    /// A timer expiry that sent new data rather than a retransmission: a
+    /// zero-window probe, which backs the timer off like a retransmission
+    /// (RFC 9293 §3.8.6.1: the probe interval grows exponentially).
+    pub fn expire(&mut self, at: Micros) {
+        self.events.push((at, TimerEvent::Expiry { syn: false }));
+    }
+
     /// Whether a segment is sent and not yet acknowledged.
     pub fn outstanding(&self) -> bool {
         !self.pending.is_empty()

@@ -21,6 +21,9 @@ pub struct Resend {
     pub start: Micros,
     pub seq: u32,
     pub syn: bool,
+    /// A zero-window probe of new data (the persist timer's first firing)
+    /// rather than a retransmission.
+    pub probe: bool,
     /// How many estimator inputs ([`Flow::events`]) came before it.
     pub events_before: usize,
 }
@@ -81,6 +84,8 @@ pub fn observe<'a>(packets: impl IntoIterator<Item = (Micros, Dir, &'a WireSegme
     let mut una: Option<u32> = None;
     let mut max: Option<u32> = None;
     let mut timer: Option<Micros> = None;
+    // Since when the receiver's window has been zero.
+    let mut zero_since: Option<Micros> = None;
     for (at, dir, w) in packets {
         match dir {
             Dir::Out => {
@@ -90,15 +95,20 @@ pub fn observe<'a>(packets: impl IntoIterator<Item = (Micros, Dir, &'a WireSegme
                 }
                 let end = w.seq.wrapping_add(len);
                 let resend = max.is_some_and(|m| diff(w.seq, m) < 0);
-                if resend {
+                let probe = !resend && w.payload_len > 0 && zero_since.is_some();
+                if resend || probe {
                     resends.push(Resend {
                         at,
-                        start: timer.unwrap_or(at),
+                        start: timer.or(zero_since).unwrap_or(at),
                         seq: w.seq,
                         syn: w.flags.syn,
+                        probe,
                         events_before: h.events.len(),
                     });
                     timer = Some(at);
+                    if probe {
+                        h.expire(at);
+                    }
                 } else if timer.is_none() {
                     timer = Some(at);
                 }
@@ -111,6 +121,12 @@ pub fn observe<'a>(packets: impl IntoIterator<Item = (Micros, Dir, &'a WireSegme
                 h.push(at, dir, w);
             }
             Dir::In => {
+                // A zero window (scaled or not) is zero.
+                if w.win == 0 && !w.flags.syn && !w.flags.rst {
+                    zero_since = zero_since.or(Some(at));
+                } else if !w.flags.rst {
+                    zero_since = None;
+                }
                 if w.flags.ack {
                     if let (Some(u), Some(m)) = (una, max) {
                         if diff(w.ack, u) > 0 && diff(w.ack, m) <= 0 {

@@ -30,6 +30,8 @@ pub struct TargetReport {
     pub profile: Profile,
     pub fingerprint: Vec<Estimate>,
     pub scenarios: Vec<ScenarioPoints>,
+    /// The tolerance of the time comparisons (s).
+    pub tolerance: f64,
 }
 
 impl TargetReport {
@@ -49,6 +51,7 @@ impl TargetReport {
             target: target.into(),
             profile,
             fingerprint: fingerprint(obs, j),
+            tolerance: j.tol,
             scenarios: obs
                 .outcomes
                 .iter()
@@ -112,7 +115,35 @@ pub fn text(reports: &[TargetReport]) -> String {
             ));
         }
         let departs = r.fingerprint.iter().filter(|e| e.class.departs()).count();
-        s.push_str(&format!("{departs} departures\n\n"));
+        s.push_str(&format!("{departs} departures\n"));
+        let all: Vec<(&str, usize, &Point)> = r
+            .scenarios
+            .iter()
+            .flat_map(|sc| {
+                sc.points
+                    .iter()
+                    .enumerate()
+                    .map(move |(n, p)| (sc.name.as_str(), n + 1, p))
+            })
+            .collect();
+        let off: Vec<&(&str, usize, &Point)> = all
+            .iter()
+            .filter(|(_, _, p)| (p.observed - p.predicted).abs() > r.tolerance)
+            .collect();
+        s.push_str(&format!(
+            "{} of {} retransmissions at the time the {} model predicts (within {} ms)\n",
+            all.len() - off.len(),
+            all.len(),
+            r.profile,
+            r.tolerance * 1e3
+        ));
+        for (name, n, p) in off {
+            s.push_str(&format!(
+                "  {name} #{n}: observed {:.6} s, predicted {:.6} s\n",
+                p.observed, p.predicted
+            ));
+        }
+        s.push('\n');
     }
     s
 }

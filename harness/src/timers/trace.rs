@@ -4,7 +4,10 @@
 //! retransmission the model's RTO beside the observed one (§5), with the
 //! departures beyond the tolerance listed.
 //!
-//! Limits: every segment is timed to its first covering ACK (a stack that
+//! Limits: a zero-window probe's timer starts when data is queued behind
+//! the closed window, which the wire does not show; it is measured from the
+//! window's closing and judged only when early. A probe that carries no
+//! new data (Linux's, SEQ = SND.UNA − 1) is not seen. Every segment is timed to its first covering ACK (a stack that
 //! times one segment per round trip takes fewer samples, so on bulk
 //! transfers the implied SRTT is an approximation); no timestamps option.
 
@@ -37,6 +40,8 @@ pub struct ResendRow {
     pub at: f64,
     pub seq: u32,
     pub syn: bool,
+    /// A zero-window probe (new data sent by the persist timer).
+    pub probe: bool,
     pub observed: f64,
     pub predicted: f64,
     /// Outside the tolerance.
@@ -122,9 +127,18 @@ pub fn analyse(
                         at: r.at as f64 / 1e6,
                         seq: r.seq,
                         syn: r.syn,
+                        probe: r.probe,
                         observed: r.observed(),
                         predicted,
-                        departs: (r.observed() - predicted).abs() > tol,
+                        // A probe's timer started when data was queued
+                        // behind the zero window, which the wire does not
+                        // show: measured from the window's closing it can
+                        // only be judged early, not late.
+                        departs: if r.probe {
+                            r.observed() + tol < predicted
+                        } else {
+                            (r.observed() - predicted).abs() > tol
+                        },
                     }
                 })
                 .collect();
@@ -170,8 +184,9 @@ pub fn text(reports: &[SenderReport]) -> String {
             lines.push((
                 x.at,
                 format!(
-                    "  {:>10.6}  resend{} seq {}  observed RTO {:.6} s  predicted {:.6} s{}\n",
+                    "  {:>10.6}  {}{} seq {}  observed RTO {:.6} s  predicted {:.6} s{}\n",
                     x.at,
+                    if x.probe { "probe" } else { "resend" },
                     if x.syn { " SYN" } else { "" },
                     x.seq,
                     x.observed,
