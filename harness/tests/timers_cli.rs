@@ -102,13 +102,12 @@ fn svg_has_a_point_per_retransmission() {
     assert_eq!(s.matches("<circle").count(), n);
 }
 
+/// (`--targets linux` needs root and minutes of real time: not run here.)
 #[test]
-fn unknown_and_unimplemented_targets_are_usage_errors() {
+fn unknown_targets_are_usage_errors() {
     let o = bin(&["timers", "--targets", "nope"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = bin(&["timers", "--targets", "linux"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("not implemented"), "{}", text(&o));
+    assert!(text(&o).contains("unknown target nope"), "{}", text(&o));
 }
 
 fn script(name: &str) -> PathBuf {

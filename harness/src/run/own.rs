@@ -125,6 +125,13 @@ impl OwnTarget {
         }
     }
 
+    /// Changes the stack's configuration before anything runs (the timer
+    /// probes set seeded bugs, the ISN secret and buffer sizes with it).
+    pub fn with_config(mut self, f: impl FnOnce(&mut Config)) -> OwnTarget {
+        f(&mut self.config);
+        self
+    }
+
     fn instant(&self) -> Instant {
         Instant::from_micros(self.now)
     }

@@ -5,10 +5,12 @@
 //!
 //! Modules, one concern each: [`history`] (estimator inputs seen on the
 //! wire and the model's prediction, shared with the verdict rules),
-//! [`probe`] (the in-process driver), [`scenarios`] (what is probed),
-//! [`observe`] (timer starts and retransmissions), [`estimate`] (the
-//! fingerprint), [`checks`] (ISN, trimming, delayed-ACK), [`report`]
-//! (text, JSON, SVG) and [`trace`] (the same inference on a pcap).
+//! [`probe`] (the driver of a runner target and a scripted peer),
+//! [`scenarios`] (what is probed: RTO shapes, Karn, back-off, SYN,
+//! persist, delayed ACK, ISNs, window trimming), [`observe`] (timer starts
+//! and retransmissions), [`estimate`] (the fingerprint and its verdicts),
+//! [`report`] (text, JSON, Markdown, SVG), [`trace`] (the same inference on
+//! a pcap) and [`linux`] (the live kernel target; untested).
 
 pub mod estimate;
 pub mod history;
@@ -32,7 +34,12 @@ pub fn probe_own(
     faults: Faults,
     seed: u64,
 ) -> Result<estimate::Observations, ProbeError> {
-    let setup = StackSetup::new(profile, faults, seed);
+    probe_all(StackSetup::new(profile, faults, seed))
+}
+
+/// Runs every probe against the target of `setup`.
+pub fn probe_all(setup: StackSetup) -> Result<estimate::Observations, ProbeError> {
+    let seed = setup.seed;
     let mut outcomes = Vec::new();
     for sc in scenarios::rto_scenarios(seed, GENERATED) {
         outcomes.push(scenarios::run_rto(setup, &sc)?);

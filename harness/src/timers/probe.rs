@@ -1,24 +1,31 @@
-//! The driver of the timer probes: the own stack in-process on a virtual
-//! clock, and a scripted peer that answers (or does not) at chosen times.
-//! Every packet either way is logged with its virtual time, so the
+//! The driver of the timer probes: a target of the runner ([`Target`]: the
+//! own stack in-process on its virtual clock, or the kernel behind a TUN
+//! device in real time) and a scripted peer that answers, or does not, at
+//! chosen times. Every packet either way is logged with its time, so the
 //! observation code reads the same log a pcap would give.
 
 use super::history::Dir;
-use crate::run::target::Micros;
+use crate::run::own::OwnTarget;
+use crate::run::target::{
+    CallOutcome, CallReturn, Fd, Micros, OptValue, SockOpt, SocketCall, Target, O_NONBLOCK,
+};
 use crate::run::wire::{self, Outgoing, WireSegment};
 use crate::script::{TcpFlags, TcpOpt};
-use std::net::SocketAddr;
 use tcp_spec::Profile;
-use tcp_stack::{Config, ConnId, Endpoint, Faults, Instant};
+use tcp_stack::Faults;
 
 pub use crate::drive::rig::{PEER_ADDR as PEER, STACK_ADDR as STACK, STACK_PORT};
-/// The MSS the peer announces and the size of its full-sized segments.
+/// The MSS the peer announces.
 pub const PEER_MSS: u16 = 1000;
+/// The peer's port (the one a target's `connect` goes to).
+pub const PEER_PORT: u16 = 40_000;
+/// On a real clock, how often a wait looks at the socket's error.
+const REAL_STEP: Micros = 50_000;
 
 /// One logged packet.
 #[derive(Clone, Debug)]
 pub struct Logged {
-    /// Virtual time since the probe began (µs).
+    /// Time since the probe began (µs).
     pub at: Micros,
     pub dir: Dir,
     pub seg: WireSegment,
@@ -28,22 +35,27 @@ pub struct Logged {
 /// What a probe could not do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
-    #[error("endpoint: {0}")]
-    Endpoint(String),
+    #[error("target: {0}")]
+    Target(String),
     #[error("packet: {0}")]
     Packet(String),
     #[error("{0}")]
     Stuck(String),
 }
 
-/// How the stack under probe is built.
+/// How the target under probe is built.
 #[derive(Clone, Copy, Debug)]
 pub struct StackSetup {
     pub profile: Profile,
+    /// Seeded bugs (own only).
     pub faults: Faults,
-    /// Seeds the ISN secret.
+    /// Seeds the own stack's ISN secret.
     pub seed: u64,
+    /// The receive buffer to ask for (`SO_RCVBUF`; the own stack's
+    /// configuration).
     pub recv_buf: usize,
+    /// Which target: `own` or `linux`.
+    pub linux: bool,
 }
 
 impl StackSetup {
@@ -53,28 +65,9 @@ impl StackSetup {
             faults,
             seed,
             recv_buf: 65535,
+            linux: false,
         }
     }
-}
-
-/// One connection of the own stack and its peer.
-pub struct Probe {
-    pub ep: Endpoint,
-    now: Instant,
-    start: Instant,
-    pub log: Vec<Logged>,
-    /// The stack's socket of the connection once there is one.
-    pub conn: Option<ConnId>,
-    pub listener: Option<ConnId>,
-    /// The peer's port of the connection.
-    pub peer_port: u16,
-    /// The stack's port of the connection.
-    pub stack_port: u16,
-    /// The peer's next sequence number and what it acknowledges.
-    pub peer_nxt: u32,
-    pub peer_ack: u32,
-    /// The window the peer advertises.
-    pub peer_wnd: u16,
 }
 
 /// SplitMix64: a small deterministic generator for secrets and samples.
@@ -97,50 +90,76 @@ fn flags(s: &str) -> TcpFlags {
     }
 }
 
+fn target_err(e: impl std::fmt::Display) -> ProbeError {
+    ProbeError::Target(e.to_string())
+}
+
+/// One connection of the target and its peer.
+pub struct Probe {
+    target: Box<dyn Target>,
+    pub log: Vec<Logged>,
+    /// The socket of the connection under probe, once there is one.
+    pub conn: Option<Fd>,
+    listener: Option<Fd>,
+    /// The peer's port of the connection.
+    pub peer_port: u16,
+    /// The stack's port of the connection.
+    pub stack_port: u16,
+    /// The peer's next sequence number and what it acknowledges.
+    pub peer_nxt: u32,
+    pub peer_ack: u32,
+    /// The window the peer advertises.
+    pub peer_wnd: u16,
+    recv_buf: usize,
+}
+
 impl Probe {
     pub fn new(setup: StackSetup) -> Result<Probe, ProbeError> {
-        let mut config = Config::new(vec![STACK]);
-        config.profile = setup.profile;
-        config.recv_buf = setup.recv_buf;
-        config.nagle = false;
-        config.faults = setup.faults;
-        let mut rng = setup.seed;
-        for chunk in config.secret.chunks_mut(8) {
-            chunk.copy_from_slice(&splitmix(&mut rng).to_le_bytes());
-        }
-        let ep = Endpoint::new(config).map_err(|e| ProbeError::Endpoint(e.to_string()))?;
-        let start = Instant::from_micros(10_000_000);
+        let target: Box<dyn Target> = if setup.linux {
+            Box::new(crate::run::linux::LinuxTarget::new().map_err(target_err)?)
+        } else {
+            let mut rng = setup.seed;
+            let mut secret = [0u8; 32];
+            for chunk in secret.chunks_mut(8) {
+                chunk.copy_from_slice(&splitmix(&mut rng).to_le_bytes());
+            }
+            Box::new(OwnTarget::new(setup.profile).with_config(|c| {
+                c.recv_buf = setup.recv_buf;
+                c.nagle = false;
+                c.faults = setup.faults;
+                c.secret = secret;
+            }))
+        };
         Ok(Probe {
-            ep,
-            now: start,
-            start,
+            target,
             log: Vec::new(),
             conn: None,
             listener: None,
-            peer_port: 40_000,
+            peer_port: PEER_PORT,
             stack_port: STACK_PORT,
             peer_nxt: 1_000_000,
             peer_ack: 0,
             peer_wnd: 65_535,
+            recv_buf: setup.recv_buf,
         })
     }
 
-    /// Virtual time since the probe began (µs).
+    /// Time since the probe began (µs).
     pub fn now(&self) -> Micros {
-        self.now.as_micros() - self.start.as_micros()
+        self.target.now()
     }
 
-    /// Collects what the stack sends now; returns the new segments.
+    /// Collects what the target sent; returns the new segments.
     pub fn drain(&mut self) -> Vec<WireSegment> {
         let mut out = Vec::new();
-        while let Some(bytes) = self.ep.poll_transmit(self.now) {
+        for (at, bytes) in self.target.take_outbound() {
             if let Ok(seg) = wire::decode(&bytes) {
                 if seg.flags.syn {
                     self.stack_port = seg.src_port;
                 }
                 out.push(seg.clone());
                 self.log.push(Logged {
-                    at: self.now(),
+                    at,
                     dir: Dir::Out,
                     seg,
                     bytes,
@@ -150,58 +169,88 @@ impl Probe {
         out
     }
 
-    /// Lets virtual time run to `to` (µs since the start), firing the
-    /// stack's timers on the way; returns what it sent.
-    pub fn advance_to(&mut self, to: Micros) -> Vec<WireSegment> {
-        let limit = self.start.plus_micros(to);
+    /// One step of time towards `until` (the target stops early when
+    /// something happens); returns what it sent.
+    fn step(&mut self, until: Micros) -> Result<Vec<WireSegment>, ProbeError> {
+        let until = if self.target.is_virtual() {
+            until
+        } else {
+            until.min(self.now() + REAL_STEP)
+        };
+        self.target.advance(until).map_err(target_err)?;
+        Ok(self.drain())
+    }
+
+    /// Lets time run to `to` (µs since the start); returns what was sent.
+    pub fn advance_to(&mut self, to: Micros) -> Result<Vec<WireSegment>, ProbeError> {
         let mut out = self.drain();
-        while let Some(t) = self.ep.poll_timeout() {
-            if t > limit {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.ep.handle_timeout(self.now);
-            out.extend(self.drain());
+        while self.now() < to {
+            out.extend(self.step(to)?);
         }
-        self.now = self.now.max(limit);
-        out.extend(self.drain());
-        out
+        Ok(out)
     }
 
-    /// Runs the stack's timers until it sends something or `limit` µs
-    /// pass; returns what it sent (empty when nothing came).
-    pub fn next_output(&mut self, limit: Micros) -> Vec<WireSegment> {
+    /// Runs until the target sends something or `limit` µs pass; returns
+    /// what it sent (empty when nothing came).
+    pub fn next_output(&mut self, limit: Micros) -> Result<Vec<WireSegment>, ProbeError> {
         let end = self.now() + limit;
-        loop {
-            let out = self.drain();
-            if !out.is_empty() {
-                return out;
+        let mut out = self.drain();
+        while out.is_empty() && self.now() < end {
+            out = self.step(end)?;
+        }
+        Ok(out)
+    }
+
+    /// Runs until the connection reports an error (`SO_ERROR`), or `limit`
+    /// µs since the start; returns whether it did.
+    pub fn until_error(&mut self, limit: Micros) -> Result<bool, ProbeError> {
+        while self.now() < limit {
+            self.step(limit)?;
+            if self.socket_error()?.is_some() {
+                return Ok(true);
             }
-            match self.ep.poll_timeout() {
-                Some(t) if t <= self.start.plus_micros(end) => {
-                    self.now = self.now.max(t);
-                    self.ep.handle_timeout(self.now);
-                }
-                _ => {
-                    self.now = self.now.max(self.start.plus_micros(end));
-                    return Vec::new();
-                }
-            }
+        }
+        Ok(false)
+    }
+
+    fn call(&mut self, call: SocketCall) -> Result<CallReturn, ProbeError> {
+        let name = call.name();
+        match self.target.call(&call).map_err(target_err)? {
+            CallOutcome::Done(r) => Ok(r),
+            CallOutcome::WouldBlock => Err(ProbeError::Stuck(format!("{name} would block"))),
         }
     }
 
-    /// Fires the stack's next timer if it is due by `limit` µs; returns
-    /// whether it did.
-    pub fn fire_next(&mut self, limit: Micros) -> bool {
-        match self.ep.poll_timeout() {
-            Some(t) if t <= self.start.plus_micros(limit) => {
-                self.now = self.now.max(t);
-                self.ep.handle_timeout(self.now);
-                self.drain();
-                true
-            }
-            _ => false,
+    fn fd_call(&mut self, call: SocketCall) -> Result<Fd, ProbeError> {
+        let name = call.name();
+        self.call(call)?
+            .ret
+            .map_err(|e| ProbeError::Stuck(format!("{name}: {e}")))
+    }
+
+    fn socket_error(&mut self) -> Result<Option<&'static str>, ProbeError> {
+        let Some(fd) = self.conn else { return Ok(None) };
+        let r = self.call(SocketCall::GetSockOpt {
+            fd,
+            opt: SockOpt::Error,
+        })?;
+        Ok(match r.value {
+            Some(OptValue::Errno(e)) => e,
+            _ => None,
+        })
+    }
+
+    /// A fresh socket with the receive buffer of the setup.
+    fn socket(&mut self) -> Result<Fd, ProbeError> {
+        let fd = self.fd_call(SocketCall::Socket)?;
+        if self.recv_buf < 65535 {
+            self.call(SocketCall::SetSockOpt {
+                fd,
+                opt: SockOpt::RcvBuf,
+                value: OptValue::Int(self.recv_buf as i64),
+            })?;
         }
+        Ok(fd)
     }
 
     /// Sends a segment from the peer: `f` in packetdrill letters.
@@ -228,13 +277,14 @@ impl Probe {
         };
         let bytes = wire::build(&o).map_err(ProbeError::Packet)?;
         let seg = wire::decode(&bytes).map_err(ProbeError::Packet)?;
+        self.drain();
         self.log.push(Logged {
             at: self.now(),
             dir: Dir::In,
             seg,
             bytes: bytes.clone(),
         });
-        self.ep.handle_packet(self.now, &bytes);
+        self.target.inject(&bytes).map_err(target_err)?;
         Ok(self.drain())
     }
 
@@ -251,76 +301,74 @@ impl Probe {
         self.inject(".", seq, self.peer_ack, len, &[])
     }
 
+    /// A listening socket on the stack's port (once).
+    pub fn listen(&mut self) -> Result<(), ProbeError> {
+        if self.listener.is_none() {
+            let fd = self.socket()?;
+            self.fd_call(SocketCall::Bind { fd })?;
+            self.fd_call(SocketCall::Listen { fd, backlog: 128 })?;
+            self.listener = Some(fd);
+        }
+        Ok(())
+    }
+
     /// Passive open on the stack, the peer's SYN at once and its ACK of the
     /// SYN-ACK `delay` µs later (the first RTT sample). Returns the stack's
     /// ISN.
     pub fn open(&mut self, delay: Micros) -> Result<u32, ProbeError> {
-        if self.listener.is_none() {
-            let l = self
-                .ep
-                .listen(self.now, Some(STACK), STACK_PORT, 128)
-                .map_err(|e| ProbeError::Endpoint(e.to_string()))?;
-            self.listener = Some(l);
-        }
+        self.listen()?;
         self.stack_port = STACK_PORT;
         let isn = self.peer_nxt;
-        let out = self.inject("S", isn, 0, 0, &[TcpOpt::Mss(PEER_MSS)])?;
+        let mut out = self.inject("S", isn, 0, 0, &[TcpOpt::Mss(PEER_MSS)])?;
         self.peer_nxt = isn.wrapping_add(1);
+        if out.is_empty() {
+            out = self.next_output(1_000_000)?;
+        }
         let synack = out
             .iter()
             .find(|s| s.flags.syn && s.flags.ack)
             .ok_or_else(|| ProbeError::Stuck("no SYN-ACK to the peer's SYN".into()))?
             .clone();
         let to = self.now() + delay;
-        self.advance_to(to);
+        self.advance_to(to)?;
         self.ack(synack.seq.wrapping_add(1))?;
         let l = self
             .listener
             .ok_or_else(|| ProbeError::Stuck("no listener".into()))?;
-        let (c, _) = self
-            .ep
-            .accept(l)
-            .map_err(|e| ProbeError::Stuck(format!("accept: {e}")))?;
+        let c = self.fd_call(SocketCall::Accept { fd: l })?;
         self.conn = Some(c);
         Ok(synack.seq)
     }
 
     /// The application on the stack writes `len` octets.
     pub fn send(&mut self, len: usize) -> Result<Vec<WireSegment>, ProbeError> {
-        let c = self
+        let fd = self
             .conn
             .ok_or_else(|| ProbeError::Stuck("no connection".into()))?;
-        let data = vec![b'x'; len];
-        self.ep
-            .send(self.now, c, &data)
-            .map_err(|e| ProbeError::Endpoint(e.to_string()))?;
+        self.fd_call(SocketCall::Write { fd, len })?;
         Ok(self.drain())
     }
 
-    /// Active open from the stack to the peer (for SYN probes).
-    pub fn connect(&mut self) -> Result<Vec<WireSegment>, ProbeError> {
-        let c = self
-            .ep
-            .connect(
-                self.now,
-                SocketAddr::new(STACK, 0),
-                SocketAddr::new(PEER, self.peer_port),
-            )
-            .map_err(|e| ProbeError::Endpoint(e.to_string()))?;
-        self.conn = Some(c);
-        Ok(self.drain())
-    }
-
-    /// Whether the connection is gone (given up, reset or closed).
-    pub fn closed(&self) -> bool {
-        match self.conn {
-            Some(c) => self
-                .ep
-                .status(c)
-                .map(|s| s.state == tcp_spec::State::Closed)
-                .unwrap_or(true),
-            None => true,
+    /// The application reads what has arrived (up to 64 KiB).
+    pub fn read(&mut self) -> Result<(), ProbeError> {
+        if let Some(fd) = self.conn {
+            self.call(SocketCall::Read { fd, len: 65536 })?;
         }
+        Ok(())
+    }
+
+    /// Active open from the stack to the peer (non-blocking, for SYN
+    /// probes).
+    pub fn connect(&mut self) -> Result<Vec<WireSegment>, ProbeError> {
+        let fd = self.socket()?;
+        self.call(SocketCall::SetFl {
+            fd,
+            flags: O_NONBLOCK,
+        })?;
+        // EINPROGRESS: the SYN is out.
+        let _ = self.call(SocketCall::Connect { fd })?;
+        self.conn = Some(fd);
+        Ok(self.drain())
     }
 
     /// The packets logged, as (time, direction, segment).

@@ -198,20 +198,26 @@ fn outcome(p: Probe, name: &str, family: Family) -> Outcome {
     }
 }
 
-/// Sends one chunk and returns the end of its sequence range.
+/// Sends one chunk and returns the end of its sequence range (on a real
+/// clock the segment may come out a moment after the call).
 fn send_chunk(p: &mut Probe) -> Result<u32, ProbeError> {
-    let out = p.send(CHUNK)?;
-    out.iter()
-        .find(|s| s.payload_len > 0)
-        .map(|s| s.seq.wrapping_add(s.payload_len))
-        .ok_or_else(|| ProbeError::Stuck("the stack sent no data".into()))
+    let mut out = p.send(CHUNK)?;
+    loop {
+        if let Some(s) = out.iter().find(|s| s.payload_len > 0) {
+            return Ok(s.seq.wrapping_add(s.payload_len));
+        }
+        out = p.next_output(S)?;
+        if out.is_empty() {
+            return Err(ProbeError::Stuck("the stack sent no data".into()));
+        }
+    }
 }
 
 /// Waits for `n` retransmissions; returns how many came.
-fn await_resends(p: &mut Probe, n: usize) -> usize {
+fn await_resends(p: &mut Probe, n: usize) -> Result<usize, ProbeError> {
     let mut got = 0;
     while got < n {
-        let out = p.next_output(PATIENCE);
+        let out = p.next_output(PATIENCE)?;
         if out.is_empty() {
             break;
         }
@@ -220,7 +226,7 @@ fn await_resends(p: &mut Probe, n: usize) -> usize {
             .filter(|s| s.payload_len > 0 || s.flags.syn)
             .count();
     }
-    got
+    Ok(got)
 }
 
 /// Runs an RTO scenario.
@@ -232,7 +238,7 @@ pub fn run_rto(setup: StackSetup, sc: &RtoScenario) -> Result<Outcome, ProbeErro
             Step::Rtt(d) => {
                 let end = send_chunk(&mut p)?;
                 let t = p.now() + d;
-                p.advance_to(t);
+                p.advance_to(t)?;
                 p.ack(end)?;
             }
             Step::Lose {
@@ -240,15 +246,15 @@ pub fn run_rto(setup: StackSetup, sc: &RtoScenario) -> Result<Outcome, ProbeErro
                 ack_after,
             } => {
                 let end = send_chunk(&mut p)?;
-                await_resends(&mut p, expiries);
+                await_resends(&mut p, expiries)?;
                 let t = p.now() + ack_after;
-                p.advance_to(t);
+                p.advance_to(t)?;
                 p.ack(end)?;
             }
         }
     }
     send_chunk(&mut p)?;
-    await_resends(&mut p, sc.expiries);
+    await_resends(&mut p, sc.expiries)?;
     Ok(outcome(p, &sc.name, sc.family))
 }
 
@@ -258,14 +264,8 @@ pub fn run_syn(setup: StackSetup) -> Result<Outcome, ProbeError> {
     let mut p = Probe::new(setup)?;
     p.connect()?;
     let first = p.log.first().map(|l| l.at).unwrap_or(0);
-    let mut gave_up = None;
     let limit = first + 2 * PATIENCE;
-    while p.fire_next(limit) {
-        if p.closed() {
-            gave_up = Some(p.now().saturating_sub(first));
-            break;
-        }
-    }
+    let gave_up = p.until_error(limit)?.then(|| p.now().saturating_sub(first));
     let mut o = outcome(p, "SYN unanswered", Family::Syn);
     o.gave_up = gave_up;
     Ok(o)
@@ -281,7 +281,7 @@ pub fn run_persist(setup: StackSetup, probes: usize) -> Result<Outcome, ProbeErr
     p.ack(una)?;
     p.send(CHUNK)?;
     let closed_at = p.now();
-    await_resends(&mut p, probes);
+    await_resends(&mut p, probes)?;
     let mut o = outcome(p, "zero window", Family::Persist);
     o.zero_window_at = Some(closed_at);
     Ok(o)
@@ -301,7 +301,12 @@ pub struct DelAck {
 }
 
 /// The first ACK the stack sends covering `upto`, and its delay.
-fn ack_delay(p: &mut Probe, upto: u32, from: Micros, limit: Micros) -> Option<Micros> {
+fn ack_delay(
+    p: &mut Probe,
+    upto: u32,
+    from: Micros,
+    limit: Micros,
+) -> Result<Option<Micros>, ProbeError> {
     let seen = |p: &Probe| {
         p.log
             .iter()
@@ -310,15 +315,15 @@ fn ack_delay(p: &mut Probe, upto: u32, from: Micros, limit: Micros) -> Option<Mi
             .map(|l| l.at - from)
     };
     if let Some(d) = seen(p) {
-        return Some(d);
+        return Ok(Some(d));
     }
     loop {
-        let out = p.next_output(limit.saturating_sub(p.now() - from));
+        let out = p.next_output(limit.saturating_sub(p.now() - from))?;
         if let Some(d) = seen(p) {
-            return Some(d);
+            return Ok(Some(d));
         }
         if out.is_empty() || p.now() - from >= limit {
-            return None;
+            return Ok(None);
         }
     }
 }
@@ -327,15 +332,8 @@ fn ack_delay(p: &mut Probe, upto: u32, from: Micros, limit: Micros) -> Option<Mi
 pub fn run_delack(setup: StackSetup, trials: usize) -> Result<(DelAck, Vec<Logged>), ProbeError> {
     let mut p = Probe::new(setup)?;
     p.open(1000)?;
-    let c = p
-        .conn
-        .ok_or_else(|| ProbeError::Stuck("no connection".into()))?;
-    let mss =
-        p.ep.status(c)
-            .map(|s| u32::from(s.mss))
-            .unwrap_or(u32::from(PEER_MSS));
-    // The stack's MSS is what it accepts; full-sized for it is its own
-    // advertised MSS (from its SYN-ACK), at most what fits our packets.
+    // Full-sized for the stack is its own advertised MSS (RFC 9293
+    // §3.7.1), from its SYN-ACK.
     let full = p
         .log
         .iter()
@@ -346,35 +344,30 @@ pub fn run_delack(setup: StackSetup, trials: usize) -> Result<(DelAck, Vec<Logge
                 _ => None,
             })
         })
-        .unwrap_or(mss);
+        .unwrap_or(536);
     let mut d = DelAck {
         lone: Vec::new(),
         pair: Vec::new(),
         mss: full,
     };
-    let mut buf = vec![0u8; 65536];
     for _ in 0..trials {
         let t = p.now() + S;
-        p.advance_to(t);
+        p.advance_to(t)?;
         let from = p.now();
         p.data(full)?;
         let upto = p.peer_nxt;
-        d.lone.push(ack_delay(&mut p, upto, from, 2 * S));
-        let _ = p.ep.recv(p_now(&p), c, &mut buf);
+        d.lone.push(ack_delay(&mut p, upto, from, 2 * S)?);
+        p.read()?;
         let t = p.now() + S;
-        p.advance_to(t);
+        p.advance_to(t)?;
         p.data(full)?;
         let from = p.now();
         p.data(full)?;
         let upto = p.peer_nxt;
-        d.pair.push(ack_delay(&mut p, upto, from, 2 * S));
-        let _ = p.ep.recv(p_now(&p), c, &mut buf);
+        d.pair.push(ack_delay(&mut p, upto, from, 2 * S)?);
+        p.read()?;
     }
     Ok((d, p.log))
-}
-
-fn p_now(p: &Probe) -> tcp_stack::Instant {
-    tcp_stack::Instant::from_micros(10_000_000 + p.now())
 }
 
 /// ISNs of many connections (RFC 6528 §3; RFC 9293 §3.4.1).
@@ -397,7 +390,7 @@ pub fn run_isn(setup: StackSetup, n: usize) -> Result<Isns, ProbeError> {
     };
     for (i, same) in (0..2 * n).map(|i| (i, i >= n)) {
         let t = p.now() + S;
-        p.advance_to(t);
+        p.advance_to(t)?;
         p.peer_port = if same { 50_000 } else { 41_000 + i as u16 };
         p.stack_port = super::probe::STACK_PORT;
         let isn = p.peer_nxt.wrapping_add(100_000);
@@ -445,7 +438,7 @@ pub fn run_trim(mut setup: StackSetup) -> Result<(Trim, Vec<Logged>), ProbeError
     let from = p.now();
     p.data(sent)?;
     let t = from + S;
-    p.advance_to(t);
+    p.advance_to(t)?;
     let acked = p
         .log
         .iter()
