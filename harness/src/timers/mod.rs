@@ -45,6 +45,7 @@ pub fn probe_all(setup: StackSetup) -> Result<estimate::Observations, ProbeError
         outcomes.push(scenarios::run_rto(setup, &sc)?);
     }
     outcomes.push(scenarios::run_syn(setup)?);
+    outcomes.push(scenarios::run_synack(setup)?);
     outcomes.push(scenarios::run_persist(setup, 5)?);
     let (delack, _) = scenarios::run_delack(setup, 3)?;
     let isns = scenarios::run_isn(setup, 16)?;

@@ -42,6 +42,8 @@ pub enum Family {
     AfterBackoff,
     /// An unanswered SYN.
     Syn,
+    /// A SYN-ACK nobody acknowledges.
+    SynAck,
     /// Zero-window probes.
     Persist,
 }
@@ -269,6 +271,17 @@ pub fn run_syn(setup: StackSetup) -> Result<Outcome, ProbeError> {
     let mut o = outcome(p, "SYN unanswered", Family::Syn);
     o.gave_up = gave_up;
     Ok(o)
+}
+
+/// A passive open whose SYN-ACK the peer never acknowledges: every
+/// SYN-ACK (RFC 9293 §3.8.3, RFC 6298 §5.5).
+pub fn run_synack(setup: StackSetup) -> Result<Outcome, ProbeError> {
+    let mut p = Probe::new(setup)?;
+    p.listen()?;
+    let isn = p.peer_nxt;
+    p.inject("S", isn, 0, 0, &[crate::script::TcpOpt::Mss(PEER_MSS)])?;
+    while !p.next_output(PATIENCE)?.is_empty() {}
+    Ok(outcome(p, "SYN-ACK unacknowledged", Family::SynAck))
 }
 
 /// The peer closes its window and never opens it: the stack's zero-window
