@@ -576,7 +576,7 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
         );
         let iv: Vec<f64> = probes
             .windows(2)
-            .map(|w| (w[1] - w[0]) as f64 / 1e6)
+            .map(|w| w[1].saturating_sub(w[0]) as f64 / 1e6)
             .collect();
         let f = ratio_median(&iv);
         push(
