@@ -448,45 +448,26 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
     // SYN schedule and give-up.
     let (want_sched, _) = tcp_spec::rto::syn_schedule(rfc, j.rfc.syn_retries.value);
     let want_iv: Vec<f64> = want_sched.windows(2).map(|w| w[1] - w[0]).collect();
-    let sched_ok = !syn_iv.is_empty()
-        && syn_iv.len() == want_iv.len()
-        && syn_iv
-            .iter()
-            .zip(&want_iv)
-            .all(|(a, b)| (a - b).abs() <= tol);
-    push(
-        "SYN schedule",
-        syn_iv.get(1).zip(syn_iv.first()).map(|(b, a)| b / a),
-        None,
-        "x",
-        joined(&want_iv, 0, 1.0),
-        "RFC6298 5.5, RFC9293 3.8.3",
-        lvl(&j.rfc.syn_linear_timeouts),
-        (!syn_iv.is_empty()).then_some(sched_ok),
-        format!("intervals {} s", joined(&syn_iv, 3, 1.0)),
-    );
     // The SYN-ACK follows the same schedule (RFC 9293 §3.8.3: R2 for a
     // SYN-ACK as for a SYN).
     let synack_iv: Vec<f64> = get(obs, Family::SynAck)
         .map(|o| o.flow.resends.iter().map(|r| r.observed()).collect())
         .unwrap_or_default();
-    let synack_ok = !synack_iv.is_empty()
-        && synack_iv.len() == want_iv.len()
-        && synack_iv
-            .iter()
-            .zip(&want_iv)
-            .all(|(a, b)| (a - b).abs() <= tol);
-    push(
-        "SYN-ACK schedule",
-        synack_iv.get(1).zip(synack_iv.first()).map(|(b, a)| b / a),
-        None,
-        "x",
-        joined(&want_iv, 0, 1.0),
-        "RFC6298 5.5, RFC9293 3.8.3",
-        lvl(&j.rfc.syn_linear_timeouts),
-        (!synack_iv.is_empty()).then_some(synack_ok),
-        format!("intervals {} s", joined(&synack_iv, 3, 1.0)),
-    );
+    for (name, iv) in [("SYN schedule", &syn_iv), ("SYN-ACK schedule", &synack_iv)] {
+        let ok =
+            iv.len() == want_iv.len() && iv.iter().zip(&want_iv).all(|(a, b)| (a - b).abs() <= tol);
+        push(
+            name,
+            iv.get(1).zip(iv.first()).map(|(b, a)| b / a),
+            None,
+            "x",
+            joined(&want_iv, 0, 1.0),
+            "RFC6298 5.5, RFC9293 3.8.3",
+            lvl(&j.rfc.syn_linear_timeouts),
+            (!iv.is_empty()).then_some(ok),
+            format!("intervals {} s", joined(iv, 3, 1.0)),
+        );
+    }
     let give_up = syn.and_then(|o| o.gave_up).map(|us| us as f64 / 1e6);
     push(
         "SYN give-up time",
