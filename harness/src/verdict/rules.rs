@@ -458,14 +458,16 @@ fn predict(cfg: RtoConfig, linear: u64, t: &TimerObs) -> f64 {
     history::predict(cfg, linear, &t.history)
 }
 
-/// The timer parameters a profile's model is built from.
-const TIMER_PARAMS: [&str; 6] = [
-    "rto_initial_ms",
-    "rto_min_ms",
-    "rto_max_ms",
-    "clock_granularity_ms",
-    "rto_var_floor_ms",
-    "syn_linear_timeouts",
+/// The timer parameters a profile's model is built from, grouped by the
+/// mechanism that sets them.
+const TIMER_GROUPS: [&[&str]; 5] = [
+    // Linux's tcp_rto_min is both the least RTO and the floor under the
+    // variance term: one mechanism, one explanation.
+    &["rto_min_ms", "rto_var_floor_ms"],
+    &["rto_initial_ms"],
+    &["rto_max_ms"],
+    &["clock_granularity_ms"],
+    &["syn_linear_timeouts"],
 ];
 
 fn timer_model_of(c: &Case<'_>, p: Profile, t: &TimerObs) -> f64 {
@@ -500,9 +502,17 @@ pub fn timer_model(c: &Case<'_>) -> Option<Vec<Divergence>> {
     let spec = c.spec();
     let a = &spec.profile(rfc).params;
     let b = &spec.profile(c.profile).params;
-    let differs: Vec<&str> = TIMER_PARAMS
-        .into_iter()
-        .filter(|n| a.get(n).map(|s| s.value) != b.get(n).map(|s| s.value))
+    // Groups of parameters one mechanism sets together, each reduced to
+    // the members whose values differ between the two profiles.
+    let groups: Vec<Vec<&str>> = TIMER_GROUPS
+        .iter()
+        .map(|g| {
+            g.iter()
+                .copied()
+                .filter(|n| a.get(n).map(|s| s.value) != b.get(n).map(|s| s.value))
+                .collect::<Vec<&str>>()
+        })
+        .filter(|g| !g.is_empty())
         .collect();
     let fits_with = |names: &[&str]| {
         let mut p = a.clone();
@@ -517,23 +527,16 @@ pub fn timer_model(c: &Case<'_>) -> Option<Vec<Divergence>> {
             &t,
         ))
     };
-    let single: Vec<&str> = differs
-        .iter()
-        .copied()
-        .filter(|n| fits_with(&[n]))
-        .collect();
-    let pair: Vec<&str> = differs
-        .iter()
-        .enumerate()
-        .flat_map(|(i, x)| differs[i + 1..].iter().map(move |y| [*x, *y]))
-        .find(|pair| fits_with(pair))
-        .map(|p| p.to_vec())
-        .unwrap_or_default();
-    let used = match (single.is_empty(), pair.is_empty()) {
-        (false, _) => single,
-        (true, false) => pair,
-        (true, true) => differs,
-    };
+    // The first group that explains the time alone, else the first pair of
+    // groups, else all that differ.
+    let single = groups.iter().find(|g| fits_with(g)).cloned();
+    let pair = groups.iter().enumerate().find_map(|(i, x)| {
+        groups[i + 1..].iter().find_map(|y| {
+            let both: Vec<&str> = x.iter().chain(y).copied().collect();
+            fits_with(&both).then_some(both)
+        })
+    });
+    let used: Vec<&str> = single.or(pair).unwrap_or_else(|| groups.concat());
     let level = used
         .iter()
         .map(|n| c.param_level(c.profile, n))
