@@ -322,8 +322,9 @@ impl Case<'_> {
     /// a call is the user call the reference's row answered.
     fn rows_in(&self, idx: usize, state: State) -> Option<Rows<'_>> {
         let spec = self.spec();
-        let events: Vec<Event> = match self.inbound(idx) {
-            Some(w) => vec![self.tcb_before(idx).classify(&w, state)],
+        let inbound = self.inbound(idx);
+        let events: Vec<Event> = match &inbound {
+            Some(w) => vec![self.tcb_before(idx).classify(w, state)],
             None => {
                 let (_, _, ref_row) = self.reference_step(idx)?;
                 match &spec.row(ref_row)?.event {
@@ -347,7 +348,7 @@ impl Case<'_> {
         let (event, rfc, own) = pick;
         Some(Rows {
             state,
-            event: self.inbound(idx).map(|_| *event),
+            event: inbound.map(|_| *event),
             rfc,
             own,
             diverted: None,

@@ -390,7 +390,7 @@ fn timer_history(c: &Case<'_>, until: Micros) -> Vec<TimerEvent> {
 fn timer_obs(c: &Case<'_>) -> Option<TimerObs> {
     let outs = c.outs();
     let tol = c.tolerance() as f64;
-    let (seq, _syn, observed_at, scripted_at) = match &c.failure.mismatch {
+    let (seq, observed_at, scripted_at) = match &c.failure.mismatch {
         // Sent before its window, or unscripted: the packet itself.
         Mismatch::Early { at } | Mismatch::Unexpected { at } => {
             let w = c.actual_wire()?;
@@ -401,7 +401,7 @@ fn timer_obs(c: &Case<'_>) -> Option<TimerObs> {
                 Mismatch::Early { .. } => c.failure.window.map(|w| w.script),
                 _ => None,
             };
-            (w.seq, w.flags.syn, Some(*at), scripted)
+            (w.seq, Some(*at), scripted)
         }
         // Not sent: the scripted packet, when it is a retransmission.
         Mismatch::NotSent => {
@@ -417,7 +417,7 @@ fn timer_obs(c: &Case<'_>) -> Option<TimerObs> {
             } else {
                 iss.wrapping_add(rel)
             };
-            (abs, e.flags.syn, None, c.failure.window.map(|w| w.script))
+            (abs, None, c.failure.window.map(|w| w.script))
         }
         _ => return None,
     };
@@ -670,12 +670,12 @@ pub fn early_syn(c: &Case<'_>) -> Option<Vec<Divergence>> {
         return None;
     }
     let s = c.stimulus()?;
-    let (state, _, _) = c.reference_step(s)?;
+    let rows = c.rows(s)?;
     let bad_ack = matches!(
-        c.rows(s)?.event,
+        rows.event,
         Some(Event::Segment(e)) if e.ack != AckClass::New && e.ack != AckClass::Absent
     );
-    if state != tcp_spec::State::SynSent || !bad_ack {
+    if rows.state != tcp_spec::State::SynSent || !bad_ack {
         return None;
     }
     let gap = at.saturating_sub(c.trace.entries[s].at) as f64;
@@ -753,24 +753,44 @@ pub fn time_wait_length(c: &Case<'_>) -> Option<Vec<Divergence>> {
     one(d)
 }
 
-/// A retransmission the script expects after duplicate ACKs: fast
-/// retransmit (RFC 5681 §3.2) is not in the table. With fewer than three
-/// duplicates none is due, so not sending one conforms to RFC 5681.
-pub fn fast_retransmit(c: &Case<'_>) -> Option<Vec<Divergence>> {
+/// A data segment the script expected that was not sent.
+struct MissingData {
+    /// Its absolute sequence number.
+    seq: u32,
+    /// The target sent it before (so this one is a retransmission).
+    sent_before: bool,
+    /// Earlier data of the target is unacknowledged.
+    in_flight: bool,
+}
+
+/// The expected data segment of a [`Mismatch::NotSent`] (no SYN or FIN).
+fn missing_data(c: &Case<'_>) -> Option<MissingData> {
     if c.failure.mismatch != Mismatch::NotSent {
         return None;
     }
     let e = c.expected()?;
     let (rel, _, len) = e.seq?;
-    if len == 0 || e.flags.syn {
+    if len == 0 || e.flags.syn || e.flags.fin {
         return None;
     }
     let tcb = c.tcb_before(c.trace.entries.len());
     let seq = tcb.iss?.wrapping_add(rel);
-    let sent_before = c.outs().iter().any(|(_, _, w)| same_segment(w, seq));
-    if !sent_before {
+    Some(MissingData {
+        seq,
+        sent_before: c.outs().iter().any(|(_, _, w)| same_segment(w, seq)),
+        in_flight: tcb.snd_nxt != tcb.snd_una,
+    })
+}
+
+/// A retransmission the script expects after duplicate ACKs: fast
+/// retransmit (RFC 5681 §3.2) is not in the table. With fewer than three
+/// duplicates none is due, so not sending one conforms to RFC 5681.
+pub fn fast_retransmit(c: &Case<'_>) -> Option<Vec<Divergence>> {
+    let m = missing_data(c)?;
+    if !m.sent_before {
         return None;
     }
+    let seq = m.seq;
     let acks: Vec<WireSegment> = c
         .trace
         .entries
@@ -880,19 +900,8 @@ pub fn new_data(c: &Case<'_>) -> Option<Vec<Divergence>> {
 /// window allows an initial window of up to four segments (RFC 5681 §3.1;
 /// ten is RFC 6928, experimental) and grows with acknowledgments.
 pub fn send_window(c: &Case<'_>) -> Option<Vec<Divergence>> {
-    if c.failure.mismatch != Mismatch::NotSent {
-        return None;
-    }
-    let e = c.expected()?;
-    let (rel, _, len) = e.seq?;
-    if len == 0 || e.flags.syn || e.flags.fin {
-        return None;
-    }
-    let tcb = c.tcb_before(c.trace.entries.len());
-    let seq = tcb.iss?.wrapping_add(rel);
-    let sent_before = c.outs().iter().any(|(_, _, w)| same_segment(w, seq));
-    let in_flight = tcb.snd_nxt != tcb.snd_una;
-    if sent_before || !in_flight {
+    let m = missing_data(c)?;
+    if m.sent_before || !m.in_flight {
         return None;
     }
     let mut d = c.base(Kind::Missing);
