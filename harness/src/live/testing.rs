@@ -10,9 +10,15 @@ use super::cleanup::{list_namespaces, NAME_PREFIX};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Takes the process-wide live lock, or prints `skipped: <reason>` and
-/// returns `None` when live targets cannot run here (see [`super::available`]).
+/// returns `None` when live targets cannot run here (see
+/// [`super::available`]). Under `CI=true` a live test that cannot run is a
+/// failure, not a skip: CI runs as root, and a missing privilege there
+/// must not pass the suite unseen.
 pub fn guard() -> Option<MutexGuard<'static, ()>> {
     if let Err(e) = super::available() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true and this live test cannot run: {e}");
+        }
         println!("skipped: {e}");
         return None;
     }

@@ -19,7 +19,8 @@ pub enum TimerEvent {
     /// An RTT measurement (RFC 6298 §3; Karn-marked).
     Sample(Sample),
     /// A retransmission: the timer expired (RFC 6298 §5.5); `syn` when it
-    /// resent a SYN.
+    /// resent an active open's SYN (not a SYN-ACK: a profile's linear SYN
+    /// timeouts apply to the active open only).
     Expiry { syn: bool },
 }
 
@@ -65,8 +66,12 @@ impl History {
                 match self.pending.iter_mut().find(|s| s.seq == w.seq) {
                     Some(s) => {
                         s.times += 1;
-                        self.events
-                            .push((at, TimerEvent::Expiry { syn: w.flags.syn }));
+                        self.events.push((
+                            at,
+                            TimerEvent::Expiry {
+                                syn: w.flags.syn && !w.flags.ack,
+                            },
+                        ));
                     }
                     None => self.pending.push(Pending {
                         first: at,

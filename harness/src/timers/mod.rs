@@ -7,55 +7,131 @@
 //! wire and the model's prediction, shared with the verdict rules),
 //! [`probe`] (the driver of a runner target and a scripted peer),
 //! [`scenarios`] (what is probed: RTO shapes, Karn, back-off, SYN,
-//! persist, delayed ACK, ISNs, window trimming), [`observe`] (timer starts
-//! and retransmissions), [`estimate`] (the fingerprint and its verdicts),
-//! [`report`] (text, JSON, Markdown, SVG), [`trace`] (the same inference on
-//! a pcap) and [`linux`] (the live kernel target; untested).
+//! persist, delayed ACK, ISNs, window trimming), [`plan`] (how many of
+//! each, and running them one after another or side by side),
+//! [`observe`] (timer starts and retransmissions), [`estimate`] (the
+//! fingerprint and its verdicts), [`report`] (text, JSON, Markdown, SVG),
+//! [`trace`] (the same inference on a pcap) and [`linux`] (the live
+//! kernel target).
 
 pub mod estimate;
 pub mod history;
 pub mod linux;
 pub mod observe;
+pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod scenarios;
 pub mod trace;
 
+pub use plan::Plan;
 use probe::{ProbeError, StackSetup};
 use tcp_spec::Profile;
 use tcp_stack::Faults;
 
-/// Generated RTO scenarios beside the fixed shapes.
-pub const GENERATED: usize = 12;
-
-/// Runs every probe against the own stack (profile, seeded bugs, seed).
+/// Runs every probe of the full plan against the own stack (profile,
+/// seeded bugs, seed), on its virtual clock.
 pub fn probe_own(
     profile: Profile,
     faults: Faults,
     seed: u64,
 ) -> Result<estimate::Observations, ProbeError> {
-    probe_all(StackSetup::new(profile, faults, seed))
+    plan::run(
+        StackSetup::new(profile, faults, seed),
+        &Plan::full(),
+        |_| {},
+    )
 }
 
-/// Runs every probe against the target of `setup`.
-pub fn probe_all(setup: StackSetup) -> Result<estimate::Observations, ProbeError> {
-    let seed = setup.seed;
-    let mut outcomes = Vec::new();
-    for sc in scenarios::rto_scenarios(seed, GENERATED) {
-        outcomes.push(scenarios::run_rto(setup, &sc)?);
+/// A target `tcpconform timers` can probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerTarget {
+    /// The own stack, in-process on its virtual clock.
+    Own,
+    /// This machine's kernel, one namespace per scenario, in real time.
+    Linux,
+}
+
+impl TimerTarget {
+    /// The target named `name`, if there is one.
+    pub fn parse(name: &str) -> Option<TimerTarget> {
+        match name {
+            "own" => Some(TimerTarget::Own),
+            "linux" => Some(TimerTarget::Linux),
+            _ => None,
+        }
     }
-    outcomes.push(scenarios::run_syn(setup)?);
-    outcomes.push(scenarios::run_synack(setup)?);
-    outcomes.push(scenarios::run_persist(setup, 5)?);
-    let (delack, _) = scenarios::run_delack(setup, 3)?;
-    let isns = scenarios::run_isn(setup, 16)?;
-    let (trim, _) = scenarios::run_trim(setup)?;
-    Ok(estimate::Observations {
-        outcomes,
-        delack: Some(delack),
-        isns: Some(isns),
-        trim: Some(trim),
-    })
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TimerTarget::Own => "own",
+            TimerTarget::Linux => "linux",
+        }
+    }
+
+    /// Probes the target and judges its fingerprint against RFC 9293 /
+    /// RFC 6298. The own stack follows `profile`; the kernel's
+    /// retransmission times are predicted by the linux profile's model.
+    /// `tol_ms` overrides the timing tolerance (2 ms on the virtual clock,
+    /// 30 ms plus 1/8 of the interval for the kernel's timer wheel).
+    pub fn report(
+        self,
+        spec: &tcp_spec::Spec,
+        profile: Profile,
+        seed: u64,
+        plan: &Plan,
+        tol_ms: Option<f64>,
+    ) -> Result<report::TargetReport, ProbeError> {
+        let obs = match self {
+            TimerTarget::Own => plan::run(
+                StackSetup::new(profile, Faults::default(), seed),
+                plan,
+                |_| {},
+            )?,
+            TimerTarget::Linux => linux::probe(Profile::Linux, seed, plan, |line| {
+                eprintln!("timers: linux {line}")
+            })?,
+        };
+        self.judge_as(spec, profile, obs, tol_ms)
+    }
+
+    /// Judges observations of the target ([`TimerTarget::report`]), with
+    /// the linux profile's model for the kernel.
+    pub fn judge(
+        self,
+        spec: &tcp_spec::Spec,
+        obs: estimate::Observations,
+        tol_ms: Option<f64>,
+    ) -> Result<report::TargetReport, ProbeError> {
+        self.judge_as(spec, Profile::Rfc9293, obs, tol_ms)
+    }
+
+    fn judge_as(
+        self,
+        spec: &tcp_spec::Spec,
+        profile: Profile,
+        obs: estimate::Observations,
+        tol_ms: Option<f64>,
+    ) -> Result<report::TargetReport, ProbeError> {
+        let (profile, tol, rel, resolution) = match self {
+            TimerTarget::Own => (profile, 0.002, 0.0, 1e-6),
+            TimerTarget::Linux => (Profile::Linux, 0.030, 0.125, 1e-3),
+        };
+        let j = estimate::Judging {
+            rfc: &spec.profile(Profile::Rfc9293).params,
+            tol: tol_ms.map_or(tol, |ms| ms / 1000.0),
+            resolution,
+            rel,
+        };
+        let active = &spec.profile(profile).params;
+        Ok(report::TargetReport::new(
+            self.name(),
+            profile,
+            active,
+            &obs,
+            j,
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -91,6 +91,22 @@ pub fn observe<'a>(packets: impl IntoIterator<Item = (Micros, Dir, &'a WireSegme
             Dir::Out => {
                 let len = seg_len(w);
                 if len == 0 {
+                    // A zero-window probe without data (one octet below
+                    // SND.UNA, as Linux sends it: RFC 9293 §3.8.6.1
+                    // leaves the probe's form open).
+                    let below = una.is_some_and(|u| w.seq == u.wrapping_sub(1));
+                    if zero_since.is_some() && below && !w.flags.rst {
+                        resends.push(Resend {
+                            at,
+                            start: timer.or(zero_since).unwrap_or(at),
+                            seq: w.seq,
+                            syn: false,
+                            probe: true,
+                            events_before: h.events.len(),
+                        });
+                        timer = Some(at);
+                        h.expire(at);
+                    }
                     continue;
                 }
                 let end = w.seq.wrapping_add(len);

@@ -7,7 +7,8 @@
 use super::history::Dir;
 use crate::run::own::OwnTarget;
 use crate::run::target::{
-    CallOutcome, CallReturn, Fd, Micros, OptValue, SockOpt, SocketCall, Target, O_NONBLOCK,
+    CallOutcome, CallReturn, Fd, Micros, OptValue, SockOpt, SocketCall, SysctlOutcome, Target,
+    O_NONBLOCK,
 };
 use crate::run::wire::{self, Outgoing, WireSegment};
 use crate::script::{TcpFlags, TcpOpt};
@@ -19,6 +20,9 @@ pub use crate::drive::rig::{PEER_ADDR as PEER, STACK_ADDR as STACK, STACK_PORT};
 pub const PEER_MSS: u16 = 1000;
 /// The peer's port (the one a target's `connect` goes to).
 pub const PEER_PORT: u16 = 40_000;
+/// The sysctl that turns Linux's tail loss probe off (`tcp_early_retrans`
+/// 3, the default, enables it; 0 leaves plain RTO recovery).
+pub const TLP_SYSCTL: (&str, &str) = ("net.ipv4.tcp_early_retrans", "0");
 /// On a real clock, how often a wait looks at the socket's error.
 const REAL_STEP: Micros = 50_000;
 
@@ -116,7 +120,21 @@ pub struct Probe {
 impl Probe {
     pub fn new(setup: StackSetup) -> Result<Probe, ProbeError> {
         let target: Box<dyn Target> = if setup.linux {
-            Box::new(crate::run::linux::LinuxTarget::new().map_err(target_err)?)
+            let mut t = crate::run::linux::LinuxTarget::new().map_err(target_err)?;
+            // RFC 8985's tail loss probe would retransmit at
+            // min(2·SRTT + rto_min, RTO) before the RTO fires: off in the
+            // probe's namespace, so that the first retransmission is the
+            // RTO's (the timer RFC 6298 specifies).
+            match t.sysctl(TLP_SYSCTL.0, TLP_SYSCTL.1) {
+                SysctlOutcome::Applied => {}
+                other => {
+                    return Err(ProbeError::Target(format!(
+                        "{}={}: {other:?}",
+                        TLP_SYSCTL.0, TLP_SYSCTL.1
+                    )))
+                }
+            }
+            Box::new(t)
         } else {
             let mut rng = setup.seed;
             let mut secret = [0u8; 32];
@@ -142,6 +160,11 @@ impl Probe {
             peer_wnd: 65_535,
             recv_buf: setup.recv_buf,
         })
+    }
+
+    /// Whether the target runs on a virtual clock (waiting costs nothing).
+    pub fn is_virtual(&self) -> bool {
+        self.target.is_virtual()
     }
 
     /// Time since the probe began (µs).
@@ -319,16 +342,9 @@ impl Probe {
         self.listen()?;
         self.stack_port = STACK_PORT;
         let isn = self.peer_nxt;
-        let mut out = self.inject("S", isn, 0, 0, &[TcpOpt::Mss(PEER_MSS)])?;
+        let out = self.inject("S", isn, 0, 0, &[TcpOpt::Mss(PEER_MSS)])?;
         self.peer_nxt = isn.wrapping_add(1);
-        if out.is_empty() {
-            out = self.next_output(1_000_000)?;
-        }
-        let synack = out
-            .iter()
-            .find(|s| s.flags.syn && s.flags.ack)
-            .ok_or_else(|| ProbeError::Stuck("no SYN-ACK to the peer's SYN".into()))?
-            .clone();
+        let synack = self.syn_ack(out)?;
         let to = self.now() + delay;
         self.advance_to(to)?;
         self.ack(synack.seq.wrapping_add(1))?;
@@ -338,6 +354,22 @@ impl Probe {
         let c = self.fd_call(SocketCall::Accept { fd: l })?;
         self.conn = Some(c);
         Ok(synack.seq)
+    }
+
+    /// The SYN-ACK answering a SYN the peer just sent: in `out`, or (on a
+    /// real clock, where it may leave a moment after the write) within a
+    /// second.
+    pub fn syn_ack(&mut self, mut out: Vec<WireSegment>) -> Result<WireSegment, ProbeError> {
+        let deadline = self.now() + 1_000_000;
+        loop {
+            if let Some(s) = out.iter().find(|s| s.flags.syn && s.flags.ack) {
+                return Ok(s.clone());
+            }
+            if self.now() >= deadline {
+                return Err(ProbeError::Stuck("no SYN-ACK to the peer's SYN".into()));
+            }
+            out = self.next_output(deadline - self.now())?;
+        }
     }
 
     /// The application on the stack writes `len` octets.

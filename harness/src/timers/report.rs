@@ -32,6 +32,48 @@ pub struct TargetReport {
     pub scenarios: Vec<ScenarioPoints>,
     /// The tolerance of the time comparisons (s).
     pub tolerance: f64,
+    /// Lateness allowed on top, as a share of the predicted time.
+    pub rel: f64,
+    /// Scenarios that could not run to the end: (name, reason).
+    pub failed: Vec<(String, String)>,
+    /// For a stack's profile (not an RFC one): what the profile's table
+    /// says of an estimated parameter, with its source and level — the
+    /// link from a departure to the stack's mechanism. (estimate, text)
+    pub profile_says: Vec<(String, String)>,
+}
+
+/// The profile parameter behind each estimate that has one.
+const PROFILE_PARAMS: [(&str, &[&str]); 8] = [
+    ("initial RTO", &["rto_initial_ms"]),
+    ("min RTO", &["rto_min_ms", "rto_var_floor_ms"]),
+    ("max RTO (cap)", &["rto_max_ms"]),
+    ("K", &["rto_var_floor_ms"]),
+    ("SYN schedule", &["syn_linear_timeouts"]),
+    ("SYN-ACK schedule", &["syn_linear_timeouts"]),
+    ("SYN give-up time", &["syn_retries", "syn_linear_timeouts"]),
+    ("delayed-ACK timeout", &["delayed_ack_max_ms"]),
+];
+
+/// What a stack profile's table says of the estimates (empty for the
+/// RFC profiles, whose values are the RFC column already).
+fn profile_says(profile: Profile, active: &Params) -> Vec<(String, String)> {
+    if matches!(profile, Profile::Rfc793 | Profile::Rfc9293) {
+        return Vec::new();
+    }
+    PROFILE_PARAMS
+        .iter()
+        .map(|(est, keys)| {
+            let said: Vec<String> = keys
+                .iter()
+                .filter_map(|k| active.get(k).map(|p| (k, p)))
+                .map(|(k, p)| {
+                    let level = p.level.map_or(String::new(), |l| format!(", {l}"));
+                    format!("{k} = {} ({}{level})", p.value, p.source)
+                })
+                .collect();
+            (est.to_string(), said.join("; "))
+        })
+        .collect()
 }
 
 impl TargetReport {
@@ -52,6 +94,9 @@ impl TargetReport {
             profile,
             fingerprint: fingerprint(obs, j),
             tolerance: j.tol,
+            rel: j.rel,
+            failed: obs.failed.clone(),
+            profile_says: profile_says(profile, active),
             scenarios: obs
                 .outcomes
                 .iter()
@@ -114,29 +159,16 @@ pub fn text(reports: &[TargetReport]) -> String {
                 e.rfc
             ));
         }
+        for (name, says) in &r.profile_says {
+            s.push_str(&format!("{} profile, {name}: {says}\n", r.profile));
+        }
+        for (name, why) in &r.failed {
+            s.push_str(&format!("scenario {name:?} could not run: {why}\n"));
+        }
         let departs = r.fingerprint.iter().filter(|e| e.class.departs()).count();
         s.push_str(&format!("{departs} departures\n"));
-        let all: Vec<(&str, usize, &Point)> = r
-            .scenarios
-            .iter()
-            .flat_map(|sc| {
-                sc.points
-                    .iter()
-                    .enumerate()
-                    .map(move |(n, p)| (sc.name.as_str(), n + 1, p))
-            })
-            .collect();
-        let off: Vec<&(&str, usize, &Point)> = all
-            .iter()
-            .filter(|(_, _, p)| (p.observed - p.predicted).abs() > r.tolerance)
-            .collect();
-        s.push_str(&format!(
-            "{} of {} retransmissions at the time the {} model predicts (within {} ms)\n",
-            all.len() - off.len(),
-            all.len(),
-            r.profile,
-            r.tolerance * 1e3
-        ));
+        let (all, off) = agreement(r);
+        s.push_str(&format!("{}\n", agreement_line(r, all, off.len())));
         for (name, n, p) in off {
             s.push_str(&format!(
                 "  {name} #{n}: observed {:.6} s, predicted {:.6} s\n",
@@ -148,23 +180,77 @@ pub fn text(reports: &[TargetReport]) -> String {
     s
 }
 
-/// The fingerprint as a Markdown table (for the README).
+/// The retransmissions of every scenario, and those the active profile's
+/// model does not put where they were seen: (total, [(scenario, n, point)]).
+fn agreement(r: &TargetReport) -> (usize, Vec<(&str, usize, &Point)>) {
+    let all: Vec<(&str, usize, &Point)> = r
+        .scenarios
+        .iter()
+        .flat_map(|sc| {
+            sc.points
+                .iter()
+                .enumerate()
+                .map(move |(n, p)| (sc.name.as_str(), n + 1, p))
+        })
+        .collect();
+    let total = all.len();
+    let off = all
+        .into_iter()
+        .filter(|(_, _, p)| {
+            let d = p.observed - p.predicted;
+            d < -r.tolerance || d > r.tolerance + r.rel * p.predicted
+        })
+        .collect();
+    (total, off)
+}
+
+fn agreement_line(r: &TargetReport, all: usize, off: usize) -> String {
+    let late = if r.rel > 0.0 {
+        format!(" (+{:.1} % late)", r.rel * 100.0)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} of {all} retransmissions at the time the {} model predicts (within {} ms{late})",
+        all - off,
+        r.profile,
+        r.tolerance * 1e3
+    )
+}
+
+/// The fingerprint as a Markdown table (for the README), with what the
+/// target's profile documents of each parameter.
 pub fn markdown(r: &TargetReport) -> String {
-    let mut s = String::from(
-        "| parameter | estimate | 95 % CI | RFC | level | class |\n|---|---|---|---|---|---|\n",
+    let mut s = format!(
+        "**{}** (model: {} profile)\n\n| parameter | estimate | 95 % CI | RFC | level | class | note |\n|---|---|---|---|---|---|---|\n",
+        r.target, r.profile
     );
     for e in &r.fingerprint {
+        let says = r
+            .profile_says
+            .iter()
+            .find(|(n, _)| n == e.name)
+            .map_or(String::new(), |(_, t)| {
+                format!("; {} profile: {t}", r.profile)
+            });
         s.push_str(&format!(
-            "| {} | {} | {} | {} ({}) | {} | {} |\n",
+            "| {} | {} | {} | {} ({}) | {} | {} | {}{} |\n",
             e.name,
             value(e),
             ci(e),
             e.rfc_value,
             e.rfc,
             e.level,
-            e.class.name()
+            e.class.name(),
+            e.note.replace('|', "/"),
+            says.replace('|', "/")
         ));
     }
+    for (name, why) in &r.failed {
+        s.push_str(&format!("\nScenario {name:?} could not run: {why}\n"));
+    }
+    let (all, off) = agreement(r);
+    s.push_str(&format!("\n{}.\n\n", agreement_line(r, all, off.len())));
     s
 }
 
@@ -181,9 +267,9 @@ pub fn svg(reports: &[TargetReport]) -> String {
     const W: f64 = 520.0;
     const H: f64 = 520.0;
     const M: f64 = 60.0;
-    let (lo, hi) = (0.5f64.ln(), 200f64.ln());
-    let x = |v: f64| M + (v.clamp(0.5, 200.0).ln() - lo) / (hi - lo) * (W - 2.0 * M);
-    let y = |v: f64| H - M - (v.clamp(0.5, 200.0).ln() - lo) / (hi - lo) * (H - 2.0 * M);
+    let (lo, hi) = (0.1f64.ln(), 200f64.ln());
+    let x = |v: f64| M + (v.clamp(0.1, 200.0).ln() - lo) / (hi - lo) * (W - 2.0 * M);
+    let y = |v: f64| H - M - (v.clamp(0.1, 200.0).ln() - lo) / (hi - lo) * (H - 2.0 * M);
     let palette = [
         "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
         "#bcbd22", "#17becf", "#000000",

@@ -84,11 +84,12 @@ impl RtoScenario {
     }
 }
 
-/// The RTO scenarios for a seed: fixed shapes plus `generated` random
+/// The RTO scenarios for a seed: fixed shapes (the back-off one with
+/// `backoff` expiries) plus `generated` random
 /// sample sequences (RTTs between 0.3 and 3 s, so that the RTO stays above
 /// a 1 s floor and SRTT, RTTVAR and K all leave their mark). The first
 /// sample, the handshake's, is always below the initial RTO of 1 s.
-pub fn rto_scenarios(seed: u64, generated: usize) -> Vec<RtoScenario> {
+pub fn rto_scenarios(seed: u64, generated: usize, backoff: usize) -> Vec<RtoScenario> {
     let mut v = vec![
         RtoScenario::new("steady 0.8 s", Family::Steady, &[800, 800, 800, 800], 1),
         RtoScenario::new("single 0.9 s", Family::Steady, &[900], 1),
@@ -118,7 +119,7 @@ pub fn rto_scenarios(seed: u64, generated: usize) -> Vec<RtoScenario> {
             1,
         ),
         RtoScenario::new("min RTO", Family::MinRto, &[10, 10, 10], 1),
-        RtoScenario::new("backoff to the cap", Family::Backoff, &[900], 9),
+        RtoScenario::new("backoff to the cap", Family::Backoff, &[900], backoff),
         RtoScenario {
             name: "Karn: ACK of a retransmission".into(),
             family: Family::Karn,
@@ -215,8 +216,10 @@ fn send_chunk(p: &mut Probe) -> Result<u32, ProbeError> {
     }
 }
 
-/// Waits for `n` retransmissions; returns how many came.
-fn await_resends(p: &mut Probe, n: usize) -> Result<usize, ProbeError> {
+/// Waits for `n` retransmissions (segments with data or SYN, or with
+/// `any`, every segment: a zero-window probe may carry no data); returns
+/// how many came.
+fn await_resends(p: &mut Probe, n: usize, any: bool) -> Result<usize, ProbeError> {
     let mut got = 0;
     while got < n {
         let out = p.next_output(PATIENCE)?;
@@ -225,7 +228,7 @@ fn await_resends(p: &mut Probe, n: usize) -> Result<usize, ProbeError> {
         }
         got += out
             .iter()
-            .filter(|s| s.payload_len > 0 || s.flags.syn)
+            .filter(|s| any || s.payload_len > 0 || s.flags.syn)
             .count();
     }
     Ok(got)
@@ -248,7 +251,7 @@ pub fn run_rto(setup: StackSetup, sc: &RtoScenario) -> Result<Outcome, ProbeErro
                 ack_after,
             } => {
                 let end = send_chunk(&mut p)?;
-                await_resends(&mut p, expiries)?;
+                await_resends(&mut p, expiries, false)?;
                 let t = p.now() + ack_after;
                 p.advance_to(t)?;
                 p.ack(end)?;
@@ -256,7 +259,7 @@ pub fn run_rto(setup: StackSetup, sc: &RtoScenario) -> Result<Outcome, ProbeErro
         }
     }
     send_chunk(&mut p)?;
-    await_resends(&mut p, sc.expiries)?;
+    await_resends(&mut p, sc.expiries, false)?;
     Ok(outcome(p, &sc.name, sc.family))
 }
 
@@ -280,7 +283,21 @@ pub fn run_synack(setup: StackSetup) -> Result<Outcome, ProbeError> {
     p.listen()?;
     let isn = p.peer_nxt;
     p.inject("S", isn, 0, 0, &[crate::script::TcpOpt::Mss(PEER_MSS)])?;
-    while !p.next_output(PATIENCE)?.is_empty() {}
+    let mut last = (p.now(), S);
+    loop {
+        // On a real clock, a silence of three times the last interval (a
+        // doubling back-off would have sent again within two) means the
+        // stack has given up; a virtual clock can afford the full patience.
+        let quiet = if p.is_virtual() {
+            PATIENCE
+        } else {
+            (3 * last.1).clamp(3 * S, PATIENCE)
+        };
+        if p.next_output(quiet)?.is_empty() {
+            break;
+        }
+        last = (p.now(), p.now().saturating_sub(last.0));
+    }
     Ok(outcome(p, "SYN-ACK unacknowledged", Family::SynAck))
 }
 
@@ -294,7 +311,7 @@ pub fn run_persist(setup: StackSetup, probes: usize) -> Result<Outcome, ProbeErr
     p.ack(una)?;
     p.send(CHUNK)?;
     let closed_at = p.now();
-    await_resends(&mut p, probes)?;
+    await_resends(&mut p, probes, true)?;
     let mut o = outcome(p, "zero window", Family::Persist);
     o.zero_window_at = Some(closed_at);
     Ok(o)
@@ -408,11 +425,7 @@ pub fn run_isn(setup: StackSetup, n: usize) -> Result<Isns, ProbeError> {
         p.stack_port = super::probe::STACK_PORT;
         let isn = p.peer_nxt.wrapping_add(100_000);
         let out = p.inject("S", isn, 0, 0, &[crate::script::TcpOpt::Mss(PEER_MSS)])?;
-        let synack = out
-            .iter()
-            .find(|s| s.flags.syn && s.flags.ack)
-            .ok_or_else(|| ProbeError::Stuck("no SYN-ACK".into()))?;
-        let iss = synack.seq;
+        let iss = p.syn_ack(out)?.seq;
         p.inject("R", isn.wrapping_add(1), 0, 0, &[])?;
         if same {
             isns.same.push(iss);

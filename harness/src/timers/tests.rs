@@ -19,6 +19,7 @@ fn judging() -> Judging<'static> {
         rfc: &spec().profile(Profile::Rfc9293).params,
         tol: 0.002,
         resolution: 1e-6,
+        rel: 0.0,
     }
 }
 
@@ -174,7 +175,7 @@ fn trace_checker_on_probe_pcaps() {
     let departures = |faults: Faults| -> usize {
         let setup = probe::StackSetup::new(Profile::Rfc9293, faults, 5);
         let mut n = 0;
-        for sc in scenarios::rto_scenarios(5, 4) {
+        for sc in scenarios::rto_scenarios(5, 4, 9) {
             let o = match scenarios::run_rto(setup, &sc) {
                 Ok(o) => o,
                 Err(e) => panic!("{e}"),
@@ -196,7 +197,7 @@ fn trace_checker_on_probe_pcaps() {
                 Ok(p) => p,
                 Err(e) => panic!("{e}"),
             };
-            let reports = trace::analyse(&packets, cfg, 0, 0.002);
+            let reports = trace::analyse(&packets, cfg, 0, 0.002, 0.0);
             assert!(reports.iter().any(|r| !r.resends.is_empty()), "{}", sc.name);
             n += reports.iter().map(|r| r.departures()).sum::<usize>();
         }

@@ -64,12 +64,15 @@ impl SenderReport {
 }
 
 /// The analysis of every sender in `packets` that sent data or a SYN.
-/// Packets that are not TCP are skipped.
+/// Packets that are not TCP are skipped. A retransmission departs when it
+/// comes more than `tol` s early or more than `tol` plus `rel` of the
+/// predicted RTO late (a kernel's timer wheel fires up to 1/8 late).
 pub fn analyse(
     packets: &[(Duration, Vec<u8>)],
     cfg: RtoConfig,
     linear: u64,
     tol: f64,
+    rel: f64,
 ) -> Vec<SenderReport> {
     let base = packets.first().map(|(t, _)| *t).unwrap_or_default();
     let mut conns: BTreeMap<(SocketAddr, SocketAddr), Vec<(Micros, WireSegment)>> = BTreeMap::new();
@@ -137,7 +140,8 @@ pub fn analyse(
                         departs: if r.probe {
                             r.observed() + tol < predicted
                         } else {
-                            (r.observed() - predicted).abs() > tol
+                            let d = r.observed() - predicted;
+                            d < -tol || d > tol + rel * predicted
                         },
                     }
                 })
