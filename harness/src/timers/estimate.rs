@@ -543,7 +543,13 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
             "RFC6298 5.5, RFC9293 3.8.3",
             lvl(&j.rfc.syn_linear_timeouts),
             (!iv.is_empty()).then_some(ok),
-            format!("intervals {} s", joined(iv, 3, 1.0)),
+            format!(
+                "intervals {} s: {} retransmissions over {:.1} s, the RFC schedule has {}",
+                joined(iv, 3, 1.0),
+                iv.len(),
+                iv.iter().sum::<f64>(),
+                want_iv.len()
+            ),
         );
     }
     let give_up = syn.and_then(|o| o.gave_up).map(|us| us as f64 / 1e6);

@@ -43,13 +43,12 @@ pub struct TargetReport {
 }
 
 /// The profile parameter behind each estimate that has one.
-const PROFILE_PARAMS: [(&str, &[&str]); 8] = [
+const PROFILE_PARAMS: [(&str, &[&str]); 7] = [
     ("initial RTO", &["rto_initial_ms"]),
     ("min RTO", &["rto_min_ms", "rto_var_floor_ms"]),
     ("max RTO (cap)", &["rto_max_ms"]),
     ("K", &["rto_var_floor_ms"]),
     ("SYN schedule", &["syn_linear_timeouts"]),
-    ("SYN-ACK schedule", &["syn_linear_timeouts"]),
     ("SYN give-up time", &["syn_retries", "syn_linear_timeouts"]),
     ("delayed-ACK timeout", &["delayed_ack_max_ms"]),
 ];
