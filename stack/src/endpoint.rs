@@ -397,6 +397,38 @@ impl Endpoint {
             .count()
     }
 
+    /// Makes room in a full backlog by deleting the listener's oldest
+    /// half-open child: a SYN-RECEIVED TCB with no handle (RFC 4987 §3.4,
+    /// "recycling the oldest half-open TCB"). A flood of spoofed SYNs then
+    /// churns through the backlog instead of filling it for as long as its
+    /// SYN-ACKs are retransmitted, and a legitimate handshake completes as
+    /// long as its ACK arrives before `backlog` newer SYNs do. The TCB goes
+    /// silently, as a TCB that never left SYN-RECEIVED has nothing to tell
+    /// its (probably forged) peer; no row is recorded, as for any TCB
+    /// deleted outside the table's events. Returns whether one was evicted.
+    fn evict_half_open(&mut self, lid: ConnId) -> bool {
+        // Ids grow with creation, so the first match is the oldest.
+        let oldest = self.conns.iter().find(|(_, c)| {
+            c.listener == Some(lid) && !c.has_handle && c.state == State::SynReceived
+        });
+        let Some((&id, conn)) = oldest else {
+            return false;
+        };
+        let key = (
+            conn.local.ip(),
+            conn.local.port(),
+            conn.remote.ip(),
+            conn.remote.port(),
+        );
+        if self.tuples.get(&key) == Some(&id) {
+            self.tuples.remove(&key);
+        }
+        self.last_tuple = None;
+        self.conns.remove(&id);
+        self.stats.half_open_evicted = self.stats.half_open_evicted.saturating_add(1);
+        true
+    }
+
     /// A segment for a listener (RFC 9293 §3.10.7.2).
     fn listener_segment(&mut self, now: Instant, lid: ConnId, seg: &SegmentIn<'_>) {
         let ev = connectionless_event(seg);
@@ -425,8 +457,9 @@ impl Endpoint {
             .get(&lid)
             .map(|l| l.backlog.min(self.config.backlog))
             .unwrap_or(0);
-        if self.backlog_used(lid) >= limit {
-            // Bounded SYN backlog: the SYN is dropped, the peer retries.
+        if self.backlog_used(lid) >= limit && !self.evict_half_open(lid) {
+            // Bounded backlog, all of it established and waiting for
+            // accept: the SYN is dropped, the peer retries.
             self.stats.backlog_full = self.stats.backlog_full.saturating_add(1);
             return;
         }

@@ -314,8 +314,12 @@ pub struct Stats {
     pub bad_checksum: u64,
     pub bad_options: u64,
     pub bad_port: u64,
-    /// SYNs dropped because the listener's backlog was full.
+    /// SYNs dropped because the listener's backlog was full of
+    /// established-but-not-accepted connections (nothing to evict).
     pub backlog_full: u64,
+    /// Half-open (SYN-RECEIVED) connections deleted to make room for a new
+    /// SYN when the backlog was full (RFC 4987 §3.4).
+    pub half_open_evicted: u64,
     /// Challenge ACKs suppressed by the RFC 5961 §7 rate limit.
     pub challenge_acks_suppressed: u64,
     /// Challenge ACKs sent.

@@ -818,13 +818,68 @@ fn zero_window_probing_and_window_update() {
 fn listener_backlog_is_bounded() {
     let mut a = endpoint(ip_a(), Profile::Rfc9293, 1);
     let now = Instant::from_millis(0);
-    a.listen(now, None, 80, 2).expect("listen");
-    for port in 1000..1005 {
+    let l = a.listen(now, None, 80, 2).expect("listen");
+    // Two handshakes complete and wait for accept: the backlog is full of
+    // connections that are not half-open, so a third SYN is dropped.
+    for port in [1000, 1001] {
+        a.handle_packet(now, &craft(port, 80, 1, None, syn(), b""));
+        let synack = parse_any(&a.poll_transmit(now).expect("syn-ack"));
+        let ack = Some(synack.seq.0.wrapping_add(1));
+        a.handle_packet(now, &craft(port, 80, 2, ack, Flags::default(), b""));
+    }
+    for port in 1002..1005 {
         a.handle_packet(now, &craft(port, 80, 1, None, syn(), b""));
     }
     assert_eq!(a.connection_count(), 2);
     assert_eq!(a.stats().backlog_full, 3);
+    assert_eq!(a.stats().half_open_evicted, 0);
+    assert!(a.accept(l).is_ok());
     assert_eq!(a.listen(now, None, 80, 1), Err(Error::AlreadyExists));
+}
+
+/// The SYN-ACK A sends to the peer's `port`, among `out`.
+fn synack_to(out: &[Segment], port: u16) -> Option<&Segment> {
+    out.iter()
+        .find(|s| s.dst_port == port && s.flags.syn && s.flags.ack)
+}
+
+#[test]
+fn a_syn_flood_evicts_the_oldest_half_open_and_a_late_handshake_completes() {
+    // RFC 4987 §3.4: 2,000 forged SYNs (never answered) against a backlog
+    // of 8; the oldest half-open TCB makes room for each new SYN, so the
+    // backlog never locks out the legitimate client that comes last.
+    let mut a = endpoint(ip_a(), Profile::Rfc9293, 1);
+    let mut now = Instant::from_millis(0);
+    let l = a.listen(now, None, 80, 8).expect("listen");
+    for i in 0..2000u16 {
+        a.handle_packet(now, &craft(10_000 + i, 80, 7, None, syn(), b""));
+        now = now + Duration::from_micros(500);
+        if a.poll_timeout().is_some_and(|t| t <= now) {
+            a.handle_timeout(now);
+        }
+        assert!(a.connection_count() <= 8);
+    }
+    while a.poll_transmit(now).is_some() {}
+    assert_eq!(a.stats().half_open_evicted, 2000 - 8);
+    assert_eq!(a.stats().backlog_full, 0);
+    a.handle_packet(now, &craft(5555, 80, 100, None, syn(), b""));
+    let out: Vec<Segment> = std::iter::from_fn(|| a.poll_transmit(now))
+        .map(|p| parse_any(&p))
+        .collect();
+    let synack = synack_to(&out, 5555).expect("the legitimate SYN is answered");
+    let ack = Some(synack.seq.0.wrapping_add(1));
+    a.handle_packet(now, &craft(5555, 80, 101, ack, Flags::default(), b"hi"));
+    let (h, remote) = a.accept(l).expect("the legitimate connection is accepted");
+    assert_eq!(remote.port(), 5555);
+    let mut buf = [0u8; 8];
+    assert_eq!(a.recv(now, h, &mut buf), Ok(2));
+    // The flood's oldest TCBs are gone: an ACK for one meets the listener
+    // (LISTEN.ACK, a RST), not a SYN-RECEIVED connection.
+    a.handle_packet(now, &craft(10_000, 80, 8, Some(1), Flags::default(), b""));
+    let r = parse_any(&a.poll_transmit(now).expect("rst"));
+    assert!(r.flags.rst && r.dst_port == 10_000);
+    check(Profile::Rfc9293, &a.drain_transitions());
+    assert_eq!(a.check_invariants(), Ok(()));
 }
 
 #[test]
