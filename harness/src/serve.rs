@@ -35,7 +35,7 @@
 //! [`MAX_WAIT`] (to notice commands and stop requests).
 
 use crate::impair::{Impairment, Rng};
-use crate::live::{LiveError, LiveNet, Netns, OWN_V4};
+use crate::live::{check_addresses, LiveError, LiveNet, Netns, OWN_V4};
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::fmt;
@@ -195,6 +195,14 @@ pub struct ServeStats {
     pub stack_dropped: u64,
     /// Fast retransmits the stack made.
     pub fast_retransmits: u64,
+    /// Packets refused at the TUN boundary and dropped, either direction:
+    /// an address outside the documentation ranges (a foreign client, or a
+    /// bit the impairment flipped in an address), or a packet the device
+    /// rejects as malformed. Never fatal to the server.
+    pub refused: u64,
+    /// Half-open connections the stack deleted to admit a new SYN into a
+    /// full backlog (a SYN flood; RFC 4987 §3.4).
+    pub half_open_evicted: u64,
 }
 
 impl fmt::Display for ServeStats {
@@ -203,7 +211,8 @@ impl fmt::Display for ServeStats {
             f,
             "{} packets in, {} out; impairment dropped {}, duplicated {}, corrupted {}; \
              {} connections accepted, {} failed; {} octets received, {} sent; \
-             stack dropped {} packets, {} fast retransmits",
+             stack dropped {} packets, {} fast retransmits; \
+             {} packets refused at the TUN boundary, {} half-open connections evicted",
             self.packets_in,
             self.packets_out,
             self.impair_dropped,
@@ -214,7 +223,9 @@ impl fmt::Display for ServeStats {
             self.bytes_received,
             self.bytes_sent,
             self.stack_dropped,
-            self.fast_retransmits
+            self.fast_retransmits,
+            self.refused,
+            self.half_open_evicted
         )
     }
 }
@@ -272,16 +283,10 @@ pub fn serve(opts: ServeOptions) -> Result<ServeHandle, ServeError> {
             "buffers must be at least 1 octet".into(),
         ));
     }
-    if let ServeMode::Http(dir) = &opts.mode {
-        let meta = std::fs::metadata(dir)
-            .map_err(|e| ServeError::Options(format!("{}: {e}", dir.display())))?;
-        if !meta.is_dir() {
-            return Err(ServeError::Options(format!(
-                "{} is not a directory",
-                dir.display()
-            )));
-        }
-    }
+    let root = match &opts.mode {
+        ServeMode::Http(dir) => Some(http_root(dir)?),
+        _ => None,
+    };
     crate::live::available()?;
     let mut config = Config::new(vec![IpAddr::V4(OWN_V4)]);
     config.profile = opts.profile;
@@ -311,6 +316,7 @@ pub fn serve(opts: ServeOptions) -> Result<ServeHandle, ServeError> {
         start,
         listener,
         mode: opts.mode,
+        root: root.unwrap_or_default(),
         conns: Vec::new(),
         impair,
         delayed: BinaryHeap::new(),
@@ -610,6 +616,9 @@ struct Server {
     start: std::time::Instant,
     listener: Handle,
     mode: ServeMode,
+    /// The HTTP directory, canonical (symlinks resolved), for the
+    /// containment check of every served path.
+    root: PathBuf,
     conns: Vec<Conn>,
     impair: Option<Impair>,
     delayed: BinaryHeap<Delayed>,
@@ -704,11 +713,20 @@ impl Server {
         let s = self.ep.stats();
         self.stats.stack_dropped = s.dropped();
         self.stats.fast_retransmits = s.fast_retransmits;
+        self.stats.half_open_evicted = s.half_open_evicted;
         Ok(())
     }
 
-    /// A packet read from `tun1`: through the impairment into the stack.
+    /// A packet read from `tun1`: through the address guard and the
+    /// impairment into the stack. A packet from or to an address outside
+    /// the documentation ranges is dropped and counted before the stack
+    /// sees it: its answer could not be sent anyway, and the stack keeps no
+    /// state for it.
     fn inbound(&mut self, now: Instant, p: Vec<u8>) {
+        if check_addresses(&p).is_err() {
+            self.stats.refused += 1;
+            return;
+        }
         let Some(imp) = self.impair.as_mut() else {
             self.ep.handle_packet(now, &p);
             return;
@@ -753,12 +771,26 @@ impl Server {
         Ok(())
     }
 
+    /// Writes one packet to `tun1`. The address guard's refusal (an
+    /// address the impairment corrupted, or a reply to a foreign client)
+    /// and the device's rejection of a malformed packet drop that packet
+    /// and count it; only a failing device ends the event loop.
     fn write_tun(&mut self, p: &[u8]) -> Result<(), String> {
-        self.stats.packets_out += 1;
-        self.net
-            .tun1()
-            .send(p)
-            .map_err(|e| format!("writing to tun1: {e}"))
+        match self.net.tun1().send(p) {
+            Ok(()) => {
+                self.stats.packets_out += 1;
+                Ok(())
+            }
+            Err(LiveError::ForbiddenAddress { .. }) => {
+                self.stats.refused += 1;
+                Ok(())
+            }
+            Err(LiveError::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+                self.stats.refused += 1;
+                Ok(())
+            }
+            Err(e) => Err(format!("writing to tun1: {e}")),
+        }
     }
 
     fn commands(&mut self, now: Instant) {
@@ -934,11 +966,7 @@ impl Server {
                     }
                 }
                 if !*responded {
-                    let dir = match &self.mode {
-                        ServeMode::Http(d) => d.as_path(),
-                        _ => Path::new("."),
-                    };
-                    match http_response(dir, request) {
+                    match http_response(&self.root, request) {
                         Some((head, file)) => {
                             *pending = head;
                             *off = 0;
@@ -1090,19 +1118,68 @@ fn http_response(dir: &Path, request: &[u8]) -> Option<(Vec<u8>, Option<File>)> 
     let Some(path) = resolve(dir, target) else {
         return Some(error_response(404, "Not Found"));
     };
-    let file = match File::open(&path) {
+    let (file, len) = match open_regular(dir, &path) {
         Ok(f) => f,
-        Err(_) => return Some(error_response(404, "Not Found")),
-    };
-    let len = match file.metadata() {
-        Ok(m) if m.is_file() => m.len(),
-        _ => return Some(error_response(404, "Not Found")),
+        Err(Refusal::Missing) => return Some(error_response(404, "Not Found")),
+        Err(Refusal::NotRegular) => return Some(error_response(403, "Forbidden")),
     };
     let head = format!(
         "HTTP/1.0 200 OK\r\nContent-Length: {len}\r\nContent-Type: {}\r\nConnection: close\r\nServer: tcpconform-own-stack\r\n\r\n",
         content_type(&path)
     );
     Some((head.into_bytes(), Some(file)))
+}
+
+/// Why a path is not served.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Missing, unreadable, or (after resolving symlinks) outside the
+    /// served directory: answered as if it did not exist.
+    Missing,
+    /// A FIFO, device, socket or directory: never opened for reading
+    /// (a FIFO would block the event loop until a writer appears).
+    NotRegular,
+}
+
+/// The served directory as the containment check sees it: canonical, and
+/// a directory.
+fn http_root(dir: &Path) -> Result<PathBuf, ServeError> {
+    let root = std::fs::canonicalize(dir)
+        .map_err(|e| ServeError::Options(format!("{}: {e}", dir.display())))?;
+    if !root.is_dir() {
+        return Err(ServeError::Options(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    Ok(root)
+}
+
+/// Opens `path` for serving when it is a regular file inside `root`
+/// (canonical): symlinks are resolved first and the result must stay
+/// under `root`; the open itself neither follows a symlink swapped in
+/// since (`O_NOFOLLOW`) nor waits for a FIFO's writer (`O_NONBLOCK`), and
+/// anything but a regular file is refused after `fstat`.
+fn open_regular(root: &Path, path: &Path) -> Result<(File, u64), Refusal> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let real = std::fs::canonicalize(path).map_err(|_| Refusal::Missing)?;
+    if !real.starts_with(root) {
+        return Err(Refusal::Missing);
+    }
+    let meta = std::fs::symlink_metadata(&real).map_err(|_| Refusal::Missing)?;
+    if !meta.file_type().is_file() {
+        return Err(Refusal::NotRegular);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&real)
+        .map_err(|_| Refusal::Missing)?;
+    match file.metadata() {
+        Ok(m) if m.file_type().is_file() => Ok((file, m.len())),
+        Ok(_) => Err(Refusal::NotRegular),
+        Err(_) => Err(Refusal::Missing),
+    }
 }
 
 fn error_response(code: u16, reason: &str) -> (Vec<u8>, Option<File>) {
@@ -1206,7 +1283,7 @@ mod tests {
 
     #[test]
     fn http_requests() {
-        let d = dir();
+        let d = http_root(&dir()).unwrap();
         assert!(
             http_response(&d, b"GET / HTTP/1.0\r\n").is_none(),
             "incomplete"
@@ -1239,6 +1316,60 @@ mod tests {
         }
         let huge = vec![b'a'; MAX_REQUEST + 1];
         assert!(status(&http_response(&d, &huge).unwrap()).contains("431"));
+    }
+
+    /// A directory with a symlink out of it, a symlink inside it, a FIFO
+    /// and a symlink to a device.
+    fn hostile_dir() -> (PathBuf, PathBuf) {
+        let base = std::env::temp_dir().join(format!(
+            "tcpconform-serve-hostile-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&base);
+        let (d, outside) = (base.join("www"), base.join("secret.txt"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(&outside, b"not for clients").unwrap();
+        std::fs::write(d.join("ok.txt"), b"fine").unwrap();
+        std::os::unix::fs::symlink(&outside, d.join("secret")).unwrap();
+        std::os::unix::fs::symlink("ok.txt", d.join("alias.txt")).unwrap();
+        std::os::unix::fs::symlink(&base, d.join("up")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", d.join("zero")).unwrap();
+        let fifo = std::ffi::CString::new(d.join("pipe").into_os_string().into_encoded_bytes())
+            .unwrap();
+        // SAFETY: `fifo` is a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        (http_root(&d).unwrap(), base)
+    }
+
+    #[test]
+    fn http_never_leaves_the_directory_nor_blocks_on_a_fifo() {
+        let (d, base) = hostile_dir();
+        // Answered on another thread: opening the FIFO for reading would
+        // block until a writer appears, which must not happen.
+        let (tx, rx) = mpsc::channel();
+        let root = d.clone();
+        std::thread::spawn(move || {
+            for (req, code) in [
+                ("/ok.txt", "200"),
+                ("/alias.txt", "200"),
+                ("/secret", "404"),
+                ("/up/secret.txt", "404"),
+                ("/zero", "404"),
+                ("/pipe", "403"),
+            ] {
+                let head = format!("GET {req} HTTP/1.0\r\n\r\n");
+                let r = http_response(&root, head.as_bytes()).unwrap();
+                let _ = tx.send((req, code, status(&r), r.1.is_some()));
+            }
+        });
+        for _ in 0..6 {
+            let (req, code, got, body) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a request blocked the server");
+            assert!(got.contains(code), "{req}: {got}");
+            assert_eq!(body, code == "200", "{req}");
+        }
+        let _ = std::fs::remove_dir_all(base);
     }
 
     #[test]

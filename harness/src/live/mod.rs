@@ -36,6 +36,7 @@ pub use cleanup::{list_namespaces, reap_stale, NAME_PREFIX};
 pub use error::{LiveError, Result};
 pub use netns::{Netns, NsThread};
 pub use tun::Tun;
+pub(crate) use tun::check_addresses;
 
 /// The scripted peer (RFC 5737 TEST-NET-1), reached through `tun0`.
 pub const PEER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
