@@ -122,7 +122,11 @@ fn syn() -> Flags {
 fn wait_for(h: &ServeHandle, what: &str, pred: impl Fn(&ServeStats) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !pred(&h.stats()) {
-        assert!(h.failure().is_none(), "the event loop failed: {:?}", h.failure());
+        assert!(
+            h.failure().is_none(),
+            "the event loop failed: {:?}",
+            h.failure()
+        );
         assert!(Instant::now() < deadline, "{what}: {}", h.stats());
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -222,7 +226,13 @@ fn a_syn_flood_does_not_lock_out_a_client() {
             for i in 0..2000u32 {
                 let r = rng.next_u64();
                 let src = Ipv4Addr::new(192, 0, 2, 100 + (i % 100) as u8);
-                raw.send(&segment(src, 1024 + (r as u16 % 60000), port, syn(), r as u32));
+                raw.send(&segment(
+                    src,
+                    1024 + (r as u16 % 60000),
+                    port,
+                    syn(),
+                    r as u32,
+                ));
                 *sent.lock().unwrap() = i + 1;
                 std::thread::sleep(Duration::from_micros(500));
             }
@@ -296,8 +306,8 @@ fn http_refuses_a_symlink_out_of_the_directory_and_a_fifo() {
     std::fs::write(base.join("secret"), b"outside").unwrap();
     std::fs::write(dir.join("ok.txt"), b"inside").unwrap();
     std::os::unix::fs::symlink(base.join("secret"), dir.join("secret")).unwrap();
-    let fifo = std::ffi::CString::new(dir.join("pipe").into_os_string().into_encoded_bytes())
-        .unwrap();
+    let fifo =
+        std::ffi::CString::new(dir.join("pipe").into_os_string().into_encoded_bytes()).unwrap();
     // SAFETY: `fifo` is a NUL-terminated path that outlives the call.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let h = serve(ServeOptions::new(ServeMode::Http(dir.clone()))).unwrap();

@@ -3,7 +3,7 @@
 //! API (RFC 9293 §3.9.1) and the observer log of transitions.
 
 use crate::conn::{
-    closed_port_reply, connectionless_event, Cause, Conn, ConnId, ConnInit, ConnParams, Ctx,
+    closed_port_reply, connectionless_event, Cause, Conn, ConnInit, ConnParams, Ctx, Handle,
 };
 use crate::error::{Error, Result};
 use crate::isn::IsnGenerator;
@@ -26,7 +26,10 @@ pub struct Config {
     pub recv_buf: usize,
     /// Send buffer per connection in octets.
     pub send_buf: usize,
-    /// Secret key for ISNs (RFC 6528 §3); the caller supplies randomness.
+    /// Secret key for ISNs (RFC 6528 §3). [`Config::new`] draws it from
+    /// the operating system ([`crate::isn::os_secret`]); set a fixed one
+    /// only where runs must replay identically (tests, fuzzing, the
+    /// conformance harness).
     pub secret: [u8; 32],
     /// Upper bound for any listener's backlog of embryonic plus
     /// not-yet-accepted connections.
@@ -52,8 +55,9 @@ pub struct Config {
     /// directions stay unscaled (§2.2).
     pub window_scaling: bool,
     /// Keep the observer log of transitions ([`Endpoint::drain_transitions`]).
-    /// On by default; a long-running user that never drains it (a server)
-    /// turns it off, or the log grows with every segment.
+    /// Off by default: an embedder that never drains it would see it grow
+    /// with every segment. Observers (tests, fuzzers, the conformance
+    /// harness) turn it on and drain it.
     pub log_transitions: bool,
     /// Seeded bugs for tests of the wire-level checks; all off by default.
     #[doc(hidden)]
@@ -63,15 +67,15 @@ pub struct Config {
 impl Config {
     /// Defaults: profile rfc9293, 64 KiB buffers, MTU 1500, backlog 128,
     /// Nagle on, 15 retries, the profile's SYN retries and RTO bounds,
-    /// window scaling on, transitions logged, an all-zero secret (set a
-    /// random one).
+    /// window scaling on, no transition log, and an ISN secret drawn from
+    /// the operating system (RFC 6528 §3).
     pub fn new(addrs: Vec<IpAddr>) -> Config {
         Config {
             addrs,
             profile: Profile::Rfc9293,
             recv_buf: 65535,
             send_buf: 65535,
-            secret: [0; 32],
+            secret: crate::isn::os_secret(),
             backlog: 128,
             mtu: 1500,
             nagle: true,
@@ -80,7 +84,7 @@ impl Config {
             rto_min_us: None,
             rto_max_us: None,
             window_scaling: true,
-            log_transitions: true,
+            log_transitions: false,
             faults: crate::Faults::default(),
         }
     }
@@ -126,8 +130,9 @@ impl SegmentSummary {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
     pub at: Instant,
-    /// The connection or listener; [`ConnId::NONE`] for a closed port.
-    pub conn: ConnId,
+    /// The connection or listener; `None` for a segment to a closed port
+    /// (no TCB).
+    pub conn: Option<Handle>,
     pub from: State,
     pub event: Event,
     /// The id of the row the stack's branch implements.
@@ -184,7 +189,7 @@ struct Listener {
     addr: Option<IpAddr>,
     port: u16,
     backlog: usize,
-    accept: VecDeque<ConnId>,
+    accept: VecDeque<Handle>,
 }
 
 type Tuple = (IpAddr, u16, IpAddr, u16);
@@ -197,13 +202,13 @@ pub struct Endpoint {
     isn: IsnGenerator,
     next_id: u64,
     next_port: u16,
-    conns: BTreeMap<ConnId, Conn>,
-    tuples: HashMap<Tuple, ConnId>,
+    conns: BTreeMap<Handle, Conn>,
+    tuples: HashMap<Tuple, Handle>,
     /// The last entry of `tuples` found: a run of segments of one
     /// connection skips hashing its 4-tuple. Cleared whenever `tuples`
     /// changes.
-    last_tuple: Option<(Tuple, ConnId)>,
-    listeners: BTreeMap<ConnId, Listener>,
+    last_tuple: Option<(Tuple, Handle)>,
+    listeners: BTreeMap<Handle, Listener>,
     tx: VecDeque<Vec<u8>>,
     /// Packet buffers handed back by the user, reused for output.
     spare: Vec<Vec<u8>>,
@@ -296,8 +301,8 @@ impl Endpoint {
         self.conns.len()
     }
 
-    fn alloc_id(&mut self) -> ConnId {
-        let id = ConnId(self.next_id);
+    fn alloc_id(&mut self) -> Handle {
+        let id = Handle(self.next_id);
         self.next_id = self.next_id.wrapping_add(1).max(1);
         id
     }
@@ -348,7 +353,7 @@ impl Endpoint {
         let (row, out) = (ctx.row, ctx.out);
         self.finish(
             now,
-            ConnId::NONE,
+            None,
             (State::Closed, connectionless_event(&seg), State::Closed),
             row,
             out,
@@ -357,7 +362,7 @@ impl Endpoint {
 
     /// The connection of a 4-tuple (local address, port, remote address,
     /// port).
-    fn find_conn(&mut self, key: &Tuple) -> Option<ConnId> {
+    fn find_conn(&mut self, key: &Tuple) -> Option<Handle> {
         if let Some((k, id)) = &self.last_tuple {
             if k == key {
                 return Some(*id);
@@ -369,12 +374,12 @@ impl Endpoint {
     }
 
     /// Enters a connection's 4-tuple.
-    fn bind_tuple(&mut self, key: Tuple, id: ConnId) {
+    fn bind_tuple(&mut self, key: Tuple, id: Handle) {
         self.last_tuple = None;
         self.tuples.insert(key, id);
     }
 
-    fn find_listener(&self, addr: IpAddr, port: u16) -> Option<ConnId> {
+    fn find_listener(&self, addr: IpAddr, port: u16) -> Option<Handle> {
         let mut wildcard = None;
         for (id, l) in &self.listeners {
             if l.port != port {
@@ -390,7 +395,7 @@ impl Endpoint {
     }
 
     /// Backlog in use: embryonic plus established-but-not-accepted children.
-    fn backlog_used(&self, lid: ConnId) -> usize {
+    fn backlog_used(&self, lid: Handle) -> usize {
         self.conns
             .values()
             .filter(|c| c.listener == Some(lid) && !c.has_handle && c.state != State::Closed)
@@ -406,7 +411,7 @@ impl Endpoint {
     /// silently, as a TCB that never left SYN-RECEIVED has nothing to tell
     /// its (probably forged) peer; no row is recorded, as for any TCB
     /// deleted outside the table's events. Returns whether one was evicted.
-    fn evict_half_open(&mut self, lid: ConnId) -> bool {
+    fn evict_half_open(&mut self, lid: Handle) -> bool {
         // Ids grow with creation, so the first match is the oldest.
         let oldest = self.conns.iter().find(|(_, c)| {
             c.listener == Some(lid) && !c.has_handle && c.state == State::SynReceived
@@ -430,7 +435,7 @@ impl Endpoint {
     }
 
     /// A segment for a listener (RFC 9293 §3.10.7.2).
-    fn listener_segment(&mut self, now: Instant, lid: ConnId, seg: &SegmentIn<'_>) {
+    fn listener_segment(&mut self, now: Instant, lid: Handle, seg: &SegmentIn<'_>) {
         let ev = connectionless_event(seg);
         if seg.flags.rst
             || seg.flags.ack
@@ -449,7 +454,7 @@ impl Endpoint {
                 ctx.record("LX.LISTEN.SYN-FIN");
             }
             let (row, out) = (ctx.row, ctx.out);
-            self.finish(now, lid, (State::Listen, ev, State::Listen), row, out);
+            self.finish(now, Some(lid), (State::Listen, ev, State::Listen), row, out);
             return;
         }
         let limit = self
@@ -487,7 +492,7 @@ impl Endpoint {
         let to = conn.state;
         self.bind_tuple((seg.dst, seg.dst_port, seg.src, seg.src_port), id);
         self.conns.insert(id, conn);
-        self.finish(now, id, (State::Listen, ev, to), row, out);
+        self.finish(now, Some(id), (State::Listen, ev, to), row, out);
     }
 
     /// Runs `f` on connection `id` as the handling of `event`, logs the
@@ -495,7 +500,7 @@ impl Endpoint {
     fn run<R>(
         &mut self,
         now: Instant,
-        id: ConnId,
+        id: Handle,
         event: Event,
         f: impl FnOnce(&mut Conn, &mut Ctx<'_>) -> R,
     ) -> Option<R> {
@@ -505,7 +510,7 @@ impl Endpoint {
         let r = f(conn, &mut ctx);
         let to = conn.state;
         let (row, out) = (ctx.row, ctx.out);
-        self.finish(now, id, (from, event, to), row, out);
+        self.finish(now, Some(id), (from, event, to), row, out);
         self.after(id);
         Some(r)
     }
@@ -515,7 +520,7 @@ impl Endpoint {
     fn finish(
         &mut self,
         now: Instant,
-        id: ConnId,
+        conn: Option<Handle>,
         hop: (State, Event, State),
         row: Option<&'static str>,
         out: Vec<(Vec<u8>, SegmentSummary)>,
@@ -533,7 +538,7 @@ impl Endpoint {
         if let Some(row) = row.filter(|_| log) {
             self.transitions.push(Transition {
                 at: now,
-                conn: id,
+                conn,
                 from,
                 event,
                 row,
@@ -545,7 +550,7 @@ impl Endpoint {
 
     /// Bookkeeping after an event: accept queue, listener attachment of a
     /// new incarnation, deletion of closed TCBs.
-    fn after(&mut self, id: ConnId) {
+    fn after(&mut self, id: Handle) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -619,7 +624,7 @@ impl Endpoint {
 
     /// Fires every timer due at `now` (RFC 9293 §3.10.8).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<ConnId> = self
+        let due: Vec<Handle> = self
             .conns
             .iter()
             .filter(|(_, c)| {
@@ -692,7 +697,7 @@ impl Endpoint {
         addr: Option<IpAddr>,
         port: u16,
         backlog: usize,
-    ) -> Result<ConnId> {
+    ) -> Result<Handle> {
         if port == 0 {
             return Err(Error::InvalidInput);
         }
@@ -723,7 +728,7 @@ impl Endpoint {
         let (row, out) = (ctx.row, ctx.out);
         self.finish(
             now,
-            id,
+            Some(id),
             (
                 State::Closed,
                 Self::call_event(UserCall::OpenPassive),
@@ -739,7 +744,7 @@ impl Endpoint {
     fn log_call(
         &mut self,
         now: Instant,
-        h: ConnId,
+        h: Handle,
         state: State,
         call: UserCall,
         row: &'static str,
@@ -747,7 +752,13 @@ impl Endpoint {
         let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
         ctx.record(row);
         let (row, out) = (ctx.row, ctx.out);
-        self.finish(now, h, (state, Self::call_event(call), state), row, out);
+        self.finish(
+            now,
+            Some(h),
+            (state, Self::call_event(call), state),
+            row,
+            out,
+        );
     }
 
     /// OPEN on a socket that already exists (RFC 9293 §3.10.1). On a
@@ -759,9 +770,9 @@ impl Endpoint {
     pub fn reopen(
         &mut self,
         now: Instant,
-        h: ConnId,
+        h: Handle,
         remote: Option<SocketAddr>,
-    ) -> Result<ConnId> {
+    ) -> Result<Handle> {
         let call = if remote.is_some() {
             UserCall::OpenActive
         } else {
@@ -809,7 +820,7 @@ impl Endpoint {
             let (row, out) = (ctx.row, ctx.out);
             self.finish(
                 now,
-                h,
+                Some(h),
                 (State::Listen, Self::call_event(call), State::SynSent),
                 row,
                 out,
@@ -827,7 +838,7 @@ impl Endpoint {
     }
 
     /// Takes the next established connection from a listener's queue.
-    pub fn accept(&mut self, listener: ConnId) -> Result<(ConnId, SocketAddr)> {
+    pub fn accept(&mut self, listener: Handle) -> Result<(Handle, SocketAddr)> {
         let l = self.listeners.get_mut(&listener).ok_or_else(|| {
             if self.conns.contains_key(&listener) {
                 Error::InvalidInput
@@ -867,7 +878,7 @@ impl Endpoint {
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-    ) -> Result<ConnId> {
+    ) -> Result<Handle> {
         let lip = if local.ip().is_unspecified() {
             *self
                 .config
@@ -915,7 +926,7 @@ impl Endpoint {
 
     /// SEND (RFC 9293 §3.10.2): queues data and sends what the window
     /// allows; returns the octets taken.
-    pub fn send(&mut self, now: Instant, h: ConnId, data: &[u8]) -> Result<usize> {
+    pub fn send(&mut self, now: Instant, h: Handle, data: &[u8]) -> Result<usize> {
         if self.listeners.contains_key(&h) {
             self.log_call(now, h, State::Listen, UserCall::Send, "LISTEN.SEND");
             return Err(Error::NotConnected);
@@ -928,7 +939,7 @@ impl Endpoint {
     }
 
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is the end of the stream.
-    pub fn recv(&mut self, now: Instant, h: ConnId, buf: &mut [u8]) -> Result<usize> {
+    pub fn recv(&mut self, now: Instant, h: Handle, buf: &mut [u8]) -> Result<usize> {
         if self.listeners.contains_key(&h) {
             self.log_call(now, h, State::Listen, UserCall::Receive, "PRE.RECEIVE");
             return Err(Error::NotConnected);
@@ -940,7 +951,7 @@ impl Endpoint {
         .unwrap_or(Err(Error::InvalidHandle))
     }
 
-    fn user_conn(&self, h: ConnId) -> Result<()> {
+    fn user_conn(&self, h: Handle) -> Result<()> {
         match self.conns.get(&h) {
             Some(c) if c.has_handle => Ok(()),
             _ => Err(Error::InvalidHandle),
@@ -949,7 +960,7 @@ impl Endpoint {
 
     /// Half-close: `Write` is CLOSE (RFC 9293 §3.10.4, our FIN follows the
     /// data); `Read` discards further input locally.
-    pub fn shutdown(&mut self, now: Instant, h: ConnId, how: Shutdown) -> Result<()> {
+    pub fn shutdown(&mut self, now: Instant, h: Handle, how: Shutdown) -> Result<()> {
         if self.listeners.contains_key(&h) {
             return Err(Error::NotConnected);
         }
@@ -976,7 +987,7 @@ impl Endpoint {
     /// CLOSE and release the handle (RFC 9293 §3.10.4): the connection
     /// finishes on its own (FIN, TIME-WAIT) after the handle is gone. On a
     /// listener: stops listening and aborts unaccepted connections.
-    pub fn close(&mut self, now: Instant, h: ConnId) -> Result<()> {
+    pub fn close(&mut self, now: Instant, h: Handle) -> Result<()> {
         if self.listeners.contains_key(&h) {
             self.close_listener(now, h, UserCall::Close);
             return Ok(());
@@ -995,7 +1006,7 @@ impl Endpoint {
 
     /// ABORT (RFC 9293 §3.10.5): a RST where the state calls for one, the
     /// TCB and the handle are gone.
-    pub fn abort(&mut self, now: Instant, h: ConnId) -> Result<()> {
+    pub fn abort(&mut self, now: Instant, h: Handle) -> Result<()> {
         if self.listeners.contains_key(&h) {
             self.close_listener(now, h, UserCall::Abort);
             return Ok(());
@@ -1010,7 +1021,7 @@ impl Endpoint {
     }
 
     /// Deletes a TCB that is closed and has no handle.
-    fn reap(&mut self, id: ConnId) {
+    fn reap(&mut self, id: Handle) {
         if self
             .conns
             .get(&id)
@@ -1020,7 +1031,7 @@ impl Endpoint {
         }
     }
 
-    fn close_listener(&mut self, now: Instant, lid: ConnId, call: UserCall) {
+    fn close_listener(&mut self, now: Instant, lid: Handle, call: UserCall) {
         let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
         if call == UserCall::Abort {
             ctx.record("PRE.ABORT");
@@ -1030,13 +1041,13 @@ impl Endpoint {
         let (row, out) = (ctx.row, ctx.out);
         self.finish(
             now,
-            lid,
+            Some(lid),
             (State::Listen, Self::call_event(call), State::Closed),
             row,
             out,
         );
         self.listeners.remove(&lid);
-        let children: Vec<ConnId> = self
+        let children: Vec<Handle> = self
             .conns
             .iter()
             .filter(|(_, c)| c.listener == Some(lid) && !c.has_handle)
@@ -1051,7 +1062,7 @@ impl Endpoint {
     }
 
     /// The pending error of a connection (like `SO_ERROR`), cleared.
-    pub fn take_error(&mut self, h: ConnId) -> Result<Option<Error>> {
+    pub fn take_error(&mut self, h: Handle) -> Result<Option<Error>> {
         match self.conns.get_mut(&h) {
             Some(c) if c.has_handle => Ok(c.error.take()),
             _ if self.listeners.contains_key(&h) => Ok(None),
@@ -1060,7 +1071,7 @@ impl Endpoint {
     }
 
     /// STATUS (RFC 9293 §3.10.6): the TCB variables of a socket.
-    pub fn status(&self, h: ConnId) -> Result<Status> {
+    pub fn status(&self, h: Handle) -> Result<Status> {
         if let Some(l) = self.listeners.get(&h) {
             let ip = l.addr.or_else(|| self.config.addrs.first().copied());
             let local = SocketAddr::new(

@@ -31,16 +31,13 @@ pub mod rto;
 pub mod seq;
 pub mod time;
 
-pub use conn::{Cause, ConnId};
+pub use conn::{Cause, Handle};
 pub use endpoint::{Config, ConfigError, Endpoint, SegmentSummary, Shutdown, Status, Transition};
 pub use error::{Error, Result};
 pub use faults::Faults;
 pub use packet::{DropReason, Flags, Segment, Stats, TcpOptions};
 pub use seq::SeqNum;
 pub use time::Instant;
-
-/// A socket handle: the id of a connection or listener.
-pub type Handle = ConnId;
 
 #[cfg(test)]
 mod tests;

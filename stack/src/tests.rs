@@ -7,7 +7,7 @@ use crate::endpoint::{Config, Endpoint, Shutdown, Transition};
 use crate::packet::{self, Flags, Segment, TcpOptions};
 use crate::seq::SeqNum;
 use crate::time::Instant;
-use crate::{ConnId, Error};
+use crate::{Error, Handle};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -25,6 +25,7 @@ fn endpoint(ip: IpAddr, profile: Profile, seed: u8) -> Endpoint {
     c.recv_buf = 256 * 1024;
     c.profile = profile;
     c.secret = [seed; 32];
+    c.log_transitions = true;
     match Endpoint::new(c) {
         Ok(e) => e,
         Err(e) => panic!("endpoint: {e}"),
@@ -166,12 +167,12 @@ impl Net {
     }
 
     /// A listens on 80 ... no: B listens, A connects; returns (a, b) handles.
-    fn establish(&mut self) -> (ConnId, ConnId) {
+    fn establish(&mut self) -> (Handle, Handle) {
         self.establish_within(Duration::ZERO)
     }
 
     /// [`Net::establish`], letting `time` pass for retransmissions.
-    fn establish_within(&mut self, time: Duration) -> (ConnId, ConnId) {
+    fn establish_within(&mut self, time: Duration) -> (Handle, Handle) {
         let l = self.b.listen(self.now, None, 80, 8).expect("listen");
         let a = self
             .a
@@ -197,7 +198,7 @@ fn parse_any(p: &[u8]) -> Segment {
     }
 }
 
-fn read_all(ep: &mut Endpoint, now: Instant, h: ConnId) -> (Vec<u8>, bool) {
+fn read_all(ep: &mut Endpoint, now: Instant, h: Handle) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -303,6 +304,7 @@ fn window_scaling_off_on_either_side_leaves_both_directions_unscaled() {
             let mut c = Config::new(vec![ip]);
             c.recv_buf = 256 * 1024;
             c.secret = [seed; 32];
+            c.log_transitions = true;
             c.window_scaling = on;
             *ep = Endpoint::new(c).expect("endpoint");
         }
@@ -464,7 +466,7 @@ fn closed_port_answers_with_rst() {
 
 /// A (192.0.2.1) talks to a scripted peer; returns A, the handle, the
 /// peer's next sequence number and A's next sequence number.
-fn scripted(profile: Profile) -> (Endpoint, ConnId, u32, u32, Instant) {
+fn scripted(profile: Profile) -> (Endpoint, Handle, u32, u32, Instant) {
     let mut a = endpoint(ip_a(), profile, 1);
     let now = Instant::from_millis(10);
     let l = a.listen(now, None, 80, 4).expect("listen");
@@ -786,6 +788,7 @@ fn zero_window_probing_and_window_update() {
     let mut cfg = Config::new(vec![ip_b()]);
     cfg.recv_buf = 2920;
     cfg.secret = [2; 32];
+    cfg.log_transitions = true;
     net.b = Endpoint::new(cfg).expect("endpoint");
     let (a, b) = net.establish();
     assert_eq!(net.a.status(a).expect("s").snd_wscale, 0);
@@ -903,7 +906,7 @@ fn linux_rows_take_over_under_linux() {
 
 /// A (192.0.2.1:4000) opens actively towards the peer 192.0.2.2:80;
 /// returns A, the handle, A's ISS and the time.
-fn active(profile: Profile) -> (Endpoint, ConnId, u32, Instant) {
+fn active(profile: Profile) -> (Endpoint, Handle, u32, Instant) {
     let mut a = endpoint(ip_a(), profile, 1);
     let now = Instant::from_millis(10);
     let h = a
@@ -966,7 +969,7 @@ fn linux_ignores_text_and_fin_on_a_syn_ack() {
 /// (CLOSE-WAIT, CLOSING, LAST-ACK or TIME-WAIT) by the peer's FIN at 5001
 /// and our CLOSE (as `shutdown`, so the handle stays); returns A, the
 /// handle, A's SND.NXT and the time.
-fn after_peer_fin(profile: Profile, state: State) -> (Endpoint, ConnId, u32, Instant) {
+fn after_peer_fin(profile: Profile, state: State) -> (Endpoint, Handle, u32, Instant) {
     let (mut a, h, peer, ours, now) = scripted(profile);
     let our_fin = |a: &mut Endpoint| {
         a.shutdown(now, h, Shutdown::Write).expect("close");
@@ -1224,7 +1227,7 @@ fn random_walk_agrees_with_the_table() {
 
 /// A connection whose congestion window slow start has opened to many
 /// segments (40 delivered without loss).
-fn warmed_up() -> (Net, ConnId, ConnId) {
+fn warmed_up() -> (Net, Handle, Handle) {
     let mut net = Net::new(Profile::Rfc9293);
     let (a, b) = net.establish();
     let warm = pattern(1460 * 40);

@@ -50,8 +50,6 @@ use crate::impair::{Impairment, Rng};
 use crate::live::{LiveError, LiveNet, Netns, OWN_V4};
 use event_loop::{Impair, Server};
 use std::fmt;
-use std::fs::File;
-use std::io::Read;
 use std::net::{IpAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -294,9 +292,6 @@ pub fn serve(opts: ServeOptions) -> Result<ServeHandle, ServeError> {
     config.profile = opts.profile;
     config.recv_buf = opts.recv_buf;
     config.send_buf = opts.send_buf;
-    config.secret = random_secret();
-    // A server runs for as long as it is left: no observer log to grow.
-    config.log_transitions = false;
     let mut ep = Endpoint::new(config).map_err(|e| ServeError::Stack(e.to_string()))?;
     let listener = ep
         .listen(Instant::ZERO, None, opts.port, 128)
@@ -456,26 +451,6 @@ impl Drop for ServeHandle {
     fn drop(&mut self) {
         let _ = self.halt();
     }
-}
-
-/// 32 random octets for the ISN secret (RFC 6528 §3), from the kernel;
-/// the time and pid as a fallback (ISNs are then merely hard to guess).
-fn random_secret() -> [u8; 32] {
-    let mut s = [0u8; 32];
-    let ok = File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut s))
-        .is_ok();
-    if !ok {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let mut rng = Rng::new((t as u64) ^ u64::from(std::process::id()).rotate_left(32));
-        for chunk in s.chunks_mut(8) {
-            chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
-        }
-    }
-    s
 }
 
 #[cfg(test)]
