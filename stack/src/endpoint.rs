@@ -93,10 +93,10 @@ impl Config {
 /// An endpoint that cannot be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("the bundled tcp-spec table does not load: {0}")]
-    Spec(#[from] tcp_spec::LoadError),
+    /// [`Config::addrs`] is empty.
     #[error("no local address configured")]
     NoAddress,
+    /// A buffer size is zero.
     #[error("buffer sizes must be at least 1 octet")]
     BadBuffer,
 }
@@ -104,11 +104,15 @@ pub enum ConfigError {
 /// A segment the stack emitted, as the observer log shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentSummary {
+    /// Control bits.
     pub flags: Flags,
+    /// SEG.SEQ.
     pub seq: u32,
+    /// SEG.ACK (meaningful when `flags.ack`).
     pub ack: u32,
     /// Payload octets.
     pub len: u32,
+    /// Why it was sent.
     pub cause: Cause,
 }
 
@@ -129,47 +133,68 @@ impl SegmentSummary {
 /// the state before and after, and what it sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
+    /// When the event was handled.
     pub at: Instant,
     /// The connection or listener; `None` for a segment to a closed port
     /// (no TCB).
     pub conn: Option<Handle>,
+    /// The state before.
     pub from: State,
+    /// The abstract event (a segment class, a user call or a timeout).
     pub event: Event,
     /// The id of the row the stack's branch implements.
     pub row: &'static str,
+    /// The state after.
     pub to: State,
+    /// The segments sent in response, in order.
     pub emitted: Vec<SegmentSummary>,
 }
 
 /// Which direction `shutdown` closes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shutdown {
+    /// No more receiving: what arrives later is discarded.
     Read,
+    /// No more sending: a FIN follows the queued data (RFC 9293 §3.10.4).
     Write,
+    /// Both.
     Both,
 }
 
 /// A snapshot of a socket (RFC 9293 §3.10.6 STATUS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
+    /// The state (RFC 9293 §3.3.2).
     pub state: State,
+    /// The local address and port.
     pub local: SocketAddr,
     /// The peer; `None` for a listener.
     pub remote: Option<SocketAddr>,
+    /// SND.UNA: the oldest unacknowledged sequence number.
     pub snd_una: u32,
+    /// SND.NXT: the next sequence number to send.
     pub snd_nxt: u32,
+    /// SND.WND: the peer's window, scaled.
     pub snd_wnd: u32,
+    /// RCV.NXT: the next sequence number expected.
     pub rcv_nxt: u32,
+    /// RCV.WND: the window offered.
     pub rcv_wnd: u32,
+    /// SRTT in µs (RFC 6298 §2), once measured.
     pub srtt_us: Option<u64>,
+    /// RTTVAR in µs (RFC 6298 §2).
     pub rttvar_us: u64,
+    /// The current RTO in µs, back-off included.
     pub rto_us: u64,
     /// The congestion window and slow-start threshold (RFC 5681 §2).
     pub cwnd: u32,
+    /// The slow-start threshold (RFC 5681 §3.1).
     pub ssthresh: u32,
     /// Effective send MSS.
     pub mss: u16,
+    /// The shift applied to the peer's window (RFC 7323 §2.3).
     pub snd_wscale: u8,
+    /// The shift applied to the window we offer.
     pub rcv_wscale: u8,
     /// Octets readable now.
     pub readable: usize,
@@ -194,7 +219,57 @@ struct Listener {
 
 type Tuple = (IpAddr, u16, IpAddr, u16);
 
-/// The sans-IO TCP endpoint.
+/// The sans-IO TCP endpoint: every connection and listener of a set of
+/// local addresses. It owns no socket, thread or clock: the caller hands it
+/// whole IP packets and the time, and takes back the packets to send and
+/// the time of the next timer.
+///
+/// Two endpoints wired back to back, a handshake (RFC 9293 §3.5) and one
+/// message:
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+/// use tcp_stack::{Config, Endpoint, Instant};
+///
+/// let (a_ip, b_ip) = (
+///     IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+///     IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+/// );
+/// let mut client = Endpoint::new(Config::new(vec![a_ip]))?;
+/// let mut server = Endpoint::new(Config::new(vec![b_ip]))?;
+/// let now = Instant::from_millis(1);
+///
+/// let listener = server.listen(now, None, 80, 16)?;
+/// let conn = client.connect(now, SocketAddr::new(a_ip, 0), SocketAddr::new(b_ip, 80))?;
+///
+/// // The wire: move packets until neither side has any (SYN, SYN-ACK, ACK).
+/// let wire = |a: &mut Endpoint, b: &mut Endpoint| loop {
+///     let mut moved = false;
+///     while let Some(p) = a.poll_transmit(now) {
+///         b.handle_packet(now, &p);
+///         moved = true;
+///     }
+///     while let Some(p) = b.poll_transmit(now) {
+///         a.handle_packet(now, &p);
+///         moved = true;
+///     }
+///     if !moved {
+///         break;
+///     }
+/// };
+/// wire(&mut client, &mut server);
+///
+/// let (accepted, peer) = server.accept(listener)?;
+/// assert_eq!(peer.ip(), a_ip);
+/// assert_eq!(client.status(conn)?.state, tcp_spec::State::Established);
+///
+/// client.send(now, conn, b"hello")?;
+/// wire(&mut client, &mut server);
+/// let mut buf = [0u8; 16];
+/// let n = server.recv(now, accepted, &mut buf)?;
+/// assert_eq!(&buf[..n], b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Endpoint {
     config: Config,
@@ -217,8 +292,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Creates an endpoint; the profile's parameters come from the bundled
-    /// table (`tcp_spec::Spec::bundled`).
+    /// Creates an endpoint. The profile's parameters are constants fixed
+    /// at build time ([`tcp_spec::Profile::values`]); only an empty address
+    /// list or a zero buffer size is refused.
     pub fn new(config: Config) -> std::result::Result<Endpoint, ConfigError> {
         if config.addrs.is_empty() {
             return Err(ConfigError::NoAddress);
@@ -226,10 +302,9 @@ impl Endpoint {
         if config.recv_buf == 0 || config.send_buf == 0 {
             return Err(ConfigError::BadBuffer);
         }
-        let spec = tcp_spec::Spec::bundled()?;
-        let pp = &spec.profile(config.profile).params;
+        let pp = config.profile.values();
         let to16 = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
-        let mut rto = RtoParams::from_spec(pp);
+        let mut rto = RtoParams::from_spec(&pp);
         if let Some(min) = config.rto_min_us {
             // Linux's tcp_rto_min also floors the variance term.
             if rto.var_floor_us > 0 {
@@ -241,18 +316,18 @@ impl Endpoint {
         let params = ConnParams {
             profile: config.profile,
             rto,
-            time_wait_us: pp.time_wait_ms.value.saturating_mul(1000),
+            time_wait_us: pp.time_wait_ms.saturating_mul(1000),
             delayed_ack_us: ConnParams::delayed_ack_timeout_us(
-                pp.delayed_ack_max_ms.value.saturating_mul(1000),
+                pp.delayed_ack_max_ms.saturating_mul(1000),
                 rto.min_us,
             ),
-            challenge_per_sec: pp.challenge_ack_per_sec.value,
+            challenge_per_sec: pp.challenge_ack_per_sec,
             syn_retries: config
                 .syn_retries
-                .unwrap_or(u32::try_from(pp.syn_retries.value).unwrap_or(u32::MAX)),
+                .unwrap_or(u32::try_from(pp.syn_retries).unwrap_or(u32::MAX)),
             max_retries: config.max_retries,
-            default_mss_v4: to16(pp.default_mss_ipv4.value),
-            default_mss_v6: to16(pp.default_mss_ipv6.value),
+            default_mss_v4: to16(pp.default_mss_ipv4),
+            default_mss_v6: to16(pp.default_mss_ipv6),
             mtu: config.mtu,
             recv_buf: config.recv_buf.min(65535 << 14),
             send_buf: config.send_buf,
@@ -278,10 +353,12 @@ impl Endpoint {
         })
     }
 
+    /// The configuration it was created with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The profile it follows.
     pub fn profile(&self) -> Profile {
         self.config.profile
     }
