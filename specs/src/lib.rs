@@ -12,6 +12,7 @@
 //! - [`render`]: text, JSON and Graphviz renderings of the table.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod level;
 pub mod model;

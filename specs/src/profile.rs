@@ -27,8 +27,10 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Every profile.
     pub const ALL: [Profile; 3] = [Profile::Rfc793, Profile::Rfc9293, Profile::Linux];
 
+    /// The profile's name as written on the command line and in the table.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Rfc793 => "rfc793",
@@ -63,7 +65,9 @@ impl FromStr for Profile {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sourced {
+    /// The value, in the unit its name gives.
     pub value: u64,
+    /// Where the value is documented (an RFC section or a source file).
     pub source: String,
     /// RFC profiles: the keyword level of the rule that sets the value. A
     /// stack's profile: the level of the rule the value departs from
@@ -248,7 +252,9 @@ impl Params {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileInfo {
+    /// One sentence on what the profile is.
     pub description: String,
+    /// Its parameters.
     pub params: Params,
 }
 

@@ -52,7 +52,7 @@ pub fn siphash24(k0: u64, k1: u64, msg: &[u8]) -> u64 {
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
-/// 32 octets of secret for [`IsnGenerator`] from the operating system, so
+/// 32 octets of secret for the ISN generator ([`crate::Config::secret`]) from the operating system, so
 /// that an embedder who sets nothing still gets ISNs an off-path attacker
 /// cannot predict (RFC 6528 §3: the key must be secret and, ideally,
 /// random). Read from `/dev/urandom`; where that cannot be read, from the
