@@ -856,7 +856,7 @@ fn a_syn_flood_evicts_the_oldest_half_open_and_a_late_handshake_completes() {
     let l = a.listen(now, None, 80, 8).expect("listen");
     for i in 0..2000u16 {
         a.handle_packet(now, &craft(10_000 + i, 80, 7, None, syn(), b""));
-        now = now + Duration::from_micros(500);
+        now += Duration::from_micros(500);
         if a.poll_timeout().is_some_and(|t| t <= now) {
             a.handle_timeout(now);
         }

@@ -78,7 +78,7 @@ fn a_never_drained_endpoint_keeps_no_log() {
             }
             got += n;
         }
-        now = now + std::time::Duration::from_millis(1);
+        now += std::time::Duration::from_millis(1);
         if let Some(t) = a.poll_timeout().filter(|t| *t <= now) {
             a.handle_timeout(t);
         }
