@@ -885,6 +885,63 @@ fn a_syn_flood_evicts_the_oldest_half_open_and_a_late_handshake_completes() {
     assert_eq!(a.check_invariants(), Ok(()));
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any mix of SYNs and completing ACKs from up to 40 peers against a
+    /// small backlog: the backlog never holds more than its size, a SYN
+    /// from a new peer is answered whenever a half-open child can make room
+    /// (RFC 4987 §3.4), and is dropped only when every child is
+    /// established; every transition agrees with the table.
+    #[test]
+    fn a_full_backlog_admits_new_syns_by_evicting_half_open_children(
+        backlog in 1usize..6,
+        ops in proptest::collection::vec((0u16..40, proptest::bool::ANY), 1..200),
+    ) {
+        let mut a = endpoint(ip_a(), Profile::Rfc9293, 1);
+        let now = Instant::from_millis(0);
+        a.listen(now, None, 80, backlog).expect("listen");
+        // The ISS each peer was answered with, while its child lives.
+        let mut iss: std::collections::HashMap<u16, u32> = Default::default();
+        let mut established = std::collections::HashSet::new();
+        for (peer, complete) in ops {
+            let port = 1000 + peer;
+            let full_of_established = established.len() >= backlog;
+            if complete {
+                if let Some(i) = iss.get(&port) {
+                    let ack = Some(i.wrapping_add(1));
+                    a.handle_packet(now, &craft(port, 80, 2, ack, Flags::default(), b""));
+                }
+            } else if !iss.contains_key(&port) && !established.contains(&port) {
+                let before = a.stats().backlog_full;
+                a.handle_packet(now, &craft(port, 80, 1, None, syn(), b""));
+                if full_of_established {
+                    proptest::prop_assert_eq!(a.stats().backlog_full, before + 1);
+                } else {
+                    proptest::prop_assert_eq!(a.stats().backlog_full, before);
+                }
+            }
+            for p in std::iter::from_fn(|| a.poll_transmit(now)) {
+                let s = parse_any(&p);
+                if s.flags.syn && s.flags.ack {
+                    iss.insert(s.dst_port, s.seq.0);
+                } else if s.flags.rst {
+                    // The child was evicted: its ACK met the listener.
+                    iss.remove(&s.dst_port);
+                }
+            }
+            if complete && iss.contains_key(&port) {
+                // The ACK completed the handshake (no RST came back).
+                iss.remove(&port);
+                established.insert(port);
+            }
+            proptest::prop_assert!(a.connection_count() <= backlog);
+            proptest::prop_assert_eq!(a.check_invariants(), Ok(()));
+        }
+        check(Profile::Rfc9293, &a.drain_transitions());
+    }
+}
+
 #[test]
 fn linux_rows_take_over_under_linux() {
     let (mut a, h, peer, ours, now) = scripted(Profile::Linux);
