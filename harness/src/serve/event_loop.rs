@@ -35,6 +35,8 @@ pub(super) enum Dir {
     Out,
 }
 
+/// The event loop's state: the stack, its listener, the connections and
+/// their applications, the impairment and its delayed packets, counters.
 pub(super) struct Server {
     pub(super) net: Arc<LiveNet>,
     pub(super) ep: Endpoint,
@@ -64,18 +66,10 @@ impl Server {
         while !shared.stop.load(Ordering::Relaxed) {
             let wait = self.wait();
             batch.clear();
-            match self.net.tun1().recv_timeout(wait) {
-                Ok(Some(p)) => batch.push(p),
-                Ok(None) => {}
-                Err(e) => return Err(format!("reading tun1: {e}")),
-            }
-            while !batch.is_empty() && batch.len() < MAX_BATCH {
-                match self.net.tun1().recv_timeout(Duration::ZERO) {
-                    Ok(Some(p)) => batch.push(p),
-                    Ok(None) => break,
-                    Err(e) => return Err(format!("reading tun1: {e}")),
-                }
-            }
+            self.net
+                .tun1()
+                .recv_batch(wait, MAX_BATCH, &mut batch)
+                .map_err(|e| format!("reading tun1: {e}"))?;
             let now = self.now();
             for p in batch.drain(..) {
                 self.stats.packets_in += 1;
