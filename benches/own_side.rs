@@ -89,7 +89,7 @@ pub fn bulk(total: usize, log: bool) -> usize {
 
 /// An endpoint in ESTABLISHED and `n` in-order full-sized data segments
 /// from its peer, ready to be handed in.
-pub fn inbound_segments(n: usize) -> (Endpoint, tcp_stack::ConnId, Vec<Vec<u8>>, Instant) {
+pub fn inbound_segments(n: usize) -> (Endpoint, tcp_stack::Handle, Vec<Vec<u8>>, Instant) {
     use tcp_stack::packet::{build, Flags, Segment, TcpOptions};
     use tcp_stack::SeqNum;
     let mut b = endpoint(B, 2, false);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tcp_harness::impair::Impairment;
 use tcp_harness::sim::Net;
 use tcp_spec::{Profile, State};
-use tcp_stack::{Config, ConnId, Endpoint, Instant, Shutdown};
+use tcp_stack::{Config, Endpoint, Handle, Instant, Shutdown};
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
@@ -19,7 +19,7 @@ const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 /// One side's progress.
 #[derive(Default)]
 struct Side {
-    conn: Option<ConnId>,
+    conn: Option<Handle>,
     sent: usize,
     shut: bool,
     received: Vec<u8>,

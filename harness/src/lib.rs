@@ -2,6 +2,7 @@
 //! `tcpconform` command-line tool.
 
 pub mod cli;
+pub mod delay;
 pub mod drive;
 pub mod fuzzing;
 pub mod impair;

@@ -3,9 +3,8 @@
 //! straight to the next arrival or timer, so long exchanges (including RTO
 //! back-off) take microseconds of real time and always replay identically.
 
+use crate::delay::DelayQueue;
 use crate::impair::{Impairment, Rng};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::IpAddr;
 use tcp_stack::{Endpoint, Instant};
 
@@ -17,8 +16,9 @@ struct Node {
     addrs: Vec<IpAddr>,
 }
 
-/// Packets in flight, ordered by arrival time, then by sending order.
-type InFlight = BinaryHeap<Reverse<(u64, u64, NodeId, Vec<u8>)>>;
+/// Packets in flight and their receivers, ordered by arrival time, then
+/// by sending order.
+type InFlight = DelayQueue<(NodeId, Vec<u8>)>;
 
 /// The simulated network.
 pub struct Net {
@@ -27,7 +27,6 @@ pub struct Net {
     in_flight: InFlight,
     impair: Impairment,
     rng: Rng,
-    sent: u64,
     /// Packets addressed to no node (counted, then dropped).
     pub unroutable: u64,
     /// Packets handed to the network (before impairment).
@@ -39,10 +38,9 @@ impl Net {
         Net {
             now: Instant::from_micros(1_000_000),
             nodes: Vec::new(),
-            in_flight: BinaryHeap::new(),
+            in_flight: DelayQueue::new(),
             rng: Rng::new(impair.seed),
             impair,
-            sent: 0,
             unroutable: 0,
             packets: 0,
         }
@@ -83,8 +81,7 @@ impl Net {
                         .now
                         .as_micros()
                         .saturating_add(delay.as_micros() as u64);
-                    self.sent += 1;
-                    self.in_flight.push(Reverse((at, self.sent, to, copy)));
+                    self.in_flight.push(at, (to, copy));
                 }
             }
         }
@@ -93,10 +90,7 @@ impl Net {
 
     /// The next moment something happens: an arrival or a timer.
     fn next_event(&self) -> Option<Instant> {
-        let arrival = self
-            .in_flight
-            .peek()
-            .map(|Reverse((at, ..))| Instant::from_micros(*at));
+        let arrival = self.in_flight.next_due().map(Instant::from_micros);
         let timer = self.nodes.iter().filter_map(|n| n.ep.poll_timeout()).min();
         match (arrival, timer) {
             (Some(a), Some(t)) => Some(a.min(t)),
@@ -122,14 +116,9 @@ impl Net {
                 return done(self);
             }
             self.now = self.now.max(next);
-            while let Some(Reverse((at, _, _, _))) = self.in_flight.peek() {
-                if Instant::from_micros(*at) > self.now {
-                    break;
-                }
-                if let Some(Reverse((_, _, to, pkt))) = self.in_flight.pop() {
-                    if let Some(node) = self.nodes.get_mut(to) {
-                        node.ep.handle_packet(self.now, &pkt);
-                    }
+            while let Some((to, pkt)) = self.in_flight.pop_due(self.now.as_micros()) {
+                if let Some(node) = self.nodes.get_mut(to) {
+                    node.ep.handle_packet(self.now, &pkt);
                 }
             }
             for n in &mut self.nodes {

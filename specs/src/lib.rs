@@ -11,6 +11,9 @@
 //! - [`rto`]: the RFC 6298 retransmission-timeout model.
 //! - [`render`]: text, JSON and Graphviz renderings of the table.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod level;
 pub mod model;
 pub mod profile;
@@ -21,6 +24,6 @@ pub mod spec;
 
 pub use level::{Level, Mechanism};
 pub use model::{AckClass, Event, SegmentEvent, SeqClass, State, Timeout, UserCall};
-pub use profile::{Params, Profile, ProfileInfo, UnknownProfile};
+pub use profile::{ParamValues, Params, Profile, ProfileInfo, UnknownProfile};
 pub use row::{Ctl, EventPattern, Next, Row, Template};
 pub use spec::{step, LoadError, Problem, Spec, StepError};

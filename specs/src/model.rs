@@ -16,18 +16,29 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING-KEBAB-CASE")]
 pub enum State {
+    /// The fictional state before a TCB exists and after it is deleted.
     Closed,
+    /// Waiting for a connection request from any remote TCP.
     Listen,
+    /// A SYN sent, waiting for a matching SYN.
     SynSent,
+    /// A SYN received and one sent, waiting for the ACK of ours.
     SynReceived,
+    /// Open: data flows both ways.
     Established,
     #[serde(rename = "FIN-WAIT-1")]
+    /// We closed: our FIN is not yet acknowledged.
     FinWait1,
     #[serde(rename = "FIN-WAIT-2")]
+    /// Our FIN is acknowledged; waiting for the peer's FIN.
     FinWait2,
+    /// The peer closed; waiting for our user to close.
     CloseWait,
+    /// Both closed at once: waiting for the ACK of our FIN.
     Closing,
+    /// The peer closed first, then we did: waiting for the ACK of our FIN.
     LastAck,
+    /// Waiting for 2·MSL so that the peer surely received our last ACK.
     TimeWait,
 }
 
@@ -134,20 +145,30 @@ impl fmt::Display for State {
 #[serde(rename_all = "kebab-case")]
 pub enum SeqClass {
     #[serde(rename = "n/a")]
+    /// No receive window yet (CLOSED, LISTEN, SYN-SENT).
     NotApplicable,
+    /// Entirely before RCV.NXT.
     Below,
+    /// Starts before RCV.NXT and reaches it.
     Overlap,
+    /// Starts at RCV.NXT.
     LeftEdge,
+    /// Strictly inside the window.
     Inside,
+    /// At the last acceptable sequence number.
     RightEdge,
+    /// At or past the right edge of the window.
     Beyond,
     #[serde(rename = "zw-at-nxt")]
+    /// Zero window, SEG.SEQ = RCV.NXT.
     ZeroWindowAtNext,
     #[serde(rename = "zw-off")]
+    /// Zero window, any other SEG.SEQ.
     ZeroWindowOff,
 }
 
 impl SeqClass {
+    /// Every class.
     pub const ALL: [SeqClass; 9] = [
         SeqClass::NotApplicable,
         SeqClass::Below,
@@ -175,6 +196,7 @@ impl SeqClass {
     pub const UNACCEPTABLE: [SeqClass; 3] =
         [SeqClass::Below, SeqClass::Beyond, SeqClass::ZeroWindowOff];
 
+    /// The classes the acceptability test rejects.
     pub fn name(self) -> &'static str {
         match self {
             SeqClass::NotApplicable => "n/a",
@@ -251,17 +273,26 @@ impl SeqClass {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AckClass {
+    /// The ACK bit is off.
     Absent,
+    /// ACK bit on, no send sequence space to compare with.
     Unchecked,
+    /// Older than SND.UNA − MAX.SND.WND (RFC 5961 §5.2).
     TooOld,
+    /// Below SND.UNA, within MAX.SND.WND.
     Old,
+    /// Equal to SND.UNA.
     Dup,
+    /// Acknowledges new data (not a FIN of ours).
     New,
+    /// Acknowledges everything including our FIN.
     FinAcked,
+    /// Acknowledges something not yet sent.
     Beyond,
 }
 
 impl AckClass {
+    /// Every class.
     pub const ALL: [AckClass; 8] = [
         AckClass::Absent,
         AckClass::Unchecked,
@@ -273,6 +304,7 @@ impl AckClass {
         AckClass::Beyond,
     ];
 
+    /// The class's name as the table writes it.
     pub fn name(self) -> &'static str {
         match self {
             AckClass::Absent => "absent",
@@ -320,13 +352,16 @@ impl AckClass {
 /// RFC 9293 §3.10.7 decide on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SegmentEvent {
+    /// The SYN bit is set.
     pub syn: bool,
     /// The FIN bit is set and the FIN survives trimming to the receive
     /// window ([`SeqClass::fin_in_window`]).
     pub fin: bool,
+    /// The RST bit is set.
     pub rst: bool,
     /// The segment carries at least one octet of data.
     pub payload: bool,
+    /// Where SEG.SEQ falls.
     pub seq: SeqClass,
     /// `Absent` when the ACK bit is off.
     pub ack: AckClass,
@@ -416,15 +451,22 @@ impl fmt::Display for SegmentEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UserCall {
+    /// LISTEN: wait for a connection.
     OpenPassive,
+    /// CONNECT: send a SYN.
     OpenActive,
+    /// SEND data.
     Send,
+    /// RECEIVE data.
     Receive,
+    /// CLOSE: no more data from us (a FIN).
     Close,
+    /// ABORT: a RST where the state calls for one, and the TCB is gone.
     Abort,
 }
 
 impl UserCall {
+    /// Every call.
     pub const ALL: [UserCall; 6] = [
         UserCall::OpenPassive,
         UserCall::OpenActive,
@@ -434,6 +476,7 @@ impl UserCall {
         UserCall::Abort,
     ];
 
+    /// The call's name as the table writes it.
     pub fn name(self) -> &'static str {
         match self {
             UserCall::OpenPassive => "open-passive",
@@ -450,14 +493,19 @@ impl UserCall {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Timeout {
+    /// The retransmission timer expired.
     Retransmission,
+    /// The TIME-WAIT timer (2·MSL) expired.
     TimeWait,
+    /// The user timeout expired.
     User,
 }
 
 impl Timeout {
+    /// Every timeout.
     pub const ALL: [Timeout; 3] = [Timeout::Retransmission, Timeout::TimeWait, Timeout::User];
 
+    /// The timeout's name as the table writes it.
     pub fn name(self) -> &'static str {
         match self {
             Timeout::Retransmission => "retransmission",
@@ -485,9 +533,18 @@ impl Timeout {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Event {
+    /// An arriving segment, classified.
     Segment(SegmentEvent),
-    Call { call: UserCall },
-    Timeout { timeout: Timeout },
+    /// A user call.
+    Call {
+        /// Which call.
+        call: UserCall,
+    },
+    /// A timeout.
+    Timeout {
+        /// Which timer.
+        timeout: Timeout,
+    },
 }
 
 impl Event {

@@ -27,8 +27,10 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Every profile.
     pub const ALL: [Profile; 3] = [Profile::Rfc793, Profile::Rfc9293, Profile::Linux];
 
+    /// The profile's name as written on the command line and in the table.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Rfc793 => "rfc793",
@@ -63,7 +65,9 @@ impl FromStr for Profile {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sourced {
+    /// The value, in the unit its name gives.
     pub value: u64,
+    /// Where the value is documented (an RFC section or a source file).
     pub source: String,
     /// RFC profiles: the keyword level of the rule that sets the value. A
     /// stack's profile: the level of the rule the value departs from
@@ -135,7 +139,72 @@ impl Params {
     }
 }
 
+/// The numeric values of a profile's parameters ([`Params`] without the
+/// sources and levels), as constants: `build.rs` reads them from
+/// `table/profiles.toml` at build time, so a stack gets them with no
+/// run-time parse ([`Profile::values`]). The field meanings are those of
+/// [`Params`]; a test holds the two equal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // each field is documented on `Params`
+pub struct ParamValues {
+    pub rto_initial_ms: u64,
+    pub rto_min_ms: u64,
+    pub rto_max_ms: u64,
+    pub clock_granularity_ms: u64,
+    pub msl_ms: u64,
+    pub time_wait_ms: u64,
+    pub delayed_ack_max_ms: u64,
+    pub challenge_ack_per_sec: u64,
+    pub syn_retries: u64,
+    pub default_mss_ipv4: u64,
+    pub default_mss_ipv6: u64,
+    pub rto_var_floor_ms: u64,
+    pub syn_linear_timeouts: u64,
+    pub oow_ack_interval_ms: u64,
+    pub zero_window_probe_octets: u64,
+    pub syn_resend_after_bad_ack_ms: u64,
+}
+
+mod generated {
+    use super::ParamValues;
+    include!(concat!(env!("OUT_DIR"), "/param_values.rs"));
+}
+
+impl Profile {
+    /// The profile's parameter values, fixed at build time from
+    /// `table/profiles.toml`.
+    pub const fn values(self) -> ParamValues {
+        match self {
+            Profile::Rfc793 => generated::RFC793,
+            Profile::Rfc9293 => generated::RFC9293,
+            Profile::Linux => generated::LINUX,
+        }
+    }
+}
+
 impl Params {
+    /// The values without their sources.
+    pub fn values(&self) -> ParamValues {
+        ParamValues {
+            rto_initial_ms: self.rto_initial_ms.value,
+            rto_min_ms: self.rto_min_ms.value,
+            rto_max_ms: self.rto_max_ms.value,
+            clock_granularity_ms: self.clock_granularity_ms.value,
+            msl_ms: self.msl_ms.value,
+            time_wait_ms: self.time_wait_ms.value,
+            delayed_ack_max_ms: self.delayed_ack_max_ms.value,
+            challenge_ack_per_sec: self.challenge_ack_per_sec.value,
+            syn_retries: self.syn_retries.value,
+            default_mss_ipv4: self.default_mss_ipv4.value,
+            default_mss_ipv6: self.default_mss_ipv6.value,
+            rto_var_floor_ms: self.rto_var_floor_ms.value,
+            syn_linear_timeouts: self.syn_linear_timeouts.value,
+            oow_ack_interval_ms: self.oow_ack_interval_ms.value,
+            zero_window_probe_octets: self.zero_window_probe_octets.value,
+            syn_resend_after_bad_ack_ms: self.syn_resend_after_bad_ack_ms.value,
+        }
+    }
+
     /// Every parameter with its name as written in `profiles.toml`. The
     /// destructuring names every field, so a new parameter cannot be left
     /// out of this list (and out of the checks that walk it).
@@ -183,7 +252,9 @@ impl Params {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileInfo {
+    /// One sentence on what the profile is.
     pub description: String,
+    /// Its parameters.
     pub params: Params,
 }
 
@@ -192,4 +263,21 @@ pub struct ProfileInfo {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProfilesFile {
     pub profile: BTreeMap<Profile, ProfileInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The build-time constants are the values the table loads with.
+    #[test]
+    fn build_time_values_equal_the_loaded_table() {
+        let spec = match crate::Spec::bundled() {
+            Ok(s) => s,
+            Err(e) => panic!("bundled table: {e}"),
+        };
+        for p in Profile::ALL {
+            assert_eq!(p.values(), spec.profile(p).params.values(), "{p}");
+        }
+    }
 }

@@ -11,24 +11,35 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "on", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum EventPattern {
+    /// An arriving segment; each given field restricts the match.
     Segment {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The SYN bit must be this.
         syn: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The FIN bit must be this.
         fin: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The RST bit must be this.
         rst: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Whether the segment carries data.
         payload: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// SEG.SEQ must fall in one of these classes.
         seq: Option<Vec<SeqClass>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// SEG.ACK must fall in one of these classes.
         ack: Option<Vec<AckClass>>,
     },
+    /// A user call.
     Call {
+        /// One of these calls.
         call: Vec<UserCall>,
     },
+    /// A timeout.
     Timeout {
+        /// One of these timeouts.
         timeout: Vec<Timeout>,
     },
 }
@@ -129,6 +140,7 @@ impl fmt::Display for EventPattern {
 pub enum Next {
     /// Stay in the state the event arrived in.
     Same,
+    /// Move to this state.
     To(State),
 }
 
@@ -167,16 +179,21 @@ impl<'de> Deserialize<'de> for Next {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Ctl {
     #[serde(rename = "SYN")]
+    /// SYN.
     Syn,
     #[serde(rename = "ACK")]
+    /// ACK.
     Ack,
     #[serde(rename = "FIN")]
+    /// FIN.
     Fin,
     #[serde(rename = "RST")]
+    /// RST.
     Rst,
 }
 
 impl Ctl {
+    /// The bit's name as the RFC writes it.
     pub fn name(self) -> &'static str {
         match self {
             Ctl::Syn => "SYN",
@@ -192,8 +209,11 @@ impl Ctl {
 /// (`SND.NXT`, `RCV.NXT`, `ISS`, `SEG.ACK`, `SEG.SEQ+SEG.LEN`, `0`, …).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Template {
+    /// The SEQ expression.
     pub seq: String,
+    /// The ACK expression, when the segment carries an ACK.
     pub ack: Option<String>,
+    /// The control bits.
     pub ctl: Vec<Ctl>,
     /// Which unacknowledged data or control the segment carries, when it
     /// retransmits (`DATA=oldest` etc.); otherwise none.
@@ -204,11 +224,14 @@ pub struct Template {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad segment template `{text}`: {reason}")]
 pub struct TemplateError {
+    /// The template as written.
     pub text: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
 impl Template {
+    /// Parses `<SEQ=x><ACK=y><CTL=a,b>` (RFC 9293 §3.10 notation).
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let err = |reason: &str| TemplateError {
             text: text.to_string(),
@@ -260,6 +283,7 @@ impl Template {
         })
     }
 
+    /// Whether the template sets control bit `c`.
     pub fn has(&self, c: Ctl) -> bool {
         self.ctl.contains(&c)
     }
@@ -303,6 +327,7 @@ pub struct Row {
     /// The event class.
     #[serde(flatten)]
     pub event: EventPattern,
+    /// The state after.
     pub next: Next,
     /// Segments sent in response, in order.
     pub emit: Vec<Template>,
@@ -329,6 +354,7 @@ pub struct Row {
     /// A stack's profile: the code that behaves so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mechanism: Option<Mechanism>,
+    /// The profiles the row belongs to.
     pub profiles: Vec<Profile>,
     /// Rows this one replaces for the events both cover (a profile's
     /// deviation from a shared row).

@@ -26,9 +26,13 @@ pub const K: f64 = 4.0;
 /// The bounds and constants an estimator runs with (seconds).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RtoConfig {
+    /// RTO before the first sample (RFC 6298 §2.1).
     pub initial: f64,
+    /// Lower bound of a computed RTO (RFC 6298 §2.4).
     pub min: f64,
+    /// Upper bound of the RTO (RFC 6298 §2.5).
     pub max: f64,
+    /// Clock granularity G (RFC 6298 §2).
     pub granularity: f64,
     /// A floor under the variance term: RTO = SRTT + max(G, floor,
     /// K·RTTVAR). 0 in RFC 6298; Linux floors it at its minimum RTO
@@ -79,6 +83,7 @@ pub struct RtoEstimator {
 }
 
 impl RtoEstimator {
+    /// An estimator before any sample: RTO is the initial value, clamped.
     pub fn new(config: RtoConfig) -> Self {
         RtoEstimator {
             config,
@@ -90,6 +95,7 @@ impl RtoEstimator {
         }
     }
 
+    /// The bounds it runs with.
     pub fn config(&self) -> RtoConfig {
         self.config
     }
@@ -99,6 +105,7 @@ impl RtoEstimator {
         self.srtt
     }
 
+    /// RTTVAR (0 before a sample).
     pub fn rttvar(&self) -> f64 {
         self.rttvar
     }

@@ -31,14 +31,25 @@ pub const BUNDLED_PROFILES: &str = include_str!("../table/profiles.toml");
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
     #[error("{file}: {message}")]
-    Toml { file: String, message: String },
-    #[error("{file}: row `{id}`: {message}")]
-    Row {
+    /// A file is not valid TOML or does not have the table's shape.
+    Toml {
+        /// The file.
         file: String,
+        /// What the TOML parser said.
+        message: String,
+    },
+    #[error("{file}: row `{id}`: {message}")]
+    /// A row is malformed.
+    Row {
+        /// The file.
+        file: String,
+        /// The row's id.
         id: String,
+        /// What is wrong.
         message: String,
     },
     #[error("profiles: {0}")]
+    /// The profiles file is malformed.
     Profiles(String),
 }
 
@@ -46,54 +57,89 @@ pub enum LoadError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepError {
     #[error("{event} cannot occur in {state}")]
-    Impossible { state: State, event: Event },
-    #[error("no row of profile {profile} covers {event} in {state} (a hole in the table)")]
-    Hole {
-        profile: Profile,
+    /// The event cannot occur in the state (e.g. an ACK class with no send space).
+    Impossible {
+        /// The state.
         state: State,
+        /// The event.
+        event: Event,
+    },
+    #[error("no row of profile {profile} covers {event} in {state} (a hole in the table)")]
+    /// No row covers the event.
+    Hole {
+        /// The profile asked.
+        profile: Profile,
+        /// The state.
+        state: State,
+        /// The event.
         event: Event,
     },
     #[error("rows {rows:?} of profile {profile} all cover {event} in {state} (an overlap)")]
+    /// More than one row covers the event.
     Overlap {
+        /// The profile asked.
         profile: Profile,
+        /// The state.
         state: State,
+        /// The event.
         event: Event,
+        /// The ids of the rows.
         rows: Vec<String>,
     },
     #[error("the bundled table does not load: {0}")]
+    /// The bundled table does not load.
     Load(#[from] LoadError),
 }
 
 /// A defect found by [`Spec::check`], naming what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
+    /// No row of `profile` covers a possible `event` in `state`.
     Hole {
+        /// The profile.
         profile: Profile,
+        /// The state.
         state: State,
+        /// The event.
         event: Event,
     },
+    /// Several rows of `profile` cover `event` in `state`.
     Overlap {
+        /// The profile.
         profile: Profile,
+        /// The state.
         state: State,
+        /// The event.
         event: Event,
+        /// The ids of the rows.
         rows: Vec<String>,
     },
+    /// Two rows share an id.
     DuplicateId(String),
+    /// A row cites no source.
     NoSource(String),
+    /// A row belongs to no profile.
     NoProfile(String),
     /// A row that answers no possible event under one of its profiles.
     DeadRow {
+        /// The row's id.
         row: String,
+        /// The profile under which it is dead.
         profile: Profile,
     },
     /// `overrides` / `overridden_by` name a row that does not exist or
     /// does not declare the other side.
     BadOverride {
+        /// The row declaring the override.
         row: String,
+        /// The row it names.
         target: String,
     },
+    /// A state no event of the profile leads to.
     Unreachable {
+        /// The profile.
         profile: Profile,
+        /// The state.
         state: State,
     },
 }
@@ -235,10 +281,12 @@ impl Spec {
         }
     }
 
+    /// Every row, in file order.
     pub fn rows(&self) -> &[Row] {
         &self.rows
     }
 
+    /// The row with this id.
     pub fn row(&self, id: &str) -> Option<&Row> {
         self.rows.iter().find(|r| r.id == id)
     }
@@ -250,12 +298,14 @@ impl Spec {
             .filter(move |r| r.profiles.contains(&profile))
     }
 
+    /// A profile's description and parameters.
     pub fn profile(&self, profile: Profile) -> &ProfileInfo {
         // `from_sources` guarantees every profile is present; `from_rows`
         // callers pass the bundled map.
         &self.profiles[&profile]
     }
 
+    /// Every profile.
     pub fn profiles(&self) -> &BTreeMap<Profile, ProfileInfo> {
         &self.profiles
     }

@@ -18,15 +18,12 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use tcp_spec::{AckClass, Event, Profile, SegmentEvent, SeqClass, State};
 
-/// Identifies a connection or listener (and the socket handle for it).
-/// `ConnId(0)` stands for "no connection" (a segment to a closed port).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct ConnId(pub u64);
-
-impl ConnId {
-    /// The id logged for segments that match no connection or listener.
-    pub const NONE: ConnId = ConnId(0);
-}
+/// The handle of a connection or listener: what the socket calls of
+/// [`crate::Endpoint`] take, and what the transition log names. The number
+/// is unique within one endpoint's life (handles are never reused), grows
+/// with creation order, and starts at 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle(pub u64);
 
 /// Why a segment was emitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -260,7 +257,7 @@ pub(crate) struct Conn {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// The listener this connection came from (passive OPEN).
-    pub listener: Option<ConnId>,
+    pub listener: Option<Handle>,
     /// The user holds a handle (active OPEN, or accepted).
     pub has_handle: bool,
     /// Already placed in the listener's accept queue.
@@ -338,7 +335,7 @@ pub(crate) struct ConnInit {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub iss: u32,
-    pub listener: Option<ConnId>,
+    pub listener: Option<Handle>,
     pub has_handle: bool,
 }
 

@@ -3,7 +3,7 @@
 //! API (RFC 9293 §3.9.1) and the observer log of transitions.
 
 use crate::conn::{
-    closed_port_reply, connectionless_event, Cause, Conn, ConnId, ConnInit, ConnParams, Ctx,
+    closed_port_reply, connectionless_event, Cause, Conn, ConnInit, ConnParams, Ctx, Handle,
 };
 use crate::error::{Error, Result};
 use crate::isn::IsnGenerator;
@@ -26,7 +26,10 @@ pub struct Config {
     pub recv_buf: usize,
     /// Send buffer per connection in octets.
     pub send_buf: usize,
-    /// Secret key for ISNs (RFC 6528 §3); the caller supplies randomness.
+    /// Secret key for ISNs (RFC 6528 §3). [`Config::new`] draws it from
+    /// the operating system ([`crate::isn::os_secret`]); set a fixed one
+    /// only where runs must replay identically (tests, fuzzing, the
+    /// conformance harness).
     pub secret: [u8; 32],
     /// Upper bound for any listener's backlog of embryonic plus
     /// not-yet-accepted connections.
@@ -52,8 +55,9 @@ pub struct Config {
     /// directions stay unscaled (§2.2).
     pub window_scaling: bool,
     /// Keep the observer log of transitions ([`Endpoint::drain_transitions`]).
-    /// On by default; a long-running user that never drains it (a server)
-    /// turns it off, or the log grows with every segment.
+    /// Off by default: an embedder that never drains it would see it grow
+    /// with every segment. Observers (tests, fuzzers, the conformance
+    /// harness) turn it on and drain it.
     pub log_transitions: bool,
     /// Seeded bugs for tests of the wire-level checks; all off by default.
     #[doc(hidden)]
@@ -63,15 +67,15 @@ pub struct Config {
 impl Config {
     /// Defaults: profile rfc9293, 64 KiB buffers, MTU 1500, backlog 128,
     /// Nagle on, 15 retries, the profile's SYN retries and RTO bounds,
-    /// window scaling on, transitions logged, an all-zero secret (set a
-    /// random one).
+    /// window scaling on, no transition log, and an ISN secret drawn from
+    /// the operating system (RFC 6528 §3).
     pub fn new(addrs: Vec<IpAddr>) -> Config {
         Config {
             addrs,
             profile: Profile::Rfc9293,
             recv_buf: 65535,
             send_buf: 65535,
-            secret: [0; 32],
+            secret: crate::isn::os_secret(),
             backlog: 128,
             mtu: 1500,
             nagle: true,
@@ -80,7 +84,7 @@ impl Config {
             rto_min_us: None,
             rto_max_us: None,
             window_scaling: true,
-            log_transitions: true,
+            log_transitions: false,
             faults: crate::Faults::default(),
         }
     }
@@ -89,10 +93,10 @@ impl Config {
 /// An endpoint that cannot be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("the bundled tcp-spec table does not load: {0}")]
-    Spec(#[from] tcp_spec::LoadError),
+    /// [`Config::addrs`] is empty.
     #[error("no local address configured")]
     NoAddress,
+    /// A buffer size is zero.
     #[error("buffer sizes must be at least 1 octet")]
     BadBuffer,
 }
@@ -100,11 +104,15 @@ pub enum ConfigError {
 /// A segment the stack emitted, as the observer log shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentSummary {
+    /// Control bits.
     pub flags: Flags,
+    /// SEG.SEQ.
     pub seq: u32,
+    /// SEG.ACK (meaningful when `flags.ack`).
     pub ack: u32,
     /// Payload octets.
     pub len: u32,
+    /// Why it was sent.
     pub cause: Cause,
 }
 
@@ -125,46 +133,68 @@ impl SegmentSummary {
 /// the state before and after, and what it sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
+    /// When the event was handled.
     pub at: Instant,
-    /// The connection or listener; [`ConnId::NONE`] for a closed port.
-    pub conn: ConnId,
+    /// The connection or listener; `None` for a segment to a closed port
+    /// (no TCB).
+    pub conn: Option<Handle>,
+    /// The state before.
     pub from: State,
+    /// The abstract event (a segment class, a user call or a timeout).
     pub event: Event,
     /// The id of the row the stack's branch implements.
     pub row: &'static str,
+    /// The state after.
     pub to: State,
+    /// The segments sent in response, in order.
     pub emitted: Vec<SegmentSummary>,
 }
 
 /// Which direction `shutdown` closes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shutdown {
+    /// No more receiving: what arrives later is discarded.
     Read,
+    /// No more sending: a FIN follows the queued data (RFC 9293 §3.10.4).
     Write,
+    /// Both.
     Both,
 }
 
 /// A snapshot of a socket (RFC 9293 §3.10.6 STATUS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
+    /// The state (RFC 9293 §3.3.2).
     pub state: State,
+    /// The local address and port.
     pub local: SocketAddr,
     /// The peer; `None` for a listener.
     pub remote: Option<SocketAddr>,
+    /// SND.UNA: the oldest unacknowledged sequence number.
     pub snd_una: u32,
+    /// SND.NXT: the next sequence number to send.
     pub snd_nxt: u32,
+    /// SND.WND: the peer's window, scaled.
     pub snd_wnd: u32,
+    /// RCV.NXT: the next sequence number expected.
     pub rcv_nxt: u32,
+    /// RCV.WND: the window offered.
     pub rcv_wnd: u32,
+    /// SRTT in µs (RFC 6298 §2), once measured.
     pub srtt_us: Option<u64>,
+    /// RTTVAR in µs (RFC 6298 §2).
     pub rttvar_us: u64,
+    /// The current RTO in µs, back-off included.
     pub rto_us: u64,
     /// The congestion window and slow-start threshold (RFC 5681 §2).
     pub cwnd: u32,
+    /// The slow-start threshold (RFC 5681 §3.1).
     pub ssthresh: u32,
     /// Effective send MSS.
     pub mss: u16,
+    /// The shift applied to the peer's window (RFC 7323 §2.3).
     pub snd_wscale: u8,
+    /// The shift applied to the window we offer.
     pub rcv_wscale: u8,
     /// Octets readable now.
     pub readable: usize,
@@ -184,12 +214,62 @@ struct Listener {
     addr: Option<IpAddr>,
     port: u16,
     backlog: usize,
-    accept: VecDeque<ConnId>,
+    accept: VecDeque<Handle>,
 }
 
 type Tuple = (IpAddr, u16, IpAddr, u16);
 
-/// The sans-IO TCP endpoint.
+/// The sans-IO TCP endpoint: every connection and listener of a set of
+/// local addresses. It owns no socket, thread or clock: the caller hands it
+/// whole IP packets and the time, and takes back the packets to send and
+/// the time of the next timer.
+///
+/// Two endpoints wired back to back, a handshake (RFC 9293 §3.5) and one
+/// message:
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+/// use tcp_stack::{Config, Endpoint, Instant};
+///
+/// let (a_ip, b_ip) = (
+///     IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+///     IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+/// );
+/// let mut client = Endpoint::new(Config::new(vec![a_ip]))?;
+/// let mut server = Endpoint::new(Config::new(vec![b_ip]))?;
+/// let now = Instant::from_millis(1);
+///
+/// let listener = server.listen(now, None, 80, 16)?;
+/// let conn = client.connect(now, SocketAddr::new(a_ip, 0), SocketAddr::new(b_ip, 80))?;
+///
+/// // The wire: move packets until neither side has any (SYN, SYN-ACK, ACK).
+/// let wire = |a: &mut Endpoint, b: &mut Endpoint| loop {
+///     let mut moved = false;
+///     while let Some(p) = a.poll_transmit(now) {
+///         b.handle_packet(now, &p);
+///         moved = true;
+///     }
+///     while let Some(p) = b.poll_transmit(now) {
+///         a.handle_packet(now, &p);
+///         moved = true;
+///     }
+///     if !moved {
+///         break;
+///     }
+/// };
+/// wire(&mut client, &mut server);
+///
+/// let (accepted, peer) = server.accept(listener)?;
+/// assert_eq!(peer.ip(), a_ip);
+/// assert_eq!(client.status(conn)?.state, tcp_spec::State::Established);
+///
+/// client.send(now, conn, b"hello")?;
+/// wire(&mut client, &mut server);
+/// let mut buf = [0u8; 16];
+/// let n = server.recv(now, accepted, &mut buf)?;
+/// assert_eq!(&buf[..n], b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Endpoint {
     config: Config,
@@ -197,13 +277,13 @@ pub struct Endpoint {
     isn: IsnGenerator,
     next_id: u64,
     next_port: u16,
-    conns: BTreeMap<ConnId, Conn>,
-    tuples: HashMap<Tuple, ConnId>,
+    conns: BTreeMap<Handle, Conn>,
+    tuples: HashMap<Tuple, Handle>,
     /// The last entry of `tuples` found: a run of segments of one
     /// connection skips hashing its 4-tuple. Cleared whenever `tuples`
     /// changes.
-    last_tuple: Option<(Tuple, ConnId)>,
-    listeners: BTreeMap<ConnId, Listener>,
+    last_tuple: Option<(Tuple, Handle)>,
+    listeners: BTreeMap<Handle, Listener>,
     tx: VecDeque<Vec<u8>>,
     /// Packet buffers handed back by the user, reused for output.
     spare: Vec<Vec<u8>>,
@@ -212,8 +292,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Creates an endpoint; the profile's parameters come from the bundled
-    /// table (`tcp_spec::Spec::bundled`).
+    /// Creates an endpoint. The profile's parameters are constants fixed
+    /// at build time ([`tcp_spec::Profile::values`]); only an empty address
+    /// list or a zero buffer size is refused.
     pub fn new(config: Config) -> std::result::Result<Endpoint, ConfigError> {
         if config.addrs.is_empty() {
             return Err(ConfigError::NoAddress);
@@ -221,10 +302,9 @@ impl Endpoint {
         if config.recv_buf == 0 || config.send_buf == 0 {
             return Err(ConfigError::BadBuffer);
         }
-        let spec = tcp_spec::Spec::bundled()?;
-        let pp = &spec.profile(config.profile).params;
+        let pp = config.profile.values();
         let to16 = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
-        let mut rto = RtoParams::from_spec(pp);
+        let mut rto = RtoParams::from_spec(&pp);
         if let Some(min) = config.rto_min_us {
             // Linux's tcp_rto_min also floors the variance term.
             if rto.var_floor_us > 0 {
@@ -236,18 +316,18 @@ impl Endpoint {
         let params = ConnParams {
             profile: config.profile,
             rto,
-            time_wait_us: pp.time_wait_ms.value.saturating_mul(1000),
+            time_wait_us: pp.time_wait_ms.saturating_mul(1000),
             delayed_ack_us: ConnParams::delayed_ack_timeout_us(
-                pp.delayed_ack_max_ms.value.saturating_mul(1000),
+                pp.delayed_ack_max_ms.saturating_mul(1000),
                 rto.min_us,
             ),
-            challenge_per_sec: pp.challenge_ack_per_sec.value,
+            challenge_per_sec: pp.challenge_ack_per_sec,
             syn_retries: config
                 .syn_retries
-                .unwrap_or(u32::try_from(pp.syn_retries.value).unwrap_or(u32::MAX)),
+                .unwrap_or(u32::try_from(pp.syn_retries).unwrap_or(u32::MAX)),
             max_retries: config.max_retries,
-            default_mss_v4: to16(pp.default_mss_ipv4.value),
-            default_mss_v6: to16(pp.default_mss_ipv6.value),
+            default_mss_v4: to16(pp.default_mss_ipv4),
+            default_mss_v6: to16(pp.default_mss_ipv6),
             mtu: config.mtu,
             recv_buf: config.recv_buf.min(65535 << 14),
             send_buf: config.send_buf,
@@ -273,10 +353,12 @@ impl Endpoint {
         })
     }
 
+    /// The configuration it was created with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The profile it follows.
     pub fn profile(&self) -> Profile {
         self.config.profile
     }
@@ -296,8 +378,8 @@ impl Endpoint {
         self.conns.len()
     }
 
-    fn alloc_id(&mut self) -> ConnId {
-        let id = ConnId(self.next_id);
+    fn alloc_id(&mut self) -> Handle {
+        let id = Handle(self.next_id);
         self.next_id = self.next_id.wrapping_add(1).max(1);
         id
     }
@@ -348,7 +430,7 @@ impl Endpoint {
         let (row, out) = (ctx.row, ctx.out);
         self.finish(
             now,
-            ConnId::NONE,
+            None,
             (State::Closed, connectionless_event(&seg), State::Closed),
             row,
             out,
@@ -357,7 +439,7 @@ impl Endpoint {
 
     /// The connection of a 4-tuple (local address, port, remote address,
     /// port).
-    fn find_conn(&mut self, key: &Tuple) -> Option<ConnId> {
+    fn find_conn(&mut self, key: &Tuple) -> Option<Handle> {
         if let Some((k, id)) = &self.last_tuple {
             if k == key {
                 return Some(*id);
@@ -369,12 +451,12 @@ impl Endpoint {
     }
 
     /// Enters a connection's 4-tuple.
-    fn bind_tuple(&mut self, key: Tuple, id: ConnId) {
+    fn bind_tuple(&mut self, key: Tuple, id: Handle) {
         self.last_tuple = None;
         self.tuples.insert(key, id);
     }
 
-    fn find_listener(&self, addr: IpAddr, port: u16) -> Option<ConnId> {
+    fn find_listener(&self, addr: IpAddr, port: u16) -> Option<Handle> {
         let mut wildcard = None;
         for (id, l) in &self.listeners {
             if l.port != port {
@@ -390,15 +472,47 @@ impl Endpoint {
     }
 
     /// Backlog in use: embryonic plus established-but-not-accepted children.
-    fn backlog_used(&self, lid: ConnId) -> usize {
+    fn backlog_used(&self, lid: Handle) -> usize {
         self.conns
             .values()
             .filter(|c| c.listener == Some(lid) && !c.has_handle && c.state != State::Closed)
             .count()
     }
 
+    /// Makes room in a full backlog by deleting the listener's oldest
+    /// half-open child: a SYN-RECEIVED TCB with no handle (RFC 4987 §3.4,
+    /// "recycling the oldest half-open TCB"). A flood of spoofed SYNs then
+    /// churns through the backlog instead of filling it for as long as its
+    /// SYN-ACKs are retransmitted, and a legitimate handshake completes as
+    /// long as its ACK arrives before `backlog` newer SYNs do. The TCB goes
+    /// silently, as a TCB that never left SYN-RECEIVED has nothing to tell
+    /// its (probably forged) peer; no row is recorded, as for any TCB
+    /// deleted outside the table's events. Returns whether one was evicted.
+    fn evict_half_open(&mut self, lid: Handle) -> bool {
+        // Ids grow with creation, so the first match is the oldest.
+        let oldest = self.conns.iter().find(|(_, c)| {
+            c.listener == Some(lid) && !c.has_handle && c.state == State::SynReceived
+        });
+        let Some((&id, conn)) = oldest else {
+            return false;
+        };
+        let key = (
+            conn.local.ip(),
+            conn.local.port(),
+            conn.remote.ip(),
+            conn.remote.port(),
+        );
+        if self.tuples.get(&key) == Some(&id) {
+            self.tuples.remove(&key);
+        }
+        self.last_tuple = None;
+        self.conns.remove(&id);
+        self.stats.half_open_evicted = self.stats.half_open_evicted.saturating_add(1);
+        true
+    }
+
     /// A segment for a listener (RFC 9293 §3.10.7.2).
-    fn listener_segment(&mut self, now: Instant, lid: ConnId, seg: &SegmentIn<'_>) {
+    fn listener_segment(&mut self, now: Instant, lid: Handle, seg: &SegmentIn<'_>) {
         let ev = connectionless_event(seg);
         if seg.flags.rst
             || seg.flags.ack
@@ -417,7 +531,7 @@ impl Endpoint {
                 ctx.record("LX.LISTEN.SYN-FIN");
             }
             let (row, out) = (ctx.row, ctx.out);
-            self.finish(now, lid, (State::Listen, ev, State::Listen), row, out);
+            self.finish(now, Some(lid), (State::Listen, ev, State::Listen), row, out);
             return;
         }
         let limit = self
@@ -425,8 +539,9 @@ impl Endpoint {
             .get(&lid)
             .map(|l| l.backlog.min(self.config.backlog))
             .unwrap_or(0);
-        if self.backlog_used(lid) >= limit {
-            // Bounded SYN backlog: the SYN is dropped, the peer retries.
+        if self.backlog_used(lid) >= limit && !self.evict_half_open(lid) {
+            // Bounded backlog, all of it established and waiting for
+            // accept: the SYN is dropped, the peer retries.
             self.stats.backlog_full = self.stats.backlog_full.saturating_add(1);
             return;
         }
@@ -454,7 +569,7 @@ impl Endpoint {
         let to = conn.state;
         self.bind_tuple((seg.dst, seg.dst_port, seg.src, seg.src_port), id);
         self.conns.insert(id, conn);
-        self.finish(now, id, (State::Listen, ev, to), row, out);
+        self.finish(now, Some(id), (State::Listen, ev, to), row, out);
     }
 
     /// Runs `f` on connection `id` as the handling of `event`, logs the
@@ -462,7 +577,7 @@ impl Endpoint {
     fn run<R>(
         &mut self,
         now: Instant,
-        id: ConnId,
+        id: Handle,
         event: Event,
         f: impl FnOnce(&mut Conn, &mut Ctx<'_>) -> R,
     ) -> Option<R> {
@@ -472,7 +587,7 @@ impl Endpoint {
         let r = f(conn, &mut ctx);
         let to = conn.state;
         let (row, out) = (ctx.row, ctx.out);
-        self.finish(now, id, (from, event, to), row, out);
+        self.finish(now, Some(id), (from, event, to), row, out);
         self.after(id);
         Some(r)
     }
@@ -482,7 +597,7 @@ impl Endpoint {
     fn finish(
         &mut self,
         now: Instant,
-        id: ConnId,
+        conn: Option<Handle>,
         hop: (State, Event, State),
         row: Option<&'static str>,
         out: Vec<(Vec<u8>, SegmentSummary)>,
@@ -500,7 +615,7 @@ impl Endpoint {
         if let Some(row) = row.filter(|_| log) {
             self.transitions.push(Transition {
                 at: now,
-                conn: id,
+                conn,
                 from,
                 event,
                 row,
@@ -512,7 +627,7 @@ impl Endpoint {
 
     /// Bookkeeping after an event: accept queue, listener attachment of a
     /// new incarnation, deletion of closed TCBs.
-    fn after(&mut self, id: ConnId) {
+    fn after(&mut self, id: Handle) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -586,7 +701,7 @@ impl Endpoint {
 
     /// Fires every timer due at `now` (RFC 9293 §3.10.8).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<ConnId> = self
+        let due: Vec<Handle> = self
             .conns
             .iter()
             .filter(|(_, c)| {
@@ -659,7 +774,7 @@ impl Endpoint {
         addr: Option<IpAddr>,
         port: u16,
         backlog: usize,
-    ) -> Result<ConnId> {
+    ) -> Result<Handle> {
         if port == 0 {
             return Err(Error::InvalidInput);
         }
@@ -690,7 +805,7 @@ impl Endpoint {
         let (row, out) = (ctx.row, ctx.out);
         self.finish(
             now,
-            id,
+            Some(id),
             (
                 State::Closed,
                 Self::call_event(UserCall::OpenPassive),
@@ -706,7 +821,7 @@ impl Endpoint {
     fn log_call(
         &mut self,
         now: Instant,
-        h: ConnId,
+        h: Handle,
         state: State,
         call: UserCall,
         row: &'static str,
@@ -714,7 +829,13 @@ impl Endpoint {
         let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
         ctx.record(row);
         let (row, out) = (ctx.row, ctx.out);
-        self.finish(now, h, (state, Self::call_event(call), state), row, out);
+        self.finish(
+            now,
+            Some(h),
+            (state, Self::call_event(call), state),
+            row,
+            out,
+        );
     }
 
     /// OPEN on a socket that already exists (RFC 9293 §3.10.1). On a
@@ -726,9 +847,9 @@ impl Endpoint {
     pub fn reopen(
         &mut self,
         now: Instant,
-        h: ConnId,
+        h: Handle,
         remote: Option<SocketAddr>,
-    ) -> Result<ConnId> {
+    ) -> Result<Handle> {
         let call = if remote.is_some() {
             UserCall::OpenActive
         } else {
@@ -776,7 +897,7 @@ impl Endpoint {
             let (row, out) = (ctx.row, ctx.out);
             self.finish(
                 now,
-                h,
+                Some(h),
                 (State::Listen, Self::call_event(call), State::SynSent),
                 row,
                 out,
@@ -794,7 +915,7 @@ impl Endpoint {
     }
 
     /// Takes the next established connection from a listener's queue.
-    pub fn accept(&mut self, listener: ConnId) -> Result<(ConnId, SocketAddr)> {
+    pub fn accept(&mut self, listener: Handle) -> Result<(Handle, SocketAddr)> {
         let l = self.listeners.get_mut(&listener).ok_or_else(|| {
             if self.conns.contains_key(&listener) {
                 Error::InvalidInput
@@ -834,7 +955,7 @@ impl Endpoint {
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-    ) -> Result<ConnId> {
+    ) -> Result<Handle> {
         let lip = if local.ip().is_unspecified() {
             *self
                 .config
@@ -882,7 +1003,7 @@ impl Endpoint {
 
     /// SEND (RFC 9293 §3.10.2): queues data and sends what the window
     /// allows; returns the octets taken.
-    pub fn send(&mut self, now: Instant, h: ConnId, data: &[u8]) -> Result<usize> {
+    pub fn send(&mut self, now: Instant, h: Handle, data: &[u8]) -> Result<usize> {
         if self.listeners.contains_key(&h) {
             self.log_call(now, h, State::Listen, UserCall::Send, "LISTEN.SEND");
             return Err(Error::NotConnected);
@@ -895,7 +1016,7 @@ impl Endpoint {
     }
 
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is the end of the stream.
-    pub fn recv(&mut self, now: Instant, h: ConnId, buf: &mut [u8]) -> Result<usize> {
+    pub fn recv(&mut self, now: Instant, h: Handle, buf: &mut [u8]) -> Result<usize> {
         if self.listeners.contains_key(&h) {
             self.log_call(now, h, State::Listen, UserCall::Receive, "PRE.RECEIVE");
             return Err(Error::NotConnected);
@@ -907,7 +1028,7 @@ impl Endpoint {
         .unwrap_or(Err(Error::InvalidHandle))
     }
 
-    fn user_conn(&self, h: ConnId) -> Result<()> {
+    fn user_conn(&self, h: Handle) -> Result<()> {
         match self.conns.get(&h) {
             Some(c) if c.has_handle => Ok(()),
             _ => Err(Error::InvalidHandle),
@@ -916,7 +1037,7 @@ impl Endpoint {
 
     /// Half-close: `Write` is CLOSE (RFC 9293 §3.10.4, our FIN follows the
     /// data); `Read` discards further input locally.
-    pub fn shutdown(&mut self, now: Instant, h: ConnId, how: Shutdown) -> Result<()> {
+    pub fn shutdown(&mut self, now: Instant, h: Handle, how: Shutdown) -> Result<()> {
         if self.listeners.contains_key(&h) {
             return Err(Error::NotConnected);
         }
@@ -943,7 +1064,7 @@ impl Endpoint {
     /// CLOSE and release the handle (RFC 9293 §3.10.4): the connection
     /// finishes on its own (FIN, TIME-WAIT) after the handle is gone. On a
     /// listener: stops listening and aborts unaccepted connections.
-    pub fn close(&mut self, now: Instant, h: ConnId) -> Result<()> {
+    pub fn close(&mut self, now: Instant, h: Handle) -> Result<()> {
         if self.listeners.contains_key(&h) {
             self.close_listener(now, h, UserCall::Close);
             return Ok(());
@@ -962,7 +1083,7 @@ impl Endpoint {
 
     /// ABORT (RFC 9293 §3.10.5): a RST where the state calls for one, the
     /// TCB and the handle are gone.
-    pub fn abort(&mut self, now: Instant, h: ConnId) -> Result<()> {
+    pub fn abort(&mut self, now: Instant, h: Handle) -> Result<()> {
         if self.listeners.contains_key(&h) {
             self.close_listener(now, h, UserCall::Abort);
             return Ok(());
@@ -977,7 +1098,7 @@ impl Endpoint {
     }
 
     /// Deletes a TCB that is closed and has no handle.
-    fn reap(&mut self, id: ConnId) {
+    fn reap(&mut self, id: Handle) {
         if self
             .conns
             .get(&id)
@@ -987,7 +1108,7 @@ impl Endpoint {
         }
     }
 
-    fn close_listener(&mut self, now: Instant, lid: ConnId, call: UserCall) {
+    fn close_listener(&mut self, now: Instant, lid: Handle, call: UserCall) {
         let mut ctx = Ctx::new(now, &self.params, &mut self.stats, &mut self.spare);
         if call == UserCall::Abort {
             ctx.record("PRE.ABORT");
@@ -997,13 +1118,13 @@ impl Endpoint {
         let (row, out) = (ctx.row, ctx.out);
         self.finish(
             now,
-            lid,
+            Some(lid),
             (State::Listen, Self::call_event(call), State::Closed),
             row,
             out,
         );
         self.listeners.remove(&lid);
-        let children: Vec<ConnId> = self
+        let children: Vec<Handle> = self
             .conns
             .iter()
             .filter(|(_, c)| c.listener == Some(lid) && !c.has_handle)
@@ -1018,7 +1139,7 @@ impl Endpoint {
     }
 
     /// The pending error of a connection (like `SO_ERROR`), cleared.
-    pub fn take_error(&mut self, h: ConnId) -> Result<Option<Error>> {
+    pub fn take_error(&mut self, h: Handle) -> Result<Option<Error>> {
         match self.conns.get_mut(&h) {
             Some(c) if c.has_handle => Ok(c.error.take()),
             _ if self.listeners.contains_key(&h) => Ok(None),
@@ -1027,7 +1148,7 @@ impl Endpoint {
     }
 
     /// STATUS (RFC 9293 §3.10.6): the TCB variables of a socket.
-    pub fn status(&self, h: ConnId) -> Result<Status> {
+    pub fn status(&self, h: Handle) -> Result<Status> {
         if let Some(l) = self.listeners.get(&h) {
             let ip = l.addr.or_else(|| self.config.addrs.first().copied());
             let local = SocketAddr::new(

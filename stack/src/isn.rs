@@ -52,6 +52,33 @@ pub fn siphash24(k0: u64, k1: u64, msg: &[u8]) -> u64 {
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
+/// 32 octets of secret for the ISN generator ([`crate::Config::secret`]) from the operating system, so
+/// that an embedder who sets nothing still gets ISNs an off-path attacker
+/// cannot predict (RFC 6528 §3: the key must be secret and, ideally,
+/// random). Read from `/dev/urandom`; where that cannot be read, from the
+/// standard library's per-process random hash keys (which the OS also
+/// seeds), mixed with the time and the process id.
+pub fn os_secret() -> [u8; 32] {
+    use std::io::Read;
+    let mut s = [0u8; 32];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut s));
+    if read.is_err() || s == [0u8; 32] {
+        use std::hash::{BuildHasher, Hasher};
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, chunk) in s.chunks_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(nanos);
+            h.write_u32(std::process::id());
+            h.write_usize(i);
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    s
+}
+
 /// The RFC 6528 generator: a secret key and the 4 µs clock.
 #[derive(Clone)]
 pub struct IsnGenerator {
@@ -113,6 +140,13 @@ impl IsnGenerator {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn os_secrets_differ_and_are_not_zero() {
+        let (a, b) = (os_secret(), os_secret());
+        assert_ne!(a, [0; 32]);
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn siphash_reference_vector() {

@@ -11,36 +11,40 @@
 //! the `tcp-spec` table row the stack's code path implements, so tests and
 //! fuzzers can hold the stack against `tcp_spec::step`.
 //!
-//! Modules: [`seq`] (RFC 9293 §3.4 sequence arithmetic), [`packet`]
-//! (parsing/building, drop counters), [`isn`] (RFC 6528), [`rto`]
-//! (RFC 6298), [`congestion`] (RFC 5681 with RFC 6582), [`reassembly`] (out-of-order queue), [`conn`] (the state
-//! machine of RFC 9293 §3.10), [`endpoint`] (demultiplexing, timers, the
-//! socket-shaped API).
+//! The public surface is what an embedder needs: [`Endpoint`] and its
+//! [`Config`], the [`Handle`] of a connection or listener, [`Instant`],
+//! [`Error`], the observer log ([`Transition`]) and counters ([`Stats`]),
+//! and the wire format ([`packet`], [`checksum`]) for building and reading
+//! packets. Inside: sequence arithmetic (RFC 9293 §3.4), ISNs (RFC 6528),
+//! the RTO (RFC 6298), congestion control (RFC 5681 with RFC 6582), the
+//! reassembly queue, the state machine of RFC 9293 §3.10 (`conn`) and
+//! demultiplexing, timers and the socket-shaped API (`endpoint`).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod checksum;
-pub mod congestion;
-pub mod conn;
-pub mod endpoint;
-pub mod error;
-pub mod faults;
-pub mod isn;
+pub(crate) mod congestion;
+pub(crate) mod conn;
+pub(crate) mod endpoint;
+pub(crate) mod error;
+pub(crate) mod faults;
+pub(crate) mod isn;
 pub mod packet;
-pub mod reassembly;
-pub mod ring;
-pub mod rto;
-pub mod seq;
+pub(crate) mod reassembly;
+pub(crate) mod ring;
+pub(crate) mod rto;
+pub(crate) mod seq;
 pub mod time;
 
-pub use conn::{Cause, ConnId};
+pub use conn::{Cause, Handle};
 pub use endpoint::{Config, ConfigError, Endpoint, SegmentSummary, Shutdown, Status, Transition};
 pub use error::{Error, Result};
 pub use faults::Faults;
+pub use isn::os_secret;
 pub use packet::{DropReason, Flags, Segment, Stats, TcpOptions};
 pub use seq::SeqNum;
 pub use time::Instant;
-
-/// A socket handle: the id of a connection or listener.
-pub type Handle = ConnId;
 
 #[cfg(test)]
 mod tests;

@@ -141,11 +141,17 @@ impl TcpOptions {
 /// TCP control bits (RFC 9293 §3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Flags {
+    /// Synchronize sequence numbers.
     pub syn: bool,
+    /// The acknowledgment field is significant.
     pub ack: bool,
+    /// No more data from the sender.
     pub fin: bool,
+    /// Reset the connection.
     pub rst: bool,
+    /// Push.
     pub psh: bool,
+    /// The urgent pointer is significant.
     pub urg: bool,
 }
 
@@ -193,16 +199,25 @@ impl Flags {
 /// ([`SegmentIn`]), or the parts of a send buffer ([`Payload`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segment<P = Vec<u8>> {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
+    /// SEG.SEQ.
     pub seq: SeqNum,
+    /// SEG.ACK.
     pub ack: SeqNum,
+    /// Control bits.
     pub flags: Flags,
     /// The window field as carried (unscaled).
     pub window: u16,
+    /// The options.
     pub options: TcpOptions,
+    /// The data.
     pub payload: P,
 }
 
@@ -211,8 +226,10 @@ pub type SegmentIn<'a> = Segment<&'a [u8]>;
 
 /// Payload octets in up to two pieces (a ring buffer's two halves).
 pub trait Payload {
+    /// The octets, in order, as up to two slices.
     fn parts(&self) -> [&[u8]; 2];
 
+    /// Number of octets.
     fn octets(&self) -> usize {
         self.parts().iter().map(|p| p.len()).sum()
     }
@@ -301,21 +318,38 @@ pub enum DropReason {
 /// Counters of dropped input and other noteworthy events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Packets handed to [`crate::Endpoint::handle_packet`].
     pub packets_in: u64,
+    /// Packets queued for sending.
     pub packets_out: u64,
+    /// Dropped: [`DropReason::Truncated`].
     pub truncated: u64,
+    /// Dropped: [`DropReason::BadIpHeader`].
     pub bad_ip_header: u64,
+    /// Dropped: [`DropReason::BadIpChecksum`].
     pub bad_ip_checksum: u64,
+    /// Dropped: [`DropReason::Fragment`].
     pub fragment: u64,
+    /// Dropped: [`DropReason::WrongProtocol`].
     pub wrong_protocol: u64,
+    /// Dropped: [`DropReason::NotOurAddress`].
     pub not_our_address: u64,
+    /// Dropped: [`DropReason::BadAddress`].
     pub bad_address: u64,
+    /// Dropped: [`DropReason::BadDataOffset`].
     pub bad_data_offset: u64,
+    /// Dropped: [`DropReason::BadChecksum`].
     pub bad_checksum: u64,
+    /// Dropped: [`DropReason::BadOptions`].
     pub bad_options: u64,
+    /// Dropped: [`DropReason::BadPort`].
     pub bad_port: u64,
-    /// SYNs dropped because the listener's backlog was full.
+    /// SYNs dropped because the listener's backlog was full of
+    /// established-but-not-accepted connections (nothing to evict).
     pub backlog_full: u64,
+    /// Half-open (SYN-RECEIVED) connections deleted to make room for a new
+    /// SYN when the backlog was full (RFC 4987 §3.4).
+    pub half_open_evicted: u64,
     /// Challenge ACKs suppressed by the RFC 5961 §7 rate limit.
     pub challenge_acks_suppressed: u64,
     /// Challenge ACKs sent.
@@ -452,10 +486,13 @@ pub fn parse_in(
 /// Why a segment could not be encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
+    /// One address is IPv4, the other IPv6.
     #[error("source and destination are of different address families")]
     MixedFamilies,
+    /// The options do not fit the 40 octets a TCP header has for them.
     #[error("options longer than 40 octets")]
     OptionsTooLong,
+    /// The packet would exceed the IP length field.
     #[error("segment too large for the IP header")]
     TooLarge,
 }

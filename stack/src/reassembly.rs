@@ -27,6 +27,7 @@ impl Reassembly {
     }
 
     /// Number of disjoint runs held.
+    #[cfg(test)]
     pub fn runs(&self) -> usize {
         self.runs.len()
     }

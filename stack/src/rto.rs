@@ -25,14 +25,14 @@ pub struct RtoParams {
 
 impl RtoParams {
     /// The values of a profile (`tcp_spec::Params` are milliseconds).
-    pub fn from_spec(p: &tcp_spec::Params) -> RtoParams {
+    pub fn from_spec(p: &tcp_spec::ParamValues) -> RtoParams {
         let us = |ms: u64| ms.saturating_mul(1000);
         RtoParams {
-            initial_us: us(p.rto_initial_ms.value),
-            min_us: us(p.rto_min_ms.value),
-            max_us: us(p.rto_max_ms.value).max(1),
-            granularity_us: us(p.clock_granularity_ms.value),
-            var_floor_us: us(p.rto_var_floor_ms.value),
+            initial_us: us(p.rto_initial_ms),
+            min_us: us(p.rto_min_ms),
+            max_us: us(p.rto_max_ms).max(1),
+            granularity_us: us(p.clock_granularity_ms),
+            var_floor_us: us(p.rto_var_floor_ms),
         }
     }
 }
@@ -70,10 +70,6 @@ impl RtoEstimator {
             backed_off: false,
             faults,
         }
-    }
-
-    pub fn params(&self) -> RtoParams {
-        self.params
     }
 
     /// SRTT in µs, once measured.

@@ -7,7 +7,7 @@ use crate::endpoint::{Config, Endpoint, Shutdown, Transition};
 use crate::packet::{self, Flags, Segment, TcpOptions};
 use crate::seq::SeqNum;
 use crate::time::Instant;
-use crate::{ConnId, Error};
+use crate::{Error, Handle};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -25,6 +25,7 @@ fn endpoint(ip: IpAddr, profile: Profile, seed: u8) -> Endpoint {
     c.recv_buf = 256 * 1024;
     c.profile = profile;
     c.secret = [seed; 32];
+    c.log_transitions = true;
     match Endpoint::new(c) {
         Ok(e) => e,
         Err(e) => panic!("endpoint: {e}"),
@@ -166,12 +167,12 @@ impl Net {
     }
 
     /// A listens on 80 ... no: B listens, A connects; returns (a, b) handles.
-    fn establish(&mut self) -> (ConnId, ConnId) {
+    fn establish(&mut self) -> (Handle, Handle) {
         self.establish_within(Duration::ZERO)
     }
 
     /// [`Net::establish`], letting `time` pass for retransmissions.
-    fn establish_within(&mut self, time: Duration) -> (ConnId, ConnId) {
+    fn establish_within(&mut self, time: Duration) -> (Handle, Handle) {
         let l = self.b.listen(self.now, None, 80, 8).expect("listen");
         let a = self
             .a
@@ -197,7 +198,7 @@ fn parse_any(p: &[u8]) -> Segment {
     }
 }
 
-fn read_all(ep: &mut Endpoint, now: Instant, h: ConnId) -> (Vec<u8>, bool) {
+fn read_all(ep: &mut Endpoint, now: Instant, h: Handle) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -303,6 +304,7 @@ fn window_scaling_off_on_either_side_leaves_both_directions_unscaled() {
             let mut c = Config::new(vec![ip]);
             c.recv_buf = 256 * 1024;
             c.secret = [seed; 32];
+            c.log_transitions = true;
             c.window_scaling = on;
             *ep = Endpoint::new(c).expect("endpoint");
         }
@@ -464,7 +466,7 @@ fn closed_port_answers_with_rst() {
 
 /// A (192.0.2.1) talks to a scripted peer; returns A, the handle, the
 /// peer's next sequence number and A's next sequence number.
-fn scripted(profile: Profile) -> (Endpoint, ConnId, u32, u32, Instant) {
+fn scripted(profile: Profile) -> (Endpoint, Handle, u32, u32, Instant) {
     let mut a = endpoint(ip_a(), profile, 1);
     let now = Instant::from_millis(10);
     let l = a.listen(now, None, 80, 4).expect("listen");
@@ -786,6 +788,7 @@ fn zero_window_probing_and_window_update() {
     let mut cfg = Config::new(vec![ip_b()]);
     cfg.recv_buf = 2920;
     cfg.secret = [2; 32];
+    cfg.log_transitions = true;
     net.b = Endpoint::new(cfg).expect("endpoint");
     let (a, b) = net.establish();
     assert_eq!(net.a.status(a).expect("s").snd_wscale, 0);
@@ -818,13 +821,125 @@ fn zero_window_probing_and_window_update() {
 fn listener_backlog_is_bounded() {
     let mut a = endpoint(ip_a(), Profile::Rfc9293, 1);
     let now = Instant::from_millis(0);
-    a.listen(now, None, 80, 2).expect("listen");
-    for port in 1000..1005 {
+    let l = a.listen(now, None, 80, 2).expect("listen");
+    // Two handshakes complete and wait for accept: the backlog is full of
+    // connections that are not half-open, so a third SYN is dropped.
+    for port in [1000, 1001] {
+        a.handle_packet(now, &craft(port, 80, 1, None, syn(), b""));
+        let synack = parse_any(&a.poll_transmit(now).expect("syn-ack"));
+        let ack = Some(synack.seq.0.wrapping_add(1));
+        a.handle_packet(now, &craft(port, 80, 2, ack, Flags::default(), b""));
+    }
+    for port in 1002..1005 {
         a.handle_packet(now, &craft(port, 80, 1, None, syn(), b""));
     }
     assert_eq!(a.connection_count(), 2);
     assert_eq!(a.stats().backlog_full, 3);
+    assert_eq!(a.stats().half_open_evicted, 0);
+    assert!(a.accept(l).is_ok());
     assert_eq!(a.listen(now, None, 80, 1), Err(Error::AlreadyExists));
+}
+
+/// The SYN-ACK A sends to the peer's `port`, among `out`.
+fn synack_to(out: &[Segment], port: u16) -> Option<&Segment> {
+    out.iter()
+        .find(|s| s.dst_port == port && s.flags.syn && s.flags.ack)
+}
+
+#[test]
+fn a_syn_flood_evicts_the_oldest_half_open_and_a_late_handshake_completes() {
+    // RFC 4987 §3.4: 2,000 forged SYNs (never answered) against a backlog
+    // of 8; the oldest half-open TCB makes room for each new SYN, so the
+    // backlog never locks out the legitimate client that comes last.
+    let mut a = endpoint(ip_a(), Profile::Rfc9293, 1);
+    let mut now = Instant::from_millis(0);
+    let l = a.listen(now, None, 80, 8).expect("listen");
+    for i in 0..2000u16 {
+        a.handle_packet(now, &craft(10_000 + i, 80, 7, None, syn(), b""));
+        now += Duration::from_micros(500);
+        if a.poll_timeout().is_some_and(|t| t <= now) {
+            a.handle_timeout(now);
+        }
+        assert!(a.connection_count() <= 8);
+    }
+    while a.poll_transmit(now).is_some() {}
+    assert_eq!(a.stats().half_open_evicted, 2000 - 8);
+    assert_eq!(a.stats().backlog_full, 0);
+    a.handle_packet(now, &craft(5555, 80, 100, None, syn(), b""));
+    let out: Vec<Segment> = std::iter::from_fn(|| a.poll_transmit(now))
+        .map(|p| parse_any(&p))
+        .collect();
+    let synack = synack_to(&out, 5555).expect("the legitimate SYN is answered");
+    let ack = Some(synack.seq.0.wrapping_add(1));
+    a.handle_packet(now, &craft(5555, 80, 101, ack, Flags::default(), b"hi"));
+    let (h, remote) = a.accept(l).expect("the legitimate connection is accepted");
+    assert_eq!(remote.port(), 5555);
+    let mut buf = [0u8; 8];
+    assert_eq!(a.recv(now, h, &mut buf), Ok(2));
+    // The flood's oldest TCBs are gone: an ACK for one meets the listener
+    // (LISTEN.ACK, a RST), not a SYN-RECEIVED connection.
+    a.handle_packet(now, &craft(10_000, 80, 8, Some(1), Flags::default(), b""));
+    let r = parse_any(&a.poll_transmit(now).expect("rst"));
+    assert!(r.flags.rst && r.dst_port == 10_000);
+    check(Profile::Rfc9293, &a.drain_transitions());
+    assert_eq!(a.check_invariants(), Ok(()));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any mix of SYNs and completing ACKs from up to 40 peers against a
+    /// small backlog: the backlog never holds more than its size, a SYN
+    /// from a new peer is answered whenever a half-open child can make room
+    /// (RFC 4987 §3.4), and is dropped only when every child is
+    /// established; every transition agrees with the table.
+    #[test]
+    fn a_full_backlog_admits_new_syns_by_evicting_half_open_children(
+        backlog in 1usize..6,
+        ops in proptest::collection::vec((0u16..40, proptest::bool::ANY), 1..200),
+    ) {
+        let mut a = endpoint(ip_a(), Profile::Rfc9293, 1);
+        let now = Instant::from_millis(0);
+        a.listen(now, None, 80, backlog).expect("listen");
+        // The ISS each peer was answered with, while its child lives.
+        let mut iss: std::collections::HashMap<u16, u32> = Default::default();
+        let mut established = std::collections::HashSet::new();
+        for (peer, complete) in ops {
+            let port = 1000 + peer;
+            let full_of_established = established.len() >= backlog;
+            if complete {
+                if let Some(i) = iss.get(&port) {
+                    let ack = Some(i.wrapping_add(1));
+                    a.handle_packet(now, &craft(port, 80, 2, ack, Flags::default(), b""));
+                }
+            } else if !iss.contains_key(&port) && !established.contains(&port) {
+                let before = a.stats().backlog_full;
+                a.handle_packet(now, &craft(port, 80, 1, None, syn(), b""));
+                if full_of_established {
+                    proptest::prop_assert_eq!(a.stats().backlog_full, before + 1);
+                } else {
+                    proptest::prop_assert_eq!(a.stats().backlog_full, before);
+                }
+            }
+            for p in std::iter::from_fn(|| a.poll_transmit(now)) {
+                let s = parse_any(&p);
+                if s.flags.syn && s.flags.ack {
+                    iss.insert(s.dst_port, s.seq.0);
+                } else if s.flags.rst {
+                    // The child was evicted: its ACK met the listener.
+                    iss.remove(&s.dst_port);
+                }
+            }
+            if complete && iss.contains_key(&port) {
+                // The ACK completed the handshake (no RST came back).
+                iss.remove(&port);
+                established.insert(port);
+            }
+            proptest::prop_assert!(a.connection_count() <= backlog);
+            proptest::prop_assert_eq!(a.check_invariants(), Ok(()));
+        }
+        check(Profile::Rfc9293, &a.drain_transitions());
+    }
 }
 
 #[test]
@@ -848,7 +963,7 @@ fn linux_rows_take_over_under_linux() {
 
 /// A (192.0.2.1:4000) opens actively towards the peer 192.0.2.2:80;
 /// returns A, the handle, A's ISS and the time.
-fn active(profile: Profile) -> (Endpoint, ConnId, u32, Instant) {
+fn active(profile: Profile) -> (Endpoint, Handle, u32, Instant) {
     let mut a = endpoint(ip_a(), profile, 1);
     let now = Instant::from_millis(10);
     let h = a
@@ -911,7 +1026,7 @@ fn linux_ignores_text_and_fin_on_a_syn_ack() {
 /// (CLOSE-WAIT, CLOSING, LAST-ACK or TIME-WAIT) by the peer's FIN at 5001
 /// and our CLOSE (as `shutdown`, so the handle stays); returns A, the
 /// handle, A's SND.NXT and the time.
-fn after_peer_fin(profile: Profile, state: State) -> (Endpoint, ConnId, u32, Instant) {
+fn after_peer_fin(profile: Profile, state: State) -> (Endpoint, Handle, u32, Instant) {
     let (mut a, h, peer, ours, now) = scripted(profile);
     let our_fin = |a: &mut Endpoint| {
         a.shutdown(now, h, Shutdown::Write).expect("close");
@@ -1169,7 +1284,7 @@ fn random_walk_agrees_with_the_table() {
 
 /// A connection whose congestion window slow start has opened to many
 /// segments (40 delivered without loss).
-fn warmed_up() -> (Net, ConnId, ConnId) {
+fn warmed_up() -> (Net, Handle, Handle) {
     let mut net = Net::new(Profile::Rfc9293);
     let (a, b) = net.establish();
     let warm = pattern(1460 * 40);

@@ -6,7 +6,7 @@ use super::concretize::{Concrete, TcbView};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tcp_spec::{Profile, State};
 use tcp_stack::packet::{self, Flags, Segment, TcpOptions};
-use tcp_stack::{Config, ConnId, Endpoint, Instant, SeqNum, Status, Transition};
+use tcp_stack::{Config, Endpoint, Handle, Instant, SeqNum, Status, Transition};
 
 /// The stack's address (documentation range, RFC 5737).
 pub const STACK_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -72,9 +72,9 @@ pub struct Rig {
     pub ep: Endpoint,
     pub now: Instant,
     pub setup: Setup,
-    pub listener: Option<ConnId>,
+    pub listener: Option<Handle>,
     /// The connection under test, once one exists.
-    pub conn: Option<ConnId>,
+    pub conn: Option<Handle>,
     /// The stack's port of the connection (ephemeral after an active OPEN).
     pub stack_port: u16,
     /// The peer's next sequence number.
@@ -93,6 +93,7 @@ impl Rig {
         config.profile = setup.profile;
         config.recv_buf = setup.recv_buf;
         config.secret = [setup.secret; 32];
+        config.log_transitions = true;
         config.nagle = false;
         let ep = Endpoint::new(config).map_err(|e| DriveError::Endpoint(e.to_string()))?;
         Ok(Rig {
@@ -128,7 +129,7 @@ impl Rig {
             self.conn = t
                 .iter()
                 .find(|t| t.from == State::Listen && t.to == State::SynReceived)
-                .map(|t| t.conn);
+                .and_then(|t| t.conn);
         }
         self.rows.extend(t.iter().map(|t| t.row));
         t
@@ -207,7 +208,7 @@ impl Rig {
     /// Runs a user call on the connection under test (or the endpoint).
     pub fn with_ep<R>(
         &mut self,
-        f: impl FnOnce(&mut Endpoint, Instant, Option<ConnId>) -> R,
+        f: impl FnOnce(&mut Endpoint, Instant, Option<Handle>) -> R,
     ) -> (R, Vec<Transition>) {
         let r = f(&mut self.ep, self.now, self.conn);
         (r, self.settle())

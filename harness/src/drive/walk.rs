@@ -143,7 +143,7 @@ fn conn_status<'a>(rig: &Rig, status: Option<&'a Status>) -> Option<&'a Status> 
 }
 
 /// (connection, RCV.NXT + RCV.WND) while the connection has a window.
-fn right_edge(rig: &Rig, status: Option<&Status>) -> Option<(tcp_stack::ConnId, u32)> {
+fn right_edge(rig: &Rig, status: Option<&Status>) -> Option<(tcp_stack::Handle, u32)> {
     let c = rig.conn?;
     let s = conn_status(rig, status)?;
     s.state

@@ -35,6 +35,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub use cleanup::{list_namespaces, reap_stale, NAME_PREFIX};
 pub use error::{LiveError, Result};
 pub use netns::{Netns, NsThread};
+pub(crate) use tun::check_addresses;
 pub use tun::Tun;
 
 /// The scripted peer (RFC 5737 TEST-NET-1), reached through `tun0`.

@@ -159,6 +159,25 @@ impl Tun {
         }
     }
 
+    /// Reads a batch: waits at most `wait` for a first packet, then takes
+    /// whatever else is already queued, up to `max` packets in all, without
+    /// waiting again; appends them to `out` and returns how many. An event
+    /// loop hands the whole batch to its stack before the stack answers, so
+    /// a burst costs one round of output rather than one per packet.
+    pub fn recv_batch(&self, wait: Duration, max: usize, out: &mut Vec<Vec<u8>>) -> Result<usize> {
+        let mut n = 0;
+        let mut timeout = wait;
+        while n < max {
+            match self.recv_timeout(timeout)? {
+                Some(p) => out.push(p),
+                None => break,
+            }
+            n += 1;
+            timeout = Duration::ZERO;
+        }
+        Ok(n)
+    }
+
     /// Discards every packet already queued; returns how many were dropped.
     pub fn drain(&self) -> Result<usize> {
         let mut n = 0;

@@ -114,6 +114,7 @@ impl OwnTarget {
         let mut config = Config::new(vec![IpAddr::V4(LOCAL_ADDR), IpAddr::V6(LOCAL_ADDR6)]);
         config.profile = profile;
         config.secret = SECRET;
+        config.log_transitions = true;
         OwnTarget {
             config,
             ep: None,
@@ -159,7 +160,7 @@ impl OwnTarget {
         for t in ep.drain_transitions() {
             self.transitions.push(TargetTransition {
                 at: t.at.as_micros(),
-                conn: t.conn.0,
+                conn: t.conn.map_or(0, |h| h.0),
                 from: t.from,
                 to: t.to,
                 row: t.row,

@@ -350,14 +350,12 @@ impl Target for OwnTunTarget {
 fn run_event_loop(net: &LiveNet, core: &Mutex<Core>, shared: &Shared) {
     let lock = || core.lock().unwrap_or_else(|e| e.into_inner());
     while !shared.stop.load(Ordering::Relaxed) {
-        let first = match net.tun1().recv_timeout(TICK) {
-            Ok(p) => p,
-            Err(e) => {
-                shared.fail(format!("reading tun1: {e}"));
-                return;
-            }
-        };
-        let Some(first) = first else {
+        let mut batch = Vec::new();
+        if let Err(e) = net.tun1().recv_batch(TICK, usize::MAX, &mut batch) {
+            shared.fail(format!("reading tun1: {e}"));
+            return;
+        }
+        if batch.is_empty() {
             // A tick: fire due timers (only once the script has started).
             if shared.clock.started() {
                 let now = shared.now();
@@ -369,17 +367,6 @@ fn run_event_loop(net: &LiveNet, core: &Mutex<Core>, shared: &Shared) {
                 }
             }
             continue;
-        };
-        let mut batch = vec![first];
-        loop {
-            match net.tun1().recv_timeout(Duration::ZERO) {
-                Ok(Some(p)) => batch.push(p),
-                Ok(None) => break,
-                Err(e) => {
-                    shared.fail(format!("reading tun1: {e}"));
-                    return;
-                }
-            }
         }
         let n = batch.len() as u64;
         {
