@@ -4,7 +4,9 @@
 //! - [`target`]: the [`Target`] trait every system under test implements
 //!   (inject a packet, collect sent packets, make a socket call, advance
 //!   time), and the typed [`SocketCall`]s.
-//! - [`own`]: target `own`, the own stack in-process on a virtual clock.
+//! - [`adapter`]: the [`adapter::Stack`] trait any in-process Rust stack
+//!   implements, and the generic [`adapter::AdapterTarget`] around it.
+//! - [`own`]: target `own`, the own stack through the adapter.
 //! - [`runner`]: packetdrill semantics — times, tolerance, ISN-relative
 //!   numbering, blocking calls, strict mode.
 //! - [`trace`]: the record of a run, as a ladder diagram and as pcap.
@@ -18,6 +20,7 @@
 //! - [`diff`]: several targets compared, divergences classified against
 //!   the table's profiles.
 
+pub mod adapter;
 pub mod coverage;
 pub mod diff;
 pub mod linux;
