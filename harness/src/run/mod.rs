@@ -7,6 +7,7 @@
 //! - [`adapter`]: the [`adapter::Stack`] trait any in-process Rust stack
 //!   implements, and the generic [`adapter::AdapterTarget`] around it.
 //! - [`own`]: target `own`, the own stack through the adapter.
+//! - [`smoltcp_target`]: target `smoltcp`, smoltcp 0.14 through the adapter.
 //! - [`runner`]: packetdrill semantics — times, tolerance, ISN-relative
 //!   numbering, blocking calls, strict mode.
 //! - [`trace`]: the record of a run, as a ladder diagram and as pcap.
@@ -28,6 +29,7 @@ pub mod own;
 pub mod own_tun;
 pub mod peer_tap;
 pub mod runner;
+pub mod smoltcp_target;
 pub mod suite;
 pub mod syscall;
 pub mod target;

@@ -9,12 +9,13 @@ use std::time::Duration;
 use tcp_spec::Profile;
 
 /// The targets this build can run.
-pub const TARGETS: [&str; 3] = ["own", "linux", "own-tun"];
+pub const TARGETS: [&str; 4] = ["own", "smoltcp", "linux", "own-tun"];
 
 /// A fresh target by name; `Err` names the known ones.
 pub fn make_target(name: &str, profile: Profile) -> Result<Box<dyn Target>, String> {
     match name {
         "own" => Ok(Box::new(OwnTarget::new(profile))),
+        "smoltcp" => Ok(Box::new(crate::run::smoltcp_target::SmoltcpTarget::smoltcp())),
         // The kernel behaves as it does: the profile does not apply.
         "linux" => crate::run::linux::LinuxTarget::new()
             .map(|t| Box::new(t) as Box<dyn Target>)
