@@ -13,6 +13,7 @@
 //! - [`trace`]: the record of a run, as a ladder diagram and as pcap.
 //! - [`syscall`], [`wire`]: script calls to [`SocketCall`]s; packets to and
 //!   from bytes.
+//! - [`registry`]: every target by name ([`registry::TargetName`]).
 //! - [`suite`]: finding scripts, running several, the summary table.
 //! - [`coverage`]: which table rows a set of runs took (the state × event
 //!   matrix of `tcpconform coverage`).
@@ -28,6 +29,7 @@ pub mod linux;
 pub mod own;
 pub mod own_tun;
 pub mod peer_tap;
+pub mod registry;
 pub mod runner;
 pub mod smoltcp_target;
 pub mod suite;
@@ -38,6 +40,7 @@ pub mod wire;
 
 pub use coverage::Coverage;
 pub use own::OwnTarget;
+pub use registry::TargetName;
 pub use runner::{
     run_script, run_text, Failure, Outcome, RunOptions, RunReport, DEFAULT_TOLERANCE_USECS,
     DRAIN_USECS,
