@@ -120,6 +120,11 @@ struct Conn {
     closed: bool,
     /// The pending error (`SO_ERROR`, what the next call returns).
     error: Option<&'static str>,
+    /// Why a synchronized connection died without the script closing it
+    /// (what writes keep returning).
+    cause: Option<&'static str>,
+    /// It reached a synchronized state at some point.
+    synced: bool,
 }
 
 /// smoltcp as an adapter [`Stack`].
@@ -260,6 +265,13 @@ impl SmoltcpStack {
                     if let Entry::Conn(c) = &mut self.entries[i] {
                         c.last = now;
                         c.error = error.or(c.error);
+                        c.synced |= !matches!(
+                            now,
+                            SmolState::Closed | SmolState::Listen | SmolState::SynSent
+                        );
+                        if c.synced && error.is_some() {
+                            c.cause = error;
+                        }
                     }
                 }
                 Entry::Listener {
@@ -300,6 +312,8 @@ impl SmoltcpStack {
             last,
             closed: false,
             error: None,
+            cause: None,
+            synced: !matches!(last, SmolState::Closed | SmolState::SynSent),
         }));
         self.entries.len() - 1
     }
@@ -402,12 +416,20 @@ impl Stack for SmoltcpStack {
         Ok(h)
     }
 
-    /// Writes what fits; `EPIPE` once our FIN is queued or the connection
-    /// is gone (after the pending error).
+    /// Writes what fits. smoltcp queues no data before the handshake is
+    /// done (the call waits); a connection that never got there is
+    /// `ENOTCONN`, one reset keeps answering `ECONNRESET`, and after our FIN
+    /// it is `EPIPE`, as on Linux.
     fn send(&mut self, now: Micros, h: usize, data: &[u8]) -> Result<usize, CallError> {
         self.with_conn(now, h, |s, c| {
-            if matches!(s.state(), SmolState::SynSent | SmolState::SynReceived) {
-                return Err(CallError::WouldBlock);
+            match s.state() {
+                SmolState::SynSent | SmolState::SynReceived => return Err(CallError::WouldBlock),
+                SmolState::Closed if !c.synced => return Err(CallError::Errno("ENOTCONN")),
+                SmolState::Closed => {
+                    c.error = None;
+                    return Err(CallError::Errno(c.cause.unwrap_or("EPIPE")));
+                }
+                _ => {}
             }
             if !s.may_send() {
                 return Err(CallError::Errno(c.error.take().unwrap_or("EPIPE")));
