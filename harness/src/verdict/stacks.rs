@@ -82,6 +82,13 @@ fn smoltcp(d: &Divergence, stim: Option<&WireSegment>) -> Option<&'static str> {
              checks the sequence number first and answers an unacceptable segment with an ACK"
         }
         ("SYNC.SEQ.unacceptable" | "END.FIN", Some((false, _, _, false, false))) => LIMITER,
+        ("SYNC.SEQ.unacceptable", Some((false, true, _, false, true))) if d.kind == Kind::Response => {
+            "src/socket/tcp.rs Socket::process, line 1713: the acceptability test measures a \
+             segment by its payload (`segment_end = seq + payload.len()`), leaving out the FIN \
+             (RFC 9293 3.4 counts it in SEG.LEN), so an earlier FIN was taken into a zero \
+             window and RCV.NXT is one past what the RFC allows \
+             (corpus/smoltcp/zero_window_fin.pkt)"
+        }
         ("LISTEN.SYN-FIN", _) => {
             "src/wire/tcp.rs TcpRepr::parse, lines 921-928: SYN together with FIN is a parse \
              error, so the segment is dropped before any socket sees it"
