@@ -136,7 +136,11 @@ fn every_smoltcp_departure_names_its_source() {
                 .map(move |d| format!("{}:{} {}", sd.script, d.line, d.reason))
         })
         .collect();
-    assert!(bare.is_empty(), "departures without a source:\n{}", bare.join("\n"));
+    assert!(
+        bare.is_empty(),
+        "departures without a source:\n{}",
+        bare.join("\n")
+    );
 }
 
 #[test]

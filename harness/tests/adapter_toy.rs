@@ -240,7 +240,10 @@ fn a_broken_toy_stack_is_reported_as_a_must_violation() {
         .find(|x| x.target == "toy" && x.line == 9)
         .unwrap_or_else(|| panic!("no divergence of the toy at line 9:\n{}", d.text()));
     assert_eq!(found.class, Class::MustViolation, "{}", d.text());
-    assert_eq!(found.rows.first().map(String::as_str), Some("SYNC.RST.challenge"));
+    assert_eq!(
+        found.rows.first().map(String::as_str),
+        Some("SYNC.RST.challenge")
+    );
     assert!(d.worst().is_some_and(Class::departs));
 }
 
@@ -251,5 +254,8 @@ fn a_call_the_stack_cannot_make_is_not_applicable_with_its_line() {
     let r = run_text("toy.pkt", &script, &mut t, &RunOptions::default());
     assert!(r.not_applicable(), "{}", r.details());
     let why = r.details();
-    assert!(why.contains("toy.pkt:12:") && why.contains("the toy sends no data"), "{why}");
+    assert!(
+        why.contains("toy.pkt:12:") && why.contains("the toy sends no data"),
+        "{why}"
+    );
 }

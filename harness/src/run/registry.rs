@@ -98,12 +98,7 @@ impl FromStr for TargetName {
         TargetName::BUILTIN
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown target `{s}` (available: {})",
-                    TargetName::names()
-                )
-            })
+            .ok_or_else(|| format!("unknown target `{s}` (available: {})", TargetName::names()))
     }
 }
 
@@ -122,7 +117,10 @@ impl clap::builder::TypedValueParser for TargetParser {
         value: &std::ffi::OsStr,
     ) -> Result<TargetName, clap::Error> {
         let text = value.to_str().ok_or_else(|| {
-            clap::Error::raw(clap::error::ErrorKind::InvalidUtf8, "target name is not UTF-8")
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidUtf8,
+                "target name is not UTF-8",
+            )
         })?;
         text.parse().map_err(|e: String| {
             let what = arg.map(|a| a.to_string()).unwrap_or_default();
@@ -162,7 +160,10 @@ mod tests {
             assert_eq!(t.as_str().parse::<TargetName>(), Ok(t.clone()));
         }
         let e = "bsd".parse::<TargetName>().unwrap_err();
-        assert!(e.contains("unknown target `bsd`") && e.contains("smoltcp"), "{e}");
+        assert!(
+            e.contains("unknown target `bsd`") && e.contains("smoltcp"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -359,7 +359,12 @@ impl Stack for SmoltcpStack {
         self.poll(now);
     }
 
-    fn listen(&mut self, now: Micros, local: SocketAddr, backlog: usize) -> Result<usize, CallError> {
+    fn listen(
+        &mut self,
+        now: Micros,
+        local: SocketAddr,
+        backlog: usize,
+    ) -> Result<usize, CallError> {
         let s = self.new_socket();
         let at = IpListenEndpoint {
             addr: None,
@@ -399,7 +404,12 @@ impl Stack for SmoltcpStack {
         Ok(Some(h))
     }
 
-    fn connect(&mut self, now: Micros, local: SocketAddr, remote: SocketAddr) -> Result<usize, CallError> {
+    fn connect(
+        &mut self,
+        now: Micros,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<usize, CallError> {
         let s = self.new_socket();
         let remote = IpEndpoint::new(ip(remote.ip()), remote.port());
         let local = IpListenEndpoint {
@@ -407,7 +417,11 @@ impl Stack for SmoltcpStack {
             port: local.port(),
         };
         let cx = self.iface.context();
-        if let Err(e) = self.sockets.get_mut::<tcp::Socket>(s).connect(cx, remote, local) {
+        if let Err(e) = self
+            .sockets
+            .get_mut::<tcp::Socket>(s)
+            .connect(cx, remote, local)
+        {
             self.sockets.remove(s);
             return Err(CallError::NotApplicable(format!("smoltcp connect: {e}")));
         }
@@ -519,7 +533,10 @@ impl Stack for SmoltcpStack {
             readable: s.recv_queue(),
             fin_received: matches!(
                 state,
-                SmolState::CloseWait | SmolState::LastAck | SmolState::Closing | SmolState::TimeWait
+                SmolState::CloseWait
+                    | SmolState::LastAck
+                    | SmolState::Closing
+                    | SmolState::TimeWait
             ),
             writable: s.send_queue() < tx_buf,
             error,

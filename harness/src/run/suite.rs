@@ -80,7 +80,11 @@ pub fn run_script_file(
     opts: &RunOptions,
 ) -> Result<RunReport, String> {
     let name: TargetName = target.parse()?;
-    let attempts = if name.is_virtual() { 1 } else { 1 + LIVE_RETRIES };
+    let attempts = if name.is_virtual() {
+        1
+    } else {
+        1 + LIVE_RETRIES
+    };
     run_with_retries(path, attempts, opts, || make_target(target, profile))
 }
 

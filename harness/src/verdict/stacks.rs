@@ -82,7 +82,9 @@ fn smoltcp(d: &Divergence, stim: Option<&WireSegment>) -> Option<&'static str> {
              checks the sequence number first and answers an unacceptable segment with an ACK"
         }
         ("SYNC.SEQ.unacceptable" | "END.FIN", Some((false, _, _, false, false))) => LIMITER,
-        ("SYNC.SEQ.unacceptable", Some((false, true, _, false, true))) if d.kind == Kind::Response => {
+        ("SYNC.SEQ.unacceptable", Some((false, true, _, false, true)))
+            if d.kind == Kind::Response =>
+        {
             "src/socket/tcp.rs Socket::process, line 1713: the acceptability test measures a \
              segment by its payload (`segment_end = seq + payload.len()`), leaving out the FIN \
              (RFC 9293 3.4 counts it in SEG.LEN), so an earlier FIN was taken into a zero \
@@ -93,10 +95,7 @@ fn smoltcp(d: &Divergence, stim: Option<&WireSegment>) -> Option<&'static str> {
             "src/wire/tcp.rs TcpRepr::parse, lines 921-928: SYN together with FIN is a parse \
              error, so the segment is dropped before any socket sees it"
         }
-        (
-            "OPEN.FIN.out-of-order" | "FW1.FIN-queued.fin-acked" | "SR.ACK.ok-fin-queued",
-            _,
-        ) => {
+        ("OPEN.FIN.out-of-order" | "FW1.FIN-queued.fin-acked" | "SR.ACK.ok-fin-queued", _) => {
             "src/socket/tcp.rs Socket::process, lines 1868-1876: a FIN beyond a hole is \
              ignored (`control = TcpControl::None`) and the segment, carrying nothing else, \
              draws no ACK (Socket::ack_to_transmit, lines 2383-2389, acknowledges only when \
@@ -137,7 +136,10 @@ mod tests {
         let mut d = departure("SYNC.RST.challenge", Kind::Missing);
         document("smoltcp", &mut d, None);
         let m = d.documented.clone().unwrap_or_default();
-        assert!(m.starts_with(SMOLTCP) && m.contains("Socket::process"), "{m}");
+        assert!(
+            m.starts_with(SMOLTCP) && m.contains("Socket::process"),
+            "{m}"
+        );
         // Another target, a row without a known cause, or no departure.
         for (target, row, class) in [
             ("linux", "SYNC.RST.challenge", Class::MustViolation),
