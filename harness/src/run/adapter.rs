@@ -128,6 +128,59 @@ pub struct SocketStatus {
     pub error: bool,
 }
 
+/// The socket options a stack keeps as plain values: what `getsockopt`
+/// reports for an option never set, and what an integer `setsockopt`
+/// changes (buffer sizes, Nagle's algorithm of RFC 9293 §3.7.4, the MSS
+/// announced, RFC 9293 §3.7.1, as MTU − 40).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockDefaults {
+    /// `SO_RCVBUF`.
+    pub recv_buf: usize,
+    /// `SO_SNDBUF`.
+    pub send_buf: usize,
+    /// Nagle on (`TCP_NODELAY` = 0).
+    pub nagle: bool,
+    /// The MTU (`TCP_MAXSEG` + 40).
+    pub mtu: usize,
+}
+
+impl SockDefaults {
+    /// The value of `opt`.
+    pub fn get(&self, opt: SockOpt) -> OptValue {
+        match opt {
+            SockOpt::RcvBuf => OptValue::Int(to_i64(self.recv_buf)),
+            SockOpt::SndBuf => OptValue::Int(to_i64(self.send_buf)),
+            SockOpt::NoDelay => OptValue::Int(i64::from(!self.nagle)),
+            SockOpt::MaxSeg => OptValue::Int(to_i64(self.mtu) - 40),
+            SockOpt::Linger => OptValue::Linger {
+                onoff: false,
+                secs: 0,
+            },
+            SockOpt::ReuseAddr | SockOpt::Error => OptValue::Int(0),
+        }
+    }
+
+    /// Applies an integer value; a note when it is out of range (nothing
+    /// changes then). Other options and values are not these: `None`.
+    pub fn set(&mut self, opt: SockOpt, value: OptValue) -> Option<String> {
+        let OptValue::Int(v) = value else {
+            return None;
+        };
+        let pos = usize::try_from(v).ok().filter(|v| *v > 0);
+        match (opt, pos) {
+            (SockOpt::RcvBuf, Some(v)) => self.recv_buf = v,
+            (SockOpt::SndBuf, Some(v)) => self.send_buf = v,
+            (SockOpt::NoDelay, _) => self.nagle = v == 0,
+            (SockOpt::MaxSeg, Some(v)) => self.mtu = v.saturating_add(40),
+            (SockOpt::RcvBuf | SockOpt::SndBuf | SockOpt::MaxSeg, None) => {
+                return Some(format!("{} = {v} not applied (out of range)", opt.name()))
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
 /// A TCP stack the harness can drive in-process on a virtual clock.
 ///
 /// Times are microseconds since the start of the script. Packets are

@@ -20,7 +20,7 @@
 //! socket options are reported as not applied, later sysctls (and sysctls
 //! without a counterpart) make the script not applicable.
 
-use super::adapter::{AdapterTarget, CallError, SocketStatus, Stack};
+use super::adapter::{AdapterTarget, CallError, SockDefaults, SocketStatus, Stack};
 use super::target::{
     Fd, How, Micros, OptValue, SockOpt, SysctlOutcome, TargetError, TargetTransition,
 };
@@ -127,6 +127,16 @@ impl OwnStack {
             .ok_or_else(|| CallError::Setup("own stack: no endpoint".into()))
     }
 
+    /// The socket options as the configuration has them.
+    fn defaults(&self) -> SockDefaults {
+        SockDefaults {
+            recv_buf: self.config.recv_buf,
+            send_buf: self.config.send_buf,
+            nagle: self.config.nagle,
+            mtu: usize::from(self.config.mtu),
+        }
+    }
+
     /// Whether the endpoint already exists (configuration is fixed).
     fn started(&self) -> bool {
         self.ep.is_some()
@@ -142,10 +152,6 @@ fn errno(e: StackError) -> CallError {
         StackError::WouldBlock => CallError::WouldBlock,
         e => CallError::Errno(e.errno_name()),
     }
-}
-
-fn to_i64(v: usize) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Stack for OwnStack {
@@ -264,7 +270,7 @@ impl Stack for OwnStack {
     /// Applies a socket option to the endpoint configuration if the endpoint
     /// does not exist yet; returns a note when it cannot be honoured.
     fn set_option(&mut self, opt: SockOpt, value: OptValue) -> Option<String> {
-        let OptValue::Int(v) = value else {
+        let OptValue::Int(_) = value else {
             return None;
         };
         if self.started() {
@@ -273,31 +279,16 @@ impl Stack for OwnStack {
                 opt.name()
             ));
         }
-        let pos = usize::try_from(v).ok().filter(|v| *v > 0);
-        match (opt, pos) {
-            (SockOpt::RcvBuf, Some(v)) => self.config.recv_buf = v,
-            (SockOpt::SndBuf, Some(v)) => self.config.send_buf = v,
-            (SockOpt::NoDelay, _) => self.config.nagle = v == 0,
-            (SockOpt::MaxSeg, Some(v)) => {
-                self.config.mtu = u16::try_from(v.saturating_add(40)).unwrap_or(u16::MAX)
-            }
-            _ => return Some(format!("{} = {v} not applied (out of range)", opt.name())),
-        }
-        None
+        let mut d = self.defaults();
+        let note = d.set(opt, value);
+        let c = &mut self.config;
+        (c.recv_buf, c.send_buf, c.nagle) = (d.recv_buf, d.send_buf, d.nagle);
+        c.mtu = u16::try_from(d.mtu).unwrap_or(u16::MAX);
+        note
     }
 
     fn get_option(&self, opt: SockOpt) -> OptValue {
-        match opt {
-            SockOpt::RcvBuf => OptValue::Int(to_i64(self.config.recv_buf)),
-            SockOpt::SndBuf => OptValue::Int(to_i64(self.config.send_buf)),
-            SockOpt::NoDelay => OptValue::Int(i64::from(!self.config.nagle)),
-            SockOpt::MaxSeg => OptValue::Int(i64::from(self.config.mtu) - 40),
-            SockOpt::Linger => OptValue::Linger {
-                onoff: false,
-                secs: 0,
-            },
-            SockOpt::ReuseAddr | SockOpt::Error => OptValue::Int(0),
-        }
+        self.defaults().get(opt)
     }
 
     /// The Linux sysctls with a counterpart in the own stack's [`Config`],

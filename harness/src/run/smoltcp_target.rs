@@ -16,7 +16,7 @@
 //! not count towards table coverage. What it lacks is not applicable:
 //! `shutdown(SHUT_RD)`, and the sysctls without a counterpart.
 
-use super::adapter::{AdapterTarget, CallError, SocketStatus, Stack};
+use super::adapter::{AdapterTarget, CallError, SockDefaults, SocketStatus, Stack};
 use super::own::{LOCAL_ADDR, LOCAL_ADDR6};
 use super::target::{How, Micros, OptValue, SockOpt, SysctlOutcome};
 use ::smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
@@ -133,9 +133,8 @@ pub struct SmoltcpStack {
     dev: Queues,
     sockets: SocketSet<'static>,
     entries: Vec<Entry>,
-    rx_buf: usize,
-    tx_buf: usize,
-    nagle: bool,
+    /// Buffer sizes and Nagle for new sockets, the MTU of the device.
+    opts: SockDefaults,
     next: Option<Micros>,
 }
 
@@ -205,19 +204,22 @@ impl SmoltcpStack {
             dev,
             sockets: SocketSet::new(Vec::new()),
             entries: Vec::new(),
-            rx_buf: BUF,
-            tx_buf: BUF,
-            nagle: true,
+            opts: SockDefaults {
+                recv_buf: BUF,
+                send_buf: BUF,
+                nagle: true,
+                mtu: MTU,
+            },
             next: None,
         }
     }
 
     fn new_socket(&mut self) -> SocketHandle {
         let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; self.rx_buf]),
-            tcp::SocketBuffer::new(vec![0; self.tx_buf]),
+            tcp::SocketBuffer::new(vec![0; self.opts.recv_buf]),
+            tcp::SocketBuffer::new(vec![0; self.opts.send_buf]),
         );
-        s.set_nagle_enabled(self.nagle);
+        s.set_nagle_enabled(self.opts.nagle);
         self.sockets.add(s)
     }
 
@@ -523,7 +525,7 @@ impl Stack for SmoltcpStack {
     }
 
     fn status(&mut self, h: usize) -> Result<SocketStatus, &'static str> {
-        let tx_buf = self.tx_buf;
+        let tx_buf = self.opts.send_buf;
         let c = self.conn(h).map_err(|_| "EBADF")?;
         let (sock, error) = (c.sock, c.error.is_some());
         let s = self.sock(sock);
@@ -552,40 +554,19 @@ impl Stack for SmoltcpStack {
     /// socket; `TCP_MAXSEG` sets the interface MTU (smoltcp derives its MSS
     /// from it).
     fn set_option(&mut self, opt: SockOpt, value: OptValue) -> Option<String> {
-        let OptValue::Int(v) = value else {
-            return None;
-        };
-        let pos = usize::try_from(v).ok().filter(|v| *v > 0);
-        match (opt, pos) {
-            (SockOpt::RcvBuf, Some(v)) => self.rx_buf = v,
-            (SockOpt::SndBuf, Some(v)) => self.tx_buf = v,
-            (SockOpt::NoDelay, _) => {
-                self.nagle = v == 0;
-                for (_, s) in self.sockets.iter_mut() {
-                    if let Some(s) = tcp::Socket::downcast_mut(s) {
-                        s.set_nagle_enabled(v == 0);
-                    }
-                }
+        let note = self.opts.set(opt, value);
+        self.dev.mtu = self.opts.mtu;
+        let nagle = self.opts.nagle;
+        for (_, s) in self.sockets.iter_mut() {
+            if let Some(s) = tcp::Socket::downcast_mut(s) {
+                s.set_nagle_enabled(nagle);
             }
-            (SockOpt::MaxSeg, Some(v)) => self.dev.mtu = v.saturating_add(40),
-            _ => return Some(format!("{} = {v} not applied (out of range)", opt.name())),
         }
-        None
+        note
     }
 
     fn get_option(&self, opt: SockOpt) -> OptValue {
-        let int = |v: usize| OptValue::Int(i64::try_from(v).unwrap_or(i64::MAX));
-        match opt {
-            SockOpt::RcvBuf => int(self.rx_buf),
-            SockOpt::SndBuf => int(self.tx_buf),
-            SockOpt::NoDelay => OptValue::Int(i64::from(!self.nagle)),
-            SockOpt::MaxSeg => int(self.dev.mtu.saturating_sub(40)),
-            SockOpt::Linger => OptValue::Linger {
-                onoff: false,
-                secs: 0,
-            },
-            SockOpt::ReuseAddr | SockOpt::Error => OptValue::Int(0),
-        }
+        self.opts.get(opt)
     }
 
     /// The sysctls whose value is what smoltcp does anyway:

@@ -1,0 +1,53 @@
+//! What the snapshot suites share (`tests/live.rs`, `tests/smoltcp.rs`):
+//! where the suite and the snapshots are, how a script's snapshot is
+//! named, and the committed snapshots of one target read back.
+
+use std::path::{Path, PathBuf};
+use tcp_harness::run::diff::ScriptDiff;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn suite_dir() -> PathBuf {
+    root().join("specs/scripts")
+}
+
+/// A script's path below `specs/scripts`, with `/`.
+pub fn rel(path: &Path) -> String {
+    path.strip_prefix(suite_dir())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// `matrix/listen.pkt` → `matrix__listen`.
+pub fn snapshot_name(rel: &str) -> String {
+    rel.trim_end_matches(".pkt").replace('/', "__")
+}
+
+/// The committed `<prefix>__*.snap` files, parsed, in script order.
+pub fn committed(prefix: &str) -> Vec<ScriptDiff> {
+    let dir = root().join("tests/snapshots");
+    let start = format!("{prefix}__");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&start) && n.ends_with(".snap"))
+        })
+        .collect();
+    files.sort();
+    let mut diffs: Vec<ScriptDiff> = files
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            ScriptDiff::from_snapshot(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        })
+        .collect();
+    diffs.sort_by(|a, b| a.script.cmp(&b.script));
+    diffs
+}
