@@ -123,15 +123,8 @@ fn linux_divergences_match_their_snapshots() {
     };
     let mut skipped = Vec::new();
     for path in &scripts {
-        let rel = rel(path);
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{rel}: {e}"));
         // Serialized: one script, one live target at a time.
-        let report = diff::diff_text(
-            &format!("specs/scripts/{rel}"),
-            &text,
-            &opts,
-            &mut suite::make_target,
-        );
+        let (rel, report) = suite_snapshots::diff_script(path, &opts);
         println!("{}", report.text());
         skipped.extend(report.skipped.iter().map(|s| format!("{rel}: {s}")));
         let mut settings = insta::Settings::clone_current();

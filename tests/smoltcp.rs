@@ -18,13 +18,13 @@
 //! so).
 
 use std::path::PathBuf;
-use tcp_harness::run::diff::{self, DiffOptions, ScriptDiff};
-use tcp_harness::run::{discover, run_file, suite, OwnTarget, RunOptions, TargetName};
+use tcp_harness::run::diff::{DiffOptions, ScriptDiff};
+use tcp_harness::run::{discover, run_file, OwnTarget, RunOptions, TargetName};
 use tcp_harness::verdict::report::{markdown_from, Provenance};
 use tcp_spec::Profile;
 
 mod suite_snapshots;
-use suite_snapshots::{rel, root, snapshot_name, suite_dir};
+use suite_snapshots::{root, snapshot_name, suite_dir};
 
 fn committed() -> Vec<ScriptDiff> {
     suite_snapshots::committed("smoltcp")
@@ -52,14 +52,7 @@ fn smoltcp_divergences_match_their_snapshots() {
     };
     let mut unjudged = Vec::new();
     for path in &scripts {
-        let rel = rel(path);
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        let report = diff::diff_text(
-            &format!("specs/scripts/{rel}"),
-            &text,
-            &opts,
-            &mut suite::make_target,
-        );
+        let (rel, report) = suite_snapshots::diff_script(path, &opts);
         let on_smoltcp = report
             .outcomes
             .iter()

@@ -3,7 +3,8 @@
 //! named, and the committed snapshots of one target read back.
 
 use std::path::{Path, PathBuf};
-use tcp_harness::run::diff::ScriptDiff;
+use tcp_harness::run::diff::{self, DiffOptions, ScriptDiff};
+use tcp_harness::run::suite;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,4 +51,18 @@ pub fn committed(prefix: &str) -> Vec<ScriptDiff> {
         .collect();
     diffs.sort_by(|a, b| a.script.cmp(&b.script));
     diffs
+}
+
+/// Runs `diff` on one script of the suite; its path below `specs/scripts`
+/// and the classified report. Targets are made fresh for every run.
+pub fn diff_script(path: &Path, opts: &DiffOptions) -> (String, ScriptDiff) {
+    let rel = rel(path);
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let report = diff::diff_text(
+        &format!("specs/scripts/{rel}"),
+        &text,
+        opts,
+        &mut suite::make_target,
+    );
+    (rel, report)
 }
