@@ -475,40 +475,8 @@ impl<S: Stack> AdapterTarget<S> {
                     Err(e) => failed(e, block("EAGAIN")),
                 }
             }
-            SocketCall::SetSockOpt { opt, value, .. } => {
-                let note = match opt {
-                    SockOpt::RcvBuf | SockOpt::SndBuf | SockOpt::NoDelay | SockOpt::MaxSeg => {
-                        self.stack.set_option(*opt, *value)
-                    }
-                    _ => None,
-                };
-                if let Some(s) = self.fds.get_mut(&fd) {
-                    s.opts.insert(*opt, *value);
-                }
-                let r = CallReturn::ok(0);
-                done(match note {
-                    Some(n) => r.with_note(n),
-                    None => r,
-                })
-            }
-            SocketCall::GetSockOpt { opt, .. } => {
-                let value = match opt {
-                    SockOpt::Error => {
-                        let h = match sock.kind {
-                            Kind::Conn { h, .. } | Kind::Listener { h, .. } => Some(h),
-                            Kind::Fresh { .. } => None,
-                        };
-                        OptValue::Errno(h.and_then(|h| self.stack.take_error(h)))
-                    }
-                    o => match sock.opts.get(o) {
-                        Some(v) => *v,
-                        None => self.stack.get_option(*o),
-                    },
-                };
-                let mut r = CallReturn::ok(0);
-                r.value = Some(value);
-                done(r)
-            }
+            SocketCall::SetSockOpt { opt, value, .. } => self.setsockopt(fd, *opt, *value),
+            SocketCall::GetSockOpt { opt, .. } => self.getsockopt(fd, *opt),
             SocketCall::GetFl { .. } => done(CallReturn::ok(
                 O_RDWR | if nonblock { O_NONBLOCK } else { 0 },
             )),
@@ -520,6 +488,49 @@ impl<S: Stack> AdapterTarget<S> {
             }
             SocketCall::Socket | SocketCall::Poll { .. } => done(CallReturn::err("EINVAL")),
         }
+    }
+
+    /// `setsockopt`: plain options go to the stack, every value is kept
+    /// per socket for `getsockopt` (and `SO_LINGER` for `close`).
+    fn setsockopt(&mut self, fd: Fd, opt: SockOpt, value: OptValue) -> CallResult {
+        let note = match opt {
+            SockOpt::RcvBuf | SockOpt::SndBuf | SockOpt::NoDelay | SockOpt::MaxSeg => {
+                self.stack.set_option(opt, value)
+            }
+            _ => None,
+        };
+        if let Some(s) = self.fds.get_mut(&fd) {
+            s.opts.insert(opt, value);
+        }
+        let r = CallReturn::ok(0);
+        done(match note {
+            Some(n) => r.with_note(n),
+            None => r,
+        })
+    }
+
+    /// `getsockopt`: `SO_ERROR` takes the pending error; others are what
+    /// the script set or the stack's default.
+    fn getsockopt(&mut self, fd: Fd, opt: SockOpt) -> CallResult {
+        let Some(sock) = self.fds.get(&fd) else {
+            return done(CallReturn::err("EBADF"));
+        };
+        let value = match opt {
+            SockOpt::Error => {
+                let h = match sock.kind {
+                    Kind::Conn { h, .. } | Kind::Listener { h, .. } => Some(h),
+                    Kind::Fresh { .. } => None,
+                };
+                OptValue::Errno(h.and_then(|h| self.stack.take_error(h)))
+            }
+            o => match sock.opts.get(&o) {
+                Some(v) => *v,
+                None => self.stack.get_option(o),
+            },
+        };
+        let mut r = CallReturn::ok(0);
+        r.value = Some(value);
+        done(r)
     }
 
     fn listen(&mut self, fd: Fd, backlog: i64) -> CallResult {
