@@ -200,13 +200,7 @@ fn long_tier_linux_divergences_match_their_snapshots() {
 
 #[test]
 fn divergences_doc_matches_the_snapshots() {
-    let want = generated_doc();
-    let have = std::fs::read_to_string(doc_path()).unwrap_or_default();
-    assert!(
-        have == want,
-        "docs/divergences.md is not what the live__*.snap snapshots give; regenerate it with\n  \
-         cargo test -p tcpconform --test live -- --ignored regenerate_divergences"
-    );
+    suite_snapshots::assert_doc_current(&doc_path(), &generated_doc(), "live", "live");
 }
 
 #[test]

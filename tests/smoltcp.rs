@@ -101,14 +101,7 @@ fn every_smoltcp_departure_names_its_source() {
 
 #[test]
 fn divergences_doc_matches_the_snapshots() {
-    let want = generated_doc();
-    let have = std::fs::read_to_string(doc_path()).unwrap_or_default();
-    assert!(
-        have == want,
-        "docs/divergences-smoltcp.md is not what the smoltcp__*.snap snapshots give; \
-         regenerate it with\n  \
-         cargo test -p tcpconform --test smoltcp -- --ignored regenerate_divergences"
-    );
+    suite_snapshots::assert_doc_current(&doc_path(), &generated_doc(), "smoltcp", "smoltcp");
 }
 
 #[test]

@@ -66,3 +66,15 @@ pub fn diff_script(path: &Path, opts: &DiffOptions) -> (String, ScriptDiff) {
     );
     (rel, report)
 }
+
+/// `doc` is what the `<prefix>__*.snap` snapshots generate (`want`);
+/// otherwise says how test `suite` regenerates it.
+pub fn assert_doc_current(doc: &Path, want: &str, prefix: &str, suite: &str) {
+    let have = std::fs::read_to_string(doc).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} is not what the {prefix}__*.snap snapshots give; regenerate it with\n  \
+         cargo test -p tcpconform --test {suite} -- --ignored regenerate_divergences",
+        doc.display()
+    );
+}
