@@ -25,7 +25,7 @@
 //! and pass. Live scripts run one at a time; afterwards no namespace of
 //! this process may remain.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tcp_harness::live;
 use tcp_harness::run::diff::{self, DiffOptions, ScriptDiff};
 use tcp_harness::run::{discover, suite, Behaviour, OwnTarget, RunOptions};
@@ -34,48 +34,11 @@ use tcp_spec::Profile;
 /// Scripts with a longer timeline (measured on `own`) are not run live.
 const MAX_TIMELINE_US: u64 = 30_000_000;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod suite_snapshots;
+use suite_snapshots::{rel, root, snapshot_name, suite_dir};
 
-fn suite_dir() -> PathBuf {
-    root().join("specs/scripts")
-}
-
-fn rel(path: &Path) -> String {
-    path.strip_prefix(suite_dir())
-        .unwrap_or(path)
-        .to_string_lossy()
-        .replace('\\', "/")
-}
-
-fn snapshot_name(rel: &str) -> String {
-    rel.trim_end_matches(".pkt").replace('/', "__")
-}
-
-/// The committed `live__*.snap` files, parsed, in script order.
 fn committed() -> Vec<ScriptDiff> {
-    let dir = root().join("tests/snapshots");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("live__") && n.ends_with(".snap"))
-        })
-        .collect();
-    files.sort();
-    let mut diffs: Vec<ScriptDiff> = files
-        .iter()
-        .map(|p| {
-            let text =
-                std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            ScriptDiff::from_snapshot(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        })
-        .collect();
-    diffs.sort_by(|a, b| a.script.cmp(&b.script));
-    diffs
+    suite_snapshots::committed("live")
 }
 
 /// `uname -r` of the kernel under test.
@@ -160,15 +123,8 @@ fn linux_divergences_match_their_snapshots() {
     };
     let mut skipped = Vec::new();
     for path in &scripts {
-        let rel = rel(path);
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{rel}: {e}"));
         // Serialized: one script, one live target at a time.
-        let report = diff::diff_text(
-            &format!("specs/scripts/{rel}"),
-            &text,
-            &opts,
-            &mut suite::make_target,
-        );
+        let (rel, report) = suite_snapshots::diff_script(path, &opts);
         println!("{}", report.text());
         skipped.extend(report.skipped.iter().map(|s| format!("{rel}: {s}")));
         let mut settings = insta::Settings::clone_current();
@@ -244,13 +200,7 @@ fn long_tier_linux_divergences_match_their_snapshots() {
 
 #[test]
 fn divergences_doc_matches_the_snapshots() {
-    let want = generated_doc();
-    let have = std::fs::read_to_string(doc_path()).unwrap_or_default();
-    assert!(
-        have == want,
-        "docs/divergences.md is not what the live__*.snap snapshots give; regenerate it with\n  \
-         cargo test -p tcpconform --test live -- --ignored regenerate_divergences"
-    );
+    suite_snapshots::assert_doc_current(&doc_path(), &generated_doc(), "live", "live");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! script that is not applicable to its target (a sysctl the target has no
 //! counterpart for) is reported as such and does not fail the run.
 
-use crate::run::{self, suite, RunOptions, RunReport};
+use crate::run::{self, suite, RunOptions, RunReport, TargetName};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -155,11 +155,11 @@ impl ToleranceArgs {
 /// Arguments of `tcpconform diff`.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
-    /// Targets to compare, comma-separated: own (always the reference),
-    /// linux, own-tun. Live targets run one at a time; an unavailable
-    /// own-tun is skipped with a note.
+    /// Targets to compare, comma-separated; own is always the reference.
+    /// Live targets run one at a time; an unavailable own-tun is skipped
+    /// with a note.
     #[arg(long, value_delimiter = ',', default_value = "own,linux")]
-    pub targets: Vec<String>,
+    pub targets: Vec<TargetName>,
     /// The active profile: divergences are classified against its rows.
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
@@ -191,6 +191,10 @@ pub enum CoverageFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct CoverageArgs {
+    /// The target whose rows are counted: only targets that report the
+    /// table row of each transition (own) count any.
+    #[arg(long, default_value = "own")]
+    pub target: TargetName,
     /// Profile whose rows are counted (and that the own stack follows).
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
@@ -205,11 +209,9 @@ pub struct CoverageArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Target: own (the own stack in-process on a virtual clock) or linux
-    /// (this machine's kernel behind TUN in a fresh network namespace, real
-    /// time; needs root).
+    /// The target to run the scripts on.
     #[arg(long, default_value = "own")]
-    pub target: String,
+    pub target: TargetName,
     /// Profile of the own stack: rfc793, rfc9293 (default) or linux.
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
@@ -241,9 +243,13 @@ pub struct CheckArgs {
     /// Profile of the own stack; linux divergences are classified against it.
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
-    /// Only the in-process `own` target, even where live targets can run.
+    /// Only the in-process targets (own, smoltcp), even where live targets
+    /// can run.
     #[arg(long)]
     pub no_live: bool,
+    /// Skip the in-process smoltcp target.
+    #[arg(long)]
+    pub no_smoltcp: bool,
     /// Live targets skip scripts whose timeline on `own` is longer.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub max_timeline: u64,
@@ -475,7 +481,7 @@ fn write_out(text: &str) -> Result<(), CliError> {
 /// see [`suite::run_script_file`]); writes pcaps when asked.
 fn run_all(
     scripts: &[PathBuf],
-    target: &str,
+    target: &TargetName,
     profile: Profile,
     opts: &RunOptions,
     pcap: Option<&PathBuf>,
@@ -485,7 +491,7 @@ fn run_all(
     let mut progress = crate::progress::Progress::new(scripts.len());
     for path in scripts {
         progress.next(&format!("{target} {}", path.display()));
-        let report = suite::run_script_file(path, target, profile, opts)?;
+        let report = suite::run_script_file(path, target.as_str(), profile, opts)?;
         if let Some(dir) = pcap {
             let stem = path
                 .file_stem()
@@ -557,8 +563,8 @@ fn usage_error(msg: impl std::fmt::Display) -> Result<ExitCode, CliError> {
 }
 
 fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
-    if let Err(e) = suite::make_target(&args.target, args.profile) {
-        return usage_error(e);
+    if let Err(e) = args.target.make(args.profile) {
+        return usage_error(format!("target {}: {e}", args.target));
     }
     let scripts = match suite::discover(&args.paths) {
         Ok(s) if s.is_empty() => return usage_error("no *.pkt scripts found"),
@@ -605,7 +611,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         Err(e) => return usage_error(e),
     };
     let opts = args.tolerance.run_options();
-    let mut all = match run_all(&scripts, "own", args.profile, &opts, None) {
+    let mut all = match run_all(&scripts, &TargetName::Own, args.profile, &opts, None) {
         Ok(r) => r,
         Err(e) => return usage_error(e),
     };
@@ -617,6 +623,19 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     };
     let mut targets = vec!["own"];
     let mut linux: Vec<diff::ScriptDiff> = Vec::new();
+    // smoltcp needs no privileges: its divergences are findings about
+    // smoltcp, classified like the kernel's, not failures of the check.
+    let mut smoltcp: Vec<diff::ScriptDiff> = Vec::new();
+    if !args.no_smoltcp {
+        let dopts = DiffOptions {
+            targets: vec![diff::REFERENCE.into(), TargetName::Smoltcp.to_string()],
+            profile: args.profile,
+            max_timeline_us: None,
+            run: opts.clone(),
+        };
+        smoltcp = scripts.iter().map(|p| diff::diff_file(p, &dopts)).collect();
+        targets.push("smoltcp");
+    }
     if live.is_ok() {
         let short: Vec<PathBuf> = all
             .iter()
@@ -624,7 +643,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
             .filter(|(r, _)| r.end_time <= max_us)
             .map(|(_, p)| p.clone())
             .collect();
-        match run_all(&short, "own-tun", args.profile, &opts, None) {
+        match run_all(&short, &TargetName::OwnTun, args.profile, &opts, None) {
             Ok(r) => all.extend(r),
             Err(e) => return usage_error(format!("target own-tun: {e}")),
         }
@@ -656,6 +675,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
             "errors": sum.errors,
             "not_applicable": sum.not_applicable,
             "linux": diff::json_report(&linux),
+            "smoltcp": diff::json_report(&smoltcp),
             "coverage": cov.json(),
         });
         let mut s = serde_json::to_string_pretty(&v)?;
@@ -669,6 +689,15 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
             targets.join(", "),
             args.profile
         ));
+        if !args.no_smoltcp {
+            out.push_str(&format!(
+                "smoltcp: distinct divergences over {} scripts, per class and level \
+                 (details: tcpconform diff --targets own,smoltcp {}):\n{}",
+                smoltcp.len(),
+                dir.display(),
+                diff::tally_text(&diff::tally(&smoltcp, "smoltcp"))
+            ));
+        }
         match &live {
             Ok(()) => out.push_str(&format!(
                 "linux: distinct divergences over {} scripts, per class and level \
@@ -695,7 +724,14 @@ fn coverage_cmd(args: CoverageArgs) -> Result<ExitCode, CliError> {
     } else {
         args.paths
     };
-    let (reports, cov) = match run::coverage::run_own(&paths, args.profile) {
+    if args.target != TargetName::Own {
+        eprintln!(
+            "tcpconform: note: target {} does not report the table row of its transitions; \
+             only own's runs count rows",
+            args.target
+        );
+    }
+    let (reports, cov) = match run::coverage::run_on(&paths, &args.target, args.profile) {
         Ok((r, _)) if r.is_empty() => return usage_error("no *.pkt scripts found"),
         Ok(r) => r,
         Err(e) => return usage_error(e),
@@ -717,13 +753,7 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
     use crate::run::diff::{self, Class, DiffOptions};
     let mut targets: Vec<String> = Vec::new();
     for t in &args.targets {
-        let t = t.trim().to_string();
-        if !suite::TARGETS.contains(&t.as_str()) {
-            return usage_error(format!(
-                "unknown target `{t}` (available: {})",
-                suite::TARGETS.join(", ")
-            ));
-        }
+        let t = t.to_string();
         if !targets.contains(&t) {
             targets.push(t);
         }
@@ -733,8 +763,8 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
     }
     // Live targets that cannot start are a usage error, except own-tun,
     // which is optional and skipped with a note.
-    for t in targets.iter().filter(|t| *t == "linux") {
-        if let Err(e) = suite::make_target(t, args.profile) {
+    for t in args.targets.iter().filter(|t| **t == TargetName::Linux) {
+        if let Err(e) = t.make(args.profile) {
             return usage_error(format!("target {t}: {e}"));
         }
     }

@@ -262,13 +262,23 @@ impl Coverage {
 /// Runs every script under `paths` on a fresh `own` target with `profile`
 /// and counts the rows taken.
 pub fn run_own(paths: &[PathBuf], profile: Profile) -> Result<(Vec<RunReport>, Coverage), String> {
+    run_on(paths, &super::TargetName::Own, profile)
+}
+
+/// Runs every script under `paths` on a fresh `target` each and counts the
+/// rows it reports (none for a target that cannot say which row it took).
+pub fn run_on(
+    paths: &[PathBuf],
+    target: &super::TargetName,
+    profile: Profile,
+) -> Result<(Vec<RunReport>, Coverage), String> {
     let spec = Spec::bundled().map_err(|e| format!("the specification does not load: {e}"))?;
     let scripts = suite::discover(paths)?;
     let opts = super::runner::RunOptions::default();
     let mut reports = Vec::with_capacity(scripts.len());
     for path in &scripts {
-        let mut t = super::own::OwnTarget::new(profile);
-        reports.push(suite::run_file(path, &mut t, &opts));
+        let mut t = target.make(profile)?;
+        reports.push(suite::run_file(path, t.as_mut(), &opts));
     }
     let cov = Coverage::of(spec, profile, &reports);
     Ok((reports, cov))

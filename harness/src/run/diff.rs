@@ -194,7 +194,11 @@ fn run_masked(
             failure: f,
             trace: &report.trace,
         };
-        let found = verdict::classify(&case);
+        let mut found = verdict::classify(&case);
+        let stim = case.stimulus().and_then(|s| case.inbound(s));
+        for d in &mut found {
+            verdict::stacks::document(name, d, stim.as_ref());
+        }
         // A timing miss on a real clock: run the same script again first.
         let timing_miss = found
             .iter()

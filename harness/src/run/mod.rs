@@ -4,12 +4,16 @@
 //! - [`target`]: the [`Target`] trait every system under test implements
 //!   (inject a packet, collect sent packets, make a socket call, advance
 //!   time), and the typed [`SocketCall`]s.
-//! - [`own`]: target `own`, the own stack in-process on a virtual clock.
+//! - [`adapter`]: the [`adapter::Stack`] trait any in-process Rust stack
+//!   implements, and the generic [`adapter::AdapterTarget`] around it.
+//! - [`own`]: target `own`, the own stack through the adapter.
+//! - [`smoltcp_target`]: target `smoltcp`, smoltcp 0.14 through the adapter.
 //! - [`runner`]: packetdrill semantics — times, tolerance, ISN-relative
 //!   numbering, blocking calls, strict mode.
 //! - [`trace`]: the record of a run, as a ladder diagram and as pcap.
 //! - [`syscall`], [`wire`]: script calls to [`SocketCall`]s; packets to and
 //!   from bytes.
+//! - [`registry`]: every target by name ([`registry::TargetName`]).
 //! - [`suite`]: finding scripts, running several, the summary table.
 //! - [`coverage`]: which table rows a set of runs took (the state × event
 //!   matrix of `tcpconform coverage`).
@@ -18,13 +22,16 @@
 //! - [`diff`]: several targets compared, divergences classified against
 //!   the table's profiles.
 
+pub mod adapter;
 pub mod coverage;
 pub mod diff;
 pub mod linux;
 pub mod own;
 pub mod own_tun;
 pub mod peer_tap;
+pub mod registry;
 pub mod runner;
+pub mod smoltcp_target;
 pub mod suite;
 pub mod syscall;
 pub mod target;
@@ -33,6 +40,7 @@ pub mod wire;
 
 pub use coverage::Coverage;
 pub use own::OwnTarget;
+pub use registry::TargetName;
 pub use runner::{
     run_script, run_text, Failure, Outcome, RunOptions, RunReport, DEFAULT_TOLERANCE_USECS,
     DRAIN_USECS,

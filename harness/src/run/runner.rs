@@ -1150,7 +1150,16 @@ impl Runner<'_> {
             return Ok(());
         };
         let now = self.target.now();
-        let outcome = self.target.call(&p.call)?;
+        let outcome = match self.target.call(&p.call) {
+            Err(TargetError::NotApplicable(why)) => {
+                return Err(Stop::NotApplicable {
+                    line: p.line,
+                    col: p.col,
+                    message: format!("`{}` on target {}: {why}", p.spec.name, self.target.name()),
+                })
+            }
+            r => r?,
+        };
         let done = match outcome {
             CallOutcome::Done(r) => match (&p.call, p.poll_deadline, &r.ret) {
                 // A poll that found nothing waits for its timeout.

@@ -1,6 +1,6 @@
 //! Running many scripts: finding them, choosing targets, summarising.
 
-use super::own::OwnTarget;
+use super::registry::TargetName;
 use super::runner::{run_text, Outcome, RunOptions, RunReport};
 use super::target::Target;
 use std::fmt::Write as _;
@@ -8,25 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tcp_spec::Profile;
 
-/// The targets this build can run.
-pub const TARGETS: [&str; 3] = ["own", "linux", "own-tun"];
-
-/// A fresh target by name; `Err` names the known ones.
+/// A fresh target by name (see [`TargetName`]); `Err` names the known ones
+/// or says why a live target cannot start.
 pub fn make_target(name: &str, profile: Profile) -> Result<Box<dyn Target>, String> {
-    match name {
-        "own" => Ok(Box::new(OwnTarget::new(profile))),
-        // The kernel behaves as it does: the profile does not apply.
-        "linux" => crate::run::linux::LinuxTarget::new()
-            .map(|t| Box::new(t) as Box<dyn Target>)
-            .map_err(|e| e.to_string()),
-        "own-tun" => crate::run::own_tun::OwnTunTarget::new(profile)
-            .map(|t| Box::new(t) as Box<dyn Target>)
-            .map_err(|e| e.to_string()),
-        other => Err(format!(
-            "unknown target `{other}` (available: {})",
-            TARGETS.join(", ")
-        )),
-    }
+    name.parse::<TargetName>()?.make(profile)
 }
 
 /// The scripts named by `paths`: files as given, directories searched
@@ -83,7 +68,7 @@ pub fn run_file(path: &Path, target: &mut dyn Target, opts: &RunOptions) -> RunR
 pub const LIVE_RETRIES: usize = 2;
 
 /// Runs one script on a fresh target named `target`. On a live target
-/// (anything but the deterministic `own`) a failure is retried up to
+/// (anything but the deterministic in-process ones) a failure is retried up to
 /// [`LIVE_RETRIES`] times, each on a fresh target; the report is that of
 /// the last attempt, with the failures before it in `earlier_failures`, so
 /// a pass after a failure shows as flaky and a script failing every time
@@ -94,7 +79,12 @@ pub fn run_script_file(
     profile: Profile,
     opts: &RunOptions,
 ) -> Result<RunReport, String> {
-    let attempts = if target == "own" { 1 } else { 1 + LIVE_RETRIES };
+    let name: TargetName = target.parse()?;
+    let attempts = if name.is_virtual() {
+        1
+    } else {
+        1 + LIVE_RETRIES
+    };
     run_with_retries(path, attempts, opts, || make_target(target, profile))
 }
 
@@ -126,6 +116,7 @@ pub fn run_with_retries(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::own::OwnTarget;
 
     /// challenge_ack_rst.pkt passes under rfc9293 and fails under rfc793
     /// (an in-window RST resets instead of drawing a challenge ACK): a

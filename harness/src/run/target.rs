@@ -301,6 +301,11 @@ pub enum TargetError {
     /// I/O with a live target failed.
     #[error("target I/O: {0}")]
     Io(String),
+    /// The target has no counterpart for a socket call (an in-process
+    /// stack without that API): the run ends as
+    /// [`super::Outcome::NotApplicable`] with the reason and the call's line.
+    #[error("not applicable: {0}")]
+    NotApplicable(String),
 }
 
 /// A system under test, driven by the runner.

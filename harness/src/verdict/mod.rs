@@ -12,12 +12,15 @@
 //!   them, so events are classified in its own sequence space.
 //! - [`case`]: what a rule looks at.
 //! - [`rules`]: the classification rules, one function each.
+//! - [`stacks`]: the source locations behind the departures of stacks
+//!   without a profile of their own (smoltcp).
 //! - [`report`]: text, Markdown and JSON renderings.
 
 pub mod case;
 pub mod class;
 pub mod report;
 pub mod rules;
+pub mod stacks;
 pub mod wire_tcb;
 
 pub use case::{Case, Judge};

@@ -712,6 +712,8 @@ pub fn time_wait_length(c: &Case<'_>) -> Option<Vec<Divergence>> {
     }
     let w = c.actual_wire()?;
     let s = c.stimulus()?;
+    // A segment, not a call: an ABORT in TIME-WAIT is row END.ABORT's.
+    c.inbound(s)?;
     let (state, _, _) = c.reference_step(s)?;
     if !w.flags.rst || state != tcp_spec::State::TimeWait {
         return None;
