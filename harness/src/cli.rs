@@ -140,14 +140,45 @@ impl ToleranceArgs {
     }
 }
 
+/// Foreign-process targets (`exec:CMD` or a name from a targets file;
+/// docs/exec-protocol.md).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExecArgs {
+    /// A TOML file naming exec targets: `[targets.NAME]` with
+    /// `exec = "CMD"` (and optionally `timeout_ms = N`).
+    #[arg(long, value_name = "FILE")]
+    pub targets_file: Option<PathBuf>,
+    /// How long an exec target's process may take to answer one call, in
+    /// seconds (default 5).
+    #[arg(long, value_name = "SECS")]
+    pub exec_timeout: Option<f64>,
+}
+
+impl ExecArgs {
+    /// Makes the targets file's names and the timeout known to
+    /// `suite::make_target`.
+    fn apply(&self) -> Result<(), String> {
+        let timeout = match self.exec_timeout {
+            None => None,
+            Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => {
+                Some(std::time::Duration::from_secs_f64(s))
+            }
+            Some(s) => return Err(format!("--exec-timeout {s}: expected 0 < SECS <= 3600")),
+        };
+        run::exec::configure(self.targets_file.as_deref(), timeout)
+    }
+}
+
 /// Arguments of `tcpconform diff`.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
     /// Targets to compare, comma-separated: own (always the reference),
-    /// linux, own-tun. Live targets run one at a time; an unavailable
-    /// own-tun is skipped with a note.
+    /// linux, own-tun, exec:CMD or a name from --targets-file. Live targets
+    /// run one at a time; an unavailable own-tun is skipped with a note.
     #[arg(long, value_delimiter = ',', default_value = "own,linux")]
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
     /// The active profile: divergences are classified against its rows.
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
@@ -193,11 +224,15 @@ pub struct CoverageArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Target: own (the own stack in-process on a virtual clock) or linux
+    /// Target: own (the own stack in-process on a virtual clock), linux
     /// (this machine's kernel behind TUN in a fresh network namespace, real
-    /// time; needs root).
+    /// time; needs root), own-tun, or exec:CMD (a foreign process behind
+    /// TUN speaking docs/exec-protocol.md; root) or a name from
+    /// --targets-file.
     #[arg(long, default_value = "own")]
     pub target: String,
+    #[command(flatten)]
+    pub exec: ExecArgs,
     /// Profile of the own stack: rfc793, rfc9293 (default) or linux.
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
@@ -546,6 +581,9 @@ fn usage_error(msg: impl std::fmt::Display) -> Result<ExitCode, CliError> {
 }
 
 fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
+    if let Err(e) = args.exec.apply() {
+        return usage_error(e);
+    }
     if let Err(e) = suite::make_target(&args.target, args.profile) {
         return usage_error(e);
     }
@@ -704,14 +742,22 @@ fn coverage_cmd(args: CoverageArgs) -> Result<ExitCode, CliError> {
 /// `tcpconform diff`: exit 0 without violations, 1 with, 2 on bad input.
 fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
     use crate::run::diff::{self, Class, DiffOptions};
+    if let Err(e) = args.exec.apply() {
+        return usage_error(e);
+    }
     let mut targets: Vec<String> = Vec::new();
     for t in &args.targets {
         let t = t.trim().to_string();
-        if !suite::TARGETS.contains(&t.as_str()) {
-            return usage_error(format!(
-                "unknown target `{t}` (available: {})",
-                suite::TARGETS.join(", ")
-            ));
+        match run::exec::lookup(&t) {
+            Some(Err(e)) => return usage_error(e),
+            Some(Ok(_)) => {}
+            None if suite::TARGETS.contains(&t.as_str()) => {}
+            None => {
+                return usage_error(format!(
+                    "unknown target `{t}` (available: {}, exec:CMD)",
+                    suite::TARGETS.join(", ")
+                ))
+            }
         }
         if !targets.contains(&t) {
             targets.push(t);
@@ -722,7 +768,8 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
     }
     // Live targets that cannot start are a usage error, except own-tun,
     // which is optional and skipped with a note.
-    for t in targets.iter().filter(|t| *t == "linux") {
+    let must_start = |t: &String| t == "linux" || run::exec::lookup(t).is_some();
+    for t in targets.iter().filter(|t| must_start(t)) {
         if let Err(e) = suite::make_target(t, args.profile) {
             return usage_error(format!("target {t}: {e}"));
         }

@@ -80,6 +80,13 @@ pub fn available() -> Result<()> {
     Ok(())
 }
 
+/// Checks that `name = value` is a namespace-local sysctl this harness
+/// would write (the rules of [`Netns::apply_sysctl`]) without writing it:
+/// targets that hand sysctls to a foreign process ask first.
+pub fn check_sysctl(name: &str, value: &str) -> Result<()> {
+    sysctl::check(name, value).map(|_| ())
+}
+
 /// Reads the effective capability set from `/proc/self/status`.
 fn has_capabilities() -> Result<bool> {
     let status = std::fs::read_to_string("/proc/self/status")

@@ -418,7 +418,7 @@ const NAT: [(IpAddr, IpAddr); 2] = [
 ];
 
 /// Script address → wire address in `field` (IPv4 or IPv6).
-fn to_wire(p: &mut [u8], field: Field) {
+pub(crate) fn to_wire(p: &mut [u8], field: Field) {
     for (script, wire) in NAT {
         if rewrite(p, field, script, wire) {
             return;
@@ -427,7 +427,7 @@ fn to_wire(p: &mut [u8], field: Field) {
 }
 
 /// Wire address → script address in `field` (IPv4 or IPv6).
-fn to_script(p: &mut [u8], field: Field) {
+pub(crate) fn to_script(p: &mut [u8], field: Field) {
     for (script, wire) in NAT {
         if rewrite(p, field, wire, script) {
             return;

@@ -22,10 +22,16 @@ pub fn make_target(name: &str, profile: Profile) -> Result<Box<dyn Target>, Stri
         "own-tun" => crate::run::own_tun::OwnTunTarget::new(profile)
             .map(|t| Box::new(t) as Box<dyn Target>)
             .map_err(|e| e.to_string()),
-        other => Err(format!(
-            "unknown target `{other}` (available: {})",
-            TARGETS.join(", ")
-        )),
+        other => match crate::run::exec::lookup(other) {
+            // A foreign process behind TUN: `exec:CMD` or a targets-file name.
+            Some(spec) => crate::run::exec::ExecTarget::new(spec?)
+                .map(|t| Box::new(t) as Box<dyn Target>)
+                .map_err(|e| e.to_string()),
+            None => Err(format!(
+                "unknown target `{other}` (available: {}, exec:CMD)",
+                TARGETS.join(", ")
+            )),
+        },
     }
 }
 
