@@ -202,7 +202,7 @@ impl ExecTarget {
         let timeout = self.spec.timeout;
         let hello = match self.process.as_mut().map(|p| p.recv(timeout)) {
             Some(Ok(line)) => protocol::parse_hello(&line),
-            Some(Err(why)) => Err(why),
+            Some(Err(why)) => Err(format!("{why} before its hello line")),
             None => Err("did not start".into()),
         };
         match hello {
@@ -211,7 +211,7 @@ impl ExecTarget {
                 self.clock.origin();
                 Ok(())
             }
-            Err(why) => Err(self.fail(&format!("{why} (before its hello line)"), None)),
+            Err(why) => Err(self.fail(&why, None)),
         }
     }
 
