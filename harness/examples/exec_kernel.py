@@ -126,12 +126,20 @@ class Shim:
     def call_bind(self, sock, req):
         return self.bind(sock)
 
+    def implicit_bind(self, sock):
+        """listen and connect bind first, like the linux target; None when bound."""
+        if sock.bound:
+            return None
+        r = self.bind(sock)
+        if r["ret"] == 0:
+            return None
+        r["note"] = "implicit bind to %s:%d failed" % self.local
+        return r
+
     def call_listen(self, sock, req):
-        if not sock.bound:
-            r = self.bind(sock)
-            if r["ret"] != 0:
-                r["note"] = "implicit bind to %s:%d failed" % self.local
-                return r
+        r = self.implicit_bind(sock)
+        if r is not None:
+            return r
         backlog = max(0, min(req["backlog"], 2**31 - 1))
         try:
             sock.s.listen(backlog)
@@ -152,11 +160,9 @@ class Shim:
         return {"ret": fd}
 
     def call_connect(self, sock, req):
-        if not sock.bound:
-            r = self.bind(sock)
-            if r["ret"] != 0:
-                r["note"] = "implicit bind to %s:%d failed" % self.local
-                return r
+        r = self.implicit_bind(sock)
+        if r is not None:
+            return r
         e = sock.s.connect_ex(self.peer)
         if e == 0:
             return {"ret": 0}

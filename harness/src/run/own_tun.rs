@@ -56,7 +56,7 @@
 //! nothing compares it.
 
 use super::own::{OwnTarget, LOCAL_ADDR, LOCAL_ADDR6};
-use super::peer_tap::{PeerTap, ScriptClock, PROTO_TCP};
+use super::peer_tap::{blocked_after, PeerTap, ScriptClock, PROTO_TCP};
 use super::target::{
     CallOutcome, Micros, SocketCall, SysctlOutcome, Target, TargetError, TargetTransition,
 };
@@ -321,11 +321,7 @@ impl Target for OwnTunTarget {
             core.flush(&net).map_err(TargetError::Io)?;
             r
         }?;
-        self.blocked = match (&r, call) {
-            (CallOutcome::WouldBlock, _) => true,
-            (CallOutcome::Done(ret), SocketCall::Poll { .. }) => ret.ret == Ok(0),
-            _ => false,
-        };
+        self.blocked = blocked_after(&r, call);
         Ok(r)
     }
 

@@ -37,7 +37,7 @@ pub mod registry;
 use super::linux::BASE_SLACK;
 use super::own::{ip_version_is_v6, script_addresses, LOCAL_PORT, REMOTE_PORT};
 use super::own_tun::{to_script, to_wire, Field};
-use super::peer_tap::{PeerTap, ScriptClock};
+use super::peer_tap::{blocked_after, PeerTap, ScriptClock};
 use super::target::{
     CallOutcome, Micros, OptValue, SocketCall, SysctlOutcome, Target, TargetError,
 };
@@ -309,11 +309,7 @@ impl Target for ExecTarget {
             Answer::WouldBlock => CallOutcome::WouldBlock,
             Answer::NotApplicable(why) => CallOutcome::NotApplicable(why),
         };
-        self.blocked = match (&outcome, call) {
-            (CallOutcome::WouldBlock, _) => true,
-            (CallOutcome::Done(ret), SocketCall::Poll { .. }) => ret.ret == Ok(0),
-            _ => false,
-        };
+        self.blocked = blocked_after(&outcome, call);
         Ok(outcome)
     }
 
