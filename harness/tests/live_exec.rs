@@ -359,3 +359,95 @@ fn the_smoltcp_example_runs_the_suite_to_verdicts() {
     assert!(counts.get("passed").copied().unwrap_or(0) > 0, "{counts:?}");
     live::testing::assert_no_namespace_of_ours();
 }
+
+/// Whether `pid` runs (a zombie has ended).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The processes in the namespace behind `ns` whose command is `comm`.
+fn processes_in(ns: &File, comm: &str) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let want = ns.metadata().unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let same_ns = std::fs::metadata(format!("/proc/{pid}/ns/net"))
+            .is_ok_and(|m| (m.dev(), m.ino()) == (want.dev(), want.ino()));
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if same_ns && name.trim() == comm {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn sigterm_of_the_harness_kills_the_process_group_and_the_namespace() {
+    let Some(_g) = guard() else { return };
+    let script = manifest().join("../specs/scripts/passive_open.pkt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+        .args(["run", "--exec-timeout", "60", "--target"])
+        .arg(format!("exec:{}", fixture("hang.sh")))
+        .arg(&script)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpconform runs");
+    let prefix = format!("{}{}-", live::NAME_PREFIX, child.id());
+    // The hanging fixture's `sleep`, a grandchild of the harness holding
+    // the TUN device, inside the run's namespace.
+    let mut found = None;
+    for _ in 0..1000 {
+        let ns = live::list_namespaces()
+            .unwrap()
+            .into_iter()
+            .find(|n| n.starts_with(&prefix));
+        if let Some(ns) = ns.and_then(|n| File::open(Path::new("/run/netns").join(n)).ok()) {
+            let sleeps = processes_in(&ns, "sleep");
+            if !sleeps.is_empty() {
+                found = Some((ns, sleeps));
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let Some((ns, sleeps)) = found else {
+        let _ = child.kill();
+        panic!("the fixture's sleep never ran in the run's namespace");
+    };
+    // SAFETY: signals the child this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "exit 128 + SIGTERM");
+    for pid in sleeps {
+        for _ in 0..200 {
+            if !running(pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!running(pid), "the process group's sleep {pid} was killed");
+    }
+    let left = tun_devices_in(&ns);
+    assert!(left.trim().is_empty(), "TUN devices left: {left}");
+    assert!(
+        !live::list_namespaces()
+            .unwrap()
+            .iter()
+            .any(|n| n.starts_with(&prefix)),
+        "the run's namespace was removed"
+    );
+}

@@ -32,6 +32,7 @@ mod tun;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+pub(crate) use cleanup::{kill_group, register_group};
 pub use cleanup::{list_namespaces, reap_stale, NAME_PREFIX};
 pub use error::{LiveError, Result};
 pub use netns::{Netns, NsThread};

@@ -15,7 +15,8 @@
 //!   whole process group with SIGKILL and reaps it. The child also gets
 //!   SIGKILL if the harness thread that started it dies
 //!   (`PR_SET_PDEATHSIG`), so a harness killed outright does not leave it
-//!   holding the TUN device.
+//!   holding the TUN device, and SIGINT/SIGTERM of the harness kill its
+//!   whole group ([`crate::live`]'s signal clean-up).
 
 use super::protocol::{shown, MAX_LINE};
 use std::fs::File;
@@ -95,6 +96,10 @@ impl Process {
         let mut child = c
             .spawn()
             .map_err(|e| format!("cannot start `/bin/sh -c {cmd}`: {e}"))?;
+        // SIGINT/SIGTERM of the harness kill the group too.
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+            crate::live::register_group(pid);
+        }
         // The child is in the namespace, or it is killed now.
         if let Err(why) = same_netns(child.id(), netns) {
             kill_group(&mut child);
@@ -258,16 +263,11 @@ impl Drop for Process {
     }
 }
 
-/// SIGKILL to the child's process group (its helpers too), then reaps the
-/// child.
+/// SIGKILL to the child's process group (its helpers too; it was started
+/// with `process_group(0)`), then reaps the child.
 fn kill_group(child: &mut Child) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) with a negative pid signals the process group the
-        // child leads (it was started with process_group(0)); the group id
-        // cannot be reused while the child is unreaped.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
+        crate::live::kill_group(pid);
     }
     let _ = child.wait();
 }
