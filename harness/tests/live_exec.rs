@@ -56,6 +56,7 @@ fn spec(cmd: &str, timeout: Duration) -> ExecSpec {
         name: None,
         cmd: cmd.to_string(),
         timeout,
+        profile: None,
     }
 }
 

@@ -49,7 +49,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use registry::{configure, lookup, ExecSpec};
+pub use registry::{configure, lookup, profile_of, ExecSpec};
 
 /// How long the process may take to answer one request (and to say hello).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -5,6 +5,7 @@
 //! [targets.kernel-shim]
 //! exec = "python3 harness/examples/exec_kernel.py"
 //! timeout_ms = 5000          # optional: the per-call timeout
+//! profile = "linux"          # optional: the target's own profile for verdicts
 //! ```
 //!
 //! The file and `--exec-timeout` are read once by the command line
@@ -31,6 +32,10 @@ pub struct ExecSpec {
     pub cmd: String,
     /// How long the process may take to answer one request.
     pub timeout: Duration,
+    /// The target's own profile (docs/architecture.md, "Verdicts": it may
+    /// explain a behaviour, as `linux` does for the kernel); from a targets
+    /// file only.
+    pub profile: Option<tcp_spec::Profile>,
 }
 
 impl ExecSpec {
@@ -54,6 +59,7 @@ impl ExecSpec {
             name,
             cmd: cmd.to_string(),
             timeout,
+            profile: None,
         })
     }
 
@@ -94,6 +100,7 @@ struct File {
 struct FileTarget {
     exec: String,
     timeout_ms: Option<u64>,
+    profile: Option<String>,
 }
 
 /// Names the built-in targets take; a file may not reuse them.
@@ -128,8 +135,13 @@ pub fn configure(file: Option<&Path>, timeout: Option<Duration>) -> Result<(), S
                 Some(ms) => Duration::from_millis(ms),
                 None => timeout.unwrap_or(DEFAULT_TIMEOUT),
             };
-            let spec = ExecSpec::command(Some(name.clone()), &t.exec, timeout)
+            let mut spec = ExecSpec::command(Some(name.clone()), &t.exec, timeout)
                 .map_err(|e| format!("{shown}: [targets.{name}] {e}"))?;
+            spec.profile = match t.profile.as_deref().map(str::parse) {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => return Err(format!("{shown}: [targets.{name}] profile: {e}")),
+            };
             cfg.targets.insert(name, spec);
         }
     }
@@ -147,6 +159,11 @@ pub fn lookup(name: &str) -> Option<Result<ExecSpec, String>> {
     c.as_ref()
         .and_then(|c| c.targets.get(name))
         .map(|s| Ok(s.clone()))
+}
+
+/// The own profile of target `name` when the targets file gives one.
+pub fn profile_of(name: &str) -> Option<tcp_spec::Profile> {
+    lookup(name).and_then(Result::ok).and_then(|s| s.profile)
 }
 
 /// The names defined in the targets file.
@@ -198,7 +215,7 @@ mod tests {
         let good = dir.join("good.toml");
         std::fs::write(
             &good,
-            "[targets.shim]\nexec = \"python3 shim.py\"\ntimeout_ms = 1500\n",
+            "[targets.shim]\nexec = \"python3 shim.py\"\ntimeout_ms = 1500\nprofile = \"linux\"\n",
         )
         .unwrap();
         let bad = dir.join("bad.toml");
@@ -213,6 +230,8 @@ mod tests {
             ("python3 shim.py", Duration::from_millis(1500))
         );
         assert_eq!(s.label(), "shim");
+        assert_eq!(profile_of("shim"), Some(tcp_spec::Profile::Linux));
+        assert_eq!(profile_of("exec:x"), None);
         assert_eq!(file_targets(), vec!["shim".to_string()]);
         assert!(lookup("nope").is_none());
         let e = configure(Some(&bad), None).unwrap_err();
