@@ -113,6 +113,16 @@ struct Stack {
     start: std::time::Instant,
 }
 
+/// A call that cannot complete now: `e` on a non-blocking socket, else
+/// `would_block` (the harness asks again).
+fn block(fd: &Fd, e: &str) -> Value {
+    if fd.nonblock {
+        err(e)
+    } else {
+        json!({"would_block": true})
+    }
+}
+
 fn err(e: &str) -> Value {
     json!({"ret": -1, "errno": e})
 }
@@ -272,13 +282,6 @@ impl Stack {
 
     /// A call on one descriptor (taken out of the table meanwhile).
     fn on_fd(&mut self, call: &str, n: i64, fd: &mut Fd, req: &Value) -> Value {
-        let block = |fd: &Fd, e: &str| {
-            if fd.nonblock {
-                err(e)
-            } else {
-                json!({"would_block": true})
-            }
-        };
         match call {
             "bind" => ok(0),
             "listen" => {
@@ -292,57 +295,10 @@ impl Stack {
                 }
                 ok(0)
             }
-            "accept" => {
-                let Kind::Listener(pool) = &mut fd.kind else {
-                    return err("EINVAL");
-                };
-                let ready = pool.iter().position(|h| {
-                    !matches!(
-                        self.sockets.get::<tcp::Socket>(*h).state(),
-                        State::Listen | State::SynReceived
-                    )
-                });
-                let Some(i) = ready else {
-                    return block(fd, "EAGAIN");
-                };
-                let h = pool.remove(i);
-                let fresh = Fd::new(Kind::Fresh);
-                if let Some(l) = self.listener(&fresh) {
-                    if let Kind::Listener(pool) = &mut fd.kind {
-                        pool.push(l);
-                    }
-                }
-                // The listener is out of the table meanwhile: skip its number.
-                let new = (3..)
-                    .find(|k| *k != n && !self.fds.contains_key(k))
-                    .unwrap_or(n + 1);
-                self.fds
-                    .insert(new, Fd::new(Kind::Conn(Conn::new(h, false))));
-                ok(new)
-            }
+            "accept" => self.accept(n, fd),
             "connect" => self.connect(fd),
             "write" => self.write(fd, req["len"].as_u64().unwrap_or(0) as usize),
-            "read" => {
-                let Kind::Conn(c) = &mut fd.kind else {
-                    return err("ENOTCONN");
-                };
-                let mut buf = vec![0u8; req["len"].as_u64().unwrap_or(0) as usize];
-                let s = self.sockets.get_mut::<tcp::Socket>(c.h);
-                match s.recv_slice(&mut buf) {
-                    Ok(0) if !buf.is_empty() && !c.fin => {
-                        if c.reset {
-                            err("ECONNRESET")
-                        } else {
-                            block(fd, "EAGAIN")
-                        }
-                    }
-                    Ok(got) => ok(got as i64),
-                    Err(RecvError::Finished) => ok(0),
-                    Err(RecvError::InvalidState) if c.fin => ok(0),
-                    Err(RecvError::InvalidState) if c.reset => err("ECONNRESET"),
-                    Err(RecvError::InvalidState) => block(fd, "EAGAIN"),
-                }
-            }
+            "read" => self.read(fd, req["len"].as_u64().unwrap_or(0) as usize),
             "close" => {
                 let linger0 = fd
                     .opts
@@ -388,6 +344,58 @@ impl Stack {
             other => {
                 json!({"not_applicable": format!("exec_smoltcp does not know the call `{other}`")})
             }
+        }
+    }
+
+    /// An established connection from the listener `n`'s pool, replaced by
+    /// a fresh listening socket.
+    fn accept(&mut self, n: i64, fd: &mut Fd) -> Value {
+        let Kind::Listener(pool) = &mut fd.kind else {
+            return err("EINVAL");
+        };
+        let ready = pool.iter().position(|h| {
+            !matches!(
+                self.sockets.get::<tcp::Socket>(*h).state(),
+                State::Listen | State::SynReceived
+            )
+        });
+        let Some(i) = ready else {
+            return block(fd, "EAGAIN");
+        };
+        let h = pool.remove(i);
+        if let Some(l) = self.listener(fd) {
+            if let Kind::Listener(pool) = &mut fd.kind {
+                pool.push(l);
+            }
+        }
+        // The listener is out of the table meanwhile: skip its number.
+        let new = (3..)
+            .find(|k| *k != n && !self.fds.contains_key(k))
+            .unwrap_or(n + 1);
+        self.fds
+            .insert(new, Fd::new(Kind::Conn(Conn::new(h, false))));
+        ok(new)
+    }
+
+    fn read(&mut self, fd: &mut Fd, len: usize) -> Value {
+        let Kind::Conn(c) = &mut fd.kind else {
+            return err("ENOTCONN");
+        };
+        let mut buf = vec![0u8; len];
+        let s = self.sockets.get_mut::<tcp::Socket>(c.h);
+        match s.recv_slice(&mut buf) {
+            Ok(0) if !buf.is_empty() && !c.fin => {
+                if c.reset {
+                    err("ECONNRESET")
+                } else {
+                    block(fd, "EAGAIN")
+                }
+            }
+            Ok(got) => ok(got as i64),
+            Err(RecvError::Finished) => ok(0),
+            Err(RecvError::InvalidState) if c.fin => ok(0),
+            Err(RecvError::InvalidState) if c.reset => err("ECONNRESET"),
+            Err(RecvError::InvalidState) => block(fd, "EAGAIN"),
         }
     }
 
