@@ -152,14 +152,46 @@ impl ToleranceArgs {
     }
 }
 
+/// Foreign-process targets (`exec:CMD` or a name from a targets file;
+/// docs/exec-protocol.md).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExecArgs {
+    /// A TOML file naming exec targets: `[targets.NAME]` with
+    /// `exec = "CMD"` (and optionally `timeout_ms = N`).
+    #[arg(long, value_name = "FILE")]
+    pub targets_file: Option<PathBuf>,
+    /// How long an exec target's process may take to answer one call, in
+    /// seconds (default 5).
+    #[arg(long, value_name = "SECS")]
+    pub exec_timeout: Option<f64>,
+}
+
+impl ExecArgs {
+    /// Makes the targets file's names and the timeout known to
+    /// `suite::make_target`.
+    fn apply(&self) -> Result<(), String> {
+        let timeout = match self.exec_timeout {
+            None => None,
+            Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => {
+                Some(std::time::Duration::from_secs_f64(s))
+            }
+            Some(s) => return Err(format!("--exec-timeout {s}: expected 0 < SECS <= 3600")),
+        };
+        run::exec::configure(self.targets_file.as_deref(), timeout)
+    }
+}
+
 /// Arguments of `tcpconform diff`.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
-    /// Targets to compare, comma-separated; own is always the reference.
+    /// Targets to compare, comma-separated: own (always the reference),
+    /// smoltcp, linux, own-tun, exec:CMD or a name from --targets-file.
     /// Live targets run one at a time; an unavailable own-tun is skipped
     /// with a note.
     #[arg(long, value_delimiter = ',', default_value = "own,linux")]
     pub targets: Vec<TargetName>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
     /// The active profile: divergences are classified against its rows.
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
@@ -209,9 +241,13 @@ pub struct CoverageArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The target to run the scripts on.
+    /// The target to run the scripts on (exec:CMD: a foreign process
+    /// behind TUN speaking docs/exec-protocol.md; or a name from
+    /// --targets-file).
     #[arg(long, default_value = "own")]
     pub target: TargetName,
+    #[command(flatten)]
+    pub exec: ExecArgs,
     /// Profile of the own stack: rfc793, rfc9293 (default) or linux.
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
@@ -563,7 +599,10 @@ fn usage_error(msg: impl std::fmt::Display) -> Result<ExitCode, CliError> {
 }
 
 fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
-    if let Err(e) = args.target.make(args.profile) {
+    if let Err(e) = args.exec.apply() {
+        return usage_error(e);
+    }
+    if let Err(e) = args.target.check().and_then(|()| args.target.make(args.profile)) {
         return usage_error(format!("target {}: {e}", args.target));
     }
     let scripts = match suite::discover(&args.paths) {
@@ -751,8 +790,14 @@ fn coverage_cmd(args: CoverageArgs) -> Result<ExitCode, CliError> {
 /// `tcpconform diff`: exit 0 without violations, 1 with, 2 on bad input.
 fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
     use crate::run::diff::{self, Class, DiffOptions};
+    if let Err(e) = args.exec.apply() {
+        return usage_error(e);
+    }
     let mut targets: Vec<String> = Vec::new();
     for t in &args.targets {
+        if let Err(e) = t.check() {
+            return usage_error(e);
+        }
         let t = t.to_string();
         if !targets.contains(&t) {
             targets.push(t);
@@ -763,7 +808,8 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
     }
     // Live targets that cannot start are a usage error, except own-tun,
     // which is optional and skipped with a note.
-    for t in args.targets.iter().filter(|t| **t == TargetName::Linux) {
+    let must_start = |t: &TargetName| matches!(t, TargetName::Linux | TargetName::Exec(_));
+    for t in args.targets.iter().filter(|t| must_start(t)) {
         if let Err(e) = t.make(args.profile) {
             return usage_error(format!("target {t}: {e}"));
         }

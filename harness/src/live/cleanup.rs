@@ -138,6 +138,34 @@ pub fn reap_stale() -> Result<Vec<String>> {
     reap_stale_locked(&reg)
 }
 
+/// Process groups of foreign processes running inside our namespaces (the
+/// `exec` target's); SIGINT/SIGTERM kills them with the namespaces, so
+/// nothing they forked keeps a TUN device alive.
+static GROUPS: Mutex<BTreeSet<libc::pid_t>> = Mutex::new(BTreeSet::new());
+
+fn groups() -> MutexGuard<'static, BTreeSet<libc::pid_t>> {
+    GROUPS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Registers the process group `pgid` to be killed on SIGINT/SIGTERM.
+pub(crate) fn register_group(pgid: libc::pid_t) {
+    groups().insert(pgid);
+}
+
+/// Kills the process group `pgid` (SIGKILL) and forgets it. Call before
+/// reaping its leader, so the group id cannot have been reused.
+pub(crate) fn kill_group(pgid: libc::pid_t) {
+    let mut g = groups();
+    // SAFETY: kill(2) with a negative pid signals a process group; the
+    // caller has not reaped the group's leader, so the id is still its.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+    g.remove(&pgid);
+}
+
 /// Removes every namespace in the (locked) registry (used on SIGINT/SIGTERM).
 fn remove_all_registered(reg: &mut BTreeSet<String>) {
     for name in reg.iter() {
@@ -235,6 +263,13 @@ fn watch(rd: libc::c_int) {
             // The lock is held until the process is gone, so no namespace can
             // be created between the clean-up and the exit.
             let mut reg = registry();
+            for g in groups().iter() {
+                // SAFETY: as in `kill_group`; the groups are still registered,
+                // so their leaders are not reaped yet.
+                unsafe {
+                    libc::kill(-*g, libc::SIGKILL);
+                }
+            }
             remove_all_registered(&mut reg);
             std::process::exit(128 + i32::from(byte));
         }

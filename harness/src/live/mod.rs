@@ -32,6 +32,7 @@ mod tun;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+pub(crate) use cleanup::{kill_group, register_group};
 pub use cleanup::{list_namespaces, reap_stale, NAME_PREFIX};
 pub use error::{LiveError, Result};
 pub use netns::{Netns, NsThread};
@@ -79,6 +80,13 @@ pub fn available() -> Result<()> {
     }
     ip::ip_path()?;
     Ok(())
+}
+
+/// Checks that `name = value` is a namespace-local sysctl this harness
+/// would write (the rules of [`Netns::apply_sysctl`]) without writing it:
+/// targets that hand sysctls to a foreign process ask first.
+pub fn check_sysctl(name: &str, value: &str) -> Result<()> {
+    sysctl::check(name, value).map(|_| ())
 }
 
 /// Reads the effective capability set from `/proc/self/status`.

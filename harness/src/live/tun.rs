@@ -79,6 +79,12 @@ impl Tun {
         Ok(Tun { iface, ns })
     }
 
+    /// The open descriptor of the device (non-blocking), e.g. to hand it
+    /// to a process started inside the namespace; it stays owned by `self`.
+    pub fn raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.iface.as_raw_fd()
+    }
+
     /// The interface name (`tun0`, `tun1`).
     pub fn name(&self) -> &str {
         self.iface.name()

@@ -19,12 +19,15 @@
 //!   matrix of `tcpconform coverage`).
 //! - [`linux`], [`own_tun`]: the live targets, in namespaces the harness
 //!   creates; [`peer_tap`]: their shared reader of `tun0` and script clock.
+//! - [`exec`]: a foreign process behind `tun1` (`exec:CMD`), driven over
+//!   a line protocol (docs/exec-protocol.md).
 //! - [`diff`]: several targets compared, divergences classified against
 //!   the table's profiles.
 
 pub mod adapter;
 pub mod coverage;
 pub mod diff;
+pub mod exec;
 pub mod linux;
 pub mod own;
 pub mod own_tun;

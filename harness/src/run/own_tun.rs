@@ -56,7 +56,7 @@
 //! nothing compares it.
 
 use super::own::{OwnTarget, LOCAL_ADDR, LOCAL_ADDR6};
-use super::peer_tap::{PeerTap, ScriptClock, PROTO_TCP};
+use super::peer_tap::{blocked_after, PeerTap, ScriptClock, PROTO_TCP};
 use super::target::{
     CallOutcome, Micros, SocketCall, SysctlOutcome, Target, TargetError, TargetTransition,
 };
@@ -321,11 +321,7 @@ impl Target for OwnTunTarget {
             core.flush(&net).map_err(TargetError::Io)?;
             r
         }?;
-        self.blocked = match (&r, call) {
-            (CallOutcome::WouldBlock, _) => true,
-            (CallOutcome::Done(ret), SocketCall::Poll { .. }) => ret.ret == Ok(0),
-            _ => false,
-        };
+        self.blocked = blocked_after(&r, call);
         Ok(r)
     }
 
@@ -405,7 +401,7 @@ const NAT: [(IpAddr, IpAddr); 2] = [
 ];
 
 /// Script address → wire address in `field` (IPv4 or IPv6).
-fn to_wire(p: &mut [u8], field: Field) {
+pub(crate) fn to_wire(p: &mut [u8], field: Field) {
     for (script, wire) in NAT {
         if rewrite(p, field, script, wire) {
             return;
@@ -414,7 +410,7 @@ fn to_wire(p: &mut [u8], field: Field) {
 }
 
 /// Wire address → script address in `field` (IPv4 or IPv6).
-fn to_script(p: &mut [u8], field: Field) {
+pub(crate) fn to_script(p: &mut [u8], field: Field) {
     for (script, wire) in NAT {
         if rewrite(p, field, wire, script) {
             return;

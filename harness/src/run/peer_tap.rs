@@ -4,7 +4,7 @@
 //! stamps do not depend on when the runner next looks), and the runner's
 //! thread files the IPv4 TCP ones as the target's outbound packets.
 
-use super::target::{Micros, TargetError};
+use super::target::{CallOutcome, Micros, SocketCall, TargetError};
 use crate::live::LiveNet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -20,6 +20,17 @@ const READ_SLICE: Duration = Duration::from_millis(20);
 pub const BLOCKED_SLICE: Duration = Duration::from_millis(1);
 /// `IPPROTO_TCP` in the IPv4 protocol field.
 pub const PROTO_TCP: u8 = 6;
+
+/// Whether a live target's runner is waiting on a call after `outcome`: it
+/// would block, or it was a `poll` that found nothing. [`PeerTap::wait`]
+/// then returns every [`BLOCKED_SLICE`] so the call is made again soon.
+pub fn blocked_after(outcome: &CallOutcome, call: &SocketCall) -> bool {
+    match (outcome, call) {
+        (CallOutcome::WouldBlock, _) => true,
+        (CallOutcome::Done(ret), SocketCall::Poll { .. }) => ret.ret == Ok(0),
+        _ => false,
+    }
+}
 
 /// What the reader hands over: a packet and when it was read.
 type Packet = Result<(Instant, Vec<u8>), String>;

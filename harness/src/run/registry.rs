@@ -25,6 +25,10 @@ pub enum TargetName {
     OwnTun,
     /// This machine's kernel behind `tun0` in a namespace, real time (root).
     Linux,
+    /// A foreign process behind TUN speaking docs/exec-protocol.md, named
+    /// as written: `exec:CMD`, or a name from `--targets-file`
+    /// ([`crate::run::exec`]); real time, root.
+    Exec(String),
 }
 
 impl TargetName {
@@ -43,6 +47,7 @@ impl TargetName {
             TargetName::Smoltcp => "smoltcp",
             TargetName::OwnTun => "own-tun",
             TargetName::Linux => "linux",
+            TargetName::Exec(name) => name,
         }
     }
 
@@ -53,6 +58,7 @@ impl TargetName {
             TargetName::Smoltcp => "smoltcp 0.14 in-process, virtual clock",
             TargetName::OwnTun => "the own stack behind TUN in a namespace, real time, root",
             TargetName::Linux => "this machine's kernel behind TUN in a namespace, real time, root",
+            TargetName::Exec(_) => "a foreign process behind TUN (exec:CMD), real time, root",
         }
     }
 
@@ -74,7 +80,28 @@ impl TargetName {
             TargetName::OwnTun => crate::run::own_tun::OwnTunTarget::new(profile)
                 .map(|t| Box::new(t) as Box<dyn Target>)
                 .map_err(|e| e.to_string()),
+            TargetName::Exec(name) => crate::run::exec::ExecTarget::new(self.exec_spec(name)?)
+                .map(|t| Box::new(t) as Box<dyn Target>)
+                .map_err(|e| e.to_string()),
         }
+    }
+
+    /// Checks a name that only a targets file can resolve (after
+    /// `--targets-file` is read); built-in targets always pass.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            TargetName::Exec(name) => self.exec_spec(name).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    fn exec_spec(&self, name: &str) -> Result<crate::run::exec::ExecSpec, String> {
+        crate::run::exec::lookup(name).unwrap_or_else(|| {
+            Err(format!(
+                "unknown target `{name}` (available: {}, exec:CMD, or a name from --targets-file)",
+                TargetName::names()
+            ))
+        })
     }
 
     /// The names, comma-separated, for messages.
@@ -95,10 +122,24 @@ impl FromStr for TargetName {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        TargetName::BUILTIN
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown target `{s}` (available: {})", TargetName::names()))
+        if let Some(t) = TargetName::BUILTIN.into_iter().find(|t| t.as_str() == s) {
+            return Ok(t);
+        }
+        if let Some(spec) = crate::run::exec::ExecSpec::parse(s) {
+            return spec.map(|_| TargetName::Exec(s.to_string()));
+        }
+        // A name a targets file may define: checked once the file is read
+        // ([`TargetName::check`]).
+        let plain = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if plain {
+            return Ok(TargetName::Exec(s.to_string()));
+        }
+        Err(format!(
+            "unknown target `{s}` (available: {}, exec:CMD, or a name from --targets-file)",
+            TargetName::names()
+        ))
     }
 }
 

@@ -354,6 +354,21 @@ enum Stop {
     },
 }
 
+impl Stop {
+    /// Locates an error the target raised without a line (while time
+    /// moved or a packet went in) at the event being played.
+    fn at(self, line: usize, col: usize) -> Stop {
+        match self {
+            Stop::Error {
+                line: 0,
+                col: 0,
+                message,
+            } => Stop::Error { line, col, message },
+            other => other,
+        }
+    }
+}
+
 impl From<TargetError> for Stop {
     fn from(e: TargetError) -> Self {
         Stop::Error {
@@ -507,9 +522,10 @@ impl Runner<'_> {
             }
         }
         for e in &script.events {
-            self.event(e)?;
+            self.event(e).map_err(|s| s.at(e.line, e.col))?;
         }
-        self.finish(script)
+        let (line, col) = script.events.last().map_or((0, 0), |e| (e.line, e.col));
+        self.finish(script).map_err(|s| s.at(line, col))
     }
 
     fn warn(&mut self, w: String) {
@@ -1150,6 +1166,9 @@ impl Runner<'_> {
             return Ok(());
         };
         let now = self.target.now();
+        // A call the target cannot make is not applicable; a target that
+        // fails on the call (a foreign process that died or hung) is
+        // located at the call's line.
         let outcome = match self.target.call(&p.call) {
             Err(TargetError::NotApplicable(why)) => {
                 return Err(Stop::NotApplicable {
@@ -1158,7 +1177,14 @@ impl Runner<'_> {
                     message: format!("`{}` on target {}: {why}", p.spec.name, self.target.name()),
                 })
             }
-            r => r?,
+            Err(e) => {
+                return Err(Stop::Error {
+                    line: p.line,
+                    col: p.col,
+                    message: format!("`{}`: {e}", p.spec),
+                })
+            }
+            Ok(o) => o,
         };
         let done = match outcome {
             CallOutcome::Done(r) => match (&p.call, p.poll_deadline, &r.ret) {
@@ -1167,6 +1193,13 @@ impl Runner<'_> {
                 _ => Some(r),
             },
             CallOutcome::WouldBlock => None,
+            CallOutcome::NotApplicable(why) => {
+                return Err(Stop::NotApplicable {
+                    line: p.line,
+                    col: p.col,
+                    message: format!("`{}` on target {}: {why}", p.spec.name, self.target.name()),
+                })
+            }
         };
         let Some(r) = done else {
             if now >= p.hi {

@@ -257,6 +257,10 @@ pub enum CallOutcome {
     /// The socket is blocking and the call cannot complete yet; the runner
     /// makes the same call again after time moves or packets arrive.
     WouldBlock,
+    /// The target has no counterpart for the call (an in-process stack
+    /// without that API): the run ends as [`super::Outcome::NotApplicable`]
+    /// with the reason.
+    NotApplicable(String),
 }
 
 /// What became of a backtick `sysctl name=value` for this target.

@@ -241,6 +241,9 @@ impl Probe {
         match self.target.call(&call).map_err(target_err)? {
             CallOutcome::Done(r) => Ok(r),
             CallOutcome::WouldBlock => Err(ProbeError::Stuck(format!("{name} would block"))),
+            CallOutcome::NotApplicable(why) => {
+                Err(ProbeError::Stuck(format!("{name} not applicable: {why}")))
+            }
         }
     }
 

@@ -38,6 +38,7 @@ pub fn classify(c: &Case<'_>) -> Vec<Divergence> {
 pub fn target_profile(target: &str, active: tcp_spec::Profile) -> tcp_spec::Profile {
     match target {
         "linux" => tcp_spec::Profile::Linux,
-        _ => active,
+        // An exec target named in a targets file may declare one.
+        other => crate::run::exec::profile_of(other).unwrap_or(active),
     }
 }
