@@ -284,7 +284,8 @@ pub fn run_synack(setup: StackSetup) -> Result<Outcome, ProbeError> {
     let isn = p.peer_nxt;
     p.inject("S", isn, 0, 0, &[crate::script::TcpOpt::Mss(PEER_MSS)])?;
     let mut last = (p.now(), S);
-    loop {
+    // A stack that never gives the SYN-ACK up is read for 16 of them.
+    for _ in 0..16 {
         // On a real clock, a silence of three times the last interval (a
         // doubling back-off would have sent again within two) means the
         // stack has given up; a virtual clock can afford the full patience.
