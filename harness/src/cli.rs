@@ -219,6 +219,8 @@ pub struct RunArgs {
     /// Print the ladder diagram of every script, not only of failures.
     #[arg(long)]
     pub trace: bool,
+    #[command(flatten)]
+    pub packetdrill: crate::run::pdcompat::PacketdrillArgs,
     /// Script files, or directories searched for *.pkt.
     #[arg(required = true, value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
@@ -559,10 +561,13 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
             return usage_error(format!("{}: {e}", dir.display()));
         }
     }
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         strict: !args.no_strict,
         ..args.tolerance.run_options()
     };
+    if let Err(e) = args.packetdrill.apply(&mut opts) {
+        return usage_error(e);
+    }
     let reports = match run_all(
         &scripts,
         &args.target,

@@ -40,8 +40,8 @@
 use super::own::{ip_version_is_v6, script_addresses};
 use super::peer_tap::{PeerTap, ScriptClock};
 use super::target::{
-    CallOutcome, CallReturn, Fd, How, Micros, OptValue, SockOpt, SocketCall, SysctlOutcome, Target,
-    TargetError, O_NONBLOCK,
+    CallOutcome, CallReturn, Fd, How, Micros, OptValue, ShellOutcome, SockOpt, SocketCall,
+    SysctlOutcome, Target, TargetError, O_NONBLOCK,
 };
 use crate::live::{LiveNet, NsThread};
 use crate::script::IpVersion;
@@ -279,10 +279,79 @@ impl Target for LinuxTarget {
         }
     }
 
+    /// Any backtick command, run in the namespace (see [`run_shell`]).
+    fn shell(&mut self, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
+        run_shell(self.net.netns().name(), cmd, cwd)
+    }
+
     /// `gap / 8 + BASE_SLACK`: the timer wheel's rounding (at most 1/8 of
     /// a timeout at any wheel level) plus ticks and scheduling.
     fn timing_slack(&self, gap: Duration) -> Duration {
         BASE_SLACK + gap / 8
+    }
+}
+
+/// `getsockopt(TCP_INFO)` of a socket, the raw struct in `data`.
+fn tcp_info(sock: Option<&Sock>) -> CallReturn {
+    let Some(sock) = sock else {
+        return CallReturn::err("EBADF");
+    };
+    let mut buf = vec![0u8; 512];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: `buf` is writable for `len` octets; the kernel writes at most that.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.raw(),
+            libc::SOL_TCP,
+            libc::TCP_INFO,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return last_err();
+    }
+    buf.truncate(len as usize);
+    CallReturn {
+        data: buf,
+        ..CallReturn::ok(0)
+    }
+}
+
+/// Runs a backtick command as packetdrill does — `/bin/sh -c`, working
+/// directory `cwd`, `PACKETDRILL_PID` the harness's pid (a command's
+/// `$PPID` is the harness too) — inside namespace `netns` only: `ip netns
+/// exec` enters it in a private mount namespace, where `/proc/sys` is
+/// remounted read-only except `/proc/sys/net`, whose entries are the
+/// namespace's own, so no host-wide setting can be written.
+pub fn run_shell(netns: &str, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
+    const FENCE: &str = "mount --bind /proc/sys /proc/sys && \
+        mount -o remount,bind,ro /proc/sys && \
+        mount --bind /proc/sys/net /proc/sys/net && \
+        mount -o remount,bind,rw /proc/sys/net && exec /bin/sh -c \"$1\"";
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "/bin/sh", "-c", FENCE, "sh", cmd])
+        .current_dir(cwd)
+        .env("PACKETDRILL_PID", std::process::id().to_string())
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Err(e) => ShellOutcome::Failed(format!("cannot run `ip netns exec`: {e}")),
+        Ok(o) if o.status.success() => ShellOutcome::Ran,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = tail[tail.len().saturating_sub(3)..].join(" | ");
+            ShellOutcome::Failed(format!(
+                "{}{}",
+                o.status,
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {tail}")
+                }
+            ))
+        }
     }
 }
 
@@ -459,6 +528,7 @@ impl Sockets {
         let fd = match call {
             SocketCall::Socket => return self.socket(),
             SocketCall::Poll { fds, .. } => return self.poll(fds),
+            SocketCall::TcpInfo { fd } => return done(tcp_info(self.fds.get(fd))),
             // Every other call names its socket; -1 is never one (EBADF).
             _ => call.fd().unwrap_or(-1),
         };
@@ -614,6 +684,7 @@ impl Sockets {
             }
             SocketCall::Socket
             | SocketCall::Poll { .. }
+            | SocketCall::TcpInfo { .. }
             | SocketCall::Close { .. }
             | SocketCall::Accept { .. } => done(CallReturn::err("EINVAL")),
         }

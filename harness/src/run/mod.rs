@@ -18,11 +18,13 @@
 //! - [`diff`]: several targets compared, divergences classified against
 //!   the table's profiles.
 
+pub mod code;
 pub mod coverage;
 pub mod diff;
 pub mod linux;
 pub mod own;
 pub mod own_tun;
+pub mod pdcompat;
 pub mod peer_tap;
 pub mod runner;
 pub mod suite;

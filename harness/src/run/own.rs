@@ -198,6 +198,11 @@ impl OwnTarget {
                 return done(CallReturn::ok(fd));
             }
             SocketCall::Poll { fds, .. } => return self.poll(fds),
+            SocketCall::TcpInfo { .. } => {
+                return Err(TargetError::Unsupported(
+                    "the own stack has no TCP_INFO for `%{ }%` blocks".into(),
+                ))
+            }
             // Every other call names its socket; -1 is never one (EBADF).
             _ => call.fd().unwrap_or(-1),
         };
@@ -411,7 +416,9 @@ impl OwnTarget {
                 }
                 done(CallReturn::ok(0))
             }
-            SocketCall::Socket | SocketCall::Poll { .. } => done(CallReturn::err("EINVAL")),
+            SocketCall::Socket | SocketCall::Poll { .. } | SocketCall::TcpInfo { .. } => {
+                done(CallReturn::err("EINVAL"))
+            }
         }
     }
 

@@ -528,6 +528,7 @@ mod tests {
             urg: 0,
             options: &opts,
             payload_len: len,
+            ecn: 0,
         })
         .expect("a small packet builds")
     }

@@ -46,15 +46,17 @@
 //!   neither a pass nor a failure. Other commands are not applicable to an
 //!   in-process target (a warning).
 
+use super::code::{self, Fragment};
 use super::syscall;
 use super::target::{
-    CallOutcome, CallReturn, Micros, SocketCall, SysctlOutcome, Target, TargetError,
+    CallOutcome, CallReturn, Fd, Micros, ShellOutcome, SocketCall, SysctlOutcome, Target,
+    TargetError,
 };
 use super::trace::{fmt_time, Trace, TraceKind};
 use super::wire::{self, Outgoing, WireSegment};
 use crate::script::{
-    Direction, Event, EventKind, Opt, PacketSpec, Script, ShellCommand, SyscallSpec, TcpOpt,
-    TimePoint, TimeSpec,
+    CodeBlock, Direction, Ecn, Event, EventKind, Opt, PacketSpec, Script, ShellCommand,
+    SyscallSpec, TcpOpt, TimePoint, TimeSpec,
 };
 use std::collections::VecDeque;
 use std::fmt;
@@ -81,6 +83,14 @@ pub struct RunOptions {
     pub tolerance_usecs: Option<u64>,
     /// Overrides the script's `--tolerance_percent`.
     pub tolerance_percent: Option<u64>,
+    /// packetdrill's `-D name=value` definitions, substituted for words.
+    pub defines: crate::script::Defines,
+    /// packetdrill's verdicts (`run --packetdrill`): an outbound packet no
+    /// line expects fails only when a later `>` line meets it, and nothing
+    /// is watched after the last line (no [`DRAIN_USECS`] wait).
+    pub packetdrill: bool,
+    /// packetdrill's `--ip_version` for a script that sets none.
+    pub ip_version: Option<crate::script::IpVersion>,
 }
 
 impl Default for RunOptions {
@@ -89,6 +99,9 @@ impl Default for RunOptions {
             strict: true,
             tolerance_usecs: None,
             tolerance_percent: None,
+            defines: Default::default(),
+            packetdrill: false,
+            ip_version: None,
         }
     }
 }
@@ -137,6 +150,8 @@ pub struct CallInfo {
 pub enum Mismatch {
     /// No packet by the end of the window (nor within one more tolerance).
     NotSent,
+    /// A `%{ }%` block raised (an assertion on `tcpi_*` values failed).
+    Code,
     /// The expected packet came after its window, by less than one more
     /// tolerance (a timing miss: the classifier calls it inconclusive).
     Late {
@@ -407,6 +422,8 @@ struct Sent {
 struct Runner<'a> {
     target: &'a mut dyn Target,
     strict: bool,
+    /// [`RunOptions::packetdrill`].
+    packetdrill: bool,
     /// The absolute tolerance (µs).
     tol: u64,
     /// The relative tolerance (% of the scripted gap).
@@ -422,11 +439,20 @@ struct Runner<'a> {
     /// How late the previous event really happened after its script time
     /// (real clocks only; see [`Runner::late_room`]).
     lag: Micros,
+    /// The script's directory: the working directory of shell commands.
+    script_dir: std::path::PathBuf,
+    /// The script's path, for `%{ }%` error messages.
+    path: String,
+    /// The socket under test: the last one `socket` or `accept` returned
+    /// (packetdrill's), read by `%{ }%` blocks.
+    sut: Option<Fd>,
+    /// `%{ }%` blocks with the values taken when they ran.
+    code: Vec<Fragment>,
 }
 
 /// Parses and runs a script text. Parse errors are [`Outcome::Error`].
 pub fn run_text(path: &str, text: &str, target: &mut dyn Target, opts: &RunOptions) -> RunReport {
-    match crate::script::parse(path, text) {
+    match crate::script::parse_with_defines(path, text, &opts.defines) {
         Ok(script) => run_script(path, &script, target, opts),
         Err(e) => RunReport::error(path, target.name(), e.to_string()),
     }
@@ -452,6 +478,7 @@ pub fn run_script(
     let mut r = Runner {
         target,
         strict: opts.strict,
+        packetdrill: opts.packetdrill,
         tol,
         tol_percent,
         trace: Trace::default(),
@@ -463,8 +490,15 @@ pub fn run_script(
         pending: None,
         last_time: 0,
         lag: 0,
+        script_dir: match std::path::Path::new(path).parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        },
+        path: path.to_string(),
+        sut: None,
+        code: Vec::new(),
     };
-    let result = r.run(script);
+    let result = r.run(script, opts);
     let outcome = match result {
         Ok(()) => Outcome::Passed,
         Err(Stop::Fail(f)) => Outcome::Failed(f),
@@ -488,7 +522,14 @@ pub fn run_script(
 }
 
 impl Runner<'_> {
-    fn run(&mut self, script: &Script) -> Result<(), Stop> {
+    fn run(&mut self, script: &Script, opts: &RunOptions) -> Result<(), Stop> {
+        if let (Some(v), None) = (opts.ip_version, script.ip_version()) {
+            self.target.set_ip_version(v).map_err(|e| Stop::Error {
+                line: 1,
+                col: 1,
+                message: format!("{} target: {e}", self.target.name()),
+            })?;
+        }
         for o in &script.options {
             match &o.opt {
                 Opt::ToleranceUsecs(_) | Opt::TolerancePercent(_) => {}
@@ -606,6 +647,21 @@ impl Runner<'_> {
             EventKind::Shell(cmd) => {
                 self.last_time = start;
                 self.shell(e, cmd)
+            }
+            EventKind::Code(c) => {
+                self.last_time = start;
+                self.code_event(e, c)
+            }
+            EventKind::Icmp(i) => {
+                self.last_time = start;
+                self.advance(start, false)?;
+                Err(Stop::NotApplicable {
+                    line: e.line,
+                    col: e.col,
+                    message: format!(
+                        "`{i}`: ICMP packets are not injected or matched by the runner yet"
+                    ),
+                })
             }
             EventKind::Packet(p) if p.dir == Direction::Inbound => {
                 if matches!(e.time, TimeSpec::Any | TimeSpec::Range { .. }) {
@@ -757,6 +813,10 @@ impl Runner<'_> {
         let Some(first) = self.queue.front() else {
             return Ok(());
         };
+        if self.packetdrill {
+            // packetdrill leaves them to the next `>` line (none after the end).
+            return Ok(());
+        }
         let when = if after_end {
             format!("within {} s after the last line", fmt_time(DRAIN_USECS))
         } else {
@@ -806,6 +866,7 @@ impl Runner<'_> {
         };
         PacketSpec {
             dir,
+            ecn: Ecn::from_bits(s.ecn),
             flags: s.flags,
             seq: Some((seq, seq.wrapping_add(s.payload_len), s.payload_len)),
             ack: s.flags.ack.then(|| s.ack.wrapping_sub(other)),
@@ -863,11 +924,75 @@ impl Runner<'_> {
                     }
                 }
             }
-            None => self.warn(format!(
-                "line {}: shell command not applicable on {target}: {cmd}",
-                e.line
-            )),
+            None => match self.target.shell(&cmd.cmd, &self.script_dir) {
+                ShellOutcome::Ran => {
+                    let at = self.target.now();
+                    self.trace.push(
+                        at,
+                        TraceKind::Note {
+                            text: format!("ran {cmd}"),
+                        },
+                    );
+                }
+                ShellOutcome::Failed(why) => {
+                    return Err(Stop::Error {
+                        line: e.line,
+                        col: e.col,
+                        message: format!("error executing {cmd} in the test namespace: {why}"),
+                    })
+                }
+                ShellOutcome::NotRun(why) => self.warn(format!(
+                    "line {}: shell command not applicable on {target} ({why}): {cmd}",
+                    e.line
+                )),
+            },
         }
+        Ok(())
+    }
+
+    /// A `%{ }%` block: at its time, the `tcpi_*` values of the socket under
+    /// test are kept with it; all blocks run after the script
+    /// ([`code::execute`]). A target without TCP_INFO makes the script not
+    /// applicable.
+    fn code_event(&mut self, e: &Event, c: &CodeBlock) -> Result<(), Stop> {
+        self.advance(self.last_time, false)?;
+        self.check_unexpected(e.line, e.col, false)?;
+        let located = |message: String| Stop::Error {
+            line: e.line,
+            col: e.col,
+            message,
+        };
+        let Some(fd) = self.sut else {
+            return Err(located("no socket to use for the `%{ }%` block".into()));
+        };
+        let r = match self.target.call(&SocketCall::TcpInfo { fd }) {
+            Ok(CallOutcome::Done(r)) => r,
+            Ok(CallOutcome::WouldBlock) => {
+                return Err(located("getsockopt(TCP_INFO) would block".into()))
+            }
+            Err(TargetError::Unsupported(why)) => {
+                return Err(Stop::NotApplicable {
+                    line: e.line,
+                    col: e.col,
+                    message: format!(
+                        "`%{{ }}%` block not applicable on {}: {why}",
+                        self.target.name()
+                    ),
+                })
+            }
+            Err(other) => return Err(other.into()),
+        };
+        if let Err(errno) = r.ret {
+            return Err(located(format!(
+                "getsockopt({fd}, SOL_TCP, TCP_INFO) for the `%{{ }}%` block failed: {errno}"
+            )));
+        }
+        self.code.push(Fragment {
+            line: e.line,
+            col: e.col,
+            info: code::decode_tcp_info(&r.data),
+            code: c.code.clone(),
+        });
         Ok(())
     }
 
@@ -920,6 +1045,7 @@ impl Runner<'_> {
             urg: p.urg.unwrap_or(0),
             options: &opts,
             payload_len: len,
+            ecn: p.ecn.and_then(|e| e.bits()).unwrap_or(0),
         };
         let bytes = wire::build(&out).map_err(err)?;
         self.peer_nxt = seq
@@ -1070,6 +1196,22 @@ impl Runner<'_> {
                 None => d.push((Field::Ack, format!("no ACK flag, expected ack {ack}"))),
             }
         }
+        if let Some(want) = p.ecn {
+            let ok = match want.bits() {
+                Some(b) => b == s.ecn,
+                None => s.ecn == 1 || s.ecn == 2,
+            };
+            if !ok {
+                d.push((
+                    Field::Flags,
+                    format!(
+                        "IP ECN field {} != expected [{}]",
+                        Ecn::from_bits(s.ecn).map_or("?", |e| e.as_str()),
+                        want.as_str()
+                    ),
+                ));
+            }
+        }
         if let Some(w) = p.win {
             if w != s.win {
                 d.push((Field::Win, format!("win {} != expected {w}", s.win)));
@@ -1104,10 +1246,22 @@ impl Runner<'_> {
         start: Micros,
         w: Window,
     ) -> Result<(), Stop> {
-        let call = syscall::resolve(s).map_err(|message| Stop::Error {
-            line: e.line,
-            col: e.col,
-            message,
+        let call = syscall::resolve(s).map_err(|message| {
+            // A call or option the runner cannot make: the script says
+            // nothing about this target (never skipped silently).
+            if message.ends_with("is not supported") || message.ends_with("are not supported") {
+                Stop::NotApplicable {
+                    line: e.line,
+                    col: e.col,
+                    message: format!("not applicable on {}: {message}", self.target.name()),
+                }
+            } else {
+                Stop::Error {
+                    line: e.line,
+                    col: e.col,
+                    message,
+                }
+            }
         })?;
         self.advance(start, false)?;
         if let Some(p) = &self.pending {
@@ -1191,6 +1345,9 @@ impl Runner<'_> {
     }
 
     fn complete(&mut self, p: Pending, r: CallReturn, now: Micros) -> Result<(), Stop> {
+        if let (SocketCall::Socket | SocketCall::Accept { .. }, Ok(fd)) = (&p.call, r.ret) {
+            self.sut = Some(fd);
+        }
         let text = shown_call(&p.spec, &r);
         self.trace.push(now, TraceKind::Call { text: text.clone() });
         self.pump();
@@ -1258,12 +1415,25 @@ impl Runner<'_> {
             }
         }
         self.check_unexpected(line, col, true)?;
-        if self.strict {
+        if self.strict && !self.packetdrill {
             let end = self.target.now().max(self.last_time);
             self.advance(end.saturating_add(DRAIN_USECS - 1), false)?;
             self.check_unexpected(line, col, true)?;
         }
-        Ok(())
+        code::execute(&self.path, &self.code).map_err(|f| {
+            Stop::Fail(Box::new(Failure {
+                line: f.line,
+                col: f.col,
+                message: f.message,
+                expected: None,
+                actual: None,
+                mismatch: Mismatch::Code,
+                window: None,
+                expected_packet: None,
+                actual_packet: None,
+                call: None,
+            }))
+        })
     }
 }
 

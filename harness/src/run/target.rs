@@ -159,6 +159,9 @@ pub enum SocketCall {
         fds: Vec<(Fd, i64)>,
         timeout_ms: i64,
     },
+    /// `getsockopt(fd, SOL_TCP, TCP_INFO)` for a `%{ }%` block: the raw
+    /// `struct tcp_info` comes back in [`CallReturn::data`].
+    TcpInfo { fd: Fd },
 }
 
 impl SocketCall {
@@ -178,6 +181,7 @@ impl SocketCall {
             SocketCall::GetSockOpt { .. } => "getsockopt",
             SocketCall::GetFl { .. } | SocketCall::SetFl { .. } => "fcntl",
             SocketCall::Poll { .. } => "poll",
+            SocketCall::TcpInfo { .. } => "getsockopt(TCP_INFO)",
         }
     }
 
@@ -196,7 +200,8 @@ impl SocketCall {
             | SocketCall::SetSockOpt { fd, .. }
             | SocketCall::GetSockOpt { fd, .. }
             | SocketCall::GetFl { fd }
-            | SocketCall::SetFl { fd, .. } => Some(*fd),
+            | SocketCall::SetFl { fd, .. }
+            | SocketCall::TcpInfo { fd } => Some(*fd),
         }
     }
 }
@@ -212,6 +217,8 @@ pub struct CallReturn {
     pub revents: Vec<i64>,
     /// Something the target could not honour exactly (reported as a warning).
     pub note: Option<String>,
+    /// Raw bytes a call returned ([`SocketCall::TcpInfo`]).
+    pub data: Vec<u8>,
 }
 
 impl CallReturn {
@@ -222,6 +229,7 @@ impl CallReturn {
             value: None,
             revents: Vec::new(),
             note: None,
+            data: Vec::new(),
         }
     }
 
@@ -272,6 +280,17 @@ pub enum SysctlOutcome {
     /// sysctl is never written from a test): the run goes on with the value
     /// in force, with a warning.
     Refused(String),
+}
+
+/// What became of a backtick command other than a plain `sysctl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellOutcome {
+    /// It ran and exited 0.
+    Ran,
+    /// It ran and failed: the exit status and the end of its error output.
+    Failed(String),
+    /// The target runs no shell commands (the runner warns and goes on).
+    NotRun(String),
 }
 
 /// One state transition the target reports (the own stack's observer log).
@@ -343,6 +362,15 @@ pub trait Target {
 
     /// Applies a `sysctl name=value` from a backtick line.
     fn sysctl(&mut self, name: &str, value: &str) -> SysctlOutcome;
+
+    /// Runs a backtick command as packetdrill does (`/bin/sh -c`, the
+    /// script's directory `cwd` as working directory, `PACKETDRILL_PID`
+    /// set), inside the target's namespace only. Targets without one run
+    /// nothing.
+    fn shell(&mut self, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
+        let _ = (cmd, cwd);
+        ShellOutcome::NotRun(format!("{} runs no shell commands", self.name()))
+    }
 
     /// Takes the state transitions since the last call (empty for targets
     /// that cannot observe them).
