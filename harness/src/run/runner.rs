@@ -448,6 +448,9 @@ struct Runner<'a> {
     sut: Option<Fd>,
     /// `%{ }%` blocks with the values taken when they ran.
     code: Vec<Fragment>,
+    /// Script fd → target fd, from `socket`/`accept` returns (packetdrill's
+    /// mapping: the script's number names whatever the target returned).
+    fds: std::collections::BTreeMap<Fd, Fd>,
 }
 
 /// Parses and runs a script text. Parse errors are [`Outcome::Error`].
@@ -497,6 +500,7 @@ pub fn run_script(
         path: path.to_string(),
         sut: None,
         code: Vec::new(),
+        fds: Default::default(),
     };
     let result = r.run(script, opts);
     let outcome = match result {
@@ -965,7 +969,8 @@ impl Runner<'_> {
         let Some(fd) = self.sut else {
             return Err(located("no socket to use for the `%{ }%` block".into()));
         };
-        let r = match self.target.call(&SocketCall::TcpInfo { fd }) {
+        let live = self.fds.get(&fd).copied().unwrap_or(fd);
+        let r = match self.target.call(&SocketCall::TcpInfo { fd: live }) {
             Ok(CallOutcome::Done(r)) => r,
             Ok(CallOutcome::WouldBlock) => {
                 return Err(located("getsockopt(TCP_INFO) would block".into()))
@@ -1263,6 +1268,7 @@ impl Runner<'_> {
                 }
             }
         })?;
+        let call = call.map_fds(|fd| self.fds.get(&fd).copied().unwrap_or(fd));
         self.advance(start, false)?;
         if let Some(p) = &self.pending {
             return Err(blocked(
@@ -1344,9 +1350,17 @@ impl Runner<'_> {
         self.complete(p, r, now)
     }
 
-    fn complete(&mut self, p: Pending, r: CallReturn, now: Micros) -> Result<(), Stop> {
+    fn complete(&mut self, p: Pending, mut r: CallReturn, now: Micros) -> Result<(), Stop> {
         if let (SocketCall::Socket | SocketCall::Accept { .. }, Ok(fd)) = (&p.call, r.ret) {
-            self.sut = Some(fd);
+            // The script's number stands for the target's from now on.
+            let script_fd = if p.spec.result >= 0 && p.spec.errno.is_none() {
+                p.spec.result
+            } else {
+                fd
+            };
+            self.fds.insert(script_fd, fd);
+            self.sut = Some(script_fd);
+            r.ret = Ok(script_fd);
         }
         let text = shown_call(&p.spec, &r);
         self.trace.push(now, TraceKind::Call { text: text.clone() });

@@ -185,6 +185,30 @@ impl SocketCall {
         }
     }
 
+    /// The call with every socket it names replaced by `f(fd)` (the script's
+    /// numbers mapped to the target's, as packetdrill maps them).
+    pub fn map_fds(&self, f: impl Fn(Fd) -> Fd) -> SocketCall {
+        let mut c = self.clone();
+        match &mut c {
+            SocketCall::Socket => {}
+            SocketCall::Poll { fds, .. } => fds.iter_mut().for_each(|(fd, _)| *fd = f(*fd)),
+            SocketCall::Bind { fd }
+            | SocketCall::Listen { fd, .. }
+            | SocketCall::Accept { fd }
+            | SocketCall::Connect { fd }
+            | SocketCall::Write { fd, .. }
+            | SocketCall::Read { fd, .. }
+            | SocketCall::Close { fd }
+            | SocketCall::Shutdown { fd, .. }
+            | SocketCall::SetSockOpt { fd, .. }
+            | SocketCall::GetSockOpt { fd, .. }
+            | SocketCall::GetFl { fd }
+            | SocketCall::SetFl { fd, .. }
+            | SocketCall::TcpInfo { fd } => *fd = f(*fd),
+        }
+        c
+    }
+
     /// The one socket the call is on (`socket` and `poll` have none).
     pub fn fd(&self) -> Option<Fd> {
         match self {
