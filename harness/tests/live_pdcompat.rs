@@ -181,3 +181,21 @@ fn packetdrill_verdicts_ignore_packets_after_the_end() {
     );
     assert!(on_linux("tail.pkt", &pd).passed());
 }
+
+#[test]
+fn back_to_back_segments_merge_like_tso() {
+    let pd = RunOptions {
+        packetdrill: true,
+        ..RunOptions::default()
+    };
+    let r = on_own("tso.pkt", &pd);
+    assert!(r.passed(), "{}", r.outcome);
+    let plain = on_own("tso.pkt", &RunOptions::default());
+    assert!(
+        matches!(&plain.outcome, Outcome::Failed(f) if f.line == 13 && f.message.contains("payload length")),
+        "{}",
+        plain.outcome
+    );
+    let Some(_g) = live_guard() else { return };
+    assert!(on_linux("tso.pkt", &pd).passed());
+}

@@ -1117,7 +1117,7 @@ impl Runner<'_> {
                 call: None,
             }))
         };
-        let seg = match &sent.seg {
+        let mut seg = match &sent.seg {
             Ok(s) => s.clone(),
             Err(why) => {
                 return Err(mismatch(
@@ -1127,6 +1127,9 @@ impl Runner<'_> {
                 ))
             }
         };
+        if self.packetdrill {
+            self.coalesce(p, &mut seg, w.hi)?;
+        }
         let fields = self.compare(p, &seg);
         if sent.at > w.hi {
             if fields.is_empty() {
@@ -1166,6 +1169,42 @@ impl Runner<'_> {
             ));
         }
         Ok(sent.at)
+    }
+
+    /// packetdrill's view of segmentation offload: its TUN device lets the
+    /// kernel send one super-segment where a plain device gets several
+    /// MSS-sized ones. When the line expects more payload than `seg` has,
+    /// the contiguous segments that follow by `hi` (same ACK, no SYN or
+    /// RST) are merged into it, as TSO would have sent them: flags are
+    /// those of the first plus the last one's PSH and FIN.
+    fn coalesce(&mut self, p: &PacketSpec, seg: &mut WireSegment, hi: Micros) -> Result<(), Stop> {
+        let Some((_, _, want)) = p.seq else {
+            return Ok(());
+        };
+        while seg.payload_len < want && !seg.flags.fin {
+            if self.queue.is_empty() {
+                self.advance(hi, true)?;
+            }
+            let next = match self.queue.front().map(|q| &q.seg) {
+                Some(Ok(n))
+                    if n.seq == seg.seq.wrapping_add(seg.payload_len)
+                        && n.ack == seg.ack
+                        && n.flags.ack == seg.flags.ack
+                        && !n.flags.syn
+                        && !n.flags.rst
+                        && n.payload_len > 0 =>
+                {
+                    n.clone()
+                }
+                _ => return Ok(()),
+            };
+            self.queue.pop_front();
+            seg.payload_len += next.payload_len;
+            seg.flags.psh |= next.flags.psh;
+            seg.flags.fin |= next.flags.fin;
+            seg.win = next.win;
+        }
+        Ok(())
     }
 
     /// The differences between an expected and an actual outbound packet,

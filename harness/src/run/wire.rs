@@ -447,4 +447,31 @@ mod tests {
         let opts = vec![TcpOpt::Mss(1); 11];
         assert!(encode_options(&opts).is_err());
     }
+
+    /// RFC 7413 4.1.1 (kind 34 and the experimental 254/0xF989) and
+    /// RFC 2385 3.0 (kind 19) encode and decode back to the same options.
+    #[test]
+    fn fast_open_and_md5_round_trip() {
+        let opts = vec![
+            TcpOpt::FastOpen {
+                exp: false,
+                cookie: vec![0xab, 0xcd, 0x12, 0x34],
+            },
+            TcpOpt::FastOpen {
+                exp: true,
+                cookie: vec![],
+            },
+            TcpOpt::Md5((0u8..16).collect()),
+        ];
+        let bytes = encode_options(&opts).unwrap();
+        assert_eq!(&bytes[..8], &[34, 6, 0xab, 0xcd, 0x12, 0x34, 254, 4]);
+        assert_eq!(&bytes[8..12], &[0xf9, 0x89, 19, 18]);
+        let (back, unknown) = decode_options(&bytes).unwrap();
+        assert_eq!(back, opts);
+        assert!(unknown.is_empty());
+        // An experimental option with another magic stays unknown.
+        let (back, unknown) = decode_options(&[254, 4, 0x12, 0x34]).unwrap();
+        assert!(back.is_empty());
+        assert_eq!(unknown, vec![254]);
+    }
 }
