@@ -383,6 +383,7 @@ fn serve_calls(
     let mut sockets = Sockets {
         fds: BTreeMap::new(),
         v6,
+        active: 0,
     };
     while let Ok(call) = calls.recv() {
         let r = sockets.call(&call);
@@ -425,6 +426,10 @@ struct Sockets {
     fds: BTreeMap<Fd, Sock>,
     /// Open AF_INET6 sockets and use the IPv6 script addresses.
     v6: Arc<AtomicBool>,
+    /// Active opens bound so far: the n-th binds to port 8080 + n, so a
+    /// script's second connection to the peer is a new 4-tuple (the
+    /// runner learns the port from its SYN under `--packetdrill`).
+    active: u16,
 }
 
 fn done(r: CallReturn) -> Result<CallOutcome, TargetError> {
@@ -512,6 +517,7 @@ fn opt_names(opt: SockOpt) -> (libc::c_int, libc::c_int) {
         SockOpt::Error => (libc::SOL_SOCKET, libc::SO_ERROR),
         SockOpt::NoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
         SockOpt::MaxSeg => (libc::IPPROTO_TCP, libc::TCP_MAXSEG),
+        SockOpt::Kernel { level, name, .. } => (level, name),
     }
 }
 
@@ -578,6 +584,7 @@ impl Sockets {
             }
             SocketCall::Connect { .. } => {
                 if !sock.bound {
+                    let local = active_local(local, &mut self.active);
                     let r = bind_local(raw, local);
                     if r.ret.is_err() {
                         return done(r.with_note(format!("implicit bind to {local} failed")));
@@ -598,42 +605,25 @@ impl Sockets {
                     e => done(errno_return(e)),
                 }
             }
-            SocketCall::Write { len, .. } => {
-                let len = *len;
-                // A blocking write made again continues where it stopped.
-                let mut sent = match sock.written.take() {
-                    Some((l, s)) if l == len => s,
-                    _ => 0,
-                };
-                loop {
-                    let chunk: Vec<u8> = (sent..len.min(sent + WRITE_CHUNK))
-                        .map(payload_byte)
-                        .collect();
-                    // SAFETY: `chunk` is a live buffer of the length passed.
-                    let n = unsafe {
-                        libc::send(raw, chunk.as_ptr().cast(), chunk.len(), libc::MSG_NOSIGNAL)
-                    };
-                    if n >= 0 {
-                        sent += usize::try_from(n).unwrap_or(0);
-                        if sent >= len {
-                            return done(CallReturn::ok(to_i64(sent)));
-                        }
-                        continue;
+            SocketCall::Write { len, .. } => send_all(sock, *len, 0, None),
+            SocketCall::Send {
+                len,
+                flags,
+                to_peer,
+                ..
+            } => {
+                // As `connect`: from the kernel's script address and port.
+                if *to_peer && !sock.bound {
+                    let local = active_local(local, &mut self.active);
+                    let r = bind_local(raw, local);
+                    if r.ret.is_err() {
+                        return done(r.with_note(format!("implicit bind to {local} failed")));
                     }
-                    let e = errno();
-                    if e == libc::EINTR {
-                        continue;
-                    }
-                    if e == libc::EAGAIN && !nonblock {
-                        sock.written = Some((len, sent));
-                        return Ok(CallOutcome::WouldBlock);
-                    }
-                    // A write that sent something returns the count.
-                    if sent > 0 {
-                        return done(CallReturn::ok(to_i64(sent)));
-                    }
-                    return done(errno_return(e));
+                    sock.bound = true;
                 }
+                let to = to_peer.then_some(peer);
+                let flags = libc::c_int::try_from(*flags).unwrap_or(-1);
+                send_all(sock, *len, flags, to)
             }
             SocketCall::Read { len, .. } => {
                 let mut buf = vec![0u8; *len];
@@ -788,6 +778,77 @@ impl Sockets {
     }
 }
 
+/// `write`, `send` and `sendto` of `len` octets with `flags`, to `to` when
+/// given. Every real socket is non-blocking: on the script's blocking
+/// socket a call that would block answers [`CallOutcome::WouldBlock`] and,
+/// made again, continues where it stopped (a fast-open `sendto` then goes
+/// on as a plain send of the rest on the connecting socket).
+fn send_all(
+    sock: &mut Sock,
+    len: usize,
+    flags: libc::c_int,
+    to: Option<SocketAddr>,
+) -> Result<CallOutcome, TargetError> {
+    let (raw, nonblock) = (sock.raw(), sock.nonblock);
+    let (mut sent, retry) = match sock.written.take() {
+        Some((l, s)) if l == len => (s, true),
+        _ => (0, false),
+    };
+    // The first attempt carries the address and MSG_FASTOPEN; a retry is
+    // on the socket the first one started connecting.
+    let (mut flags, to) = if retry {
+        (flags & !0x2000_0000, None)
+    } else {
+        (flags, to)
+    };
+    let mut addr = to.map(RawAddr::new);
+    loop {
+        let chunk: Vec<u8> = (sent..len.min(sent + WRITE_CHUNK))
+            .map(payload_byte)
+            .collect();
+        let (ptr, alen) = match &addr {
+            Some(a) => a.as_ptr_len(),
+            None => (std::ptr::null(), 0),
+        };
+        // SAFETY: `chunk` is a live buffer of the length passed; `ptr` is
+        // null with length 0 or a live address of `alen` octets.
+        let n = unsafe {
+            libc::sendto(
+                raw,
+                chunk.as_ptr().cast(),
+                chunk.len(),
+                flags | libc::MSG_NOSIGNAL,
+                ptr,
+                alen,
+            )
+        };
+        if n >= 0 {
+            sent += usize::try_from(n).unwrap_or(0);
+            if sent >= len {
+                return done(CallReturn::ok(to_i64(sent)));
+            }
+            // The rest goes on the connection the first piece opened.
+            flags &= !0x2000_0000;
+            addr = None;
+            continue;
+        }
+        let e = errno();
+        if e == libc::EINTR {
+            continue;
+        }
+        let pending = e == libc::EAGAIN || (e == libc::EINPROGRESS && to.is_some());
+        if pending && !nonblock && flags & libc::MSG_DONTWAIT == 0 {
+            sock.written = Some((len, sent));
+            return Ok(CallOutcome::WouldBlock);
+        }
+        // A write that sent something returns the count.
+        if sent > 0 {
+            return done(CallReturn::ok(to_i64(sent)));
+        }
+        return done(errno_return(e));
+    }
+}
+
 /// Octet `i` of what `write` sends: `A..Z` repeated, like the own target.
 fn payload_byte(i: usize) -> u8 {
     b'A' + (i % 26) as u8
@@ -795,6 +856,14 @@ fn payload_byte(i: usize) -> u8 {
 
 fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The address the next active open binds to: the script's, with port
+/// 8080 + the number of active opens before it.
+fn active_local(local: SocketAddr, active: &mut u16) -> SocketAddr {
+    let a = SocketAddr::new(local.ip(), local.port().wrapping_add(*active));
+    *active = active.wrapping_add(1);
+    a
 }
 
 /// Binds to the kernel's script address and port, e.g. 192.0.2.1:8080.

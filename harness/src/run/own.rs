@@ -203,6 +203,25 @@ impl OwnTarget {
                     "the own stack has no TCP_INFO for `%{ }%` blocks".into(),
                 ))
             }
+            SocketCall::Send { .. } => {
+                return Err(TargetError::Unsupported(format!(
+                    "the own stack has no {} with flags",
+                    call.name()
+                )))
+            }
+            SocketCall::SetSockOpt {
+                opt: opt @ SockOpt::Kernel { .. },
+                ..
+            }
+            | SocketCall::GetSockOpt {
+                opt: opt @ SockOpt::Kernel { .. },
+                ..
+            } => {
+                return Err(TargetError::Unsupported(format!(
+                    "the own stack has no socket option {}",
+                    opt.name()
+                )))
+            }
             // Every other call names its socket; -1 is never one (EBADF).
             _ => call.fd().unwrap_or(-1),
         };
@@ -400,7 +419,9 @@ impl OwnTarget {
                             onoff: false,
                             secs: 0,
                         },
-                        SockOpt::ReuseAddr | SockOpt::Error => OptValue::Int(0),
+                        SockOpt::ReuseAddr | SockOpt::Error | SockOpt::Kernel { .. } => {
+                            OptValue::Int(0)
+                        }
                     }),
                 };
                 let mut r = CallReturn::ok(0);
@@ -416,9 +437,10 @@ impl OwnTarget {
                 }
                 done(CallReturn::ok(0))
             }
-            SocketCall::Socket | SocketCall::Poll { .. } | SocketCall::TcpInfo { .. } => {
-                done(CallReturn::err("EINVAL"))
-            }
+            SocketCall::Socket
+            | SocketCall::Poll { .. }
+            | SocketCall::TcpInfo { .. }
+            | SocketCall::Send { .. } => done(CallReturn::err("EINVAL")),
         }
     }
 

@@ -451,6 +451,12 @@ struct Runner<'a> {
     /// Script fd → target fd, from `socket`/`accept` returns (packetdrill's
     /// mapping: the script's number names whatever the target returned).
     fds: std::collections::BTreeMap<Fd, Fd>,
+    /// Timestamps (RFC 7323 3): script TSval → the TSval the target really
+    /// sent on that line, so an injected TSecr echoes a live value.
+    ts_vals: std::collections::HashMap<u32, u32>,
+    /// Under `--packetdrill`: the stack's port, learned from its latest
+    /// active SYN (packetdrill maps each new connection's port and ISN).
+    stack_port: Option<u16>,
 }
 
 /// Parses and runs a script text. Parse errors are [`Outcome::Error`].
@@ -501,6 +507,8 @@ pub fn run_script(
         sut: None,
         code: Vec::new(),
         fds: Default::default(),
+        ts_vals: Default::default(),
+        stack_port: None,
     };
     let result = r.run(script, opts);
     let outcome = match result {
@@ -782,8 +790,20 @@ impl Runner<'_> {
         for (at, bytes) in self.target.take_outbound() {
             let seg = wire::decode(&bytes);
             if let Ok(s) = &seg {
+                let new_active = self.packetdrill
+                    && s.flags.syn
+                    && !s.flags.ack
+                    && self.stack_isn.is_some_and(|isn| isn != s.seq);
+                if new_active {
+                    // A new connection: packetdrill numbers it afresh.
+                    self.stack_isn = None;
+                    self.peer_isn = None;
+                }
                 if s.flags.syn && self.stack_isn.is_none() {
                     self.stack_isn = Some(s.seq);
+                }
+                if self.packetdrill && s.flags.syn && !s.flags.ack {
+                    self.stack_port = Some(s.src_port);
                 }
             }
             let spec = seg
@@ -1029,6 +1049,12 @@ impl Runner<'_> {
         let opts: Vec<TcpOpt> = opts
             .iter()
             .map(|o| match o {
+                // packetdrill's mapping: a TSecr the script took from one
+                // of its `>` lines echoes what the target really sent.
+                TcpOpt::Timestamp { val, ecr } if p.flags.ack => TcpOpt::Timestamp {
+                    val: *val,
+                    ecr: self.ts_vals.get(ecr).copied().unwrap_or(*ecr),
+                },
                 TcpOpt::Sack(b) => TcpOpt::Sack(
                     b.iter()
                         .map(|(l, r)| (stack_isn.wrapping_add(*l), stack_isn.wrapping_add(*r)))
@@ -1042,7 +1068,7 @@ impl Runner<'_> {
             src: peer.ip(),
             dst: local.ip(),
             src_port: peer.port(),
-            dst_port: local.port(),
+            dst_port: self.stack_port.unwrap_or(local.port()),
             seq,
             ack,
             flags: p.flags,
@@ -1129,6 +1155,12 @@ impl Runner<'_> {
         };
         if self.packetdrill {
             self.coalesce(p, &mut seg, w.hi)?;
+        }
+        if let (Some(script), Some(live)) = (
+            p.options.as_deref().and_then(timestamp),
+            timestamp(&seg.options),
+        ) {
+            self.ts_vals.insert(script.0, live.0);
         }
         let fields = self.compare(p, &seg);
         if sent.at > w.hi {
@@ -1488,6 +1520,14 @@ impl Runner<'_> {
             }))
         })
     }
+}
+
+/// `(TSval, TSecr)` of the timestamps option among `opts`.
+fn timestamp(opts: &[TcpOpt]) -> Option<(u32, u32)> {
+    opts.iter().find_map(|o| match o {
+        TcpOpt::Timestamp { val, ecr } => Some((*val, *ecr)),
+        _ => None,
+    })
 }
 
 fn window_text(lo: Micros, hi: Micros) -> String {

@@ -88,6 +88,18 @@ pub enum SockOpt {
     MaxSeg,
     /// `SOL_SOCKET SO_ERROR`: the pending error, cleared on read.
     Error,
+    /// Any other integer option a kernel has (`TCP_FASTOPEN`,
+    /// `SO_ZEROCOPY`, `IP_TOS`, ...): level and name as Linux numbers them.
+    /// Only live kernels take these; the own stack makes the script not
+    /// applicable.
+    Kernel {
+        /// `SOL_SOCKET`, `SOL_TCP` or `SOL_IP`, as a number.
+        level: i32,
+        /// The option number.
+        name: i32,
+        /// Its C name.
+        c_name: &'static str,
+    },
 }
 
 impl SockOpt {
@@ -101,6 +113,7 @@ impl SockOpt {
             SockOpt::NoDelay => "TCP_NODELAY",
             SockOpt::MaxSeg => "TCP_MAXSEG",
             SockOpt::Error => "SO_ERROR",
+            SockOpt::Kernel { c_name, .. } => c_name,
         }
     }
 }
@@ -159,6 +172,16 @@ pub enum SocketCall {
         fds: Vec<(Fd, i64)>,
         timeout_ms: i64,
     },
+    /// `send`/`sendto` with flags (`MSG_*`): SEND of `len` octets; `to_peer`
+    /// names the scripted peer's address (`sendto`, e.g. with
+    /// `MSG_FASTOPEN`). Plain `write`s are [`SocketCall::Write`].
+    Send {
+        fd: Fd,
+        len: usize,
+        /// Linux `MSG_*` bits.
+        flags: i64,
+        to_peer: bool,
+    },
     /// `getsockopt(fd, SOL_TCP, TCP_INFO)` for a `%{ }%` block: the raw
     /// `struct tcp_info` comes back in [`CallReturn::data`].
     TcpInfo { fd: Fd },
@@ -182,6 +205,8 @@ impl SocketCall {
             SocketCall::GetFl { .. } | SocketCall::SetFl { .. } => "fcntl",
             SocketCall::Poll { .. } => "poll",
             SocketCall::TcpInfo { .. } => "getsockopt(TCP_INFO)",
+            SocketCall::Send { to_peer: true, .. } => "sendto",
+            SocketCall::Send { .. } => "send",
         }
     }
 
@@ -204,7 +229,8 @@ impl SocketCall {
             | SocketCall::GetSockOpt { fd, .. }
             | SocketCall::GetFl { fd }
             | SocketCall::SetFl { fd, .. }
-            | SocketCall::TcpInfo { fd } => *fd = f(*fd),
+            | SocketCall::TcpInfo { fd }
+            | SocketCall::Send { fd, .. } => *fd = f(*fd),
         }
         c
     }
@@ -225,7 +251,8 @@ impl SocketCall {
             | SocketCall::GetSockOpt { fd, .. }
             | SocketCall::GetFl { fd }
             | SocketCall::SetFl { fd, .. }
-            | SocketCall::TcpInfo { fd } => Some(*fd),
+            | SocketCall::TcpInfo { fd }
+            | SocketCall::Send { fd, .. } => Some(*fd),
         }
     }
 }
