@@ -132,13 +132,13 @@ fn unsupported_calls_are_not_applicable() {
     not_applicable_at(
         &on_own("unsupported.pkt", &RunOptions::default()),
         3,
-        "sendto",
+        "epoll_create",
     );
     let Some(_g) = live_guard() else { return };
     not_applicable_at(
         &on_linux("unsupported.pkt", &RunOptions::default()),
         3,
-        "sendto",
+        "epoll_create",
     );
 }
 
@@ -198,4 +198,24 @@ fn back_to_back_segments_merge_like_tso() {
     );
     let Some(_g) = live_guard() else { return };
     assert!(on_linux("tso.pkt", &pd).passed());
+}
+
+#[test]
+fn injected_ts_echoes_map_to_live_values() {
+    let Some(_g) = live_guard() else { return };
+    let r = on_linux("ts_map.pkt", &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
+}
+
+#[test]
+fn sendto_with_fastopen_runs_on_linux_only() {
+    // The own stack has no flags on send: the call's line is not applicable.
+    let text = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+                +0 sendto(3, ..., 10, MSG_FASTOPEN, ..., ...) = 10\n";
+    let mut own = OwnTarget::new(tcp_spec::Profile::Rfc9293);
+    let r = tcp_harness::run::run_text("own-sendto.pkt", text, &mut own, &RunOptions::default());
+    not_applicable_at(&r, 2, "sendto");
+    let Some(_g) = live_guard() else { return };
+    let r = on_linux("sendto.pkt", &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
 }

@@ -1381,7 +1381,17 @@ impl Runner<'_> {
             return Ok(());
         };
         let now = self.target.now();
-        let outcome = self.target.call(&p.call)?;
+        let outcome = match self.target.call(&p.call) {
+            Ok(o) => o,
+            Err(TargetError::Unsupported(why)) => {
+                return Err(Stop::NotApplicable {
+                    line: p.line,
+                    col: p.col,
+                    message: format!("not applicable on {}: {why}", self.target.name()),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         let done = match outcome {
             CallOutcome::Done(r) => match (&p.call, p.poll_deadline, &r.ret) {
                 // A poll that found nothing waits for its timeout.
