@@ -578,7 +578,11 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
         Ok(r) => r,
         Err(e) => return usage_error(e),
     };
-    write_out(&render_reports(&reports, args.json, args.trace)?)?;
+    if args.packetdrill.tap {
+        write_out(&crate::run::pdcompat::tap(&reports))?;
+    } else {
+        write_out(&render_reports(&reports, args.json, args.trace)?)?;
+    }
     Ok(ExitCode::from(suite::Summary::of(&reports).exit_code()))
 }
 
