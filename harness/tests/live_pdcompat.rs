@@ -86,9 +86,20 @@ fn code_blocks_see_tcp_info() {
     let bad = text.replace("tcpi_snd_mss == 1000", "tcpi_snd_mss == 999");
     let path = std::env::temp_dir().join(format!("pdcompat-code-{}.pkt", std::process::id()));
     std::fs::write(&path, bad).unwrap();
-    let mut t = LinuxTarget::new().unwrap();
-    let r = run_file(&path, &mut t, &RunOptions::default());
-    drop(t);
+    // A live run can miss a packet's time on a loaded machine: the block's
+    // failure is what is looked for, within three attempts.
+    let mut r = None;
+    for _ in 0..3 {
+        let mut t = LinuxTarget::new().unwrap();
+        let this = run_file(&path, &mut t, &RunOptions::default());
+        drop(t);
+        let done = matches!(&this.outcome, Outcome::Failed(f) if f.mismatch == Mismatch::Code);
+        r = Some(this);
+        if done {
+            break;
+        }
+    }
+    let r = r.unwrap();
     let _ = std::fs::remove_file(&path);
     match &r.outcome {
         Outcome::Failed(f) => {

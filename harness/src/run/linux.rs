@@ -612,18 +612,9 @@ impl Sockets {
                 to_peer,
                 ..
             } => {
-                // As `connect`: from the kernel's script address and port.
-                if *to_peer && !sock.bound {
-                    let local = active_local(local, &mut self.active);
-                    let r = bind_local(raw, local);
-                    if r.ret.is_err() {
-                        return done(r.with_note(format!("implicit bind to {local} failed")));
-                    }
-                    sock.bound = true;
-                }
-                let to = to_peer.then_some(peer);
-                let flags = libc::c_int::try_from(*flags).unwrap_or(-1);
-                send_all(sock, *len, flags, to)
+                // An unbound socket binds like `connect`, to its own port.
+                let from = (*to_peer && !sock.bound).then(|| active_local(local, &mut self.active));
+                send_flags(sock, *len, *flags, to_peer.then_some(peer), from)
             }
             SocketCall::Read { len, .. } => {
                 let mut buf = vec![0u8; *len];
@@ -776,6 +767,26 @@ impl Sockets {
         r.revents = revents;
         done(r)
     }
+}
+
+/// `send`/`sendto` with flags, to `to` for `sendto`; bound to `from`
+/// first when given (an unbound socket's `sendto` binds like `connect`).
+fn send_flags(
+    sock: &mut Sock,
+    len: usize,
+    flags: i64,
+    to: Option<SocketAddr>,
+    from: Option<SocketAddr>,
+) -> Result<CallOutcome, TargetError> {
+    if let Some(from) = from {
+        let r = bind_local(sock.raw(), from);
+        if r.ret.is_err() {
+            return done(r.with_note(format!("implicit bind to {from} failed")));
+        }
+        sock.bound = true;
+    }
+    let flags = libc::c_int::try_from(flags).unwrap_or(-1);
+    send_all(sock, len, flags, to)
 }
 
 /// `write`, `send` and `sendto` of `len` octets with `flags`, to `to` when

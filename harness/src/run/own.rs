@@ -108,6 +108,26 @@ pub struct OwnTarget {
     v6: bool,
 }
 
+/// What the own stack has no counterpart for (the script is then not
+/// applicable): `TCP_INFO`, send flags, kernel-only socket options.
+fn unsupported(call: &SocketCall) -> Option<String> {
+    match call {
+        SocketCall::TcpInfo { .. } => {
+            Some("the own stack has no TCP_INFO for `%{ }%` blocks".into())
+        }
+        SocketCall::Send { .. } => Some(format!("the own stack has no {} with flags", call.name())),
+        SocketCall::SetSockOpt {
+            opt: opt @ SockOpt::Kernel { .. },
+            ..
+        }
+        | SocketCall::GetSockOpt {
+            opt: opt @ SockOpt::Kernel { .. },
+            ..
+        } => Some(format!("the own stack has no socket option {}", opt.name())),
+        _ => None,
+    }
+}
+
 impl OwnTarget {
     /// A target following `profile`; nothing runs until the first call.
     pub fn new(profile: Profile) -> OwnTarget {
@@ -181,6 +201,9 @@ impl OwnTarget {
     }
 
     fn do_call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
+        if let Some(why) = unsupported(call) {
+            return Err(TargetError::Unsupported(why));
+        }
         let now = self.instant();
         let done = |r: CallReturn| Ok(CallOutcome::Done(r));
         let errno = |e: StackError| Ok(CallOutcome::Done(CallReturn::err(e.errno_name())));
@@ -198,30 +221,6 @@ impl OwnTarget {
                 return done(CallReturn::ok(fd));
             }
             SocketCall::Poll { fds, .. } => return self.poll(fds),
-            SocketCall::TcpInfo { .. } => {
-                return Err(TargetError::Unsupported(
-                    "the own stack has no TCP_INFO for `%{ }%` blocks".into(),
-                ))
-            }
-            SocketCall::Send { .. } => {
-                return Err(TargetError::Unsupported(format!(
-                    "the own stack has no {} with flags",
-                    call.name()
-                )))
-            }
-            SocketCall::SetSockOpt {
-                opt: opt @ SockOpt::Kernel { .. },
-                ..
-            }
-            | SocketCall::GetSockOpt {
-                opt: opt @ SockOpt::Kernel { .. },
-                ..
-            } => {
-                return Err(TargetError::Unsupported(format!(
-                    "the own stack has no socket option {}",
-                    opt.name()
-                )))
-            }
             // Every other call names its socket; -1 is never one (EBADF).
             _ => call.fd().unwrap_or(-1),
         };

@@ -667,13 +667,7 @@ impl Runner<'_> {
             EventKind::Icmp(i) => {
                 self.last_time = start;
                 self.advance(start, false)?;
-                Err(Stop::NotApplicable {
-                    line: e.line,
-                    col: e.col,
-                    message: format!(
-                        "`{i}`: ICMP packets are not injected or matched by the runner yet"
-                    ),
-                })
+                Err(icmp_not_applicable(e, i))
             }
             EventKind::Packet(p) if p.dir == Direction::Inbound => {
                 if matches!(e.time, TimeSpec::Any | TimeSpec::Range { .. }) {
@@ -1529,6 +1523,16 @@ impl Runner<'_> {
                 call: None,
             }))
         })
+    }
+}
+
+/// ICMP lines parse but are neither injected nor matched yet: the script
+/// is not applicable, at the line.
+fn icmp_not_applicable(e: &Event, i: &crate::script::IcmpSpec) -> Stop {
+    Stop::NotApplicable {
+        line: e.line,
+        col: e.col,
+        message: format!("`{i}`: ICMP packets are not injected or matched by the runner yet"),
     }
 }
 

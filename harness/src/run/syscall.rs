@@ -51,34 +51,7 @@ pub fn resolve(spec: &SyscallSpec) -> Result<SocketCall, String> {
             want_args(name, a, 3)?;
             SocketCall::Connect { fd: fd()? }
         }
-        "write" | "send" | "sendto" => {
-            let want = match name {
-                "write" => 3,
-                "send" => 4,
-                _ => 6,
-            };
-            if a.len() != want {
-                return Err(format!("{name}: wrong number of arguments"));
-            }
-            buffer_arg(name, &a[1])?;
-            let flags = match a.get(3) {
-                None | Some(Expr::Ellipsis) => 0,
-                Some(f) => msg_flags(name, f)?,
-            };
-            if flags == 0 && name != "sendto" {
-                SocketCall::Write {
-                    fd: fd()?,
-                    len: len_arg(name, &a[2])?,
-                }
-            } else {
-                SocketCall::Send {
-                    fd: fd()?,
-                    len: len_arg(name, &a[2])?,
-                    flags,
-                    to_peer: name == "sendto" && !matches!(a[4], Expr::Ident(ref n) if n == "NULL"),
-                }
-            }
-        }
+        "write" | "send" | "sendto" => send_call(name, a)?,
         "read" | "recv" => {
             if a.len() != if name == "read" { 3 } else { 4 } {
                 return Err(format!("{name}: wrong number of arguments"));
@@ -187,6 +160,36 @@ pub fn resolve(spec: &SyscallSpec) -> Result<SocketCall, String> {
             }
         }
         other => return Err(format!("system call `{other}` is not supported")),
+    })
+}
+
+/// `write(fd, ..., len)`, `send(fd, ..., len, flags)` or
+/// `sendto(fd, ..., len, flags, addr, addrlen)`: a plain write without flags.
+fn send_call(name: &str, a: &[Expr]) -> Result<SocketCall, String> {
+    let want = match name {
+        "write" => 3,
+        "send" => 4,
+        _ => 6,
+    };
+    if a.len() != want {
+        return Err(format!("{name}: wrong number of arguments"));
+    }
+    buffer_arg(name, &a[1])?;
+    let fd = fd_arg(name, a)?;
+    let len = len_arg(name, &a[2])?;
+    let flags = match a.get(3) {
+        None | Some(Expr::Ellipsis) => 0,
+        Some(f) => msg_flags(name, f)?,
+    };
+    Ok(if flags == 0 && name != "sendto" {
+        SocketCall::Write { fd, len }
+    } else {
+        SocketCall::Send {
+            fd,
+            len,
+            flags,
+            to_peer: name == "sendto" && !matches!(&a[4], Expr::Ident(n) if n == "NULL"),
+        }
     })
 }
 
