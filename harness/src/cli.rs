@@ -269,6 +269,8 @@ pub struct RunArgs {
     /// Print the ladder diagram of every script, not only of failures.
     #[arg(long)]
     pub trace: bool,
+    #[command(flatten)]
+    pub packetdrill: crate::run::pdcompat::PacketdrillArgs,
     /// Script files, or directories searched for *.pkt.
     #[arg(required = true, value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
@@ -602,7 +604,11 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
     if let Err(e) = args.exec.apply() {
         return usage_error(e);
     }
-    if let Err(e) = args.target.check().and_then(|()| args.target.make(args.profile)) {
+    if let Err(e) = args
+        .target
+        .check()
+        .and_then(|()| args.target.make(args.profile))
+    {
         return usage_error(format!("target {}: {e}", args.target));
     }
     let scripts = match suite::discover(&args.paths) {
@@ -615,10 +621,13 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
             return usage_error(format!("{}: {e}", dir.display()));
         }
     }
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         strict: !args.no_strict,
         ..args.tolerance.run_options()
     };
+    if let Err(e) = args.packetdrill.apply(&mut opts) {
+        return usage_error(e);
+    }
     let reports = match run_all(
         &scripts,
         &args.target,
@@ -629,7 +638,11 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
         Ok(r) => r,
         Err(e) => return usage_error(e),
     };
-    write_out(&render_reports(&reports, args.json, args.trace)?)?;
+    if args.packetdrill.tap {
+        write_out(&crate::run::pdcompat::tap(&reports))?;
+    } else {
+        write_out(&render_reports(&reports, args.json, args.trace)?)?;
+    }
     Ok(ExitCode::from(suite::Summary::of(&reports).exit_code()))
 }
 

@@ -58,6 +58,7 @@ impl Toy {
             urg: 0,
             options: &[],
             payload_len: 0,
+            ecn: 0,
         });
         if let Ok(b) = built {
             self.out.push(b);

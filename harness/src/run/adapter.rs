@@ -156,7 +156,8 @@ impl SockDefaults {
                 onoff: false,
                 secs: 0,
             },
-            SockOpt::ReuseAddr | SockOpt::Error => OptValue::Int(0),
+            // Kernel-only options never get here (`SocketCall::kernel_only`).
+            SockOpt::ReuseAddr | SockOpt::Error | SockOpt::Kernel { .. } => OptValue::Int(0),
         }
     }
 
@@ -487,6 +488,10 @@ impl<S: Stack> AdapterTarget<S> {
                 done(CallReturn::ok(0))
             }
             SocketCall::Socket | SocketCall::Poll { .. } => done(CallReturn::err("EINVAL")),
+            // Answered not applicable before dispatch (`kernel_only`).
+            SocketCall::Send { .. } | SocketCall::TcpInfo { .. } => {
+                Err(TargetError::NotApplicable(call.name().into()))
+            }
         }
     }
 
@@ -787,6 +792,12 @@ impl<S: Stack> Target for AdapterTarget<S> {
     }
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
+        if let Some(why) = call.kernel_only() {
+            return Ok(CallOutcome::NotApplicable(format!(
+                "{} has {why}",
+                self.stack.name()
+            )));
+        }
         let r = self.do_call(call);
         self.collect();
         r

@@ -40,8 +40,8 @@
 use super::own::{ip_version_is_v6, script_addresses};
 use super::peer_tap::{PeerTap, ScriptClock};
 use super::target::{
-    CallOutcome, CallReturn, Fd, How, Micros, OptValue, SockOpt, SocketCall, SysctlOutcome, Target,
-    TargetError, O_NONBLOCK,
+    CallOutcome, CallReturn, Fd, How, Micros, OptValue, ShellOutcome, SockOpt, SocketCall,
+    SysctlOutcome, Target, TargetError, O_NONBLOCK,
 };
 use crate::live::{LiveNet, NsThread};
 use crate::script::IpVersion;
@@ -279,10 +279,79 @@ impl Target for LinuxTarget {
         }
     }
 
+    /// Any backtick command, run in the namespace (see [`run_shell`]).
+    fn shell(&mut self, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
+        run_shell(self.net.netns().name(), cmd, cwd)
+    }
+
     /// `gap / 8 + BASE_SLACK`: the timer wheel's rounding (at most 1/8 of
     /// a timeout at any wheel level) plus ticks and scheduling.
     fn timing_slack(&self, gap: Duration) -> Duration {
         BASE_SLACK + gap / 8
+    }
+}
+
+/// `getsockopt(TCP_INFO)` of a socket, the raw struct in `data`.
+fn tcp_info(sock: Option<&Sock>) -> CallReturn {
+    let Some(sock) = sock else {
+        return CallReturn::err("EBADF");
+    };
+    let mut buf = vec![0u8; 512];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: `buf` is writable for `len` octets; the kernel writes at most that.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.raw(),
+            libc::SOL_TCP,
+            libc::TCP_INFO,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return last_err();
+    }
+    buf.truncate(len as usize);
+    CallReturn {
+        data: buf,
+        ..CallReturn::ok(0)
+    }
+}
+
+/// Runs a backtick command as packetdrill does — `/bin/sh -c`, working
+/// directory `cwd`, `PACKETDRILL_PID` the harness's pid (a command's
+/// `$PPID` is the harness too) — inside namespace `netns` only: `ip netns
+/// exec` enters it in a private mount namespace, where `/proc/sys` is
+/// remounted read-only except `/proc/sys/net`, whose entries are the
+/// namespace's own, so no host-wide setting can be written.
+pub fn run_shell(netns: &str, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
+    const FENCE: &str = "mount --bind /proc/sys /proc/sys && \
+        mount -o remount,bind,ro /proc/sys && \
+        mount --bind /proc/sys/net /proc/sys/net && \
+        mount -o remount,bind,rw /proc/sys/net && exec /bin/sh -c \"$1\"";
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "/bin/sh", "-c", FENCE, "sh", cmd])
+        .current_dir(cwd)
+        .env("PACKETDRILL_PID", std::process::id().to_string())
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Err(e) => ShellOutcome::Failed(format!("cannot run `ip netns exec`: {e}")),
+        Ok(o) if o.status.success() => ShellOutcome::Ran,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = tail[tail.len().saturating_sub(3)..].join(" | ");
+            ShellOutcome::Failed(format!(
+                "{}{}",
+                o.status,
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {tail}")
+                }
+            ))
+        }
     }
 }
 
@@ -314,6 +383,7 @@ fn serve_calls(
     let mut sockets = Sockets {
         fds: BTreeMap::new(),
         v6,
+        active: 0,
     };
     while let Ok(call) = calls.recv() {
         let r = sockets.call(&call);
@@ -356,6 +426,10 @@ struct Sockets {
     fds: BTreeMap<Fd, Sock>,
     /// Open AF_INET6 sockets and use the IPv6 script addresses.
     v6: Arc<AtomicBool>,
+    /// Active opens bound so far: the n-th binds to port 8080 + n, so a
+    /// script's second connection to the peer is a new 4-tuple (the
+    /// runner learns the port from its SYN under `--packetdrill`).
+    active: u16,
 }
 
 fn done(r: CallReturn) -> Result<CallOutcome, TargetError> {
@@ -443,6 +517,7 @@ fn opt_names(opt: SockOpt) -> (libc::c_int, libc::c_int) {
         SockOpt::Error => (libc::SOL_SOCKET, libc::SO_ERROR),
         SockOpt::NoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
         SockOpt::MaxSeg => (libc::IPPROTO_TCP, libc::TCP_MAXSEG),
+        SockOpt::Kernel { level, name, .. } => (level, name),
     }
 }
 
@@ -459,6 +534,7 @@ impl Sockets {
         let fd = match call {
             SocketCall::Socket => return self.socket(),
             SocketCall::Poll { fds, .. } => return self.poll(fds),
+            SocketCall::TcpInfo { fd } => return done(tcp_info(self.fds.get(fd))),
             // Every other call names its socket; -1 is never one (EBADF).
             _ => call.fd().unwrap_or(-1),
         };
@@ -508,6 +584,7 @@ impl Sockets {
             }
             SocketCall::Connect { .. } => {
                 if !sock.bound {
+                    let local = active_local(local, &mut self.active);
                     let r = bind_local(raw, local);
                     if r.ret.is_err() {
                         return done(r.with_note(format!("implicit bind to {local} failed")));
@@ -528,42 +605,16 @@ impl Sockets {
                     e => done(errno_return(e)),
                 }
             }
-            SocketCall::Write { len, .. } => {
-                let len = *len;
-                // A blocking write made again continues where it stopped.
-                let mut sent = match sock.written.take() {
-                    Some((l, s)) if l == len => s,
-                    _ => 0,
-                };
-                loop {
-                    let chunk: Vec<u8> = (sent..len.min(sent + WRITE_CHUNK))
-                        .map(payload_byte)
-                        .collect();
-                    // SAFETY: `chunk` is a live buffer of the length passed.
-                    let n = unsafe {
-                        libc::send(raw, chunk.as_ptr().cast(), chunk.len(), libc::MSG_NOSIGNAL)
-                    };
-                    if n >= 0 {
-                        sent += usize::try_from(n).unwrap_or(0);
-                        if sent >= len {
-                            return done(CallReturn::ok(to_i64(sent)));
-                        }
-                        continue;
-                    }
-                    let e = errno();
-                    if e == libc::EINTR {
-                        continue;
-                    }
-                    if e == libc::EAGAIN && !nonblock {
-                        sock.written = Some((len, sent));
-                        return Ok(CallOutcome::WouldBlock);
-                    }
-                    // A write that sent something returns the count.
-                    if sent > 0 {
-                        return done(CallReturn::ok(to_i64(sent)));
-                    }
-                    return done(errno_return(e));
-                }
+            SocketCall::Write { len, .. } => send_all(sock, *len, 0, None),
+            SocketCall::Send {
+                len,
+                flags,
+                to_peer,
+                ..
+            } => {
+                // An unbound socket binds like `connect`, to its own port.
+                let from = (*to_peer && !sock.bound).then(|| active_local(local, &mut self.active));
+                send_flags(sock, *len, *flags, to_peer.then_some(peer), from)
             }
             SocketCall::Read { len, .. } => {
                 let mut buf = vec![0u8; *len];
@@ -614,6 +665,7 @@ impl Sockets {
             }
             SocketCall::Socket
             | SocketCall::Poll { .. }
+            | SocketCall::TcpInfo { .. }
             | SocketCall::Close { .. }
             | SocketCall::Accept { .. } => done(CallReturn::err("EINVAL")),
         }
@@ -717,6 +769,97 @@ impl Sockets {
     }
 }
 
+/// `send`/`sendto` with flags, to `to` for `sendto`; bound to `from`
+/// first when given (an unbound socket's `sendto` binds like `connect`).
+fn send_flags(
+    sock: &mut Sock,
+    len: usize,
+    flags: i64,
+    to: Option<SocketAddr>,
+    from: Option<SocketAddr>,
+) -> Result<CallOutcome, TargetError> {
+    if let Some(from) = from {
+        let r = bind_local(sock.raw(), from);
+        if r.ret.is_err() {
+            return done(r.with_note(format!("implicit bind to {from} failed")));
+        }
+        sock.bound = true;
+    }
+    let flags = libc::c_int::try_from(flags).unwrap_or(-1);
+    send_all(sock, len, flags, to)
+}
+
+/// `write`, `send` and `sendto` of `len` octets with `flags`, to `to` when
+/// given. Every real socket is non-blocking: on the script's blocking
+/// socket a call that would block answers [`CallOutcome::WouldBlock`] and,
+/// made again, continues where it stopped (a fast-open `sendto` then goes
+/// on as a plain send of the rest on the connecting socket).
+fn send_all(
+    sock: &mut Sock,
+    len: usize,
+    flags: libc::c_int,
+    to: Option<SocketAddr>,
+) -> Result<CallOutcome, TargetError> {
+    let (raw, nonblock) = (sock.raw(), sock.nonblock);
+    let (mut sent, retry) = match sock.written.take() {
+        Some((l, s)) if l == len => (s, true),
+        _ => (0, false),
+    };
+    // The first attempt carries the address and MSG_FASTOPEN; a retry is
+    // on the socket the first one started connecting.
+    let (mut flags, to) = if retry {
+        (flags & !0x2000_0000, None)
+    } else {
+        (flags, to)
+    };
+    let mut addr = to.map(RawAddr::new);
+    loop {
+        let chunk: Vec<u8> = (sent..len.min(sent + WRITE_CHUNK))
+            .map(payload_byte)
+            .collect();
+        let (ptr, alen) = match &addr {
+            Some(a) => a.as_ptr_len(),
+            None => (std::ptr::null(), 0),
+        };
+        // SAFETY: `chunk` is a live buffer of the length passed; `ptr` is
+        // null with length 0 or a live address of `alen` octets.
+        let n = unsafe {
+            libc::sendto(
+                raw,
+                chunk.as_ptr().cast(),
+                chunk.len(),
+                flags | libc::MSG_NOSIGNAL,
+                ptr,
+                alen,
+            )
+        };
+        if n >= 0 {
+            sent += usize::try_from(n).unwrap_or(0);
+            if sent >= len {
+                return done(CallReturn::ok(to_i64(sent)));
+            }
+            // The rest goes on the connection the first piece opened.
+            flags &= !0x2000_0000;
+            addr = None;
+            continue;
+        }
+        let e = errno();
+        if e == libc::EINTR {
+            continue;
+        }
+        let pending = e == libc::EAGAIN || (e == libc::EINPROGRESS && to.is_some());
+        if pending && !nonblock && flags & libc::MSG_DONTWAIT == 0 {
+            sock.written = Some((len, sent));
+            return Ok(CallOutcome::WouldBlock);
+        }
+        // A write that sent something returns the count.
+        if sent > 0 {
+            return done(CallReturn::ok(to_i64(sent)));
+        }
+        return done(errno_return(e));
+    }
+}
+
 /// Octet `i` of what `write` sends: `A..Z` repeated, like the own target.
 fn payload_byte(i: usize) -> u8 {
     b'A' + (i % 26) as u8
@@ -724,6 +867,14 @@ fn payload_byte(i: usize) -> u8 {
 
 fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The address the next active open binds to: the script's, with port
+/// 8080 + the number of active opens before it.
+fn active_local(local: SocketAddr, active: &mut u16) -> SocketAddr {
+    let a = SocketAddr::new(local.ip(), local.port().wrapping_add(*active));
+    *active = active.wrapping_add(1);
+    a
 }
 
 /// Binds to the kernel's script address and port, e.g. 192.0.2.1:8080.

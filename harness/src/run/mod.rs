@@ -25,12 +25,14 @@
 //!   the table's profiles.
 
 pub mod adapter;
+pub mod code;
 pub mod coverage;
 pub mod diff;
 pub mod exec;
 pub mod linux;
 pub mod own;
 pub mod own_tun;
+pub mod pdcompat;
 pub mod peer_tap;
 pub mod registry;
 pub mod runner;

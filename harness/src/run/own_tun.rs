@@ -511,6 +511,7 @@ mod tests {
             urg: 0,
             options: &opts,
             payload_len: len,
+            ecn: 0,
         })
         .expect("a small packet builds")
     }

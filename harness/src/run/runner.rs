@@ -46,15 +46,17 @@
 //!   neither a pass nor a failure. Other commands are not applicable to an
 //!   in-process target (a warning).
 
+use super::code::{self, Fragment};
 use super::syscall;
 use super::target::{
-    CallOutcome, CallReturn, Micros, SocketCall, SysctlOutcome, Target, TargetError,
+    CallOutcome, CallReturn, Fd, Micros, ShellOutcome, SocketCall, SysctlOutcome, Target,
+    TargetError,
 };
 use super::trace::{fmt_time, Trace, TraceKind};
 use super::wire::{self, Outgoing, WireSegment};
 use crate::script::{
-    Direction, Event, EventKind, Opt, PacketSpec, Script, ShellCommand, SyscallSpec, TcpOpt,
-    TimePoint, TimeSpec,
+    CodeBlock, Direction, Ecn, Event, EventKind, Opt, PacketSpec, Script, ShellCommand,
+    SyscallSpec, TcpOpt, TimePoint, TimeSpec,
 };
 use std::collections::VecDeque;
 use std::fmt;
@@ -81,6 +83,14 @@ pub struct RunOptions {
     pub tolerance_usecs: Option<u64>,
     /// Overrides the script's `--tolerance_percent`.
     pub tolerance_percent: Option<u64>,
+    /// packetdrill's `-D name=value` definitions, substituted for words.
+    pub defines: crate::script::Defines,
+    /// packetdrill's verdicts (`run --packetdrill`): an outbound packet no
+    /// line expects fails only when a later `>` line meets it, and nothing
+    /// is watched after the last line (no [`DRAIN_USECS`] wait).
+    pub packetdrill: bool,
+    /// packetdrill's `--ip_version` for a script that sets none.
+    pub ip_version: Option<crate::script::IpVersion>,
 }
 
 impl Default for RunOptions {
@@ -89,6 +99,9 @@ impl Default for RunOptions {
             strict: true,
             tolerance_usecs: None,
             tolerance_percent: None,
+            defines: Default::default(),
+            packetdrill: false,
+            ip_version: None,
         }
     }
 }
@@ -137,6 +150,8 @@ pub struct CallInfo {
 pub enum Mismatch {
     /// No packet by the end of the window (nor within one more tolerance).
     NotSent,
+    /// A `%{ }%` block raised (an assertion on `tcpi_*` values failed).
+    Code,
     /// The expected packet came after its window, by less than one more
     /// tolerance (a timing miss: the classifier calls it inconclusive).
     Late {
@@ -422,6 +437,8 @@ struct Sent {
 struct Runner<'a> {
     target: &'a mut dyn Target,
     strict: bool,
+    /// [`RunOptions::packetdrill`].
+    packetdrill: bool,
     /// The absolute tolerance (µs).
     tol: u64,
     /// The relative tolerance (% of the scripted gap).
@@ -437,11 +454,29 @@ struct Runner<'a> {
     /// How late the previous event really happened after its script time
     /// (real clocks only; see [`Runner::late_room`]).
     lag: Micros,
+    /// The script's directory: the working directory of shell commands.
+    script_dir: std::path::PathBuf,
+    /// The script's path, for `%{ }%` error messages.
+    path: String,
+    /// The socket under test: the last one `socket` or `accept` returned
+    /// (packetdrill's), read by `%{ }%` blocks.
+    sut: Option<Fd>,
+    /// `%{ }%` blocks with the values taken when they ran.
+    code: Vec<Fragment>,
+    /// Script fd → target fd, from `socket`/`accept` returns (packetdrill's
+    /// mapping: the script's number names whatever the target returned).
+    fds: std::collections::BTreeMap<Fd, Fd>,
+    /// Timestamps (RFC 7323 3): script TSval → the TSval the target really
+    /// sent on that line, so an injected TSecr echoes a live value.
+    ts_vals: std::collections::HashMap<u32, u32>,
+    /// Under `--packetdrill`: the stack's port, learned from its latest
+    /// active SYN (packetdrill maps each new connection's port and ISN).
+    stack_port: Option<u16>,
 }
 
 /// Parses and runs a script text. Parse errors are [`Outcome::Error`].
 pub fn run_text(path: &str, text: &str, target: &mut dyn Target, opts: &RunOptions) -> RunReport {
-    match crate::script::parse(path, text) {
+    match crate::script::parse_with_defines(path, text, &opts.defines) {
         Ok(script) => run_script(path, &script, target, opts),
         Err(e) => RunReport::error(path, target.name(), e.to_string()),
     }
@@ -467,6 +502,7 @@ pub fn run_script(
     let mut r = Runner {
         target,
         strict: opts.strict,
+        packetdrill: opts.packetdrill,
         tol,
         tol_percent,
         trace: Trace::default(),
@@ -478,8 +514,18 @@ pub fn run_script(
         pending: None,
         last_time: 0,
         lag: 0,
+        script_dir: match std::path::Path::new(path).parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        },
+        path: path.to_string(),
+        sut: None,
+        code: Vec::new(),
+        fds: Default::default(),
+        ts_vals: Default::default(),
+        stack_port: None,
     };
-    let result = r.run(script);
+    let result = r.run(script, opts);
     let outcome = match result {
         Ok(()) => Outcome::Passed,
         Err(Stop::Fail(f)) => Outcome::Failed(f),
@@ -503,7 +549,14 @@ pub fn run_script(
 }
 
 impl Runner<'_> {
-    fn run(&mut self, script: &Script) -> Result<(), Stop> {
+    fn run(&mut self, script: &Script, opts: &RunOptions) -> Result<(), Stop> {
+        if let (Some(v), None) = (opts.ip_version, script.ip_version()) {
+            self.target.set_ip_version(v).map_err(|e| Stop::Error {
+                line: 1,
+                col: 1,
+                message: format!("{} target: {e}", self.target.name()),
+            })?;
+        }
         for o in &script.options {
             match &o.opt {
                 Opt::ToleranceUsecs(_) | Opt::TolerancePercent(_) => {}
@@ -623,6 +676,15 @@ impl Runner<'_> {
                 self.last_time = start;
                 self.shell(e, cmd)
             }
+            EventKind::Code(c) => {
+                self.last_time = start;
+                self.code_event(e, c)
+            }
+            EventKind::Icmp(i) => {
+                self.last_time = start;
+                self.advance(start, false)?;
+                Err(icmp_not_applicable(e, i))
+            }
             EventKind::Packet(p) if p.dir == Direction::Inbound => {
                 if matches!(e.time, TimeSpec::Any | TimeSpec::Range { .. }) {
                     return Err(Stop::Error {
@@ -738,8 +800,20 @@ impl Runner<'_> {
         for (at, bytes) in self.target.take_outbound() {
             let seg = wire::decode(&bytes);
             if let Ok(s) = &seg {
+                let new_active = self.packetdrill
+                    && s.flags.syn
+                    && !s.flags.ack
+                    && self.stack_isn.is_some_and(|isn| isn != s.seq);
+                if new_active {
+                    // A new connection: packetdrill numbers it afresh.
+                    self.stack_isn = None;
+                    self.peer_isn = None;
+                }
                 if s.flags.syn && self.stack_isn.is_none() {
                     self.stack_isn = Some(s.seq);
+                }
+                if self.packetdrill && s.flags.syn && !s.flags.ack {
+                    self.stack_port = Some(s.src_port);
                 }
             }
             let spec = seg
@@ -773,6 +847,10 @@ impl Runner<'_> {
         let Some(first) = self.queue.front() else {
             return Ok(());
         };
+        if self.packetdrill {
+            // packetdrill leaves them to the next `>` line (none after the end).
+            return Ok(());
+        }
         let when = if after_end {
             format!("within {} s after the last line", fmt_time(DRAIN_USECS))
         } else {
@@ -822,6 +900,7 @@ impl Runner<'_> {
         };
         PacketSpec {
             dir,
+            ecn: Ecn::from_bits(s.ecn),
             flags: s.flags,
             seq: Some((seq, seq.wrapping_add(s.payload_len), s.payload_len)),
             ack: s.flags.ack.then(|| s.ack.wrapping_sub(other)),
@@ -879,11 +958,77 @@ impl Runner<'_> {
                     }
                 }
             }
-            None => self.warn(format!(
-                "line {}: shell command not applicable on {target}: {cmd}",
-                e.line
-            )),
+            None => match self.target.shell(&cmd.cmd, &self.script_dir) {
+                ShellOutcome::Ran => {
+                    let at = self.target.now();
+                    self.trace.push(
+                        at,
+                        TraceKind::Note {
+                            text: format!("ran {cmd}"),
+                        },
+                    );
+                }
+                ShellOutcome::Failed(why) => {
+                    return Err(Stop::Error {
+                        line: e.line,
+                        col: e.col,
+                        message: format!("error executing {cmd} in the test namespace: {why}"),
+                    })
+                }
+                ShellOutcome::NotRun(why) => self.warn(format!(
+                    "line {}: shell command not applicable on {target} ({why}): {cmd}",
+                    e.line
+                )),
+            },
         }
+        Ok(())
+    }
+
+    /// A `%{ }%` block: at its time, the `tcpi_*` values of the socket under
+    /// test are kept with it; all blocks run after the script
+    /// ([`code::execute`]). A target without TCP_INFO makes the script not
+    /// applicable.
+    fn code_event(&mut self, e: &Event, c: &CodeBlock) -> Result<(), Stop> {
+        self.advance(self.last_time, false)?;
+        self.check_unexpected(e.line, e.col, false)?;
+        let located = |message: String| Stop::Error {
+            line: e.line,
+            col: e.col,
+            message,
+        };
+        let Some(fd) = self.sut else {
+            return Err(located("no socket to use for the `%{ }%` block".into()));
+        };
+        let live = self.fds.get(&fd).copied().unwrap_or(fd);
+        let r = match self.target.call(&SocketCall::TcpInfo { fd: live }) {
+            Ok(CallOutcome::Done(r)) => r,
+            Ok(CallOutcome::WouldBlock) => {
+                return Err(located("getsockopt(TCP_INFO) would block".into()))
+            }
+            Ok(CallOutcome::NotApplicable(why))
+            | Err(TargetError::Unsupported(why) | TargetError::NotApplicable(why)) => {
+                return Err(Stop::NotApplicable {
+                    line: e.line,
+                    col: e.col,
+                    message: format!(
+                        "`%{{ }}%` block not applicable on {}: {why}",
+                        self.target.name()
+                    ),
+                })
+            }
+            Err(other) => return Err(other.into()),
+        };
+        if let Err(errno) = r.ret {
+            return Err(located(format!(
+                "getsockopt({fd}, SOL_TCP, TCP_INFO) for the `%{{ }}%` block failed: {errno}"
+            )));
+        }
+        self.code.push(Fragment {
+            line: e.line,
+            col: e.col,
+            info: code::decode_tcp_info(&r.data),
+            code: c.code.clone(),
+        });
         Ok(())
     }
 
@@ -915,6 +1060,12 @@ impl Runner<'_> {
         let opts: Vec<TcpOpt> = opts
             .iter()
             .map(|o| match o {
+                // packetdrill's mapping: a TSecr the script took from one
+                // of its `>` lines echoes what the target really sent.
+                TcpOpt::Timestamp { val, ecr } if p.flags.ack => TcpOpt::Timestamp {
+                    val: *val,
+                    ecr: self.ts_vals.get(ecr).copied().unwrap_or(*ecr),
+                },
                 TcpOpt::Sack(b) => TcpOpt::Sack(
                     b.iter()
                         .map(|(l, r)| (stack_isn.wrapping_add(*l), stack_isn.wrapping_add(*r)))
@@ -928,7 +1079,7 @@ impl Runner<'_> {
             src: peer.ip(),
             dst: local.ip(),
             src_port: peer.port(),
-            dst_port: local.port(),
+            dst_port: self.stack_port.unwrap_or(local.port()),
             seq,
             ack,
             flags: p.flags,
@@ -936,6 +1087,7 @@ impl Runner<'_> {
             urg: p.urg.unwrap_or(0),
             options: &opts,
             payload_len: len,
+            ecn: p.ecn.and_then(|e| e.bits()).unwrap_or(0),
         };
         let bytes = wire::build(&out).map_err(err)?;
         self.peer_nxt = seq
@@ -1002,7 +1154,7 @@ impl Runner<'_> {
                 call: None,
             }))
         };
-        let seg = match &sent.seg {
+        let mut seg = match &sent.seg {
             Ok(s) => s.clone(),
             Err(why) => {
                 return Err(mismatch(
@@ -1012,6 +1164,15 @@ impl Runner<'_> {
                 ))
             }
         };
+        if self.packetdrill {
+            self.coalesce(p, &mut seg, w.hi)?;
+        }
+        if let (Some(script), Some(live)) = (
+            p.options.as_deref().and_then(timestamp),
+            timestamp(&seg.options),
+        ) {
+            self.ts_vals.insert(script.0, live.0);
+        }
         let fields = self.compare(p, &seg);
         if sent.at > w.hi {
             if fields.is_empty() {
@@ -1053,6 +1214,42 @@ impl Runner<'_> {
         Ok(sent.at)
     }
 
+    /// packetdrill's view of segmentation offload: its TUN device lets the
+    /// kernel send one super-segment where a plain device gets several
+    /// MSS-sized ones. When the line expects more payload than `seg` has,
+    /// the contiguous segments that follow by `hi` (same ACK, no SYN or
+    /// RST) are merged into it, as TSO would have sent them: flags are
+    /// those of the first plus the last one's PSH and FIN.
+    fn coalesce(&mut self, p: &PacketSpec, seg: &mut WireSegment, hi: Micros) -> Result<(), Stop> {
+        let Some((_, _, want)) = p.seq else {
+            return Ok(());
+        };
+        while seg.payload_len < want && !seg.flags.fin {
+            if self.queue.is_empty() {
+                self.advance(hi, true)?;
+            }
+            let next = match self.queue.front().map(|q| &q.seg) {
+                Some(Ok(n))
+                    if n.seq == seg.seq.wrapping_add(seg.payload_len)
+                        && n.ack == seg.ack
+                        && n.flags.ack == seg.flags.ack
+                        && !n.flags.syn
+                        && !n.flags.rst
+                        && n.payload_len > 0 =>
+                {
+                    n.clone()
+                }
+                _ => return Ok(()),
+            };
+            self.queue.pop_front();
+            seg.payload_len += next.payload_len;
+            seg.flags.psh |= next.flags.psh;
+            seg.flags.fin |= next.flags.fin;
+            seg.win = next.win;
+        }
+        Ok(())
+    }
+
     /// The differences between an expected and an actual outbound packet,
     /// each with its rendering.
     fn compare(&self, p: &PacketSpec, s: &WireSegment) -> Vec<(Field, String)> {
@@ -1084,6 +1281,22 @@ impl Runner<'_> {
                 Some(a) if a == ack => {}
                 Some(a) => d.push((Field::Ack, format!("ack {a} != expected {ack}"))),
                 None => d.push((Field::Ack, format!("no ACK flag, expected ack {ack}"))),
+            }
+        }
+        if let Some(want) = p.ecn {
+            let ok = match want.bits() {
+                Some(b) => b == s.ecn,
+                None => s.ecn == 1 || s.ecn == 2,
+            };
+            if !ok {
+                d.push((
+                    Field::Flags,
+                    format!(
+                        "IP ECN field {} != expected [{}]",
+                        Ecn::from_bits(s.ecn).map_or("?", |e| e.as_str()),
+                        want.as_str()
+                    ),
+                ));
             }
         }
         if let Some(w) = p.win {
@@ -1120,11 +1333,24 @@ impl Runner<'_> {
         start: Micros,
         w: Window,
     ) -> Result<(), Stop> {
-        let call = syscall::resolve(s).map_err(|message| Stop::Error {
-            line: e.line,
-            col: e.col,
-            message,
+        let call = syscall::resolve(s).map_err(|message| {
+            // A call or option the runner cannot make: the script says
+            // nothing about this target (never skipped silently).
+            if message.ends_with("is not supported") || message.ends_with("are not supported") {
+                Stop::NotApplicable {
+                    line: e.line,
+                    col: e.col,
+                    message: format!("not applicable on {}: {message}", self.target.name()),
+                }
+            } else {
+                Stop::Error {
+                    line: e.line,
+                    col: e.col,
+                    message,
+                }
+            }
         })?;
+        let call = call.map_fds(|fd| self.fds.get(&fd).copied().unwrap_or(fd));
         self.advance(start, false)?;
         if let Some(p) = &self.pending {
             return Err(blocked(
@@ -1170,11 +1396,16 @@ impl Runner<'_> {
         // fails on the call (a foreign process that died or hung) is
         // located at the call's line.
         let outcome = match self.target.call(&p.call) {
-            Err(TargetError::NotApplicable(why)) => {
+            Ok(o) => o,
+            Err(TargetError::NotApplicable(why) | TargetError::Unsupported(why)) => {
                 return Err(Stop::NotApplicable {
                     line: p.line,
                     col: p.col,
-                    message: format!("`{}` on target {}: {why}", p.spec.name, self.target.name()),
+                    message: format!(
+                        "`{}` not applicable on {}: {why}",
+                        p.spec.name,
+                        self.target.name()
+                    ),
                 })
             }
             Err(e) => {
@@ -1184,7 +1415,6 @@ impl Runner<'_> {
                     message: format!("`{}`: {e}", p.spec),
                 })
             }
-            Ok(o) => o,
         };
         let done = match outcome {
             CallOutcome::Done(r) => match (&p.call, p.poll_deadline, &r.ret) {
@@ -1232,7 +1462,18 @@ impl Runner<'_> {
         self.complete(p, r, now)
     }
 
-    fn complete(&mut self, p: Pending, r: CallReturn, now: Micros) -> Result<(), Stop> {
+    fn complete(&mut self, p: Pending, mut r: CallReturn, now: Micros) -> Result<(), Stop> {
+        if let (SocketCall::Socket | SocketCall::Accept { .. }, Ok(fd)) = (&p.call, r.ret) {
+            // The script's number stands for the target's from now on.
+            let script_fd = if p.spec.result >= 0 && p.spec.errno.is_none() {
+                p.spec.result
+            } else {
+                fd
+            };
+            self.fds.insert(script_fd, fd);
+            self.sut = Some(script_fd);
+            r.ret = Ok(script_fd);
+        }
         let text = shown_call(&p.spec, &r);
         self.trace.push(now, TraceKind::Call { text: text.clone() });
         self.pump();
@@ -1300,13 +1541,44 @@ impl Runner<'_> {
             }
         }
         self.check_unexpected(line, col, true)?;
-        if self.strict {
+        if self.strict && !self.packetdrill {
             let end = self.target.now().max(self.last_time);
             self.advance(end.saturating_add(DRAIN_USECS - 1), false)?;
             self.check_unexpected(line, col, true)?;
         }
-        Ok(())
+        code::execute(&self.path, &self.code).map_err(|f| {
+            Stop::Fail(Box::new(Failure {
+                line: f.line,
+                col: f.col,
+                message: f.message,
+                expected: None,
+                actual: None,
+                mismatch: Mismatch::Code,
+                window: None,
+                expected_packet: None,
+                actual_packet: None,
+                call: None,
+            }))
+        })
     }
+}
+
+/// ICMP lines parse but are neither injected nor matched yet: the script
+/// is not applicable, at the line.
+fn icmp_not_applicable(e: &Event, i: &crate::script::IcmpSpec) -> Stop {
+    Stop::NotApplicable {
+        line: e.line,
+        col: e.col,
+        message: format!("`{i}`: ICMP packets are not injected or matched by the runner yet"),
+    }
+}
+
+/// `(TSval, TSecr)` of the timestamps option among `opts`.
+fn timestamp(opts: &[TcpOpt]) -> Option<(u32, u32)> {
+    opts.iter().find_map(|o| match o {
+        TcpOpt::Timestamp { val, ecr } => Some((*val, *ecr)),
+        _ => None,
+    })
 }
 
 fn window_text(lo: Micros, hi: Micros) -> String {

@@ -88,6 +88,18 @@ pub enum SockOpt {
     MaxSeg,
     /// `SOL_SOCKET SO_ERROR`: the pending error, cleared on read.
     Error,
+    /// Any other integer option a kernel has (`TCP_FASTOPEN`,
+    /// `SO_ZEROCOPY`, `IP_TOS`, ...): level and name as Linux numbers them.
+    /// Only live kernels take these; the own stack makes the script not
+    /// applicable.
+    Kernel {
+        /// `SOL_SOCKET`, `SOL_TCP` or `SOL_IP`, as a number.
+        level: i32,
+        /// The option number.
+        name: i32,
+        /// Its C name.
+        c_name: &'static str,
+    },
 }
 
 impl SockOpt {
@@ -101,6 +113,7 @@ impl SockOpt {
             SockOpt::NoDelay => "TCP_NODELAY",
             SockOpt::MaxSeg => "TCP_MAXSEG",
             SockOpt::Error => "SO_ERROR",
+            SockOpt::Kernel { c_name, .. } => c_name,
         }
     }
 }
@@ -159,9 +172,42 @@ pub enum SocketCall {
         fds: Vec<(Fd, i64)>,
         timeout_ms: i64,
     },
+    /// `send`/`sendto` with flags (`MSG_*`): SEND of `len` octets; `to_peer`
+    /// names the scripted peer's address (`sendto`, e.g. with
+    /// `MSG_FASTOPEN`). Plain `write`s are [`SocketCall::Write`].
+    Send {
+        fd: Fd,
+        len: usize,
+        /// Linux `MSG_*` bits.
+        flags: i64,
+        to_peer: bool,
+    },
+    /// `getsockopt(fd, SOL_TCP, TCP_INFO)` for a `%{ }%` block: the raw
+    /// `struct tcp_info` comes back in [`CallReturn::data`].
+    TcpInfo { fd: Fd },
 }
 
 impl SocketCall {
+    /// Why a target without a kernel's socket API cannot make this call
+    /// (`TCP_INFO`, `send` with flags, kernel-only socket options), or
+    /// `None` when any stack can: in-process and foreign stacks answer such
+    /// a call not applicable.
+    pub fn kernel_only(&self) -> Option<String> {
+        match self {
+            SocketCall::TcpInfo { .. } => Some("no TCP_INFO for `%{ }%` blocks".into()),
+            SocketCall::Send { .. } => Some(format!("no {} with flags", self.name())),
+            SocketCall::SetSockOpt {
+                opt: opt @ SockOpt::Kernel { .. },
+                ..
+            }
+            | SocketCall::GetSockOpt {
+                opt: opt @ SockOpt::Kernel { .. },
+                ..
+            } => Some(format!("no socket option {}", opt.name())),
+            _ => None,
+        }
+    }
+
     /// The call's name as scripts write it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -178,7 +224,35 @@ impl SocketCall {
             SocketCall::GetSockOpt { .. } => "getsockopt",
             SocketCall::GetFl { .. } | SocketCall::SetFl { .. } => "fcntl",
             SocketCall::Poll { .. } => "poll",
+            SocketCall::TcpInfo { .. } => "getsockopt(TCP_INFO)",
+            SocketCall::Send { to_peer: true, .. } => "sendto",
+            SocketCall::Send { .. } => "send",
         }
+    }
+
+    /// The call with every socket it names replaced by `f(fd)` (the script's
+    /// numbers mapped to the target's, as packetdrill maps them).
+    pub fn map_fds(&self, f: impl Fn(Fd) -> Fd) -> SocketCall {
+        let mut c = self.clone();
+        match &mut c {
+            SocketCall::Socket => {}
+            SocketCall::Poll { fds, .. } => fds.iter_mut().for_each(|(fd, _)| *fd = f(*fd)),
+            SocketCall::Bind { fd }
+            | SocketCall::Listen { fd, .. }
+            | SocketCall::Accept { fd }
+            | SocketCall::Connect { fd }
+            | SocketCall::Write { fd, .. }
+            | SocketCall::Read { fd, .. }
+            | SocketCall::Close { fd }
+            | SocketCall::Shutdown { fd, .. }
+            | SocketCall::SetSockOpt { fd, .. }
+            | SocketCall::GetSockOpt { fd, .. }
+            | SocketCall::GetFl { fd }
+            | SocketCall::SetFl { fd, .. }
+            | SocketCall::TcpInfo { fd }
+            | SocketCall::Send { fd, .. } => *fd = f(*fd),
+        }
+        c
     }
 
     /// The one socket the call is on (`socket` and `poll` have none).
@@ -196,7 +270,9 @@ impl SocketCall {
             | SocketCall::SetSockOpt { fd, .. }
             | SocketCall::GetSockOpt { fd, .. }
             | SocketCall::GetFl { fd }
-            | SocketCall::SetFl { fd, .. } => Some(*fd),
+            | SocketCall::SetFl { fd, .. }
+            | SocketCall::TcpInfo { fd }
+            | SocketCall::Send { fd, .. } => Some(*fd),
         }
     }
 }
@@ -212,6 +288,8 @@ pub struct CallReturn {
     pub revents: Vec<i64>,
     /// Something the target could not honour exactly (reported as a warning).
     pub note: Option<String>,
+    /// Raw bytes a call returned ([`SocketCall::TcpInfo`]).
+    pub data: Vec<u8>,
 }
 
 impl CallReturn {
@@ -222,6 +300,7 @@ impl CallReturn {
             value: None,
             revents: Vec::new(),
             note: None,
+            data: Vec::new(),
         }
     }
 
@@ -276,6 +355,17 @@ pub enum SysctlOutcome {
     /// sysctl is never written from a test): the run goes on with the value
     /// in force, with a warning.
     Refused(String),
+}
+
+/// What became of a backtick command other than a plain `sysctl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellOutcome {
+    /// It ran and exited 0.
+    Ran,
+    /// It ran and failed: the exit status and the end of its error output.
+    Failed(String),
+    /// The target runs no shell commands (the runner warns and goes on).
+    NotRun(String),
 }
 
 /// One state transition the target reports (the own stack's observer log).
@@ -352,6 +442,15 @@ pub trait Target {
 
     /// Applies a `sysctl name=value` from a backtick line.
     fn sysctl(&mut self, name: &str, value: &str) -> SysctlOutcome;
+
+    /// Runs a backtick command as packetdrill does (`/bin/sh -c`, the
+    /// script's directory `cwd` as working directory, `PACKETDRILL_PID`
+    /// set), inside the target's namespace only. Targets without one run
+    /// nothing.
+    fn shell(&mut self, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
+        let _ = (cmd, cwd);
+        ShellOutcome::NotRun(format!("{} runs no shell commands", self.name()))
+    }
 
     /// Takes the state transitions since the last call (empty for targets
     /// that cannot observe them).

@@ -33,6 +33,9 @@ pub struct WireSegment {
     pub unknown_options: Vec<u8>,
     /// Payload octets.
     pub payload_len: u32,
+    /// The ECN field of the IP header (RFC 3168 5): 0 not-ECT, 1 ECT(1),
+    /// 2 ECT(0), 3 CE.
+    pub ecn: u8,
 }
 
 /// The fields of a segment to build.
@@ -50,6 +53,8 @@ pub struct Outgoing<'a> {
     pub urg: u16,
     pub options: &'a [TcpOpt],
     pub payload_len: u32,
+    /// The ECN field to put in the IP header (RFC 3168 5).
+    pub ecn: u8,
 }
 
 fn flag_bits(f: &TcpFlags) -> u8 {
@@ -112,6 +117,21 @@ pub fn encode_options(opts: &[TcpOpt]) -> Result<Vec<u8>, String> {
                 out.extend_from_slice(&val.to_be_bytes());
                 out.extend_from_slice(&ecr.to_be_bytes());
             }
+            TcpOpt::FastOpen { exp, cookie } => {
+                let head = if *exp { 4 } else { 2 };
+                let len = u8::try_from(head + cookie.len())
+                    .map_err(|_| "fast open cookie too long".to_string())?;
+                if *exp {
+                    out.extend_from_slice(&[254, len, 0xf9, 0x89]);
+                } else {
+                    out.extend_from_slice(&[34, len]);
+                }
+                out.extend_from_slice(cookie);
+            }
+            TcpOpt::Md5(sig) => {
+                out.extend_from_slice(&[19, 18]);
+                out.extend_from_slice(sig);
+            }
         }
     }
     while out.len() % 4 != 0 {
@@ -161,7 +181,7 @@ pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, String> {
             let total16 = u16::try_from(20 + tcp_len)
                 .map_err(|_| format!("a {}-octet packet is too large for IPv4", 20 + tcp_len))?;
             // IPv4 header (RFC 791 3.1).
-            p.extend_from_slice(&[0x45, 0]);
+            p.extend_from_slice(&[0x45, o.ecn & 3]);
             p.extend_from_slice(&total16.to_be_bytes());
             p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
             p.extend_from_slice(&src.octets());
@@ -173,7 +193,7 @@ pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, String> {
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
             // IPv6 header (RFC 8200 3): no flow label, next header TCP.
-            p.extend_from_slice(&[0x60, 0, 0, 0]);
+            p.extend_from_slice(&[0x60 | ((o.ecn & 3) >> 4), (o.ecn & 3) << 4, 0, 0]);
             p.extend_from_slice(&tcp_len16.to_be_bytes());
             p.extend_from_slice(&[6, 64]);
             p.extend_from_slice(&src.octets());
@@ -280,6 +300,10 @@ pub fn decode(bytes: &[u8]) -> Result<WireSegment, String> {
         options,
         unknown_options,
         payload_len: u32::try_from(tcp.len() - off).unwrap_or(u32::MAX),
+        ecn: match first >> 4 {
+            4 => bytes.get(1).map_or(0, |t| t & 3),
+            _ => be16(bytes, 0).map_or(0, |w| ((w >> 4) & 3) as u8),
+        },
     })
 }
 
@@ -320,6 +344,15 @@ fn decode_options(mut area: &[u8]) -> Result<(Vec<TcpOpt>, Vec<u8>), String> {
                 val: be32(b, 0).unwrap_or_default(),
                 ecr: be32(b, 4).unwrap_or_default(),
             }),
+            (34, cookie) => opts.push(TcpOpt::FastOpen {
+                exp: false,
+                cookie: cookie.to_vec(),
+            }),
+            (254, [0xf9, 0x89, cookie @ ..]) => opts.push(TcpOpt::FastOpen {
+                exp: true,
+                cookie: cookie.to_vec(),
+            }),
+            (19, sig) if sig.len() == 16 => opts.push(TcpOpt::Md5(sig.to_vec())),
             _ => unknown.push(kind),
         }
         area = &area[len..];
@@ -362,6 +395,7 @@ mod tests {
             urg: 0,
             options: opts,
             payload_len: 3,
+            ecn: 0,
         };
         let p = build(&o).expect("builds");
         let d = decode(&p).expect("decodes");
@@ -403,6 +437,7 @@ mod tests {
             urg: 0,
             options: &[],
             payload_len: 0,
+            ecn: 0,
         };
         assert!(build(&o).unwrap_err().contains("two IP versions"));
     }
@@ -411,5 +446,32 @@ mod tests {
     fn too_many_options_is_an_error() {
         let opts = vec![TcpOpt::Mss(1); 11];
         assert!(encode_options(&opts).is_err());
+    }
+
+    /// RFC 7413 4.1.1 (kind 34 and the experimental 254/0xF989) and
+    /// RFC 2385 3.0 (kind 19) encode and decode back to the same options.
+    #[test]
+    fn fast_open_and_md5_round_trip() {
+        let opts = vec![
+            TcpOpt::FastOpen {
+                exp: false,
+                cookie: vec![0xab, 0xcd, 0x12, 0x34],
+            },
+            TcpOpt::FastOpen {
+                exp: true,
+                cookie: vec![],
+            },
+            TcpOpt::Md5((0u8..16).collect()),
+        ];
+        let bytes = encode_options(&opts).unwrap();
+        assert_eq!(&bytes[..8], &[34, 6, 0xab, 0xcd, 0x12, 0x34, 254, 4]);
+        assert_eq!(&bytes[8..12], &[0xf9, 0x89, 19, 18]);
+        let (back, unknown) = decode_options(&bytes).unwrap();
+        assert_eq!(back, opts);
+        assert!(unknown.is_empty());
+        // An experimental option with another magic stays unknown.
+        let (back, unknown) = decode_options(&[254, 4, 0x12, 0x34]).unwrap();
+        assert!(back.is_empty());
+        assert_eq!(unknown, vec![254]);
     }
 }

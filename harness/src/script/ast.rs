@@ -253,6 +253,10 @@ pub enum EventKind {
     Syscall(SyscallSpec),
     /// A `` `shell command` ``.
     Shell(ShellCommand),
+    /// A `%{ python }%` block (packetdrill's code event).
+    Code(CodeBlock),
+    /// An ICMP packet quoting a TCP segment of the connection.
+    Icmp(IcmpSpec),
 }
 
 impl fmt::Display for EventKind {
@@ -261,6 +265,8 @@ impl fmt::Display for EventKind {
             EventKind::Packet(p) => write!(f, "{p}"),
             EventKind::Syscall(s) => write!(f, "{s}"),
             EventKind::Shell(s) => write!(f, "{s}"),
+            EventKind::Code(c) => write!(f, "{c}"),
+            EventKind::Icmp(i) => write!(f, "{i}"),
         }
     }
 }
@@ -361,11 +367,77 @@ pub struct PacketSpec {
     /// TCP options in `<...>`. `None` is the wildcard `<...>` ("do not check
     /// options"); `Some(vec![])` means none were written.
     pub options: Option<Vec<TcpOpt>>,
+    /// The `[noecn]`, `[ect0]`, `[ect1]`, `[ce]` or `[ect01]` annotation:
+    /// the ECN field of the IP header (RFC 3168 5), when written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecn: Option<Ecn>,
+}
+
+/// The ECN codepoint of an IP header (RFC 3168 5), as packetdrill writes it
+/// in brackets before the TCP flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Ecn {
+    /// `[noecn]`: 00, not ECN-capable.
+    NoEcn,
+    /// `[ect1]`: 01.
+    Ect1,
+    /// `[ect0]`: 10.
+    Ect0,
+    /// `[ce]`: 11, congestion experienced.
+    Ce,
+    /// `[ect01]`: either ECT codepoint (expected packets only).
+    Ect01,
+}
+
+impl Ecn {
+    /// The spelling inside the brackets.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ecn::NoEcn => "noecn",
+            Ecn::Ect1 => "ect1",
+            Ecn::Ect0 => "ect0",
+            Ecn::Ce => "ce",
+            Ecn::Ect01 => "ect01",
+        }
+    }
+
+    /// The annotation spelled `word`.
+    pub fn by_name(word: &str) -> Option<Ecn> {
+        [Ecn::NoEcn, Ecn::Ect1, Ecn::Ect0, Ecn::Ce, Ecn::Ect01]
+            .into_iter()
+            .find(|e| e.as_str() == word)
+    }
+
+    /// The annotation of the two ECN bits `b` of an IP header, when they
+    /// are not 00 (an unannotated line means not-ECT).
+    pub fn from_bits(b: u8) -> Option<Ecn> {
+        match b & 3 {
+            1 => Some(Ecn::Ect1),
+            2 => Some(Ecn::Ect0),
+            3 => Some(Ecn::Ce),
+            _ => None,
+        }
+    }
+
+    /// The two ECN bits of the IP header; `None` for `ect01`, which names two.
+    pub fn bits(self) -> Option<u8> {
+        match self {
+            Ecn::NoEcn => Some(0),
+            Ecn::Ect1 => Some(1),
+            Ecn::Ect0 => Some(2),
+            Ecn::Ce => Some(3),
+            Ecn::Ect01 => None,
+        }
+    }
 }
 
 impl fmt::Display for PacketSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.dir, self.flags)?;
+        write!(f, "{}", self.dir)?;
+        if let Some(e) = self.ecn {
+            write!(f, " [{}]", e.as_str())?;
+        }
+        write!(f, " {}", self.flags)?;
         if let Some((start, end, len)) = self.seq {
             write!(f, " {start}:{end}({len})")?;
         }
@@ -417,6 +489,22 @@ pub enum TcpOpt {
         /// TSecr
         ecr: u32,
     },
+    /// `FO [cookie]` (kind 34, RFC 7413 4.1.1) or `FOEXP [cookie]` (the
+    /// experimental kind 254 with magic 0xF989, RFC 7413 4.1.1 and RFC 6994).
+    /// An empty cookie is a cookie request.
+    FastOpen {
+        /// `FOEXP`: the experimental encoding.
+        exp: bool,
+        /// The cookie octets, written in hex.
+        cookie: Vec<u8>,
+    },
+    /// `md5 <32 hex digits>`: the TCP MD5 signature option (kind 19, RFC 2385 3.0).
+    Md5(Vec<u8>),
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl fmt::Display for TcpOpt {
@@ -435,6 +523,14 @@ impl fmt::Display for TcpOpt {
                 Ok(())
             }
             TcpOpt::Timestamp { val, ecr } => write!(f, "TS val {val} ecr {ecr}"),
+            TcpOpt::FastOpen { exp, cookie } => {
+                f.write_str(if *exp { "FOEXP" } else { "FO" })?;
+                if !cookie.is_empty() {
+                    write!(f, " {}", hex(cookie))?;
+                }
+                Ok(())
+            }
+            TcpOpt::Md5(sig) => write!(f, "md5 {}", hex(sig)),
         }
     }
 }
@@ -496,7 +592,9 @@ pub enum Expr {
     BitOr(Vec<Expr>),
     /// `[a, b]`: an array, or a pointer to a value (`[1]`).
     List(Vec<Expr>),
-    /// `{name=value, ...}`: a struct, e.g. `{fd=4, events=POLLIN}`.
+    /// `{name=value, ...}`: a struct, e.g. `{fd=4, events=POLLIN}`. A field
+    /// written without a name (`{..., 0}`, packetdrill's iovec) has the name
+    /// `""`; a name may carry packetdrill's length suffix (`msg_iov(1)`).
     Struct(Vec<(String, Expr)>),
     /// `name(args)`, e.g. `htons(8080)`.
     Call {
@@ -523,6 +621,9 @@ impl fmt::Display for Expr {
                         '\t' => f.write_str("\\t")?,
                         '\r' => f.write_str("\\r")?,
                         '\0' => f.write_str("\\0")?,
+                        c if (c as u32) < 0x20 || (0x7f..0x100).contains(&(c as u32)) => {
+                            write!(f, "\\x{:02x}", c as u32)?
+                        }
                         c => write!(f, "{c}")?,
                     }
                 }
@@ -548,7 +649,11 @@ impl fmt::Display for Expr {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{k}={v}")?;
+                    if k.is_empty() {
+                        write!(f, "{v}")?;
+                    } else {
+                        write!(f, "{k}={v}")?;
+                    }
                 }
                 f.write_str("}")
             }
@@ -573,5 +678,53 @@ pub struct ShellCommand {
 impl fmt::Display for ShellCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}`", self.cmd)
+    }
+}
+
+/// A `%{ ... }%` block: Python code packetdrill runs after the script, with
+/// the `tcpi_*` values of `getsockopt(TCP_INFO)` taken when the block's
+/// time came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeBlock {
+    /// The code between `%{` and `}%`, surrounding blank space trimmed.
+    pub code: String,
+}
+
+impl fmt::Display for CodeBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{{ {} }}%", self.code)
+    }
+}
+
+/// An ICMP packet: `< icmp unreachable frag_needed mtu 1200 [0:1000(1000)]`.
+/// packetdrill quotes the TCP header of the connection in it; the bracket
+/// gives the quoted segment's sequence range (relative, as on TCP lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcmpSpec {
+    /// Inbound or outbound.
+    pub dir: Direction,
+    /// `unreachable`, `packet_too_big`, `time_exceeded`, ...
+    pub icmp_type: String,
+    /// `frag_needed`, `host_unreachable`, ..., when written.
+    pub code: Option<String>,
+    /// `mtu N`, when written.
+    pub mtu: Option<u32>,
+    /// `[start:end(len)]`: the quoted segment, when written.
+    pub seq: Option<(u32, u32, u32)>,
+}
+
+impl fmt::Display for IcmpSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} icmp {}", self.dir, self.icmp_type)?;
+        if let Some(c) = &self.code {
+            write!(f, " {c}")?;
+        }
+        if let Some(m) = self.mtu {
+            write!(f, " mtu {m}")?;
+        }
+        if let Some((s, e, l)) = self.seq {
+            write!(f, " [{s}:{e}({l})]")?;
+        }
+        Ok(())
     }
 }

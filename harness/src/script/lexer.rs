@@ -55,8 +55,13 @@ pub(crate) enum Tok {
     },
     /// `` `command` ``: the raw text between the backticks.
     Backtick(String),
-    /// `"string"` with escapes decoded.
+    /// `"string"` with escapes decoded (`\xHH` gives the char U+00HH).
     Str(String),
+    /// `%{ code }%`: the code, trimmed.
+    Code(String),
+    /// Digits run into letters, all hex (`3021b9d8`): a cookie or key
+    /// written in hex; a malformed number anywhere else.
+    HexWord(String),
     Lt,
     Gt,
     LParen,
@@ -87,6 +92,8 @@ impl fmt::Display for Tok {
             Tok::Opt { name, .. } => write!(f, "option `--{name}`"),
             Tok::Backtick(_) => write!(f, "backtick command"),
             Tok::Str(_) => write!(f, "string"),
+            Tok::Code(_) => write!(f, "`%{{ code }}%` block"),
+            Tok::HexWord(s) => write!(f, "malformed number `{s}`"),
             Tok::Eof => write!(f, "end of input"),
             p => write!(f, "`{}`", punct_text(p)),
         }
@@ -143,6 +150,9 @@ pub(crate) struct Lexer {
     peeked: Option<Token>,
     /// `end_line` of the last token handed out by [`Lexer::next`].
     pub last_end_line: usize,
+    /// packetdrill's `-D name=value` definitions: a word that is defined
+    /// lexes as its value.
+    defines: std::collections::BTreeMap<String, String>,
 }
 
 impl Lexer {
@@ -156,7 +166,46 @@ impl Lexer {
             col: 1,
             peeked: None,
             last_end_line: 0,
+            defines: Default::default(),
         }
+    }
+
+    /// Substitute `defines` for words, as packetdrill's `-D name=value`.
+    pub(crate) fn with_defines(
+        mut self,
+        defines: std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        self.defines = defines;
+        self
+    }
+
+    /// A defined word's value as a token: `"..."` a string, `` `...` `` a
+    /// command, a number (decimal or `0x`) an integer, hex digits a hex
+    /// word, anything else a word.
+    fn defined(&self, value: &str) -> Tok {
+        let inner = |d: char| {
+            value
+                .strip_prefix(d)
+                .and_then(|v| v.strip_suffix(d))
+                .map(str::to_string)
+        };
+        if let Some(v) = inner('"') {
+            return Tok::Str(v);
+        }
+        if let Some(v) = inner('`') {
+            return Tok::Backtick(v);
+        }
+        let is_int = value.chars().all(|c| c.is_ascii_digit())
+            || value
+                .strip_prefix("0x")
+                .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()));
+        if is_int && !value.is_empty() {
+            return Tok::Int(value.to_string());
+        }
+        if !value.is_empty() && value.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Tok::HexWord(value.to_string());
+        }
+        Tok::Ident(value.to_string())
     }
 
     /// The next token, without consuming it.
@@ -308,9 +357,14 @@ impl Lexer {
             return self.number(line, col);
         }
         if c.is_ascii_alphabetic() || c == '_' {
-            return Ok(Tok::Ident(
-                self.take_while(|c| c.is_ascii_alphanumeric() || c == '_'),
-            ));
+            let w = self.take_while(|c| c.is_ascii_alphanumeric() || c == '_');
+            return Ok(match self.defines.get(&w) {
+                Some(v) => self.defined(v),
+                None => Tok::Ident(w),
+            });
+        }
+        if c == '%' && self.at(1) == Some('{') {
+            return self.code(line, col);
         }
         let punct = match c {
             '.' => {
@@ -408,6 +462,11 @@ impl Lexer {
             .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             let rest = self.take_while(|c| c.is_ascii_alphanumeric() || c == '_');
+            if let Tok::Int(digits) = &tok {
+                if !digits.starts_with("0x") && rest.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Ok(Tok::HexWord(format!("{digits}{rest}")));
+                }
+            }
             return Err(Diag::new(
                 line,
                 col,
@@ -507,6 +566,33 @@ impl Lexer {
         }
     }
 
+    /// `%{ ... }%`: everything up to the first `}%` (packetdrill's rule).
+    fn code(&mut self, line: usize, col: usize) -> Result<Tok, Diag> {
+        self.bump();
+        self.bump();
+        let mut s = String::new();
+        loop {
+            match (self.cur(), self.at(1)) {
+                (None, _) => {
+                    return Err(Diag::new(
+                        line,
+                        col,
+                        "unterminated `%{` code block: missing `}%`",
+                    ))
+                }
+                (Some('}'), Some('%')) => {
+                    self.bump();
+                    self.bump();
+                    return Ok(Tok::Code(s.trim().to_string()));
+                }
+                (Some(c), _) => {
+                    s.push(c);
+                    self.bump();
+                }
+            }
+        }
+    }
+
     fn string(&mut self, line: usize, col: usize) -> Result<Tok, Diag> {
         self.bump();
         let mut s = String::new();
@@ -529,6 +615,22 @@ impl Lexer {
                         Some('0') => '\0',
                         Some('\\') => '\\',
                         Some('"') => '"',
+                        Some('x') => {
+                            self.bump();
+                            let hex: String = (0..2)
+                                .map_while(|k| self.at(k).filter(char::is_ascii_hexdigit))
+                                .collect();
+                            if hex.len() != 2 {
+                                return Err(Diag::new(
+                                    eline,
+                                    ecol,
+                                    "`\\x` in a string needs two hex digits",
+                                ));
+                            }
+                            self.bump();
+                            let v = u32::from_str_radix(&hex, 16).unwrap_or(0);
+                            char::from_u32(v).unwrap_or('\0')
+                        }
                         Some(other) => {
                             return Err(Diag::new(
                                 eline,

@@ -32,8 +32,9 @@ mod shell;
 mod tests;
 
 pub use ast::{
-    Direction, Event, EventKind, Expr, IpVersion, Opt, PacketSpec, Script, ScriptOption,
-    ShellCommand, SyscallSpec, TcpFlags, TcpOpt, TimePoint, TimeSpec, MICROS_PER_SEC,
+    hex, CodeBlock, Direction, Ecn, Event, EventKind, Expr, IcmpSpec, IpVersion, Opt, PacketSpec,
+    Script, ScriptOption, ShellCommand, SyscallSpec, TcpFlags, TcpOpt, TimePoint, TimeSpec,
+    MICROS_PER_SEC,
 };
 pub use parser::MAX_NESTING;
 pub use shell::parse_sysctls;
@@ -57,7 +58,21 @@ pub struct ScriptError {
 
 /// Parse script `text` (read from `path`, used only in errors) into a [`Script`].
 pub fn parse(path: &str, text: &str) -> Result<Script, ScriptError> {
-    parser::parse_script(text).map_err(|d| ScriptError {
+    parse_with_defines(path, text, &Defines::new())
+}
+
+/// packetdrill's `-D name=value` definitions (`--define`): each word `name`
+/// in a script reads as `value` (a number, `"string"`, `` `command` `` or
+/// word).
+pub type Defines = std::collections::BTreeMap<String, String>;
+
+/// [`parse`] with `-D` definitions substituted for words.
+pub fn parse_with_defines(
+    path: &str,
+    text: &str,
+    defines: &Defines,
+) -> Result<Script, ScriptError> {
+    parser::parse_script(text, defines.clone()).map_err(|d| ScriptError {
         path: path.to_string(),
         line: d.line,
         col: d.col,

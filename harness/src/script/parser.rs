@@ -21,8 +21,9 @@
 //! only inside brackets.
 
 use super::ast::{
-    Direction, Event, EventKind, Expr, IpVersion, Opt, PacketSpec, Script, ScriptOption,
-    ShellCommand, SyscallSpec, TcpFlags, TcpOpt, TimePoint, TimeSpec, MICROS_PER_SEC,
+    CodeBlock, Direction, Ecn, Event, EventKind, Expr, IcmpSpec, IpVersion, Opt, PacketSpec,
+    Script, ScriptOption, ShellCommand, SyscallSpec, TcpFlags, TcpOpt, TimePoint, TimeSpec,
+    MICROS_PER_SEC,
 };
 use super::lexer::{Diag, Lexer, Tok, Token};
 
@@ -31,9 +32,12 @@ pub const MAX_NESTING: usize = 32;
 
 type PResult<T> = Result<T, Diag>;
 
-pub(crate) fn parse_script(text: &str) -> PResult<Script> {
+pub(crate) fn parse_script(
+    text: &str,
+    defines: std::collections::BTreeMap<String, String>,
+) -> PResult<Script> {
     Parser {
-        lx: Lexer::new(text),
+        lx: Lexer::new(text).with_defines(defines),
         depth: 0,
     }
     .script()
@@ -99,7 +103,7 @@ impl Parser {
                     prev_was_option = true;
                     continue;
                 }
-                Tok::Backtick(_) => {
+                Tok::Backtick(_) | Tok::Code(_) => {
                     let kind = self.shell()?;
                     script.events.push(Event {
                         time: TimeSpec::Unspecified,
@@ -183,6 +187,7 @@ impl Parser {
         let t = self.next()?;
         match t.tok {
             Tok::Backtick(cmd) => Ok(EventKind::Shell(ShellCommand { cmd })),
+            Tok::Code(code) => Ok(EventKind::Code(CodeBlock { code })),
             ref other => err(&t, format!("expected a `` `command` ``, found {other}")),
         }
     }
@@ -197,9 +202,9 @@ impl Parser {
             );
         };
         let kind = match &t.tok {
-            Tok::Lt | Tok::Gt => EventKind::Packet(self.packet()?),
+            Tok::Lt | Tok::Gt => self.packet()?,
             Tok::Ident(_) => EventKind::Syscall(self.syscall()?),
-            Tok::Backtick(_) => self.shell()?,
+            Tok::Backtick(_) | Tok::Code(_) => self.shell()?,
             other => {
                 return err(
                     &t,
@@ -271,13 +276,20 @@ impl Parser {
         Ok(TimePoint { relative, usecs })
     }
 
-    fn packet(&mut self) -> PResult<PacketSpec> {
+    fn packet(&mut self) -> PResult<EventKind> {
         let d = self.next()?;
         let dir = if d.tok == Tok::Lt {
             Direction::Inbound
         } else {
             Direction::Outbound
         };
+        let ecn = self.ecn(dir)?;
+        if let Some(t) = self.peek_same_line()? {
+            if t.tok == Tok::Ident("icmp".into()) {
+                self.next()?;
+                return Ok(EventKind::Icmp(self.icmp(dir, &t)?));
+            }
+        }
         let flags = self.flags(&d)?;
         let mut pkt = PacketSpec {
             dir,
@@ -287,6 +299,7 @@ impl Parser {
             win: None,
             urg: None,
             options: Some(Vec::new()),
+            ecn,
         };
         if let Some(t) = self.peek_same_line()? {
             if matches!(t.tok, Tok::Int(_)) {
@@ -333,7 +346,88 @@ impl Parser {
                 }
             }
         }
-        Ok(pkt)
+        if pkt.dir == Direction::Inbound && pkt.ecn == Some(Ecn::Ect01) {
+            return err(&d, "`[ect01]` can only be used with outbound packets");
+        }
+        Ok(EventKind::Packet(pkt))
+    }
+
+    /// `[noecn]`, `[ect0]`, `[ect1]`, `[ce]` or `[ect01]` after the direction.
+    fn ecn(&mut self, dir: Direction) -> PResult<Option<Ecn>> {
+        let Some(open) = self.peek_same_line()? else {
+            return Ok(None);
+        };
+        if open.tok != Tok::LBracket {
+            return Ok(None);
+        }
+        self.next()?;
+        let w = self.next()?;
+        let ecn = match &w.tok {
+            Tok::Ident(word) => Ecn::by_name(word),
+            _ => None,
+        };
+        let Some(ecn) = ecn else {
+            return err(
+                &w,
+                format!(
+                    "expected an ECN annotation (noecn, ect0, ect1, ce, ect01), found {}",
+                    w.tok
+                ),
+            );
+        };
+        self.expect(Tok::RBracket, "to close the ECN annotation")?;
+        if dir == Direction::Inbound && ecn == Ecn::Ect01 {
+            return err(&open, "`[ect01]` can only be used with outbound packets");
+        }
+        Ok(Some(ecn))
+    }
+
+    /// After `icmp`: type, optional code, `mtu N`, `[start:end(len)]`.
+    fn icmp(&mut self, dir: Direction, at: &Token) -> PResult<IcmpSpec> {
+        let word = |p: &mut Self, what: &str| -> PResult<String> {
+            let t = p.next()?;
+            match t.tok {
+                Tok::Ident(w) => Ok(w),
+                ref other => err(&t, format!("expected {what}, found {other}")),
+            }
+        };
+        if self.peek_same_line()?.is_none() {
+            return err(
+                at,
+                "expected an ICMP type (such as `unreachable`) after `icmp`",
+            );
+        }
+        let icmp_type = word(self, "an ICMP type (such as `unreachable`)")?;
+        let mut spec = IcmpSpec {
+            dir,
+            icmp_type,
+            code: None,
+            mtu: None,
+            seq: None,
+        };
+        while let Some(t) = self.peek_same_line()? {
+            match &t.tok {
+                Tok::Ident(w) if w == "mtu" && spec.mtu.is_none() => {
+                    self.next()?;
+                    spec.mtu = Some(self.uint("MTU", u64::from(u32::MAX))? as u32);
+                }
+                Tok::Ident(_) if spec.code.is_none() && spec.mtu.is_none() => {
+                    spec.code = Some(word(self, "an ICMP code")?);
+                }
+                Tok::LBracket if spec.seq.is_none() => {
+                    self.next()?;
+                    spec.seq = Some(self.seq_range()?);
+                    self.expect(Tok::RBracket, "after the quoted segment's range")?;
+                }
+                other => {
+                    return err(
+                        &t,
+                        format!("unexpected {other} in ICMP packet (expected a code, `mtu N` or `[start:end(len)]`)"),
+                    )
+                }
+            }
+        }
+        Ok(spec)
     }
 
     /// Flags right after the direction: adjacent letters, `.` and `-`.
@@ -365,7 +459,7 @@ impl Parser {
             Tok::LBracket | Tok::LParen => {
                 return err(
                     &first,
-                    "IP-level annotations such as `[ect0]` or `(tos ...)` are not supported",
+                    "IP-level annotations other than the ECN field (`[ect0]`, `[noecn]`, ...) are not supported",
                 );
             }
             Tok::Ident(_) | Tok::Dot | Tok::Minus => {}
@@ -533,6 +627,20 @@ impl Parser {
                 let ecr = self.uint("TS ecr", u64::from(u32::MAX))? as u32;
                 TcpOpt::Timestamp { val, ecr }
             }
+            "FO" | "FOEXP" => TcpOpt::FastOpen {
+                exp: name == "FOEXP",
+                cookie: self.hex_blob(false)?,
+            },
+            "md5" => {
+                let sig = self.hex_blob(true)?;
+                if sig.len() != 16 {
+                    return err(
+                        &t,
+                        format!("`md5` needs 16 octets (32 hex digits), found {}", sig.len()),
+                    );
+                }
+                TcpOpt::Md5(sig)
+            }
             other => {
                 return err(
                     &t,
@@ -540,6 +648,31 @@ impl Parser {
                 );
             }
         })
+    }
+
+    /// Hex digits written as one word (`abcd1234`, `3021b9d8`, `12345678`):
+    /// a cookie or signature. Optional unless `required`.
+    fn hex_blob(&mut self, required: bool) -> PResult<Vec<u8>> {
+        let t = self.peek()?;
+        let text = match &t.tok {
+            Tok::Int(s) | Tok::HexWord(s) | Tok::Ident(s) if !s.starts_with("0x") => s.clone(),
+            _ if !required => return Ok(Vec::new()),
+            other => return err(&t, format!("expected hex digits, found {other}")),
+        };
+        if matches!(t.tok, Tok::Ident(_)) && !text.chars().all(|c| c.is_ascii_hexdigit()) {
+            if required {
+                return err(&t, format!("expected hex digits, found `{text}`"));
+            }
+            return Ok(Vec::new());
+        }
+        self.next()?;
+        if text.len() % 2 != 0 {
+            return err(&t, format!("hex `{text}` has an odd number of digits"));
+        }
+        Ok((0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap_or(0))
+            .collect())
     }
 
     fn keyword(&mut self, word: &str, context: &str) -> PResult<()> {
@@ -730,6 +863,8 @@ impl Parser {
         }
     }
 
+    /// Fields up to `}`: `name=expr`, `name(len)=expr` (packetdrill's
+    /// length suffix, `msg_iov(1)=...`) or a bare `expr` (`{..., 0}`).
     fn struct_fields(&mut self) -> PResult<Vec<(String, Expr)>> {
         let mut fields = Vec::new();
         if self.peek()?.tok == Tok::RBrace {
@@ -737,15 +872,14 @@ impl Parser {
             return Ok(fields);
         }
         loop {
-            let t = self.next()?;
-            let Tok::Ident(name) = t.tok else {
-                return err(
-                    &t,
-                    format!("expected a field name in `{{...}}`, found {}", t.tok),
-                );
-            };
-            self.expect(Tok::Eq, &format!("after field name `{name}`"))?;
-            fields.push((name, self.expr()?));
+            let first = self.expr()?;
+            let keyed = matches!(first, Expr::Ident(_) | Expr::Call { .. });
+            if keyed && self.peek()?.tok == Tok::Eq {
+                self.next()?;
+                fields.push((first.to_string(), self.expr()?));
+            } else {
+                fields.push((String::new(), first));
+            }
             let t = self.next()?;
             match t.tok {
                 Tok::Comma => continue,

@@ -560,7 +560,15 @@ fn errors_have_exact_locations() {
     check_err("+0 f(1", 1, 7, "expected `,` or `)`");
     // Unsupported constructs.
     check_err("+0 < udp(1000)", 1, 6, "only TCP packets");
-    check_err("+0 < [ect0] S 0:0(0)", 1, 6, "not supported");
+    check_err("+0 < [ect01] S 0:0(0)", 1, 6, "only be used with outbound");
+    check_err("+0 < [bogus] S 0:0(0)", 1, 7, "expected an ECN annotation");
+    check_err("+0 < (tos 0x2) S 0:0(0)", 1, 6, "not supported");
+    check_err("+0 < S 0:0(0) <md5 0011>", 1, 16, "16 octets");
+    check_err("+0 < S 0:0(0) <FO abc>", 1, 19, "odd number");
+    check_err("+0 %{ assert 1", 1, 4, "unterminated `%{`");
+    check_err("+0 f(\"\\x4\") = 0", 1, 7, "two hex digits");
+    check_err("+0 < icmp", 1, 6, "expected an ICMP type");
+    check_err("+0 < icmp unreachable [1:2(5)]", 1, 24, "inconsistent");
     check_err("+0...1 < S 0:0(0)", 1, 1, "only allowed for system calls");
     check_err("--ip_version=ipv5", 1, 14, "unknown `--ip_version`");
     check_err("--tolerance_usecs=abc", 1, 19, "whole number");
@@ -709,4 +717,126 @@ proptest! {
         let base = if which == 4 { SAMPLE } else { FIXTURES[which].1 };
         check_any(&mutate(base, &edits))?;
     }
+}
+
+/// Issue 10: packetdrill's corpus syntax beyond TCP packets and plain calls.
+#[test]
+fn packetdrill_corpus_forms() {
+    let e = one_event("+.005 %{\nassert tcpi_snd_cwnd == 10, tcpi_snd_cwnd\n}%");
+    assert_eq!(
+        e.kind,
+        EventKind::Code(CodeBlock {
+            code: "assert tcpi_snd_cwnd == 10, tcpi_snd_cwnd".into()
+        })
+    );
+    let untimed = parse("t.pkt", "%{ x = 1 }%\n").unwrap();
+    assert!(matches!(untimed.events[0].kind, EventKind::Code(_)));
+    let p = packet("+0 < S 0:10(10) win 32792 <mss 1460,FO abcd1234,nop,nop,FOEXP,md5 000102030405060708090a0b0c0d0e0f>");
+    let opts = p.options.unwrap();
+    assert_eq!(
+        opts[1],
+        TcpOpt::FastOpen {
+            exp: false,
+            cookie: vec![0xab, 0xcd, 0x12, 0x34]
+        }
+    );
+    assert_eq!(
+        opts[4],
+        TcpOpt::FastOpen {
+            exp: true,
+            cookie: vec![]
+        }
+    );
+    assert_eq!(opts[5], TcpOpt::Md5((0u8..16).collect()));
+    // A cookie of digits only, and one starting with digits.
+    let p = packet("+0 < S 0:0(0) <FO 12345678,FO 3021b9d8>");
+    assert_eq!(
+        p.options.unwrap()[1],
+        TcpOpt::FastOpen {
+            exp: false,
+            cookie: vec![0x30, 0x21, 0xb9, 0xd8]
+        }
+    );
+    let p = packet("+0 > [ect0] P. 1:1001(1000) ack 1");
+    assert_eq!(p.ecn, Some(Ecn::Ect0));
+    let p = packet("+0 < [noecn] E. 1:1(0) ack 1 win 320");
+    assert_eq!((p.ecn, p.flags.ece), (Some(Ecn::NoEcn), true));
+    let e = one_event("+.01 < icmp unreachable frag_needed mtu 840 [0:1000(1000)]");
+    assert_eq!(
+        e.kind,
+        EventKind::Icmp(IcmpSpec {
+            dir: Direction::Inbound,
+            icmp_type: "unreachable".into(),
+            code: Some("frag_needed".into()),
+            mtu: Some(840),
+            seq: Some((0, 1000, 1000)),
+        })
+    );
+    // recvmsg's struct syntax: length suffixes and unnamed iovec fields.
+    let s = syscall(
+        "+0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{...,0}], msg_flags=MSG_ERRQUEUE,\n\
+         msg_control=[{cmsg_level=SOL_IP, cmsg_type=IP_RECVERR, cmsg_data={ee_errno=0}}]}, MSG_ERRQUEUE) = 0",
+    );
+    let Expr::Struct(fields) = &s.args[1] else {
+        panic!("{s:?}")
+    };
+    assert_eq!(fields[0].0, "msg_name(...)");
+    assert_eq!(fields[1].0, "msg_iov(1)");
+    assert_eq!(
+        fields[1].1,
+        Expr::List(vec![Expr::Struct(vec![
+            (String::new(), Expr::Ellipsis),
+            (String::new(), Expr::Int(0))
+        ])])
+    );
+    // `\x` escapes give the octets.
+    let s = syscall("+0 setsockopt(3, SOL_TCP, TCP_FASTOPEN_KEY, \"\\xf7\\x63a\", 3) = 0");
+    assert_eq!(s.args[3], Expr::Str("\u{f7}\u{63}a".into()));
+    for text in [
+        "+.005 %{ assert tcpi_ca_state == TCP_CA_Open }%\n",
+        "+0 < S 0:10(10) win 1 <mss 1460,FOEXP 00abaaabe8e954c2,FO>\n",
+        "+0 > [ect01] . 1:1(0) ack 1\n",
+        "+0 < icmp unreachable host_unreachable [0:10(10)]\n",
+        "+0 setsockopt(3, SOL_TCP, TCP_FASTOPEN_KEY, \"\\xf7\\x00\\x1f\", 3) = 0\n",
+        "+0 sendmsg(4, {msg_name(...)=..., msg_iov(2)=[{..., 1}, {..., 2}], msg_flags=0}, 0) = 3\n",
+    ] {
+        assert_round_trip("t.pkt", text);
+    }
+}
+
+/// `-D name=value`: a defined word reads as its value, typed as packetdrill
+/// types it (number, hex word, string, word).
+#[test]
+fn defines_substitute_words() {
+    let mut d = Defines::new();
+    d.insert("TFO_COOKIE".into(), "3021b9d889017eeb".into());
+    d.insert("CODE".into(), "host_unreachable".into());
+    d.insert("N".into(), "0x10".into());
+    d.insert("STR".into(), "\"hi\"".into());
+    let s = parse_with_defines(
+        "t.pkt",
+        "+0 < S 0:0(0) <FOEXP TFO_COOKIE>\n+0 < icmp unreachable CODE\n+0 f(N, STR) = 0\n",
+        &d,
+    )
+    .unwrap();
+    let EventKind::Packet(p) = &s.events[0].kind else {
+        panic!()
+    };
+    assert_eq!(
+        p.options.as_ref().unwrap()[0],
+        TcpOpt::FastOpen {
+            exp: true,
+            cookie: vec![0x30, 0x21, 0xb9, 0xd8, 0x89, 0x01, 0x7e, 0xeb]
+        }
+    );
+    let EventKind::Icmp(i) = &s.events[1].kind else {
+        panic!()
+    };
+    assert_eq!(i.code.as_deref(), Some("host_unreachable"));
+    let EventKind::Syscall(c) = &s.events[2].kind else {
+        panic!()
+    };
+    assert_eq!(c.args, vec![Expr::Int(16), Expr::Str("hi".into())]);
+    // Without the definition the word stays a word.
+    assert!(parse("t.pkt", "+0 < S 0:0(0) <FOEXP TFO_COOKIE>\n").is_err());
 }

@@ -300,6 +300,7 @@ impl Probe {
             urg: 0,
             options: opts,
             payload_len: len,
+            ecn: 0,
         };
         let bytes = wire::build(&o).map_err(ProbeError::Packet)?;
         let seg = wire::decode(&bytes).map_err(ProbeError::Packet)?;

@@ -62,9 +62,10 @@ fn kind_of(c: &Case<'_>) -> Kind {
         Mismatch::NotSent => Kind::Missing,
         Mismatch::Unexpected { .. } => Kind::Extra,
         Mismatch::Early { .. } | Mismatch::Late { .. } => Kind::Timing,
-        Mismatch::CallTime { .. } | Mismatch::CallResult { .. } | Mismatch::CallBlocked => {
-            Kind::Call
-        }
+        Mismatch::CallTime { .. }
+        | Mismatch::CallResult { .. }
+        | Mismatch::CallBlocked
+        | Mismatch::Code => Kind::Call,
         Mismatch::Differs { .. } | Mismatch::Undecodable => Kind::Response,
     }
 }

@@ -190,6 +190,7 @@ mod tests {
             options,
             unknown_options: Vec::new(),
             payload_len: len,
+            ecn: 0,
         }
     }
 

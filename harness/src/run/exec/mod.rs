@@ -294,6 +294,11 @@ impl Target for ExecTarget {
     }
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
+        if let Some(why) = call.kernel_only() {
+            return Ok(CallOutcome::NotApplicable(format!(
+                "the line protocol has {why}"
+            )));
+        }
         if let SocketCall::SetSockOpt {
             value: OptValue::Linger { onoff: true, secs },
             ..

@@ -212,6 +212,12 @@ pub fn request(id: u64, call: &SocketCall) -> String {
             put("value", opt_value(*value));
         }
         SocketCall::GetSockOpt { opt, .. } => put("opt", json!(opt.name())),
+        // Never sent: `ExecTarget::call` answers them not applicable.
+        SocketCall::Send { len, flags, .. } => {
+            put("len", json!(len));
+            put("flags", json!(flags));
+        }
+        SocketCall::TcpInfo { .. } => {}
         SocketCall::GetFl { .. } => put("cmd", json!("F_GETFL")),
         SocketCall::SetFl { flags, .. } => {
             put("cmd", json!("F_SETFL"));
