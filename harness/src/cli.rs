@@ -251,12 +251,9 @@ pub struct RunArgs {
     /// Profile of the own stack: rfc793, rfc9293 (default) or linux.
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
-    /// Fail on any outbound packet the script does not expect (default on
-    /// for own).
-    #[arg(long, overrides_with = "no_strict")]
-    pub strict: bool,
-    /// Report unexpected outbound packets as warnings only.
-    #[arg(long, overrides_with = "strict")]
+    /// Report outbound packets the script does not expect as warnings
+    /// only (by default, on every target, such a packet fails the script).
+    #[arg(long)]
     pub no_strict: bool,
     #[command(flatten)]
     pub tolerance: ToleranceArgs,
