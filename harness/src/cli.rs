@@ -63,8 +63,8 @@ pub enum TimersFormat {
 /// Arguments of `tcpconform timers`.
 #[derive(Debug, clap::Args)]
 pub struct TimersArgs {
-    /// Targets to probe, comma-separated: own (in-process, virtual clock),
-    /// linux (this machine's kernel, one namespace per scenario, real
+    /// Targets to probe, comma-separated: own and smoltcp (in-process,
+    /// virtual clock), linux (this machine's kernel, one namespace per scenario, real
     /// time, root; about 7 minutes, 2 with --quick).
     #[arg(long, value_delimiter = ',', default_value = "own")]
     pub targets: Vec<String>,
@@ -420,7 +420,7 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
     for target in &args.targets {
         let t = match timers::TimerTarget::parse(target) {
             Some(t) => t,
-            None => return usage_error(format!("timers: unknown target {target} (own, linux)")),
+            None => return usage_error(format!("timers: unknown target {target} (own, smoltcp, linux)")),
         };
         match t.report(spec, args.profile, args.seed, &plan, args.tolerance_ms) {
             Ok(r) => reports.push(r),

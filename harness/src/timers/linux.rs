@@ -20,6 +20,6 @@ pub fn probe(
     progress: impl Fn(&str) + Sync,
 ) -> Result<Observations, ProbeError> {
     let mut setup = StackSetup::new(profile, Faults::default(), seed);
-    setup.linux = true;
+    setup.target = super::TimerTarget::Linux;
     plan::run(setup, plan, progress)
 }

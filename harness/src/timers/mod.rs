@@ -48,6 +48,8 @@ pub fn probe_own(
 pub enum TimerTarget {
     /// The own stack, in-process on its virtual clock.
     Own,
+    /// smoltcp 0.14, in-process on a virtual clock (`run::smoltcp_target`).
+    Smoltcp,
     /// This machine's kernel, one namespace per scenario, in real time.
     Linux,
 }
@@ -57,6 +59,7 @@ impl TimerTarget {
     pub fn parse(name: &str) -> Option<TimerTarget> {
         match name {
             "own" => Some(TimerTarget::Own),
+            "smoltcp" => Some(TimerTarget::Smoltcp),
             "linux" => Some(TimerTarget::Linux),
             _ => None,
         }
@@ -65,6 +68,7 @@ impl TimerTarget {
     pub fn name(self) -> &'static str {
         match self {
             TimerTarget::Own => "own",
+            TimerTarget::Smoltcp => "smoltcp",
             TimerTarget::Linux => "linux",
         }
     }
@@ -83,11 +87,11 @@ impl TimerTarget {
         tol_ms: Option<f64>,
     ) -> Result<report::TargetReport, ProbeError> {
         let obs = match self {
-            TimerTarget::Own => plan::run(
-                StackSetup::new(profile, Faults::default(), seed),
-                plan,
-                |_| {},
-            )?,
+            TimerTarget::Own | TimerTarget::Smoltcp => {
+                let mut setup = StackSetup::new(profile, Faults::default(), seed);
+                setup.target = self;
+                plan::run(setup, plan, |_| {})?
+            }
             TimerTarget::Linux => linux::probe(Profile::Linux, seed, plan, |line| {
                 eprintln!("timers: linux {line}")
             })?,
@@ -115,6 +119,10 @@ impl TimerTarget {
     ) -> Result<report::TargetReport, ProbeError> {
         let (profile, tol, rel, resolution) = match self {
             TimerTarget::Own => (profile, 0.002, 0.0, 1e-6),
+            // Another stack's model is the RFC's; smoltcp keeps its
+            // estimator in whole milliseconds (`socket/tcp.rs`
+            // `RttEstimator`), so its RTOs round by a few ms.
+            TimerTarget::Smoltcp => (Profile::Rfc9293, 0.010, 0.0, 1e-3),
             TimerTarget::Linux => (Profile::Linux, 0.030, 0.125, 1e-3),
         };
         let j = estimate::Judging {

@@ -135,7 +135,7 @@ pub fn run(
     progress: impl Fn(&str) + Sync,
 ) -> Result<Observations, ProbeError> {
     let jobs = jobs(plan, setup.seed);
-    let results: Vec<Result<Done, ProbeError>> = if setup.linux {
+    let results: Vec<Result<Done, ProbeError>> = if setup.target == super::TimerTarget::Linux {
         side_by_side(setup, &jobs, plan.workers.max(1), &progress)
     } else {
         jobs.iter().map(|j| j.run(setup)).collect()

@@ -58,8 +58,8 @@ pub struct StackSetup {
     /// The receive buffer to ask for (`SO_RCVBUF`; the own stack's
     /// configuration).
     pub recv_buf: usize,
-    /// Which target: `own` or `linux`.
-    pub linux: bool,
+    /// Which target.
+    pub target: super::TimerTarget,
 }
 
 impl StackSetup {
@@ -69,7 +69,7 @@ impl StackSetup {
             faults,
             seed,
             recv_buf: 65535,
-            linux: false,
+            target: super::TimerTarget::Own,
         }
     }
 }
@@ -119,7 +119,9 @@ pub struct Probe {
 
 impl Probe {
     pub fn new(setup: StackSetup) -> Result<Probe, ProbeError> {
-        let target: Box<dyn Target> = if setup.linux {
+        let target: Box<dyn Target> = if setup.target == super::TimerTarget::Smoltcp {
+            Box::new(crate::run::smoltcp_target::SmoltcpTarget::smoltcp())
+        } else if setup.target == super::TimerTarget::Linux {
             let mut t = crate::run::linux::LinuxTarget::new().map_err(target_err)?;
             // RFC 8985's tail loss probe would retransmit at
             // min(2·SRTT + rto_min, RTO) before the RTO fires: off in the
