@@ -179,7 +179,7 @@ pub struct Status {
     pub error: Option<Error>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Listener {
     addr: Option<IpAddr>,
     port: u16,
@@ -189,8 +189,10 @@ struct Listener {
 
 type Tuple = (IpAddr, u16, IpAddr, u16);
 
-/// The sans-IO TCP endpoint.
-#[derive(Debug)]
+/// The sans-IO TCP endpoint. A clone is an independent copy of every
+/// connection, listener and queued packet (a fuzzer prepares an endpoint
+/// once and runs each input on a copy).
+#[derive(Clone, Debug)]
 pub struct Endpoint {
     config: Config,
     params: ConnParams,
