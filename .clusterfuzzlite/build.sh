@@ -17,7 +17,8 @@ if [ -z "${OUT:-}" ]; then
   exit 2
 fi
 if [ -n "${SRC:-}" ] && [ -f "$SRC/tcpconform/fuzz/Cargo.toml" ]; then
-  root="$SRC/tcpconform"
+  # -P: the real path, so that a symlinked checkout reuses fuzz/target.
+  root="$(cd "$SRC/tcpconform" && pwd -P)"
 else
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fi
@@ -37,7 +38,7 @@ case "${SANITIZER:-address}" in
 esac
 
 cd "$root/fuzz"
-cargo fuzz build -O "${sanitizer_args[@]}" --target "$target"
+cargo fuzz build -O "${sanitizer_args[@]}" --target "$target" --target-dir "$root/fuzz/target"
 
 for bin in $(cargo fuzz list); do
   cp "target/$target/release/$bin" "$OUT/"
