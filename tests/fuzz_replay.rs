@@ -59,3 +59,43 @@ fn regenerate_segment_input_seeds() {
     }
     eprintln!("{} rows seeded", seeds.len());
 }
+
+/// Walks start from preambles built once and cloned: the first walk from a
+/// preamble runs on the freshly built rig, a repeat on its clone. Every seed
+/// walked twice must check the same rows with the same outcome.
+#[test]
+fn segment_input_walks_from_cloned_preambles_match_fresh_ones() {
+    use arbitrary::{Arbitrary, Unstructured};
+    use tcp_harness::drive::walk::{run, WalkInput};
+    let all = inputs("segment_input");
+    let mut walked = 0;
+    for (name, bytes) in &all {
+        let Ok(input) = WalkInput::arbitrary(&mut Unstructured::new(bytes)) else {
+            continue;
+        };
+        let (first, again) = (run(&input), run(&input));
+        assert_eq!(first, again, "{name}");
+        walked += usize::from(first.is_ok_and(|rows| !rows.is_empty()));
+    }
+    assert!(walked > all.len() / 2, "only {walked} seeds walk");
+}
+
+/// Counts the table rows a corpus directory reaches, e.g. what a minute of
+/// fuzzing from an empty corpus found: `SEGMENT_INPUT_CORPUS=DIR cargo test
+/// --release --test fuzz_replay -- --ignored rows_reached --nocapture`.
+#[test]
+#[ignore]
+fn rows_reached() {
+    let dir = std::env::var("SEGMENT_INPUT_CORPUS").expect("set SEGMENT_INPUT_CORPUS=DIR");
+    let files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .collect();
+    let rows = tcp_harness::fuzzing::segment_input_rows(files.iter().map(|b| &b[..]));
+    println!(
+        "{dir}: {} inputs reach {} table rows",
+        files.len(),
+        rows.len()
+    );
+}

@@ -420,7 +420,11 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
     for target in &args.targets {
         let t = match timers::TimerTarget::parse(target) {
             Some(t) => t,
-            None => return usage_error(format!("timers: unknown target {target} (own, smoltcp, linux)")),
+            None => {
+                return usage_error(format!(
+                    "timers: unknown target {target} (own, smoltcp, linux)"
+                ))
+            }
         };
         match t.report(spec, args.profile, args.seed, &plan, args.tolerance_ms) {
             Ok(r) => reports.push(r),

@@ -58,3 +58,20 @@ pub fn segment_input_seeds(
     }
     found
 }
+
+/// The table rows (by id) that `segment_input` walks reach from `inputs`,
+/// preambles included: what a fuzzing run's corpus covers of the table.
+pub fn segment_input_rows<'a>(
+    inputs: impl IntoIterator<Item = &'a [u8]>,
+) -> std::collections::BTreeSet<&'static str> {
+    use arbitrary::{Arbitrary, Unstructured};
+    let mut rows = std::collections::BTreeSet::new();
+    for bytes in inputs {
+        let Ok(input) = crate::drive::walk::WalkInput::arbitrary(&mut Unstructured::new(bytes))
+        else {
+            continue;
+        };
+        rows.extend(crate::drive::walk::run(&input).unwrap_or_default());
+    }
+    rows
+}

@@ -251,7 +251,7 @@ pub(crate) fn connectionless_event<P: Payload>(seg: &Segment<P>) -> Event {
 }
 
 /// The transmission control block (RFC 9293 §3.3.1) and its buffers.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Conn {
     pub state: State,
     pub local: SocketAddr,

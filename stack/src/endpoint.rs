@@ -209,7 +209,7 @@ pub struct Status {
     pub error: Option<Error>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Listener {
     addr: Option<IpAddr>,
     port: u16,
@@ -222,7 +222,9 @@ type Tuple = (IpAddr, u16, IpAddr, u16);
 /// The sans-IO TCP endpoint: every connection and listener of a set of
 /// local addresses. It owns no socket, thread or clock: the caller hands it
 /// whole IP packets and the time, and takes back the packets to send and
-/// the time of the next timer.
+/// the time of the next timer. A clone is an independent copy of every
+/// connection, listener and queued packet (a fuzzer prepares an endpoint
+/// once and runs each input on a copy).
 ///
 /// Two endpoints wired back to back, a handshake (RFC 9293 §3.5) and one
 /// message:
@@ -270,7 +272,7 @@ type Tuple = (IpAddr, u16, IpAddr, u16);
 /// assert_eq!(&buf[..n], b"hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Endpoint {
     config: Config,
     params: ConnParams,

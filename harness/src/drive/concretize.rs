@@ -88,6 +88,16 @@ pub fn segment(
             return None;
         }
     }
+    if let (true, SeqClass::NotApplicable, Some(t)) = (ev.syn && ev.fin, ev.seq, tcb) {
+        // A SYN with a FIN to a SYN-SENT connection (no RCV.NXT yet): the
+        // text and the FIN must fit the window our SYN opened, or the FIN
+        // is trimmed away (RFC 9293 §3.10.7.3, the sixth step on).
+        let room = t.rcv_wnd.saturating_sub(1) as usize;
+        payload_len = payload_len.min(room);
+        if ev.payload && payload_len == 0 {
+            return None;
+        }
+    }
     let c = Concrete {
         syn: ev.syn,
         fin: ev.fin,

@@ -6,5 +6,6 @@
 pub mod check;
 pub mod concretize;
 pub mod exercise;
+pub mod preambles;
 pub mod rig;
 pub mod walk;

@@ -68,6 +68,7 @@ pub enum DriveError {
 }
 
 /// The endpoint under test and the peer's knowledge of the connection.
+#[derive(Clone)]
 pub struct Rig {
     pub ep: Endpoint,
     pub now: Instant,

@@ -87,7 +87,7 @@ pub fn run(input: &WalkInput) -> Result<Vec<&'static str>, String> {
     // preambles most of a fuzzer's time, so they use at most 4 KiB.
     let max_buf = if variant.zero_window { 4096 } else { 65535 };
     setup.recv_buf = usize::from(input.recv_buf).clamp(64, max_buf);
-    let Ok(mut rig) = Rig::to_state(setup, start, variant) else {
+    let Ok(mut rig) = super::preambles::to_state(setup, start, variant) else {
         return Ok(Vec::new()); // this preamble cannot be set up; nothing to check
     };
     // One status per step serves the checks after it and the aim of the next.
