@@ -50,7 +50,7 @@
 //!             let rst = wire::build(&wire::Outgoing {
 //!                 src: seg.dst, dst: seg.src, src_port: seg.dst_port, dst_port: seg.src_port,
 //!                 seq: 0, ack: seg.seq.wrapping_add(1), flags, win: 0, urg: 0,
-//!                 options: &[], payload_len: 0,
+//!                 options: &[], payload_len: 0, ecn: 0,
 //!             })?;
 //!             self.out.push(rst);
 //!         }
