@@ -234,29 +234,22 @@ impl SocketCall {
     /// numbers mapped to the target's, as packetdrill maps them).
     pub fn map_fds(&self, f: impl Fn(Fd) -> Fd) -> SocketCall {
         let mut c = self.clone();
-        match &mut c {
-            SocketCall::Socket => {}
-            SocketCall::Poll { fds, .. } => fds.iter_mut().for_each(|(fd, _)| *fd = f(*fd)),
-            SocketCall::Bind { fd }
-            | SocketCall::Listen { fd, .. }
-            | SocketCall::Accept { fd }
-            | SocketCall::Connect { fd }
-            | SocketCall::Write { fd, .. }
-            | SocketCall::Read { fd, .. }
-            | SocketCall::Close { fd }
-            | SocketCall::Shutdown { fd, .. }
-            | SocketCall::SetSockOpt { fd, .. }
-            | SocketCall::GetSockOpt { fd, .. }
-            | SocketCall::GetFl { fd }
-            | SocketCall::SetFl { fd, .. }
-            | SocketCall::TcpInfo { fd }
-            | SocketCall::Send { fd, .. } => *fd = f(*fd),
+        if let SocketCall::Poll { fds, .. } = &mut c {
+            fds.iter_mut().for_each(|(fd, _)| *fd = f(*fd));
+        } else if let Some(fd) = c.fd_mut() {
+            *fd = f(*fd);
         }
         c
     }
 
     /// The one socket the call is on (`socket` and `poll` have none).
     pub fn fd(&self) -> Option<Fd> {
+        self.clone().fd_mut().copied()
+    }
+
+    /// The one socket the call is on, to rewrite (`socket` and `poll` have
+    /// none).
+    fn fd_mut(&mut self) -> Option<&mut Fd> {
         match self {
             SocketCall::Socket | SocketCall::Poll { .. } => None,
             SocketCall::Bind { fd }
@@ -272,7 +265,7 @@ impl SocketCall {
             | SocketCall::GetFl { fd }
             | SocketCall::SetFl { fd, .. }
             | SocketCall::TcpInfo { fd }
-            | SocketCall::Send { fd, .. } => Some(*fd),
+            | SocketCall::Send { fd, .. } => Some(fd),
         }
     }
 }
