@@ -1,8 +1,6 @@
 //! The conformance suite (`specs/scripts/**/*.pkt`, including the state ×
 //! event matrix in `specs/scripts/matrix/`) on target `own`, profile
-//! rfc9293: every script must pass, except the known deviations of the
-//! stack from the table listed below (which must still fail, so a fix is
-//! noticed). The ladder trace of every script is recorded as an insta
+//! rfc9293: every script must pass. The ladder trace of every script is recorded as an insta
 //! snapshot named after its path below `specs/scripts` (`/` → `__`), so
 //! any change in the stack's behaviour (a packet, a timer, a table row
 //! taken) shows up as a diff.
@@ -10,10 +8,6 @@
 use std::path::{Path, PathBuf};
 use tcp_harness::run::{discover, run_file, OwnTarget, RunOptions};
 use tcp_spec::Profile;
-
-/// Scripts whose expectations come from the table but which the own stack
-/// does not meet yet: path below `specs/scripts`, and what differs.
-const KNOWN_DEVIATIONS: &[(&str, &str)] = &[];
 
 fn suite_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs/scripts")
@@ -40,16 +34,12 @@ fn every_script_passes_on_own_and_matches_its_snapshot() {
     let scripts = suite();
     assert!(scripts.len() >= 40, "suite has {} scripts", scripts.len());
     let mut failures = Vec::new();
-    let mut fixed = Vec::new();
     for path in &scripts {
         let rel = rel(path);
         let mut target = OwnTarget::new(Profile::Rfc9293);
         let report = run_file(path, &mut target, &RunOptions::default());
-        let deviation = KNOWN_DEVIATIONS.iter().find(|(p, _)| *p == rel);
-        match (report.passed(), deviation) {
-            (false, None) => failures.push(report.details()),
-            (true, Some((p, why))) => fixed.push(format!("{p} ({why})")),
-            _ => {}
+        if !report.passed() {
+            failures.push(report.details());
         }
         let name = rel.trim_end_matches(".pkt").replace('/', "__");
         let mut settings = insta::Settings::clone_current();
@@ -59,17 +49,4 @@ fn every_script_passes_on_own_and_matches_its_snapshot() {
         settings.bind(|| insta::assert_snapshot!(name, report.trace.ladder()));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(
-        fixed.is_empty(),
-        "known deviations now pass; remove them from KNOWN_DEVIATIONS: {}",
-        fixed.join("; ")
-    );
-}
-
-#[test]
-fn known_deviations_name_existing_scripts() {
-    let all: Vec<String> = suite().iter().map(|p| rel(p)).collect();
-    for (p, _) in KNOWN_DEVIATIONS {
-        assert!(all.iter().any(|a| a == p), "{p} is not in the suite");
-    }
 }

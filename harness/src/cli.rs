@@ -1,8 +1,9 @@
 //! Command-line interface: argument parsing and the subcommands.
 //!
-//! Exit codes: 0 success, 1 a check failed, 2 usage or input errors. A
-//! script that is not applicable to its target (a sysctl the target has no
-//! counterpart for) is reported as such and does not fail the run.
+//! Exit codes: [`exit`] (the same table is in every command's `--help` and
+//! in the README). A script that is not applicable to its target (a sysctl
+//! the target has no counterpart for) is reported as such and does not fail
+//! the run.
 
 use crate::run::{self, suite, RunOptions, RunReport, TargetName};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -11,9 +12,36 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tcp_spec::{render, Profile, Spec};
 
+/// The exit codes of every command: verdicts, bad input and a broken
+/// environment are told apart by a script or CI job.
+pub mod exit {
+    /// Everything passed (or was not applicable), no departure found.
+    pub const OK: u8 = 0;
+    /// A verdict: a script failed, or a departure was found.
+    pub const VERDICT: u8 = 1;
+    /// Bad arguments or bad input: unknown target, no scripts, a script
+    /// that cannot be read or parsed (located `file:line:col`).
+    pub const USAGE: u8 = 2;
+    /// The environment: missing privilege, no `/dev/net/tun` or `ip`, a
+    /// namespace or TUN set-up failure, a live target that cannot start,
+    /// output that cannot be written.
+    pub const ENVIRONMENT: u8 = 3;
+    /// The table shown after every command's `--help`.
+    pub const TABLE: &str = "\
+Exit codes:
+  0    success: every script passed or is not applicable, no departure found
+  1    verdict: a script failed, or a departure (deviation, SHOULD-deviation,
+       MUST-violation) was found
+  2    usage or input: bad arguments, unknown target, no scripts, a script that
+       cannot be read or parsed (the message names file:line:col)
+  3    environment: missing privilege, no /dev/net/tun or `ip`, a namespace or
+       TUN set-up failure, a live target that cannot start, unwritable output
+  130  serve stopped by SIGINT (143: SIGTERM)";
+}
+
 /// TCP conformance fuzzer and test harness.
 #[derive(Debug, Parser)]
-#[command(name = "tcpconform", version, about)]
+#[command(name = "tcpconform", version, about, after_help = exit::TABLE)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -22,27 +50,34 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the transition table of the specification.
+    #[command(after_help = exit::TABLE)]
     Spec(SpecArgs),
     /// Run packetdrill-syntax scripts against a target.
+    #[command(after_help = exit::TABLE)]
     Run(RunArgs),
     /// Run the bundled conformance suite (specs/scripts) on every available
     /// target and print the table coverage: the command to run first.
+    #[command(after_help = exit::TABLE)]
     Check(CheckArgs),
     /// Run scripts on `own` and print which rows of the table they hit,
     /// as the state × event matrix.
+    #[command(after_help = exit::TABLE)]
     Coverage(CoverageArgs),
     /// Run scripts on several targets and classify every divergence
     /// against the table's profiles (conforms, allowed variation,
     /// violation).
+    #[command(after_help = exit::TABLE)]
     Diff(DiffArgs),
     /// Serve with the own stack on tun1 inside a fresh network namespace,
     /// for real clients (curl, nc, a kernel socket) in that namespace;
     /// optionally impaired at the TUN boundary. Needs root.
+    #[command(after_help = exit::TABLE)]
     Serve(ServeArgs),
     /// Probe the retransmission, delayed-ACK and persist timers of targets
     /// on the wire and print their fingerprint (RFC 6298 α, β, K, RTO
     /// bounds, back-off, Karn; SYN schedule; ISNs; window trimming), or
     /// check the timers of the connections in a pcap file.
+    #[command(after_help = exit::TABLE)]
     Timers(TimersArgs),
 }
 
@@ -195,13 +230,9 @@ pub struct DiffArgs {
     /// The active profile: divergences are classified against its rows.
     #[arg(long, default_value_t = Profile::Rfc9293)]
     pub profile: Profile,
-    /// Print machine-readable results.
-    #[arg(long, conflicts_with = "markdown")]
-    pub json: bool,
-    /// Print the distinct divergences of the first non-reference target as
-    /// Markdown (the format of docs/divergences.md).
-    #[arg(long)]
-    pub markdown: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
     /// Skip live targets for scripts whose timeline is longer (seconds).
     #[arg(long, value_name = "SECS")]
     pub max_timeline: Option<u64>,
@@ -210,6 +241,40 @@ pub struct DiffArgs {
     /// Script files, or directories searched for *.pkt.
     #[arg(required = true, value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
+}
+
+/// Output formats of `tcpconform diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// Per script, each target's divergences and their classes; then the
+    /// count per class.
+    Text,
+    /// Machine-readable results.
+    Json,
+    /// The distinct divergences of the first non-reference target (the
+    /// format of docs/divergences.md).
+    Markdown,
+}
+
+/// Output formats of `tcpconform run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    /// Warnings, failures with their ladders, then one line per script.
+    Text,
+    /// Machine-readable results.
+    Json,
+    /// TAP version 13: one `ok`/`not ok` line per script, the reason as a
+    /// YAML diagnostic (as packetdrill's runner and kselftest print).
+    Tap,
+}
+
+/// Output formats of `tcpconform check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// The per-script table, the divergence tallies, the coverage line.
+    Text,
+    /// Machine-readable results.
+    Json,
 }
 
 /// Output formats of `tcpconform coverage`.
@@ -257,9 +322,9 @@ pub struct RunArgs {
     pub no_strict: bool,
     #[command(flatten)]
     pub tolerance: ToleranceArgs,
-    /// Print machine-readable results.
-    #[arg(long)]
-    pub json: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    pub format: RunFormat,
     /// Write `<script-name>.pcap` for every script into this directory.
     #[arg(long, value_name = "DIR")]
     pub pcap: Option<PathBuf>,
@@ -291,9 +356,9 @@ pub struct CheckArgs {
     /// The suite directory (default: the bundled specs/scripts).
     #[arg(long, value_name = "DIR")]
     pub suite: Option<PathBuf>,
-    /// Print machine-readable results.
-    #[arg(long)]
-    pub json: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
     #[command(flatten)]
     pub tolerance: ToleranceArgs,
 }
@@ -327,7 +392,7 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                ExitCode::from(2)
+                ExitCode::from(exit::USAGE)
             } else {
                 ExitCode::SUCCESS
             };
@@ -337,12 +402,13 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tcpconform: {e}");
-            ExitCode::from(2)
+            ExitCode::from(exit::ENVIRONMENT)
         }
     }
 }
 
-/// Errors the binary reports with context.
+/// Errors the binary reports with context (all exit with
+/// [`exit::ENVIRONMENT`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("the specification table does not load: {0}")]
@@ -406,7 +472,7 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
         }
         let departs = reports.iter().any(|r| r.departures() > 0);
         return Ok(if departs {
-            ExitCode::from(1)
+            ExitCode::from(exit::VERDICT)
         } else {
             ExitCode::SUCCESS
         });
@@ -428,12 +494,12 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
         };
         match t.report(spec, args.profile, args.seed, &plan, args.tolerance_ms) {
             Ok(r) => reports.push(r),
-            Err(e) => return usage_error(format!("timers: {target}: {e}")),
+            Err(e) => return env_error(format!("timers: {target}: {e}")),
         }
     }
     if let Some(file) = &args.svg {
         if let Err(e) = std::fs::write(file, report::svg(&reports)) {
-            return usage_error(format!("--svg {}: {e}", file.display()));
+            return env_error(format!("--svg {}: {e}", file.display()));
         }
     }
     match args.format {
@@ -450,14 +516,15 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
         .iter()
         .any(|r| !r.failed.is_empty() || r.worst().is_some_and(|c| c.departs()));
     Ok(if departs {
-        ExitCode::from(1)
+        ExitCode::from(exit::VERDICT)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-/// `tcpconform serve`: exit 0 after a clean stop, 2 with one sentence on
-/// any error (bad impairment, no privileges, no /dev/net/tun).
+/// `tcpconform serve`: exit 0 after a clean stop; with one sentence, 2 on
+/// bad arguments (a bad impairment or duration), 3 when the server cannot
+/// start or fails (no privileges, no /dev/net/tun).
 fn serve_cmd(args: ServeArgs) -> Result<ExitCode, CliError> {
     use crate::serve::{run_cli, ServeMode};
     let mode = match (&args.http, args.echo) {
@@ -471,16 +538,21 @@ fn serve_cmd(args: ServeArgs) -> Result<ExitCode, CliError> {
             Some(std::time::Duration::from_secs_f64(secs))
         }
         Some(secs) => {
-            eprintln!("tcpconform: --duration {secs}: expected a positive number of seconds");
-            return Ok(ExitCode::from(2));
+            return usage_error(format!(
+                "--duration {secs}: expected a positive number of seconds"
+            ))
         }
     };
+    if let Some(Err(e)) = args
+        .impair
+        .as_deref()
+        .map(str::parse::<crate::impair::Impairment>)
+    {
+        return usage_error(format!("--impair: {e}"));
+    }
     match run_cli(mode, args.impair.as_deref(), args.port, duration) {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            eprintln!("tcpconform: {e}");
-            Ok(ExitCode::from(2))
-        }
+        Err(e) => env_error(e),
     }
 }
 
@@ -555,26 +627,42 @@ fn run_all(
     Ok(reports)
 }
 
-fn render_reports(reports: &[RunReport], json: bool, ladders: bool) -> Result<String, CliError> {
-    if json {
-        let sum = suite::Summary::of(reports);
-        let v = serde_json::json!({
-            "scripts": reports.iter().map(RunReport::to_json).collect::<Vec<_>>(),
-            "passed": sum.passed,
-            "flaky": sum.flaky,
-            "failed": sum.failed,
-            "errors": sum.errors,
-            "not_applicable": sum.not_applicable,
-        });
-        let mut s = serde_json::to_string_pretty(&v)?;
-        s.push('\n');
-        return Ok(s);
-    }
-    let mut s = String::new();
+/// The `--format json` form of `reports`.
+fn render_json(reports: &[RunReport]) -> Result<String, CliError> {
+    let sum = suite::Summary::of(reports);
+    let v = serde_json::json!({
+        "scripts": reports.iter().map(RunReport::to_json).collect::<Vec<_>>(),
+        "passed": sum.passed,
+        "flaky": sum.flaky,
+        "failed": sum.failed,
+        "errors": sum.errors,
+        "not_applicable": sum.not_applicable,
+    });
+    let mut s = serde_json::to_string_pretty(&v)?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// Writes the warnings and the located errors (`file:line:col: reason`)
+/// of `reports` to standard error, whatever the output format.
+fn report_errors(reports: &[RunReport]) {
+    let mut err = std::io::stderr().lock();
     for r in reports {
         for w in &r.warnings {
-            s.push_str(&format!("{}: warning: {w}\n", r.path));
+            let _ = writeln!(err, "{}: warning: {w}", r.path);
         }
+        if let run::Outcome::Error(e) = &r.outcome {
+            let _ = writeln!(err, "{e}");
+        }
+    }
+}
+
+/// The text form of `reports`: failures with their ladders (and, with
+/// `ladders`, every passing script's), then the table. Warnings and errors
+/// go to standard error ([`report_errors`]).
+fn render_reports(reports: &[RunReport], ladders: bool) -> String {
+    let mut s = String::new();
+    for r in reports {
         for (i, why) in r.earlier_failures.iter().enumerate() {
             s.push_str(&format!(
                 "{}: attempt {} on {} failed ({why}); retried\n",
@@ -583,34 +671,42 @@ fn render_reports(reports: &[RunReport], json: bool, ladders: bool) -> Result<St
                 r.target
             ));
         }
-        if r.passed() {
-            if ladders {
+        match &r.outcome {
+            run::Outcome::Passed if ladders => {
                 s.push_str(&format!("{}:\n{}\n", r.path, r.trace.ladder()));
             }
-        } else {
-            s.push_str(&r.details());
-            s.push('\n');
+            run::Outcome::Passed | run::Outcome::Error(_) => {}
+            run::Outcome::Failed(_) | run::Outcome::NotApplicable(_) => {
+                s.push_str(&r.details());
+                s.push('\n');
+            }
         }
     }
     s.push_str(&suite::table(reports));
-    Ok(s)
+    s
 }
 
+/// Prints `msg` and exits with [`exit::USAGE`].
 fn usage_error(msg: impl std::fmt::Display) -> Result<ExitCode, CliError> {
     eprintln!("tcpconform: {msg}");
-    Ok(ExitCode::from(2))
+    Ok(ExitCode::from(exit::USAGE))
+}
+
+/// Prints `msg` and exits with [`exit::ENVIRONMENT`].
+fn env_error(msg: impl std::fmt::Display) -> Result<ExitCode, CliError> {
+    eprintln!("tcpconform: {msg}");
+    Ok(ExitCode::from(exit::ENVIRONMENT))
 }
 
 fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
     if let Err(e) = args.exec.apply() {
         return usage_error(e);
     }
-    if let Err(e) = args
-        .target
-        .check()
-        .and_then(|()| args.target.make(args.profile))
-    {
+    if let Err(e) = args.target.check() {
         return usage_error(format!("target {}: {e}", args.target));
+    }
+    if let Err(e) = args.target.make(args.profile) {
+        return env_error(format!("target {}: {e}", args.target));
     }
     let scripts = match suite::discover(&args.paths) {
         Ok(s) if s.is_empty() => return usage_error("no *.pkt scripts found"),
@@ -619,7 +715,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
     };
     if let Some(dir) = &args.pcap {
         if let Err(e) = std::fs::create_dir_all(dir) {
-            return usage_error(format!("{}: {e}", dir.display()));
+            return env_error(format!("{}: {e}", dir.display()));
         }
     }
     let mut opts = RunOptions {
@@ -637,12 +733,13 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
         args.pcap.as_ref(),
     ) {
         Ok(r) => r,
-        Err(e) => return usage_error(e),
+        Err(e) => return env_error(e),
     };
-    if args.packetdrill.tap {
-        write_out(&crate::run::pdcompat::tap(&reports))?;
-    } else {
-        write_out(&render_reports(&reports, args.json, args.trace)?)?;
+    report_errors(&reports);
+    match args.format {
+        RunFormat::Tap => write_out(&crate::run::pdcompat::tap(&reports))?,
+        RunFormat::Json => write_out(&render_json(&reports)?)?,
+        RunFormat::Text => write_out(&render_reports(&reports, args.trace))?,
     }
     Ok(ExitCode::from(suite::Summary::of(&reports).exit_code()))
 }
@@ -666,7 +763,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     let opts = args.tolerance.run_options();
     let mut all = match run_all(&scripts, &TargetName::Own, args.profile, &opts, None) {
         Ok(r) => r,
-        Err(e) => return usage_error(e),
+        Err(e) => return env_error(e),
     };
     let max_us = args.max_timeline.saturating_mul(1_000_000);
     let live = match (args.no_live, crate::live::available()) {
@@ -698,7 +795,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
             .collect();
         match run_all(&short, &TargetName::OwnTun, args.profile, &opts, None) {
             Ok(r) => all.extend(r),
-            Err(e) => return usage_error(format!("target own-tun: {e}")),
+            Err(e) => return env_error(format!("target own-tun: {e}")),
         }
         let dopts = DiffOptions {
             targets: vec![diff::REFERENCE.into(), "linux".into()],
@@ -716,7 +813,8 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     let spec = Spec::bundled()?;
     let own: Vec<RunReport> = all.iter().filter(|r| r.target == "own").cloned().collect();
     let cov = run::Coverage::of(spec, args.profile, &own);
-    let out = if args.json {
+    report_errors(&all);
+    let out = if args.format == CheckFormat::Json {
         let sum = suite::Summary::of(&all);
         let v = serde_json::json!({
             "targets": targets,
@@ -735,7 +833,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         s.push('\n');
         s
     } else {
-        let mut out = render_reports(&all, false, false)?;
+        let mut out = render_reports(&all, false);
         out.push_str(&format!(
             "conformance suite {} on {} (profile {})\n",
             dir.display(),
@@ -784,11 +882,16 @@ fn coverage_cmd(args: CoverageArgs) -> Result<ExitCode, CliError> {
             args.target
         );
     }
-    let (reports, cov) = match run::coverage::run_on(&paths, &args.target, args.profile) {
-        Ok((r, _)) if r.is_empty() => return usage_error("no *.pkt scripts found"),
-        Ok(r) => r,
+    match suite::discover(&paths) {
+        Ok(s) if s.is_empty() => return usage_error("no *.pkt scripts found"),
+        Ok(_) => {}
         Err(e) => return usage_error(e),
+    }
+    let (reports, cov) = match run::coverage::run_on(&paths, &args.target, args.profile) {
+        Ok(r) => r,
+        Err(e) => return env_error(e),
     };
+    report_errors(&reports);
     let out = match args.format {
         CoverageFormat::Text => cov.text(),
         CoverageFormat::Json => {
@@ -801,7 +904,9 @@ fn coverage_cmd(args: CoverageArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::from(suite::Summary::of(&reports).exit_code()))
 }
 
-/// `tcpconform diff`: exit 0 without violations, 1 with, 2 on bad input.
+/// `tcpconform diff`: exit 0 without departures, 1 with, 2 on bad input
+/// (a script that does not read or parse), 3 when a live target cannot
+/// start.
 fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
     use crate::run::diff::{self, Class, DiffOptions};
     if let Err(e) = args.exec.apply() {
@@ -825,7 +930,7 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
     let must_start = |t: &TargetName| matches!(t, TargetName::Linux | TargetName::Exec(_));
     for t in args.targets.iter().filter(|t| must_start(t)) {
         if let Err(e) = t.make(args.profile) {
-            return usage_error(format!("target {t}: {e}"));
+            return env_error(format!("target {t}: {e}"));
         }
     }
     let scripts = match suite::discover(&args.paths) {
@@ -843,11 +948,11 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
         .iter()
         .map(|p| diff::diff_file(&shown_path(p), &opts))
         .collect();
-    let out = if args.json {
+    let out = if args.format == DiffFormat::Json {
         let mut s = serde_json::to_string_pretty(&diff::json_report(&diffs))?;
         s.push('\n');
         s
-    } else if args.markdown {
+    } else if args.format == DiffFormat::Markdown {
         let other = targets
             .iter()
             .find(|t| *t != diff::REFERENCE)
@@ -877,11 +982,14 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
             .next()
             .cloned()
             .unwrap_or_default();
-        eprintln!("tcpconform: {}: {why}", bad.script);
-        return Ok(ExitCode::from(2));
+        return usage_error(format!("{}: {why}", bad.script));
     }
     let departs = diffs.iter().any(|d| d.worst().is_some_and(Class::departs));
-    Ok(ExitCode::from(u8::from(departs)))
+    Ok(ExitCode::from(if departs {
+        exit::VERDICT
+    } else {
+        exit::OK
+    }))
 }
 
 fn spec(args: SpecArgs) -> Result<ExitCode, CliError> {

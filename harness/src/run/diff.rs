@@ -66,11 +66,11 @@ pub type MakeTarget<'a> = dyn FnMut(&str, Profile) -> Result<Box<dyn Target>, St
 /// Reads `path` and compares it on the targets of `opts`.
 pub fn diff_file(path: &std::path::Path, opts: &DiffOptions) -> ScriptDiff {
     let shown = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match crate::script::read_script(path) {
         Ok(text) => diff_text(&shown, &text, opts, &mut suite::make_target),
         Err(e) => {
             let mut d = ScriptDiff::new(&shown, opts.profile);
-            d.skipped.push(format!("all: cannot read {shown}: {e}"));
+            d.skipped.push(format!("all: {e}"));
             d.script_error = true;
             d
         }

@@ -38,10 +38,6 @@ pub struct PacketdrillArgs {
     /// Accepted for packetdrill compatibility (the harness frees nothing early).
     #[arg(long = "send_omit_free")]
     pub send_omit_free: bool,
-    /// Print TAP (version 13): one `ok`/`not ok` line per script, the
-    /// reason as a YAML diagnostic, as packetdrill's runner and kselftest do.
-    #[arg(long, conflicts_with = "json")]
-    pub tap: bool,
 }
 
 impl PacketdrillArgs {

@@ -550,6 +550,11 @@ pub fn run_script(
 
 impl Runner<'_> {
     fn run(&mut self, script: &Script, opts: &RunOptions) -> Result<(), Stop> {
+        crate::script::check_timeline(script).map_err(|(line, col, message)| Stop::Error {
+            line,
+            col,
+            message,
+        })?;
         if let (Some(v), None) = (opts.ip_version, script.ip_version()) {
             self.target.set_ip_version(v).map_err(|e| Stop::Error {
                 line: 1,

@@ -51,15 +51,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), String> 
     Ok(())
 }
 
-/// Reads and runs one script file.
+/// Reads (see [`crate::script::read_script`]: regular UTF-8 files of
+/// bounded size only) and runs one script file.
 pub fn run_file(path: &Path, target: &mut dyn Target, opts: &RunOptions) -> RunReport {
     let shown = path.display().to_string();
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            run_text(&shown, &text, target, opts)
-        }
-        Err(e) => RunReport::error(&shown, target.name(), format!("{shown}: cannot read: {e}")),
+    match crate::script::read_script(path) {
+        Ok(text) => run_text(&shown, &text, target, opts),
+        Err(e) => RunReport::error(&shown, target.name(), e),
     }
 }
 

@@ -46,7 +46,10 @@ pub fn resolve(spec: &SyscallSpec) -> Result<SocketCall, String> {
                 backlog: int_arg(name, &a[1])?,
             }
         }
-        "accept" | "accept4" => SocketCall::Accept { fd: fd()? },
+        "accept" | "accept4" => {
+            want_args(name, a, if name == "accept" { 3 } else { 4 })?;
+            SocketCall::Accept { fd: fd()? }
+        }
         "connect" => {
             want_args(name, a, 3)?;
             SocketCall::Connect { fd: fd()? }

@@ -28,8 +28,10 @@ mod ast;
 mod lexer;
 mod parser;
 mod shell;
+mod source;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 pub use ast::{
     hex, CodeBlock, Direction, Ecn, Event, EventKind, Expr, IcmpSpec, IpVersion, Opt, PacketSpec,
@@ -38,6 +40,8 @@ pub use ast::{
 };
 pub use parser::MAX_NESTING;
 pub use shell::parse_sysctls;
+pub use source::{read_script, MAX_SCRIPT_BYTES};
+pub use timeline::check_timeline;
 
 /// A script that cannot be parsed: where, and what is wrong.
 ///
