@@ -387,6 +387,8 @@ pub struct SpecArgs {
 
 /// Runs the tool and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
+    // Before any thread: helper programs only from absolute directories.
+    crate::live::sanitise_process_path();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

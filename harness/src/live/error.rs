@@ -86,6 +86,18 @@ pub enum LiveError {
         name: String,
     },
 
+    /// The kernel shows the key inside the namespace but refuses to set it
+    /// there (read-only outside the initial namespace, e.g.
+    /// `net.core.rmem_max`): its value is the host's.
+    #[error(
+        "sysctl `{name}` is not per-namespace: the kernel keeps one host-wide value and \
+         refuses to set it inside a network namespace, so the script is not applicable here"
+    )]
+    SysctlHostGlobal {
+        /// The name as given.
+        name: String,
+    },
+
     /// The sysctl name or value is malformed.
     #[error("sysctl `{name}` = `{value}` is malformed: {reason}")]
     SysctlInvalid {

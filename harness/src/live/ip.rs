@@ -21,6 +21,38 @@ pub(crate) const IP_TIMEOUT: Duration = Duration::from_secs(5);
 /// directory that an unprivileged `PATH` lacks).
 const FALLBACK_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
+/// `path` (a `PATH` value) without its relative entries — an empty entry
+/// or `.` would run a program from the working directory, as root — and
+/// with the fallback directories appended when missing.
+pub fn sanitised_path(path: Option<&std::ffi::OsStr>) -> std::ffi::OsString {
+    let mut dirs = absolute_dirs(path);
+    for d in FALLBACK_DIRS.iter().map(PathBuf::from) {
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    std::env::join_paths(dirs).unwrap_or_else(|_| FALLBACK_DIRS.join(":").into())
+}
+
+/// Replaces this process's `PATH` by [`sanitised_path`] of it, so that
+/// every helper program (`ip`, `/bin/sh` commands, `python3`, `exec:`
+/// targets) is found in absolute directories only. Call it before any
+/// thread starts (the environment is process-wide).
+pub fn sanitise_process_path() {
+    let clean = sanitised_path(std::env::var_os("PATH").as_deref());
+    std::env::set_var("PATH", clean);
+}
+
+/// The absolute directories of a `PATH` value, in order.
+fn absolute_dirs(path: Option<&std::ffi::OsStr>) -> Vec<PathBuf> {
+    path.map(|p| {
+        std::env::split_paths(p)
+            .filter(|d| d.is_absolute())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// The absolute path of the `ip` binary, searched once per process.
 pub(crate) fn ip_path() -> Result<&'static Path> {
     static IP: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -30,10 +62,7 @@ pub(crate) fn ip_path() -> Result<&'static Path> {
 }
 
 fn find_ip() -> Option<PathBuf> {
-    let path_dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    path_dirs
+    absolute_dirs(std::env::var_os("PATH").as_deref())
         .into_iter()
         .chain(FALLBACK_DIRS.iter().map(PathBuf::from))
         .map(|d| d.join("ip"))
@@ -142,4 +171,23 @@ fn wait_bounded(
 fn kill_and_reap(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty entry, `.` and a relative directory would each find a
+    /// program in (or below) the working directory: all are dropped; the
+    /// fallback directories are added once.
+    #[test]
+    fn relative_path_entries_are_dropped() {
+        let p = sanitised_path(Some(std::ffi::OsStr::new(":/usr/bin:.:bin/x::/opt/t")));
+        assert_eq!(
+            p,
+            std::ffi::OsString::from("/usr/bin:/opt/t:/usr/sbin:/sbin:/bin")
+        );
+        let p = sanitised_path(None);
+        assert_eq!(p, std::ffi::OsString::from("/usr/sbin:/sbin:/usr/bin:/bin"));
+    }
 }

@@ -123,12 +123,7 @@ pub(crate) fn check(name: &str, value: &str) -> Result<PathBuf> {
 pub(crate) fn write(path: &std::path::Path, name: &str, value: &str) -> Result<()> {
     let mut file = match std::fs::OpenOptions::new().write(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(LiveError::SysctlUnknown {
-                name: name.to_string(),
-            })
-        }
-        Err(e) => return Err(LiveError::io(format!("opening sysctl {name}"), e)),
+        Err(e) => return Err(open_for_write_error(name, e)),
     };
     file.write_all(value.as_bytes())
         .map_err(|e| match e.raw_os_error() {
@@ -141,6 +136,19 @@ pub(crate) fn write(path: &std::path::Path, name: &str, value: &str) -> Result<(
             }
             _ => LiveError::io(format!("setting sysctl {name}={value}"), e),
         })
+}
+
+/// Why opening sysctl `name` for writing failed. This runs as root (the
+/// namespace exists), so EACCES/EPERM is not a missing privilege: the
+/// kernel makes the key read-only inside a namespace because it is
+/// host-wide (`net.core.rmem_max` and `wmem_max` since Linux 6.x).
+fn open_for_write_error(name: &str, e: std::io::Error) -> LiveError {
+    let name = name.to_string();
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => LiveError::SysctlUnknown { name },
+        Some(libc::EACCES) | Some(libc::EPERM) => LiveError::SysctlHostGlobal { name },
+        _ => LiveError::io(format!("opening sysctl {name}"), e),
+    }
 }
 
 /// Reads `path`; must run on a thread inside the namespace.
@@ -196,6 +204,29 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// As root in a namespace, EACCES on a key the kernel shows read-only
+    /// there says the key is host-wide and the script not applicable —
+    /// never "permission denied … run as root".
+    #[test]
+    fn a_read_only_key_is_host_global_not_a_privilege_problem() {
+        let e = open_for_write_error(
+            "net.core.rmem_max",
+            std::io::Error::from_raw_os_error(libc::EACCES),
+        );
+        let msg = e.to_string();
+        assert!(matches!(e, LiveError::SysctlHostGlobal { .. }), "{msg}");
+        assert!(
+            msg.contains("not per-namespace") && msg.contains("not applicable"),
+            "{msg}"
+        );
+        assert!(!msg.contains("run as root"), "{msg}");
+        let e = open_for_write_error(
+            "net.ipv4.tcp_x",
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        );
+        assert!(matches!(e, LiveError::SysctlUnknown { .. }));
     }
 
     #[test]

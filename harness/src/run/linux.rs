@@ -329,9 +329,17 @@ pub fn run_shell(netns: &str, cmd: &str, cwd: &std::path::Path) -> ShellOutcome 
         mount -o remount,bind,ro /proc/sys && \
         mount --bind /proc/sys/net /proc/sys/net && \
         mount -o remount,bind,rw /proc/sys/net && exec /bin/sh -c \"$1\"";
-    let out = std::process::Command::new("ip")
+    let ip = match crate::live::ip_path() {
+        Ok(ip) => ip,
+        Err(e) => return ShellOutcome::Failed(e.to_string()),
+    };
+    let out = std::process::Command::new(ip)
         .args(["netns", "exec", netns, "/bin/sh", "-c", FENCE, "sh", cmd])
         .current_dir(cwd)
+        .env(
+            "PATH",
+            crate::live::sanitised_path(std::env::var_os("PATH").as_deref()),
+        )
         .env("PACKETDRILL_PID", std::process::id().to_string())
         .stdin(std::process::Stdio::null())
         .output();
