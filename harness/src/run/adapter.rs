@@ -793,7 +793,7 @@ impl<S: Stack> Target for AdapterTarget<S> {
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
         if let Some(why) = call.kernel_only() {
-            return Ok(CallOutcome::NotApplicable(format!(
+            return Err(TargetError::NotApplicable(format!(
                 "{} has {why}",
                 self.stack.name()
             )));

@@ -67,7 +67,7 @@ pub fn ip_version_is_v6(v: IpVersion) -> Result<bool, TargetError> {
     match v {
         IpVersion::V4 => Ok(false),
         IpVersion::V6 => Ok(true),
-        IpVersion::V4MappedV6 => Err(TargetError::Unsupported(
+        IpVersion::V4MappedV6 => Err(TargetError::NotApplicable(
             "--ip_version=ipv4-mapped-ipv6 is not supported (ipv4 and ipv6 are)".into(),
         )),
     }

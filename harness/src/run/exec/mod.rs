@@ -266,7 +266,7 @@ impl Target for ExecTarget {
     fn set_ip_version(&mut self, v: IpVersion) -> Result<(), TargetError> {
         let v6 = ip_version_is_v6(v)?;
         if self.process.is_some() && v6 != self.v6 {
-            return Err(TargetError::Unsupported(
+            return Err(TargetError::NotApplicable(
                 "the IP version cannot change once the process runs".into(),
             ));
         }
@@ -295,7 +295,7 @@ impl Target for ExecTarget {
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
         if let Some(why) = call.kernel_only() {
-            return Ok(CallOutcome::NotApplicable(format!(
+            return Err(TargetError::NotApplicable(format!(
                 "the line protocol has {why}"
             )));
         }
@@ -312,7 +312,7 @@ impl Target for ExecTarget {
         let outcome = match self.ask(line, Some(call))? {
             Answer::Done(r) => CallOutcome::Done(r),
             Answer::WouldBlock => CallOutcome::WouldBlock,
-            Answer::NotApplicable(why) => CallOutcome::NotApplicable(why),
+            Answer::NotApplicable(why) => return Err(TargetError::NotApplicable(why)),
         };
         self.blocked = blocked_after(&outcome, call);
         Ok(outcome)
