@@ -38,7 +38,7 @@
 //!   a network namespace are refused and reported as not applicable.
 
 use super::own::{ip_version_is_v6, script_addresses};
-use super::peer_tap::{PeerTap, ScriptClock};
+use super::peer_tap::{blocked_after, linger_secs, PeerTap, ScriptClock};
 use super::target::{
     CallOutcome, CallReturn, Fd, How, Micros, OptValue, ShellOutcome, SockOpt, SocketCall,
     SysctlOutcome, Target, TargetError, O_NONBLOCK,
@@ -248,20 +248,11 @@ impl Target for LinuxTarget {
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
         self.clock.origin();
-        if let SocketCall::SetSockOpt {
-            value: OptValue::Linger { onoff: true, secs },
-            ..
-        } = call
-        {
-            let secs = u64::try_from(*secs).unwrap_or(0).min(3600);
+        if let Some(secs) = linger_secs(call) {
             self.max_linger = self.max_linger.max(secs);
         }
         let r = self.roundtrip(call)?;
-        self.blocked = match (&r, call) {
-            (CallOutcome::WouldBlock, _) => true,
-            (CallOutcome::Done(ret), SocketCall::Poll { .. }) => ret.ret == Ok(0),
-            _ => false,
-        };
+        self.blocked = blocked_after(&r, call);
         Ok(r)
     }
 
@@ -522,14 +513,6 @@ fn opt_names(opt: SockOpt) -> (libc::c_int, libc::c_int) {
 }
 
 impl Sockets {
-    fn lowest_free_fd(&self) -> Fd {
-        let mut fd = super::own::FIRST_FD;
-        while self.fds.contains_key(&fd) {
-            fd += 1;
-        }
-        fd
-    }
-
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
         let fd = match call {
             SocketCall::Socket => return self.socket(),
@@ -689,7 +672,7 @@ impl Sockets {
         }
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let n = self.lowest_free_fd();
+        let n = super::own::lowest_free_fd(&self.fds);
         self.fds.insert(n, Sock::new(fd));
         done(CallReturn::ok(n))
     }
@@ -716,7 +699,7 @@ impl Sockets {
         }
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let conn = unsafe { OwnedFd::from_raw_fd(raw) };
-        let n = self.lowest_free_fd();
+        let n = super::own::lowest_free_fd(&self.fds);
         let mut s = Sock::new(conn);
         s.bound = true;
         self.fds.insert(n, s);
