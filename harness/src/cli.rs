@@ -383,6 +383,40 @@ pub struct SpecArgs {
     /// lists all profiles.
     #[arg(long)]
     pub profile: Option<Profile>,
+    /// Only the rows a state × event reaches, each with the stack's source
+    /// lines that record it: `--where ESTABLISHED SYN`. EVENT is segment
+    /// flags (SYN, FIN, RST, ACK, DATA joined by `-` or `+`), a call
+    /// (open-passive, send, close, …) or a timeout (retransmission,
+    /// time-wait, user). Text or JSON.
+    #[arg(long = "where", num_args = 2, value_names = ["STATE", "EVENT"])]
+    pub where_: Option<Vec<String>>,
+}
+
+/// `spec --where STATE EVENT` ([`crate::spec_where`]).
+fn spec_where(spec: &Spec, args: &SpecArgs, w: &[String]) -> Result<ExitCode, CliError> {
+    use crate::spec_where::{json, lookup, parse_state, text, EventQuery};
+    let profile = args.profile.unwrap_or_default();
+    let (state, event) = match w {
+        [s, e] => (s, e),
+        _ => return usage_error("--where takes STATE EVENT"),
+    };
+    let parsed = parse_state(state).and_then(|s| Ok((s, EventQuery::parse(event)?)));
+    let found = parsed.and_then(|(s, q)| Ok((s, lookup(spec, profile, s, q)?)));
+    let (state, (total, hits)) = match found {
+        Ok(f) => f,
+        Err(e) => return usage_error(format!("--where: {e}")),
+    };
+    let out = match args.format {
+        SpecFormat::Text => text(profile, state, event, total, &hits),
+        SpecFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&json(profile, state, event, total, &hits))?;
+            s.push('\n');
+            s
+        }
+        SpecFormat::Dot => return usage_error("--where prints text or json, not dot"),
+    };
+    write_out(&out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the tool and maps the outcome to an exit code.
@@ -996,6 +1030,9 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
 
 fn spec(args: SpecArgs) -> Result<ExitCode, CliError> {
     let spec = Spec::bundled()?;
+    if let Some(w) = &args.where_ {
+        return spec_where(spec, &args, w);
+    }
     let out = match args.format {
         SpecFormat::Text => render::text(spec, args.profile.unwrap_or_default()),
         SpecFormat::Json => {

@@ -13,5 +13,7 @@ pub mod run;
 pub mod script;
 pub mod serve;
 pub mod sim;
+pub mod source;
+pub mod spec_where;
 pub mod timers;
 pub mod verdict;

@@ -129,3 +129,42 @@ fn committed_diagram_source_is_current() {
         "docs/state-diagram.dot is stale: run docs/regen-diagram.sh"
     );
 }
+
+/// `spec --where STATE EVENT` names the rows and the stack lines that
+/// record them; each named line, read from the checkout, holds the row id.
+#[test]
+fn where_prints_the_rows_and_the_stack_lines_that_record_them() {
+    let out = tcpconform(&["spec", "--where", "ESTABLISHED", "SYN"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("SYNC.SYN.challenge  level MUST"), "{text}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut row = "";
+    let mut located = 0;
+    for line in text.lines() {
+        if !line.starts_with(' ') && line.contains("  level ") {
+            row = line.split_whitespace().next().unwrap_or_default();
+        }
+        if let Some(at) = line.trim().strip_prefix("recorded at ") {
+            let (path, n) = at.rsplit_once(':').unwrap_or_default();
+            let n: usize = n.parse().unwrap_or(0);
+            let src = std::fs::read_to_string(root.join(path)).unwrap_or_default();
+            let l = src.lines().nth(n.saturating_sub(1)).unwrap_or_default();
+            assert!(l.contains(&format!("\"{row}\"")), "{at}: {l}");
+            located += 1;
+        }
+    }
+    assert!(located >= 2, "{text}");
+}
+
+#[test]
+fn where_with_an_unknown_state_is_a_usage_error() {
+    let out = tcpconform(&["spec", "--where", "OPEN", "SYN"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown state `OPEN`"), "{err}");
+}

@@ -12,12 +12,37 @@ use std::fmt::Write;
 /// A row's requirement level for the text table: the keyword, then the
 /// RFC 9293 appendix B id when there is one (`MUST (MUST-13)`); `-` for a
 /// row not graded yet.
-fn level_cell(r: &Row) -> String {
+pub fn level_cell(r: &Row) -> String {
     match (r.level, &r.requirement) {
         (Some(l), Some(id)) => format!("{l} ({id})"),
         (Some(l), None) => l.to_string(),
         (None, _) => "-".to_string(),
     }
+}
+
+/// A row's next state for the text table: `=` when it keeps the state.
+pub fn next_cell(r: &Row) -> String {
+    match r.next {
+        crate::row::Next::Same => "=".to_string(),
+        crate::row::Next::To(s) => s.name().to_string(),
+    }
+}
+
+/// The segments a row sends, in order (`-` for none), marked when the ACK
+/// may be delayed or the challenge ACK rate-limited.
+pub fn emit_cell(r: &Row) -> String {
+    if r.emit.is_empty() {
+        return "-".to_string();
+    }
+    let e: Vec<String> = r.emit.iter().map(|t| t.to_string()).collect();
+    let mut s = e.join(" ");
+    if r.delayable {
+        s.push_str(" (may delay)");
+    }
+    if r.rate_limited {
+        s.push_str(" (rate-limited)");
+    }
+    s
 }
 
 /// The rows of `profile` as an aligned text table, grouped by source file
@@ -36,23 +61,8 @@ pub fn text(spec: &Spec, profile: Profile) -> String {
                     .collect::<Vec<_>>()
                     .join(","),
                 r.event.to_string(),
-                match r.next {
-                    crate::row::Next::Same => "=".to_string(),
-                    crate::row::Next::To(s) => s.name().to_string(),
-                },
-                if r.emit.is_empty() {
-                    "-".to_string()
-                } else {
-                    let e: Vec<String> = r.emit.iter().map(|t| t.to_string()).collect();
-                    let mut s = e.join(" ");
-                    if r.delayable {
-                        s.push_str(" (may delay)");
-                    }
-                    if r.rate_limited {
-                        s.push_str(" (rate-limited)");
-                    }
-                    s
-                },
+                next_cell(r),
+                emit_cell(r),
             ]
         })
         .collect();

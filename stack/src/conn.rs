@@ -1442,183 +1442,26 @@ impl Conn {
             ev.seq,
             SeqClass::Below | SeqClass::Beyond | SeqClass::ZeroWindowOff
         );
-        let exact = matches!(ev.seq, SeqClass::LeftEdge | SeqClass::ZeroWindowAtNext);
 
         // First check: sequence number.
         if !acceptable {
-            if seg.flags.rst {
-                ctx.record("SYNC.RST.outside");
-                return;
-            }
-            if st == State::SynReceived
-                && seg.flags.syn
-                && ev.ack == AckClass::New
-                && ev.seq == SeqClass::Below
-                && !ev.fin
-                && !ev.payload
-            {
-                self.simultaneous_syn_ack(ctx, seg);
-                return;
-            }
-            if profile == Profile::Linux
-                && st == State::SynReceived
-                && seg.flags.syn
-                && ev.ack == AckClass::Absent
-                && ev.seq == SeqClass::Below
-            {
-                ctx.record("LX.SR.SYN.retransmitted");
-                self.send_syn(ctx, Cause::Response);
-                return;
-            }
-            if profile == Profile::Linux
-                && st == State::TimeWait
-                && seg.flags.syn
-                && ev.ack == AckClass::Absent
-                && ev.seq == SeqClass::Beyond
-            {
-                ctx.record("LX.TW.SYN.new");
-                self.reincarnate(ctx, seg);
-                return;
-            }
-            ctx.record("SYNC.SEQ.unacceptable");
-            self.send_ack(ctx, Cause::Response);
+            self.unacceptable(ctx, seg, ev);
             return;
         }
-
         // Second check: RST.
         if seg.flags.rst {
-            if profile == Profile::Rfc793 {
-                match st {
-                    State::SynReceived => {
-                        ctx.record("793.SR.RST");
-                        self.reset_embryonic();
-                    }
-                    State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                        ctx.record("793.OPEN.RST");
-                        self.enter_closed(Some(Error::ConnectionReset));
-                    }
-                    _ => {
-                        ctx.record("793.END.RST");
-                        self.enter_closed(None);
-                    }
-                }
-                return;
-            }
-            if profile == Profile::Linux && st == State::SynReceived {
-                ctx.record("LX.SR.RST.in-window");
-                self.reset_embryonic();
-                return;
-            }
-            if exact {
-                match st {
-                    State::SynReceived => {
-                        ctx.record("SR.RST.exact");
-                        self.reset_embryonic();
-                    }
-                    State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                        ctx.record("OPEN.RST.exact");
-                        self.enter_closed(Some(Error::ConnectionReset));
-                    }
-                    _ => {
-                        ctx.record("END.RST.exact");
-                        self.enter_closed(None);
-                    }
-                }
-                return;
-            }
-            if ev.seq == SeqClass::Overlap {
-                if profile == Profile::Linux && st != State::TimeWait {
-                    ctx.record("LX.RST.overlap");
-                    self.challenge_ack(ctx);
-                } else {
-                    ctx.record("SYNC.RST.overlap");
-                }
-                return;
-            }
-            if profile == Profile::Linux && st == State::TimeWait {
-                ctx.record("LX.TW.RST.in-window");
-                return;
-            }
-            ctx.record("SYNC.RST.challenge");
-            self.challenge_ack(ctx);
+            self.sync_rst(ctx, ev);
             return;
         }
-
         // Fourth check: SYN.
         if seg.flags.syn {
-            if profile == Profile::Rfc793 {
-                if ev.ack == AckClass::Absent {
-                    ctx.record("793.SYNC.SYN.no-ack");
-                    self.send_rst_ack_for(ctx, seg);
-                } else {
-                    ctx.record("793.SYNC.SYN.ack");
-                    self.send_rst_for_ack(ctx, seg);
-                }
-                self.reset_by_syn();
-                return;
-            }
-            if st == State::SynReceived {
-                if profile == Profile::Linux {
-                    if ev.ack == AckClass::Absent {
-                        ctx.record("LX.SR.SYN.in-window.no-ack");
-                        self.send_rst_ack_for(ctx, seg);
-                    } else {
-                        ctx.record("LX.SR.SYN.in-window.ack");
-                        self.send_rst_for_ack(ctx, seg);
-                    }
-                } else {
-                    ctx.record("SR.SYN");
-                }
-                self.reset_by_syn();
-                return;
-            }
-            if profile == Profile::Linux
-                && st == State::TimeWait
-                && ev.ack == AckClass::Absent
-                && matches!(ev.seq, SeqClass::Inside | SeqClass::RightEdge)
-            {
-                ctx.record("LX.TW.SYN.new");
-                self.reincarnate(ctx, seg);
-                return;
-            }
-            ctx.record("SYNC.SYN.challenge");
-            self.challenge_ack(ctx);
+            self.sync_syn(ctx, seg, ev);
             return;
         }
-
         // Fifth check: ACK.
-        if ev.ack == AckClass::Absent {
-            ctx.record("SYNC.ACK.absent");
+        if !self.sync_ack(ctx, seg, ev) {
             return;
         }
-        if st == State::SynReceived {
-            self.syn_received_ack(ctx, seg, ev);
-            return;
-        }
-        match ev.ack {
-            AckClass::Beyond => {
-                if profile == Profile::Linux && st == State::Established {
-                    ctx.record("LX.EST.ACK.beyond");
-                } else {
-                    ctx.record("SYNC.ACK.beyond");
-                    self.send_ack(ctx, Cause::Response);
-                }
-                return;
-            }
-            AckClass::TooOld if profile != Profile::Rfc793 => {
-                ctx.record("SYNC.ACK.too-old");
-                self.send_ack(ctx, Cause::Response);
-                return;
-            }
-            _ => {}
-        }
-        self.process_ack(ctx, seg, ev);
-
-        if ev.ack == AckClass::FinAcked {
-            self.our_fin_acked(ctx, seg, ev);
-            return;
-        }
-
         // Sixth to eighth checks: text and FIN.
         match st {
             State::Established | State::FinWait1 | State::FinWait2 => self.open_text(ctx, seg, ev),
@@ -1645,6 +1488,194 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// The first check of RFC 9293 §3.10.7.4 failed: the segment is not
+    /// acceptable (with the profiles' exceptions for a SYN).
+    fn unacceptable(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
+        let st = self.state;
+        let profile = ctx.profile();
+        if seg.flags.rst {
+            ctx.record("SYNC.RST.outside");
+            return;
+        }
+        if st == State::SynReceived
+            && seg.flags.syn
+            && ev.ack == AckClass::New
+            && ev.seq == SeqClass::Below
+            && !ev.fin
+            && !ev.payload
+        {
+            self.simultaneous_syn_ack(ctx, seg);
+            return;
+        }
+        if profile == Profile::Linux
+            && st == State::SynReceived
+            && seg.flags.syn
+            && ev.ack == AckClass::Absent
+            && ev.seq == SeqClass::Below
+        {
+            ctx.record("LX.SR.SYN.retransmitted");
+            self.send_syn(ctx, Cause::Response);
+            return;
+        }
+        if profile == Profile::Linux
+            && st == State::TimeWait
+            && seg.flags.syn
+            && ev.ack == AckClass::Absent
+            && ev.seq == SeqClass::Beyond
+        {
+            ctx.record("LX.TW.SYN.new");
+            self.reincarnate(ctx, seg);
+            return;
+        }
+        ctx.record("SYNC.SEQ.unacceptable");
+        self.send_ack(ctx, Cause::Response);
+    }
+
+    /// The second check of RFC 9293 §3.10.7.4: an acceptable segment with
+    /// RST (RFC 5961 §3.2 under rfc9293).
+    fn sync_rst(&mut self, ctx: &mut Ctx<'_>, ev: &SegmentEvent) {
+        let st = self.state;
+        let profile = ctx.profile();
+        let exact = matches!(ev.seq, SeqClass::LeftEdge | SeqClass::ZeroWindowAtNext);
+        if profile == Profile::Rfc793 {
+            match st {
+                State::SynReceived => {
+                    ctx.record("793.SR.RST");
+                    self.reset_embryonic();
+                }
+                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                    ctx.record("793.OPEN.RST");
+                    self.enter_closed(Some(Error::ConnectionReset));
+                }
+                _ => {
+                    ctx.record("793.END.RST");
+                    self.enter_closed(None);
+                }
+            }
+            return;
+        }
+        if profile == Profile::Linux && st == State::SynReceived {
+            ctx.record("LX.SR.RST.in-window");
+            self.reset_embryonic();
+            return;
+        }
+        if exact {
+            match st {
+                State::SynReceived => {
+                    ctx.record("SR.RST.exact");
+                    self.reset_embryonic();
+                }
+                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                    ctx.record("OPEN.RST.exact");
+                    self.enter_closed(Some(Error::ConnectionReset));
+                }
+                _ => {
+                    ctx.record("END.RST.exact");
+                    self.enter_closed(None);
+                }
+            }
+            return;
+        }
+        if ev.seq == SeqClass::Overlap {
+            if profile == Profile::Linux && st != State::TimeWait {
+                ctx.record("LX.RST.overlap");
+                self.challenge_ack(ctx);
+            } else {
+                ctx.record("SYNC.RST.overlap");
+            }
+            return;
+        }
+        if profile == Profile::Linux && st == State::TimeWait {
+            ctx.record("LX.TW.RST.in-window");
+            return;
+        }
+        ctx.record("SYNC.RST.challenge");
+        self.challenge_ack(ctx);
+    }
+
+    /// The fourth check of RFC 9293 §3.10.7.4: an acceptable segment with
+    /// SYN (RFC 5961 §4.2 under rfc9293).
+    fn sync_syn(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
+        let st = self.state;
+        let profile = ctx.profile();
+        if profile == Profile::Rfc793 {
+            if ev.ack == AckClass::Absent {
+                ctx.record("793.SYNC.SYN.no-ack");
+                self.send_rst_ack_for(ctx, seg);
+            } else {
+                ctx.record("793.SYNC.SYN.ack");
+                self.send_rst_for_ack(ctx, seg);
+            }
+            self.reset_by_syn();
+            return;
+        }
+        if st == State::SynReceived {
+            if profile == Profile::Linux {
+                if ev.ack == AckClass::Absent {
+                    ctx.record("LX.SR.SYN.in-window.no-ack");
+                    self.send_rst_ack_for(ctx, seg);
+                } else {
+                    ctx.record("LX.SR.SYN.in-window.ack");
+                    self.send_rst_for_ack(ctx, seg);
+                }
+            } else {
+                ctx.record("SR.SYN");
+            }
+            self.reset_by_syn();
+            return;
+        }
+        if profile == Profile::Linux
+            && st == State::TimeWait
+            && ev.ack == AckClass::Absent
+            && matches!(ev.seq, SeqClass::Inside | SeqClass::RightEdge)
+        {
+            ctx.record("LX.TW.SYN.new");
+            self.reincarnate(ctx, seg);
+            return;
+        }
+        ctx.record("SYNC.SYN.challenge");
+        self.challenge_ack(ctx);
+    }
+
+    /// The fifth check of RFC 9293 §3.10.7.4: the ACK field. Returns whether
+    /// the segment goes on to the text and FIN checks.
+    fn sync_ack(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) -> bool {
+        let st = self.state;
+        let profile = ctx.profile();
+        if ev.ack == AckClass::Absent {
+            ctx.record("SYNC.ACK.absent");
+            return false;
+        }
+        if st == State::SynReceived {
+            self.syn_received_ack(ctx, seg, ev);
+            return false;
+        }
+        match ev.ack {
+            AckClass::Beyond => {
+                if profile == Profile::Linux && st == State::Established {
+                    ctx.record("LX.EST.ACK.beyond");
+                } else {
+                    ctx.record("SYNC.ACK.beyond");
+                    self.send_ack(ctx, Cause::Response);
+                }
+                return false;
+            }
+            AckClass::TooOld if profile != Profile::Rfc793 => {
+                ctx.record("SYNC.ACK.too-old");
+                self.send_ack(ctx, Cause::Response);
+                return false;
+            }
+            _ => {}
+        }
+        self.process_ack(ctx, seg, ev);
+
+        if ev.ack == AckClass::FinAcked {
+            self.our_fin_acked(ctx, seg, ev);
+            return false;
+        }
+        true
     }
 
     /// SYN-RECEIVED after a simultaneous open: the peer's SYN-ACK repeats

@@ -458,6 +458,22 @@ impl Endpoint {
         self.tuples.insert(key, id);
     }
 
+    /// Takes a connection's 4-tuple out of the table, if it still names
+    /// this connection (a newer incarnation may own it). The cache goes
+    /// with it; when the tuple names another connection neither changes,
+    /// since the cache only ever holds an entry of the table and no other
+    /// entry can name `id`.
+    fn unbind_tuple(&mut self, id: Handle) {
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        let key = (c.local.ip(), c.local.port(), c.remote.ip(), c.remote.port());
+        if self.tuples.get(&key) == Some(&id) {
+            self.tuples.remove(&key);
+            self.last_tuple = None;
+        }
+    }
+
     fn find_listener(&self, addr: IpAddr, port: u16) -> Option<Handle> {
         let mut wildcard = None;
         for (id, l) in &self.listeners {
@@ -495,19 +511,10 @@ impl Endpoint {
         let oldest = self.conns.iter().find(|(_, c)| {
             c.listener == Some(lid) && !c.has_handle && c.state == State::SynReceived
         });
-        let Some((&id, conn)) = oldest else {
+        let Some(id) = oldest.map(|(&id, _)| id) else {
             return false;
         };
-        let key = (
-            conn.local.ip(),
-            conn.local.port(),
-            conn.remote.ip(),
-            conn.remote.port(),
-        );
-        if self.tuples.get(&key) == Some(&id) {
-            self.tuples.remove(&key);
-        }
-        self.last_tuple = None;
+        self.unbind_tuple(id);
         self.conns.remove(&id);
         self.stats.half_open_evicted = self.stats.half_open_evicted.saturating_add(1);
         true
@@ -650,18 +657,9 @@ impl Endpoint {
         };
         let state = conn.state;
         if state == State::Closed {
-            let key = (
-                conn.local.ip(),
-                conn.local.port(),
-                conn.remote.ip(),
-                conn.remote.port(),
-            );
-            if self.tuples.get(&key) == Some(&id) {
-                self.tuples.remove(&key);
-                self.last_tuple = None;
-            }
-            if !conn.has_handle {
-                let lid = conn.listener;
+            let (has_handle, lid) = (conn.has_handle, conn.listener);
+            self.unbind_tuple(id);
+            if !has_handle {
                 self.conns.remove(&id);
                 if let Some(l) = lid.and_then(|l| self.listeners.get_mut(&l)) {
                     l.accept.retain(|c| *c != id);

@@ -87,7 +87,7 @@
 //! assert!(report.passed(), "{}", report.details());
 //! ```
 
-use super::own::{ip_version_is_v6, script_addresses, FIRST_FD, LOCAL_PORT};
+use super::own::{ip_version_is_v6, lowest_free_fd, script_addresses, LOCAL_PORT};
 use super::target::{
     pollbits::*, CallOutcome, CallReturn, Fd, How, Micros, OptValue, SockOpt, SocketCall,
     SysctlOutcome, Target, TargetError, TargetTransition, O_NONBLOCK, O_RDWR,
@@ -369,14 +369,6 @@ impl<S: Stack> AdapterTarget<S> {
         self.transitions.extend(self.stack.take_transitions());
     }
 
-    fn lowest_free_fd(&self) -> Fd {
-        let mut fd = FIRST_FD;
-        while self.fds.contains_key(&fd) {
-            fd += 1;
-        }
-        fd
-    }
-
     fn set_kind(&mut self, fd: Fd, kind: Kind<S::Handle>) {
         if let Some(s) = self.fds.get_mut(&fd) {
             s.kind = kind;
@@ -384,7 +376,7 @@ impl<S: Stack> AdapterTarget<S> {
     }
 
     fn new_socket(&mut self, kind: Kind<S::Handle>) -> Fd {
-        let fd = self.lowest_free_fd();
+        let fd = lowest_free_fd(&self.fds);
         self.fds.insert(
             fd,
             Socket {
@@ -793,7 +785,7 @@ impl<S: Stack> Target for AdapterTarget<S> {
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
         if let Some(why) = call.kernel_only() {
-            return Ok(CallOutcome::NotApplicable(format!(
+            return Err(TargetError::NotApplicable(format!(
                 "{} has {why}",
                 self.stack.name()
             )));

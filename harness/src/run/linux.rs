@@ -38,7 +38,7 @@
 //!   a network namespace are refused and reported as not applicable.
 
 use super::own::{ip_version_is_v6, script_addresses};
-use super::peer_tap::{PeerTap, ScriptClock};
+use super::peer_tap::{blocked_after, linger_secs, PeerTap, ScriptClock};
 use super::target::{
     CallOutcome, CallReturn, Fd, How, Micros, OptValue, ShellOutcome, SockOpt, SocketCall,
     SysctlOutcome, Target, TargetError, O_NONBLOCK,
@@ -248,20 +248,11 @@ impl Target for LinuxTarget {
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
         self.clock.origin();
-        if let SocketCall::SetSockOpt {
-            value: OptValue::Linger { onoff: true, secs },
-            ..
-        } = call
-        {
-            let secs = u64::try_from(*secs).unwrap_or(0).min(3600);
+        if let Some(secs) = linger_secs(call) {
             self.max_linger = self.max_linger.max(secs);
         }
         let r = self.roundtrip(call)?;
-        self.blocked = match (&r, call) {
-            (CallOutcome::WouldBlock, _) => true,
-            (CallOutcome::Done(ret), SocketCall::Poll { .. }) => ret.ret == Ok(0),
-            _ => false,
-        };
+        self.blocked = blocked_after(&r, call);
         Ok(r)
     }
 
@@ -530,14 +521,6 @@ fn opt_names(opt: SockOpt) -> (libc::c_int, libc::c_int) {
 }
 
 impl Sockets {
-    fn lowest_free_fd(&self) -> Fd {
-        let mut fd = super::own::FIRST_FD;
-        while self.fds.contains_key(&fd) {
-            fd += 1;
-        }
-        fd
-    }
-
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
         let fd = match call {
             SocketCall::Socket => return self.socket(),
@@ -556,14 +539,6 @@ impl Sockets {
             return done(CallReturn::err("EBADF"));
         };
         let nonblock = sock.nonblock;
-        // A call the script's blocking socket would block in.
-        let block = |e: i32| {
-            if nonblock {
-                done(errno_return(e))
-            } else {
-                Ok(CallOutcome::WouldBlock)
-            }
-        };
         let raw = sock.raw();
         let (local, peer) = script_addresses(self.v6.load(Ordering::Relaxed));
         match call {
@@ -574,44 +549,10 @@ impl Sockets {
                 }
                 done(r)
             }
-            SocketCall::Listen { backlog, .. } => {
-                if !sock.bound {
-                    let r = bind_local(raw, local);
-                    if r.ret.is_err() {
-                        return done(r.with_note(format!("implicit bind to {local} failed")));
-                    }
-                    sock.bound = true;
-                }
-                let backlog = libc::c_int::try_from(*backlog).unwrap_or(if *backlog < 0 {
-                    0
-                } else {
-                    libc::c_int::MAX
-                });
-                // SAFETY: plain syscall on a descriptor this worker owns.
-                done(ok_or_err(unsafe { libc::listen(raw, backlog) }))
-            }
+            SocketCall::Listen { backlog, .. } => listen(sock, local, *backlog),
             SocketCall::Connect { .. } => {
-                if !sock.bound {
-                    let local = active_local(local, &mut self.active);
-                    let r = bind_local(raw, local);
-                    if r.ret.is_err() {
-                        return done(r.with_note(format!("implicit bind to {local} failed")));
-                    }
-                    sock.bound = true;
-                }
-                let sa = RawAddr::new(peer);
-                let (ptr, len) = sa.as_ptr_len();
-                // SAFETY: `ptr` points at a live socket address of `len` octets.
-                let rc = unsafe { libc::connect(raw, ptr, len) };
-                if rc == 0 {
-                    return done(CallReturn::ok(0));
-                }
-                match errno() {
-                    // In progress: a blocking connect waits; making the call
-                    // again reports 0 once established, or the error.
-                    e @ (libc::EINPROGRESS | libc::EALREADY) => block(e),
-                    e => done(errno_return(e)),
-                }
+                let from = (!sock.bound).then(|| active_local(local, &mut self.active));
+                connect(sock, from, peer)
             }
             SocketCall::Write { len, .. } => send_all(sock, *len, 0, None),
             SocketCall::Send {
@@ -624,18 +565,7 @@ impl Sockets {
                 let from = (*to_peer && !sock.bound).then(|| active_local(local, &mut self.active));
                 send_flags(sock, *len, *flags, to_peer.then_some(peer), from)
             }
-            SocketCall::Read { len, .. } => {
-                let mut buf = vec![0u8; *len];
-                // SAFETY: `buf` is a live, writable buffer of the length passed.
-                let n = unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), buf.len(), 0) };
-                if n >= 0 {
-                    return done(CallReturn::ok(i64::try_from(n).unwrap_or(i64::MAX)));
-                }
-                match errno() {
-                    libc::EAGAIN => block(libc::EAGAIN),
-                    e => done(errno_return(e)),
-                }
-            }
+            SocketCall::Read { len, .. } => read(sock, *len),
             SocketCall::Shutdown { how, .. } => {
                 let how = match how {
                     How::Read => libc::SHUT_RD,
@@ -647,30 +577,8 @@ impl Sockets {
             }
             SocketCall::SetSockOpt { opt, value, .. } => done(set_opt(raw, *opt, *value)),
             SocketCall::GetSockOpt { opt, .. } => done(get_opt(raw, *opt)),
-            SocketCall::GetFl { .. } => {
-                // SAFETY: F_GETFL on a descriptor this worker owns.
-                let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-                if flags < 0 {
-                    return done(last_err());
-                }
-                let flags = i64::from(flags) & !O_NONBLOCK;
-                done(CallReturn::ok(
-                    flags | if nonblock { O_NONBLOCK } else { 0 },
-                ))
-            }
-            SocketCall::SetFl { flags, .. } => {
-                let Ok(real) = libc::c_int::try_from(*flags | O_NONBLOCK) else {
-                    return done(CallReturn::err("EINVAL"));
-                };
-                // SAFETY: F_SETFL on a descriptor this worker owns; the real
-                // descriptor stays non-blocking.
-                let rc = unsafe { libc::fcntl(raw, libc::F_SETFL, real) };
-                if rc < 0 {
-                    return done(last_err());
-                }
-                sock.nonblock = flags & O_NONBLOCK != 0;
-                done(CallReturn::ok(0))
-            }
+            SocketCall::GetFl { .. } => get_fl(raw, nonblock),
+            SocketCall::SetFl { flags, .. } => set_fl(sock, *flags),
             SocketCall::Socket
             | SocketCall::Poll { .. }
             | SocketCall::TcpInfo { .. }
@@ -697,7 +605,7 @@ impl Sockets {
         }
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let n = self.lowest_free_fd();
+        let n = super::own::lowest_free_fd(&self.fds);
         self.fds.insert(n, Sock::new(fd));
         done(CallReturn::ok(n))
     }
@@ -724,7 +632,7 @@ impl Sockets {
         }
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let conn = unsafe { OwnedFd::from_raw_fd(raw) };
-        let n = self.lowest_free_fd();
+        let n = super::own::lowest_free_fd(&self.fds);
         let mut s = Sock::new(conn);
         s.bound = true;
         self.fds.insert(n, s);
@@ -879,6 +787,106 @@ fn to_i64(n: usize) -> i64 {
 
 /// The address the next active open binds to: the script's, with port
 /// 8080 + the number of active opens before it.
+/// What a call the script's socket would block in returns: the error on a
+/// non-blocking socket, [`CallOutcome::WouldBlock`] on a blocking one (the
+/// real socket never blocks).
+fn would_block(sock: &Sock, e: i32) -> Result<CallOutcome, TargetError> {
+    if sock.nonblock {
+        done(errno_return(e))
+    } else {
+        Ok(CallOutcome::WouldBlock)
+    }
+}
+
+/// `listen`, binding to the script's address first if the script did not.
+fn listen(sock: &mut Sock, local: SocketAddr, backlog: i64) -> Result<CallOutcome, TargetError> {
+    let raw = sock.raw();
+    if !sock.bound {
+        let r = bind_local(raw, local);
+        if r.ret.is_err() {
+            return done(r.with_note(format!("implicit bind to {local} failed")));
+        }
+        sock.bound = true;
+    }
+    let backlog =
+        libc::c_int::try_from(backlog).unwrap_or(if backlog < 0 { 0 } else { libc::c_int::MAX });
+    // SAFETY: plain syscall on a descriptor this worker owns.
+    done(ok_or_err(unsafe { libc::listen(raw, backlog) }))
+}
+
+/// `connect` to the peer, bound to `from` first when given (an unbound
+/// socket).
+fn connect(
+    sock: &mut Sock,
+    from: Option<SocketAddr>,
+    peer: SocketAddr,
+) -> Result<CallOutcome, TargetError> {
+    let raw = sock.raw();
+    if let Some(local) = from {
+        let r = bind_local(raw, local);
+        if r.ret.is_err() {
+            return done(r.with_note(format!("implicit bind to {local} failed")));
+        }
+        sock.bound = true;
+    }
+    let sa = RawAddr::new(peer);
+    let (ptr, len) = sa.as_ptr_len();
+    // SAFETY: `ptr` points at a live socket address of `len` octets.
+    let rc = unsafe { libc::connect(raw, ptr, len) };
+    if rc == 0 {
+        return done(CallReturn::ok(0));
+    }
+    match errno() {
+        // In progress: a blocking connect waits; making the call
+        // again reports 0 once established, or the error.
+        e @ (libc::EINPROGRESS | libc::EALREADY) => would_block(sock, e),
+        e => done(errno_return(e)),
+    }
+}
+
+/// `read`/`recv` of up to `len` octets (discarded).
+fn read(sock: &Sock, len: usize) -> Result<CallOutcome, TargetError> {
+    let mut buf = vec![0u8; len];
+    // SAFETY: `buf` is a live, writable buffer of the length passed.
+    let n = unsafe { libc::recv(sock.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n >= 0 {
+        return done(CallReturn::ok(i64::try_from(n).unwrap_or(i64::MAX)));
+    }
+    match errno() {
+        libc::EAGAIN => would_block(sock, libc::EAGAIN),
+        e => done(errno_return(e)),
+    }
+}
+
+/// `fcntl(F_GETFL)`: the real flags with the script's `O_NONBLOCK`.
+fn get_fl(raw: RawFd, nonblock: bool) -> Result<CallOutcome, TargetError> {
+    // SAFETY: F_GETFL on a descriptor this worker owns.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if flags < 0 {
+        return done(last_err());
+    }
+    let flags = i64::from(flags) & !O_NONBLOCK;
+    done(CallReturn::ok(
+        flags | if nonblock { O_NONBLOCK } else { 0 },
+    ))
+}
+
+/// `fcntl(F_SETFL)`: the script's `O_NONBLOCK` is kept apart, the real
+/// descriptor stays non-blocking.
+fn set_fl(sock: &mut Sock, flags: i64) -> Result<CallOutcome, TargetError> {
+    let Ok(real) = libc::c_int::try_from(flags | O_NONBLOCK) else {
+        return done(CallReturn::err("EINVAL"));
+    };
+    // SAFETY: F_SETFL on a descriptor this worker owns; the real
+    // descriptor stays non-blocking.
+    let rc = unsafe { libc::fcntl(sock.raw(), libc::F_SETFL, real) };
+    if rc < 0 {
+        return done(last_err());
+    }
+    sock.nonblock = flags & O_NONBLOCK != 0;
+    done(CallReturn::ok(0))
+}
+
 fn active_local(local: SocketAddr, active: &mut u16) -> SocketAddr {
     let a = SocketAddr::new(local.ip(), local.port().wrapping_add(*active));
     *active = active.wrapping_add(1);

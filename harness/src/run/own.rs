@@ -45,6 +45,17 @@ pub const LOCAL_PORT: u16 = 8080;
 pub const REMOTE_PORT: u16 = 40000;
 /// First file descriptor handed out (0–2 are stdio, as in a process).
 pub const FIRST_FD: Fd = 3;
+
+/// The descriptor a new socket gets: the lowest one not in use, as POSIX
+/// requires of `socket` and `accept` (IEEE Std 1003.1, §2.14 "File
+/// Descriptor Allocation"), counting from [`FIRST_FD`].
+pub fn lowest_free_fd<V>(fds: &std::collections::BTreeMap<Fd, V>) -> Fd {
+    let mut fd = FIRST_FD;
+    while fds.contains_key(&fd) {
+        fd += 1;
+    }
+    fd
+}
 /// The stack's and the scripted peer's socket addresses of a script, in
 /// IPv6 or IPv4: the same on every target (live targets translate where
 /// their wiring differs).
@@ -67,7 +78,7 @@ pub fn ip_version_is_v6(v: IpVersion) -> Result<bool, TargetError> {
     match v {
         IpVersion::V4 => Ok(false),
         IpVersion::V6 => Ok(true),
-        IpVersion::V4MappedV6 => Err(TargetError::Unsupported(
+        IpVersion::V4MappedV6 => Err(TargetError::NotApplicable(
             "--ip_version=ipv4-mapped-ipv6 is not supported (ipv4 and ipv6 are)".into(),
         )),
     }

@@ -4,7 +4,7 @@
 //! stamps do not depend on when the runner next looks), and the runner's
 //! thread files the IPv4 TCP ones as the target's outbound packets.
 
-use super::target::{CallOutcome, Micros, SocketCall, TargetError};
+use super::target::{CallOutcome, Micros, OptValue, SocketCall, TargetError};
 use crate::live::LiveNet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -29,6 +29,19 @@ pub fn blocked_after(outcome: &CallOutcome, call: &SocketCall) -> bool {
         (CallOutcome::WouldBlock, _) => true,
         (CallOutcome::Done(ret), SocketCall::Poll { .. }) => ret.ret == Ok(0),
         _ => false,
+    }
+}
+
+/// The longest a `close` may now linger, in seconds, if `call` sets
+/// `SO_LINGER` on (capped at an hour): a live target's reply timeout
+/// grows by it, since such a close blocks that long.
+pub fn linger_secs(call: &SocketCall) -> Option<u64> {
+    match call {
+        SocketCall::SetSockOpt {
+            value: OptValue::Linger { onoff: true, secs },
+            ..
+        } => Some(u64::try_from(*secs).unwrap_or(0).min(3600)),
+        _ => None,
     }
 }
 

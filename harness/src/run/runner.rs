@@ -549,6 +549,29 @@ pub fn run_script(
 }
 
 impl Runner<'_> {
+    /// Runs the script in IP version `v` (asked at `line:col`): a version
+    /// the target lacks makes the script not applicable there.
+    fn set_ip_version(
+        &mut self,
+        v: crate::script::IpVersion,
+        line: usize,
+        col: usize,
+    ) -> Result<(), Stop> {
+        let name = self.target.name();
+        self.target.set_ip_version(v).map_err(|e| match e {
+            TargetError::NotApplicable(why) => Stop::NotApplicable {
+                line,
+                col,
+                message: format!("not applicable on {name}: {why}"),
+            },
+            e => Stop::Error {
+                line,
+                col,
+                message: format!("{name} target: {e}"),
+            },
+        })
+    }
+
     fn run(&mut self, script: &Script, opts: &RunOptions) -> Result<(), Stop> {
         crate::script::check_timeline(script).map_err(|(line, col, message)| Stop::Error {
             line,
@@ -556,23 +579,13 @@ impl Runner<'_> {
             message,
         })?;
         if let (Some(v), None) = (opts.ip_version, script.ip_version()) {
-            self.target.set_ip_version(v).map_err(|e| Stop::Error {
-                line: 1,
-                col: 1,
-                message: format!("{} target: {e}", self.target.name()),
-            })?;
+            self.set_ip_version(v, 1, 1)?;
         }
         for o in &script.options {
             match &o.opt {
                 Opt::ToleranceUsecs(_) | Opt::TolerancePercent(_) => {}
                 Opt::IpVersion(v) => {
-                    if let Err(e) = self.target.set_ip_version(*v) {
-                        return Err(Stop::Error {
-                            line: o.line,
-                            col: o.col,
-                            message: format!("{} target: {e}", self.target.name()),
-                        });
-                    }
+                    self.set_ip_version(*v, o.line, o.col)?;
                 }
                 Opt::Other { .. } => {
                     self.warn(format!("line {}: option `{}` is ignored", o.line, o.opt))
@@ -1010,8 +1023,7 @@ impl Runner<'_> {
             Ok(CallOutcome::WouldBlock) => {
                 return Err(located("getsockopt(TCP_INFO) would block".into()))
             }
-            Ok(CallOutcome::NotApplicable(why))
-            | Err(TargetError::Unsupported(why) | TargetError::NotApplicable(why)) => {
+            Err(TargetError::NotApplicable(why)) => {
                 return Err(Stop::NotApplicable {
                     line: e.line,
                     col: e.col,
@@ -1402,7 +1414,7 @@ impl Runner<'_> {
         // located at the call's line.
         let outcome = match self.target.call(&p.call) {
             Ok(o) => o,
-            Err(TargetError::NotApplicable(why) | TargetError::Unsupported(why)) => {
+            Err(TargetError::NotApplicable(why)) => {
                 return Err(Stop::NotApplicable {
                     line: p.line,
                     col: p.col,
@@ -1428,13 +1440,6 @@ impl Runner<'_> {
                 _ => Some(r),
             },
             CallOutcome::WouldBlock => None,
-            CallOutcome::NotApplicable(why) => {
-                return Err(Stop::NotApplicable {
-                    line: p.line,
-                    col: p.col,
-                    message: format!("`{}` on target {}: {why}", p.spec.name, self.target.name()),
-                })
-            }
         };
         let Some(r) = done else {
             if now >= p.hi {

@@ -16,25 +16,7 @@ pub fn resolve(spec: &SyscallSpec) -> Result<SocketCall, String> {
     let name = spec.name.as_str();
     let fd = || fd_arg(name, a);
     Ok(match name {
-        "socket" => {
-            want_args(name, a, 3)?;
-            match &a[1] {
-                Expr::Ellipsis => {}
-                Expr::Ident(s) if s == "SOCK_STREAM" => {}
-                other => return Err(format!("socket: only SOCK_STREAM sockets, not `{other}`")),
-            }
-            match &a[2] {
-                Expr::Ellipsis | Expr::Int(0) => {}
-                Expr::Ident(s) if s == "IPPROTO_TCP" => {}
-                other => return Err(format!("socket: only IPPROTO_TCP, not `{other}`")),
-            }
-            match &a[0] {
-                Expr::Ellipsis => {}
-                Expr::Ident(s) if s == "AF_INET" => {}
-                other => return Err(format!("socket: only AF_INET (or ...), not `{other}`")),
-            }
-            SocketCall::Socket
-        }
+        "socket" => socket_call(name, a)?,
         "bind" => {
             want_args(name, a, 3)?;
             SocketCall::Bind { fd: fd()? }
@@ -86,37 +68,7 @@ pub fn resolve(spec: &SyscallSpec) -> Result<SocketCall, String> {
             };
             SocketCall::Shutdown { fd: fd()?, how }
         }
-        "setsockopt" => {
-            want_args(name, a, 5)?;
-            let opt = sockopt(name, &a[1], &a[2])?;
-            let value = match (opt, &a[3]) {
-                (SockOpt::Linger, Expr::Struct(fields)) => {
-                    let get = |k: &str| {
-                        fields
-                            .iter()
-                            .find(|(n, _)| n == k)
-                            .map(|(_, v)| int_arg(name, v))
-                            .transpose()
-                    };
-                    OptValue::Linger {
-                        onoff: get("l_onoff")?.unwrap_or(0) != 0,
-                        secs: get("l_linger")?.unwrap_or(0),
-                    }
-                }
-                (SockOpt::Linger, other) => {
-                    return Err(format!(
-                        "setsockopt SO_LINGER: expected {{l_onoff=.., l_linger=..}}, not `{other}`"
-                    ))
-                }
-                (SockOpt::Error, _) => return Err("setsockopt: SO_ERROR is read-only".into()),
-                (_, v) => OptValue::Int(pointer_int(name, v)?),
-            };
-            SocketCall::SetSockOpt {
-                fd: fd()?,
-                opt,
-                value,
-            }
-        }
+        "setsockopt" => setsockopt_call(name, a)?,
         "getsockopt" => {
             want_args(name, a, 5)?;
             SocketCall::GetSockOpt {
@@ -134,35 +86,93 @@ pub fn resolve(spec: &SyscallSpec) -> Result<SocketCall, String> {
             },
             _ => return Err("fcntl: only F_GETFL and F_SETFL are supported".into()),
         },
-        "poll" => {
-            want_args(name, a, 3)?;
-            let Expr::List(entries) = &a[0] else {
-                return Err("poll: the first argument must be [{fd=.., events=..}, ...]".into());
+        "poll" => poll_call(name, a)?,
+        other => return Err(format!("system call `{other}` is not supported")),
+    })
+}
+
+/// `socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)`, each argument also `...`.
+fn socket_call(name: &str, a: &[Expr]) -> Result<SocketCall, String> {
+    want_args(name, a, 3)?;
+    match &a[1] {
+        Expr::Ellipsis => {}
+        Expr::Ident(s) if s == "SOCK_STREAM" => {}
+        other => return Err(format!("socket: only SOCK_STREAM sockets, not `{other}`")),
+    }
+    match &a[2] {
+        Expr::Ellipsis | Expr::Int(0) => {}
+        Expr::Ident(s) if s == "IPPROTO_TCP" => {}
+        other => return Err(format!("socket: only IPPROTO_TCP, not `{other}`")),
+    }
+    match &a[0] {
+        Expr::Ellipsis => {}
+        Expr::Ident(s) if s == "AF_INET" => {}
+        other => return Err(format!("socket: only AF_INET (or ...), not `{other}`")),
+    }
+    Ok(SocketCall::Socket)
+}
+
+/// `setsockopt(fd, level, name, value, len)`: an `[int]` value, or the
+/// `{l_onoff=.., l_linger=..}` struct of `SO_LINGER`.
+fn setsockopt_call(name: &str, a: &[Expr]) -> Result<SocketCall, String> {
+    want_args(name, a, 5)?;
+    let opt = sockopt(name, &a[1], &a[2])?;
+    let value = match (opt, &a[3]) {
+        (SockOpt::Linger, Expr::Struct(fields)) => {
+            let get = |k: &str| {
+                fields
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| int_arg(name, v))
+                    .transpose()
             };
-            let mut fds = Vec::new();
-            for e in entries {
-                let Expr::Struct(fields) = e else {
-                    return Err(format!(
-                        "poll: entry `{e}` is not a {{fd=.., events=..}} struct"
-                    ));
-                };
-                let field = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-                let fd = match field("fd") {
-                    Some(v) => int_arg(name, v)?,
-                    None => return Err("poll: entry without fd".into()),
-                };
-                let events = match field("events") {
-                    Some(v) => flag_value(name, v)?,
-                    None => 0,
-                };
-                fds.push((fd, events));
-            }
-            SocketCall::Poll {
-                fds,
-                timeout_ms: int_arg(name, &a[2])?,
+            OptValue::Linger {
+                onoff: get("l_onoff")?.unwrap_or(0) != 0,
+                secs: get("l_linger")?.unwrap_or(0),
             }
         }
-        other => return Err(format!("system call `{other}` is not supported")),
+        (SockOpt::Linger, other) => {
+            return Err(format!(
+                "setsockopt SO_LINGER: expected {{l_onoff=.., l_linger=..}}, not `{other}`"
+            ))
+        }
+        (SockOpt::Error, _) => return Err("setsockopt: SO_ERROR is read-only".into()),
+        (_, v) => OptValue::Int(pointer_int(name, v)?),
+    };
+    Ok(SocketCall::SetSockOpt {
+        fd: fd_arg(name, a)?,
+        opt,
+        value,
+    })
+}
+
+/// `poll([{fd=.., events=..}, ...], nfds, timeout_ms)`.
+fn poll_call(name: &str, a: &[Expr]) -> Result<SocketCall, String> {
+    want_args(name, a, 3)?;
+    let Expr::List(entries) = &a[0] else {
+        return Err("poll: the first argument must be [{fd=.., events=..}, ...]".into());
+    };
+    let mut fds = Vec::new();
+    for e in entries {
+        let Expr::Struct(fields) = e else {
+            return Err(format!(
+                "poll: entry `{e}` is not a {{fd=.., events=..}} struct"
+            ));
+        };
+        let field = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        let fd = match field("fd") {
+            Some(v) => int_arg(name, v)?,
+            None => return Err("poll: entry without fd".into()),
+        };
+        let events = match field("events") {
+            Some(v) => flag_value(name, v)?,
+            None => 0,
+        };
+        fds.push((fd, events));
+    }
+    Ok(SocketCall::Poll {
+        fds,
+        timeout_ms: int_arg(name, &a[2])?,
     })
 }
 

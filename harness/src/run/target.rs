@@ -329,10 +329,6 @@ pub enum CallOutcome {
     /// The socket is blocking and the call cannot complete yet; the runner
     /// makes the same call again after time moves or packets arrive.
     WouldBlock,
-    /// The target has no counterpart for the call (an in-process stack
-    /// without that API): the run ends as [`super::Outcome::NotApplicable`]
-    /// with the reason.
-    NotApplicable(String),
 }
 
 /// What became of a backtick `sysctl name=value` for this target.
@@ -382,15 +378,13 @@ pub enum TargetError {
     /// The target cannot be set up (bad configuration, missing device).
     #[error("target setup: {0}")]
     Setup(String),
-    /// The target does not support what the script asks.
-    #[error("{0}")]
-    Unsupported(String),
     /// I/O with a live target failed.
     #[error("target I/O: {0}")]
     Io(String),
-    /// The target has no counterpart for a socket call (an in-process
-    /// stack without that API): the run ends as
-    /// [`super::Outcome::NotApplicable`] with the reason and the call's line.
+    /// The target has no counterpart for what the script asks (a socket
+    /// call or option an in-process stack lacks, an IP version, a knob):
+    /// the run ends as [`super::Outcome::NotApplicable`] with the reason
+    /// and the line that asked. The one way a target says "not applicable".
     #[error("not applicable: {0}")]
     NotApplicable(String),
 }

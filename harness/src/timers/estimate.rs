@@ -304,16 +304,42 @@ fn get(o: &Observations, f: Family) -> Option<&Outcome> {
     o.outcomes.iter().find(|x| x.family == f)
 }
 
+/// The retransmission intervals of a family's flow (s), oldest first.
+fn intervals(o: &Observations, f: Family) -> Vec<f64> {
+    get(o, f)
+        .map(|o| o.flow.resends.iter().map(|r| r.observed()).collect())
+        .unwrap_or_default()
+}
+
 fn secs(v: u64) -> f64 {
     v as f64 / 1000.0
 }
 
-/// The fingerprint of a target from its observations.
+/// Records one estimate: name, value, confidence interval, unit, the RFC's
+/// value, the RFC section, the level, whether the value conforms (`None`:
+/// no claim) and a note.
+type Push<'a> = dyn FnMut(
+        &'static str,
+        Option<f64>,
+        Option<(f64, f64)>,
+        &'static str,
+        String,
+        &'static str,
+        Level,
+        Option<bool>,
+        String,
+    ) + 'a;
+
+/// The level a profile parameter's source gives (none when ungraded).
+fn lvl(s: &tcp_spec::profile::Sourced) -> Level {
+    s.level.unwrap_or(Level::None)
+}
+
+/// The fingerprint of a target from its observations, one section of
+/// estimates after another.
 pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
     let rfc = RtoConfig::from_params(j.rfc);
-    let tol = j.tol;
     let mut out = Vec::new();
-    let lvl = |s: &tcp_spec::profile::Sourced| s.level.unwrap_or(Level::None);
     let mut push = |name: &'static str,
                     value: Option<f64>,
                     ci: Option<(f64, f64)>,
@@ -339,12 +365,25 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
             note,
         });
     };
+    for section in [
+        rto_bounds,
+        gains,
+        karn,
+        syn_schedule,
+        delayed_ack,
+        persist,
+        isns_and_trim,
+    ] {
+        section(obs, j, rfc, &mut push);
+    }
+    out
+}
 
+/// The initial, minimum and maximum RTO and the back-off factor (RFC 6298 §§2.1, 2.4, 2.5, 5.5).
+fn rto_bounds(obs: &Observations, j: Judging<'_>, rfc: RtoConfig, push: &mut Push<'_>) {
+    let tol = j.tol;
     // Initial RTO: the first SYN retransmission interval.
-    let syn = get(obs, Family::Syn);
-    let syn_iv: Vec<f64> = syn
-        .map(|o| o.flow.resends.iter().map(|r| r.observed()).collect())
-        .unwrap_or_default();
+    let syn_iv = intervals(obs, Family::Syn);
     let init = syn_iv.first().copied();
     push(
         "initial RTO",
@@ -373,9 +412,7 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
     );
 
     // Back-off factor and cap: expiry after expiry.
-    let bo: Vec<f64> = get(obs, Family::Backoff)
-        .map(|o| o.flow.resends.iter().map(|r| r.observed()).collect())
-        .unwrap_or_default();
+    let bo = intervals(obs, Family::Backoff);
     let cap = bo
         .iter()
         .copied()
@@ -421,7 +458,11 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
             "no cap reached in the scenario".into()
         },
     );
+}
 
+/// The estimator's gains α, β and K, fitted to the first retransmissions (RFC 6298 §2.3).
+fn gains(obs: &Observations, j: Judging<'_>, rfc: RtoConfig, push: &mut Push<'_>) {
+    let tol = j.tol;
     // α, β, K.
     let eqs = equations(&obs.outcomes, rfc.min, rfc.max, tol);
     let gains = fit_gains(&eqs, rfc.granularity, j.resolution);
@@ -482,7 +523,10 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
             ),
         );
     }
+}
 
+/// Karn's algorithm and the RTO recomputed after back-off (RFC 6298 §§3, 5.7).
+fn karn(obs: &Observations, j: Judging<'_>, rfc: RtoConfig, push: &mut Push<'_>) {
     // Karn: the retransmitted segment's ACK must not give a sample, the
     // backed-off RTO stays (RFC 6298 §3, §5.7). A valid sample after
     // back-off recomputes RTO (RFC 6298 §2.3, §5.7).
@@ -523,15 +567,18 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
             note.into(),
         );
     }
+}
 
+/// The SYN and SYN-ACK retransmission schedules and the SYN give-up time (RFC 6298 §5.5, RFC 9293 §3.8.3).
+fn syn_schedule(obs: &Observations, j: Judging<'_>, rfc: RtoConfig, push: &mut Push<'_>) {
+    let tol = j.tol;
     // SYN schedule and give-up.
     let (want_sched, _) = tcp_spec::rto::syn_schedule(rfc, j.rfc.syn_retries.value);
     let want_iv: Vec<f64> = want_sched.windows(2).map(|w| w[1] - w[0]).collect();
     // The SYN-ACK follows the same schedule (RFC 9293 §3.8.3: R2 for a
     // SYN-ACK as for a SYN).
-    let synack_iv: Vec<f64> = get(obs, Family::SynAck)
-        .map(|o| o.flow.resends.iter().map(|r| r.observed()).collect())
-        .unwrap_or_default();
+    let syn_iv = intervals(obs, Family::Syn);
+    let synack_iv = intervals(obs, Family::SynAck);
     for (name, iv) in [("SYN schedule", &syn_iv), ("SYN-ACK schedule", &synack_iv)] {
         let ok = iv.len() == want_iv.len() && iv.iter().zip(&want_iv).all(|(a, b)| j.close(*a, *b));
         push(
@@ -552,7 +599,9 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
             ),
         );
     }
-    let give_up = syn.and_then(|o| o.gave_up).map(|us| us as f64 / 1e6);
+    let give_up = get(obs, Family::Syn)
+        .and_then(|o| o.gave_up)
+        .map(|us| us as f64 / 1e6);
     push(
         "SYN give-up time",
         give_up,
@@ -564,7 +613,11 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
         give_up.map(|g| g + tol >= SYN_R2_MIN),
         format!("{} SYNs sent", syn_iv.len() + 1),
     );
+}
 
+/// The delayed-ACK timeout and the ACK of every second full segment (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
+fn delayed_ack(obs: &Observations, j: Judging<'_>, _rfc: RtoConfig, push: &mut Push<'_>) {
+    let tol = j.tol;
     // Delayed ACK.
     if let Some(d) = &obs.delack {
         let bound = secs(j.rfc.delayed_ack_max_ms.value);
@@ -602,7 +655,10 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
             ),
         );
     }
+}
 
+/// The persist timer: first probe and back-off (RFC 9293 §3.8.6.1).
+fn persist(obs: &Observations, j: Judging<'_>, rfc: RtoConfig, push: &mut Push<'_>) {
     // Persist timer.
     if let Some(o) = get(obs, Family::Persist) {
         let zw = o.zero_window_at.unwrap_or(0);
@@ -659,7 +715,10 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
             "median ratio of successive probe intervals".into(),
         );
     }
+}
 
+/// ISN clock and unguessability (RFC 9293 §3.4.1, RFC 6528 §3) and trimming to the window (RFC 9293 §3.10.7.4).
+fn isns_and_trim(obs: &Observations, _j: Judging<'_>, _rfc: RtoConfig, push: &mut Push<'_>) {
     // ISNs.
     if let Some(i) = &obs.isns {
         let moves = i.same.windows(2).all(|w| w[0] != w[1]);
@@ -702,7 +761,6 @@ pub fn fingerprint(obs: &Observations, j: Judging<'_>) -> Vec<Estimate> {
             format!("{} octets sent into a {}-octet window", t.sent, t.window),
         );
     }
-    out
 }
 
 /// `xs` scaled by `scale`, with `prec` decimals, comma-separated.

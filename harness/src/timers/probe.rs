@@ -8,7 +8,7 @@ use super::history::Dir;
 use crate::run::own::OwnTarget;
 use crate::run::target::{
     CallOutcome, CallReturn, Fd, Micros, OptValue, SockOpt, SocketCall, SysctlOutcome, Target,
-    O_NONBLOCK,
+    TargetError, O_NONBLOCK,
 };
 use crate::run::wire::{self, Outgoing, WireSegment};
 use crate::script::{TcpFlags, TcpOpt};
@@ -240,12 +240,16 @@ impl Probe {
 
     fn call(&mut self, call: SocketCall) -> Result<CallReturn, ProbeError> {
         let name = call.name();
-        match self.target.call(&call).map_err(target_err)? {
+        let outcome = match self.target.call(&call) {
+            Ok(o) => o,
+            Err(TargetError::NotApplicable(why)) => {
+                return Err(ProbeError::Stuck(format!("{name} not applicable: {why}")))
+            }
+            Err(e) => return Err(target_err(e)),
+        };
+        match outcome {
             CallOutcome::Done(r) => Ok(r),
             CallOutcome::WouldBlock => Err(ProbeError::Stuck(format!("{name} would block"))),
-            CallOutcome::NotApplicable(why) => {
-                Err(ProbeError::Stuck(format!("{name} not applicable: {why}")))
-            }
         }
     }
 

@@ -37,10 +37,8 @@ pub mod registry;
 use super::linux::BASE_SLACK;
 use super::own::{ip_version_is_v6, script_addresses, LOCAL_PORT, REMOTE_PORT};
 use super::own_tun::{to_script, to_wire, Field};
-use super::peer_tap::{blocked_after, PeerTap, ScriptClock};
-use super::target::{
-    CallOutcome, Micros, OptValue, SocketCall, SysctlOutcome, Target, TargetError,
-};
+use super::peer_tap::{blocked_after, linger_secs, PeerTap, ScriptClock};
+use super::target::{CallOutcome, Micros, SocketCall, SysctlOutcome, Target, TargetError};
 use crate::live::{LiveError, LiveNet, OWN_V4, OWN_V6, PEER_V4, PEER_V6, TUN_OWN};
 use crate::script::IpVersion;
 use process::Process;
@@ -266,7 +264,7 @@ impl Target for ExecTarget {
     fn set_ip_version(&mut self, v: IpVersion) -> Result<(), TargetError> {
         let v6 = ip_version_is_v6(v)?;
         if self.process.is_some() && v6 != self.v6 {
-            return Err(TargetError::Unsupported(
+            return Err(TargetError::NotApplicable(
                 "the IP version cannot change once the process runs".into(),
             ));
         }
@@ -295,16 +293,11 @@ impl Target for ExecTarget {
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
         if let Some(why) = call.kernel_only() {
-            return Ok(CallOutcome::NotApplicable(format!(
+            return Err(TargetError::NotApplicable(format!(
                 "the line protocol has {why}"
             )));
         }
-        if let SocketCall::SetSockOpt {
-            value: OptValue::Linger { onoff: true, secs },
-            ..
-        } = call
-        {
-            let secs = u64::try_from(*secs).unwrap_or(0).min(3600);
+        if let Some(secs) = linger_secs(call) {
             self.max_linger = self.max_linger.max(secs);
         }
         self.next_id += 1;
@@ -312,7 +305,7 @@ impl Target for ExecTarget {
         let outcome = match self.ask(line, Some(call))? {
             Answer::Done(r) => CallOutcome::Done(r),
             Answer::WouldBlock => CallOutcome::WouldBlock,
-            Answer::NotApplicable(why) => CallOutcome::NotApplicable(why),
+            Answer::NotApplicable(why) => return Err(TargetError::NotApplicable(why)),
         };
         self.blocked = blocked_after(&outcome, call);
         Ok(outcome)
