@@ -5,6 +5,7 @@
 //! the target has no counterpart for) is reported as such and does not fail
 //! the run.
 
+use crate::run::parallel::{self, ParallelArgs};
 use crate::run::{self, suite, RunOptions, RunReport, TargetName};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -238,6 +239,8 @@ pub struct DiffArgs {
     pub max_timeline: Option<u64>,
     #[command(flatten)]
     pub tolerance: ToleranceArgs,
+    #[command(flatten)]
+    pub parallel: ParallelArgs,
     /// Script files, or directories searched for *.pkt.
     #[arg(required = true, value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
@@ -325,6 +328,8 @@ pub struct RunArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     pub format: RunFormat,
+    #[command(flatten)]
+    pub parallel: ParallelArgs,
     /// Write `<script-name>.pcap` for every script into this directory.
     #[arg(long, value_name = "DIR")]
     pub pcap: Option<PathBuf>,
@@ -361,6 +366,8 @@ pub struct CheckArgs {
     pub format: CheckFormat,
     #[command(flatten)]
     pub tolerance: ToleranceArgs,
+    #[command(flatten)]
+    pub parallel: ParallelArgs,
 }
 
 /// Output formats of `tcpconform spec`.
@@ -625,20 +632,24 @@ fn write_out(text: &str) -> Result<(), CliError> {
 }
 
 /// Runs `scripts` on a fresh `target` each (live targets retry failures,
-/// see [`suite::run_script_file`]); writes pcaps when asked.
+/// see [`suite::run_script_file`]; several at once, see
+/// [`parallel::map_scripts`]); writes pcaps when asked.
 fn run_all(
     scripts: &[PathBuf],
     target: &TargetName,
     profile: Profile,
     opts: &RunOptions,
     pcap: Option<&PathBuf>,
+    par: &ParallelArgs,
 ) -> Result<Vec<RunReport>, String> {
     let mut reports = Vec::new();
     let mut used = std::collections::BTreeSet::new();
-    let mut progress = crate::progress::Progress::new(scripts.len());
-    for path in scripts {
-        progress.next(&format!("{target} {}", path.display()));
-        let report = suite::run_script_file(path, target.as_str(), profile, opts)?;
+    let run = |p: &PathBuf| suite::run_script_file(p, target.as_str(), profile, opts);
+    let live = !target.is_virtual();
+    let label = target.to_string();
+    let ran = parallel::map_scripts(scripts, live, par, profile, opts, &label, &run);
+    for (path, report) in scripts.iter().zip(ran) {
+        let report = report?;
         if let Some(dir) = pcap {
             let stem = path
                 .file_stem()
@@ -746,7 +757,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
     }
     let scripts = match suite::discover(&args.paths) {
         Ok(s) if s.is_empty() => return usage_error("no *.pkt scripts found"),
-        Ok(s) => s,
+        Ok(s) => args.parallel.select(s),
         Err(e) => return usage_error(e),
     };
     if let Some(dir) = &args.pcap {
@@ -767,6 +778,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
         args.profile,
         &opts,
         args.pcap.as_ref(),
+        &args.parallel,
     ) {
         Ok(r) => r,
         Err(e) => return env_error(e),
@@ -793,11 +805,12 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         Ok(s) if s.is_empty() => {
             return usage_error(format!("{}: no *.pkt scripts", dir.display()))
         }
-        Ok(s) => s,
+        Ok(s) => args.parallel.select(s),
         Err(e) => return usage_error(e),
     };
     let opts = args.tolerance.run_options();
-    let mut all = match run_all(&scripts, &TargetName::Own, args.profile, &opts, None) {
+    let serial = ParallelArgs::default();
+    let mut all = match run_all(&scripts, &TargetName::Own, args.profile, &opts, None, &serial) {
         Ok(r) => r,
         Err(e) => return env_error(e),
     };
@@ -823,26 +836,21 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         targets.push("smoltcp");
     }
     if live.is_ok() {
-        let short: Vec<PathBuf> = all
-            .iter()
-            .zip(&scripts)
-            .filter(|(r, _)| r.end_time <= max_us)
-            .map(|(_, p)| p.clone())
-            .collect();
-        match run_all(&short, &TargetName::OwnTun, args.profile, &opts, None) {
-            Ok(r) => all.extend(r),
-            Err(e) => return env_error(format!("target own-tun: {e}")),
-        }
         let dopts = DiffOptions {
             targets: vec![diff::REFERENCE.into(), "linux".into()],
             profile: args.profile,
             max_timeline_us: Some(max_us),
             run: opts.clone(),
         };
-        let mut progress = crate::progress::Progress::new(scripts.len());
-        for p in &scripts {
-            progress.next(&format!("linux {}", p.display()));
-            linux.push(diff::diff_file(p, &dopts));
+        // own-tun runs and linux diffs share one pool of --jobs workers.
+        let timelines: Vec<_> = all.iter().map(|r| r.end_time).collect();
+        let ran = parallel::check_live(&scripts, &timelines, &dopts, &args.parallel);
+        match ran {
+            Ok((tun, lin)) => {
+                all.extend(tun);
+                linux = lin;
+            }
+            Err(e) => return env_error(format!("target own-tun: {e}")),
         }
         targets.extend(["own-tun", "linux"]);
     }
@@ -971,7 +979,7 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
     }
     let scripts = match suite::discover(&args.paths) {
         Ok(s) if s.is_empty() => return usage_error("no *.pkt scripts found"),
-        Ok(s) => s,
+        Ok(s) => args.parallel.select(s),
         Err(e) => return usage_error(e),
     };
     let opts = DiffOptions {
@@ -980,10 +988,17 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
         max_timeline_us: args.max_timeline.map(|s| s.saturating_mul(1_000_000)),
         run: args.tolerance.run_options(),
     };
-    let diffs: Vec<diff::ScriptDiff> = scripts
-        .iter()
-        .map(|p| diff::diff_file(&shown_path(p), &opts))
-        .collect();
+    let live = args.targets.iter().any(|t| !t.is_virtual());
+    let one = |p: &PathBuf| diff::diff_file(&shown_path(p), &opts);
+    let diffs: Vec<diff::ScriptDiff> = parallel::map_scripts(
+        &scripts,
+        live,
+        &args.parallel,
+        args.profile,
+        &opts.run,
+        "diff",
+        &one,
+    );
     let out = if args.format == DiffFormat::Json {
         let mut s = serde_json::to_string_pretty(&diff::json_report(&diffs))?;
         s.push('\n');

@@ -17,7 +17,9 @@
 //!
 //! IPv6 autoconfiguration noise is off on both devices (no link-local address,
 //! no router solicitations, no DAD, no RA processing), so the only packets on
-//! the devices are the ones a test causes.
+//! the devices are the ones a test causes. Set-up returns only once the
+//! kernel's IPv6 address is assigned and has its local route (the kernel
+//! finishes a new address asynchronously; see `settle.rs`).
 //!
 //! Entry points fail with one clear sentence when the environment cannot run
 //! live targets (not root, no `/dev/net/tun`, no `ip`): see [`available`].
@@ -26,6 +28,7 @@ mod cleanup;
 mod error;
 mod ip;
 mod netns;
+mod settle;
 mod sysctl;
 pub mod testing;
 mod tun;
@@ -170,6 +173,9 @@ impl LiveNet {
         let tun1 = netns.open_tun(TUN_OWN)?;
         ip::run_ip(&["-n", netns.name(), "-batch", "-"], Some(IP_BATCH))?;
         netns.apply_sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        // The IPv6 address is finished asynchronously: until then a packet
+        // to it would be forwarded back out of tun0 (see `settle`).
+        settle::wait_ipv6_settled(&netns, KERNEL_V6, TUN_KERNEL)?;
         Ok(LiveNet { tun0, tun1, netns })
     }
 

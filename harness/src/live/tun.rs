@@ -184,6 +184,12 @@ impl Tun {
         Ok(n)
     }
 
+    /// Waits up to `timeout` until a packet is queued for reading (or the
+    /// wait is interrupted), without reading it.
+    pub fn wait_readable(&self, timeout: Duration) -> Result<()> {
+        self.poll(libc::POLLIN, timeout)
+    }
+
     /// Discards every packet already queued; returns how many were dropped.
     pub fn drain(&self) -> Result<usize> {
         let mut n = 0;

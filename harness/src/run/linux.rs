@@ -239,7 +239,9 @@ impl Target for LinuxTarget {
         self.net
             .tun0()
             .send(packet)
-            .map_err(|e| TargetError::Io(e.to_string()))
+            .map_err(|e| TargetError::Io(e.to_string()))?;
+        // The kernel answered during the write: stamp its answer now.
+        self.tap.sync()
     }
 
     fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {
@@ -252,6 +254,9 @@ impl Target for LinuxTarget {
             self.max_linger = self.max_linger.max(secs);
         }
         let r = self.roundtrip(call)?;
+        // What the call made the kernel send is stamped before the next
+        // event (see `PeerTap::sync`).
+        self.tap.sync()?;
         self.blocked = blocked_after(&r, call);
         Ok(r)
     }

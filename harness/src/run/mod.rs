@@ -23,6 +23,8 @@
 //!   a line protocol (docs/exec-protocol.md).
 //! - [`diff`]: several targets compared, divergences classified against
 //!   the table's profiles.
+//! - [`parallel`]: live scripts side by side (`--jobs`), suites split
+//!   across machines (`--shard`).
 
 pub mod adapter;
 pub mod code;
@@ -32,6 +34,7 @@ pub mod exec;
 pub mod linux;
 pub mod own;
 pub mod own_tun;
+pub mod parallel;
 pub mod pdcompat;
 pub mod peer_tap;
 pub mod registry;

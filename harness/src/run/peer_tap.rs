@@ -3,12 +3,21 @@
 //! comes out of `tun0` and stamps it with the time it was read (so the
 //! stamps do not depend on when the runner next looks), and the runner's
 //! thread files the IPv4 TCP ones as the target's outbound packets.
+//!
+//! A reader thread that waits for a CPU stamps late: a packet the kernel
+//! sent while processing an injected segment could then carry a time after
+//! the script's next call and be taken for that call's answer (the
+//! immediate ACK of `ipv6/passive_data_close.pkt` stamped after the
+//! `write` it preceded). So after every injection and call the runner's
+//! thread reads what is already queued itself ([`PeerTap::sync`]), stamping
+//! it no later than the moment the operation returned; a lock keeps the
+//! two readers in the order the kernel queued the packets.
 
 use super::target::{CallOutcome, Micros, OptValue, SocketCall, TargetError};
 use crate::live::LiveNet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -88,6 +97,10 @@ pub struct PeerTap {
     reader: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     broken: Option<String>,
+    net: Arc<LiveNet>,
+    /// Held while reading `tun0` and handing the packets over, by the
+    /// reader thread and by [`PeerTap::sync`].
+    gate: Arc<Mutex<()>>,
 }
 
 impl PeerTap {
@@ -98,12 +111,13 @@ impl PeerTap {
         fix: fn(&mut Vec<u8>),
     ) -> Result<PeerTap, TargetError> {
         let stop = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(Mutex::new(()));
         let (tx, packets) = mpsc::channel();
         let reader = {
-            let (net, stop) = (Arc::clone(net), Arc::clone(&stop));
+            let (net, stop, gate) = (Arc::clone(net), Arc::clone(&stop), Arc::clone(&gate));
             std::thread::Builder::new()
                 .name(format!("{}-tun0", net.netns().name()))
-                .spawn(move || read_tun0(&net, &stop, &tx))
+                .spawn(move || read_tun0(&net, &stop, &gate, &tx))
                 .map_err(|e| TargetError::Setup(format!("cannot start the tun0 reader: {e}")))?
         };
         Ok(PeerTap {
@@ -115,6 +129,8 @@ impl PeerTap {
             reader: Some(reader),
             stop,
             broken: None,
+            net: Arc::clone(net),
+            gate,
         })
     }
 
@@ -163,6 +179,28 @@ impl PeerTap {
     pub fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {
         let _ = self.collect();
         std::mem::take(&mut self.out)
+    }
+
+    /// Files every packet already queued on `tun0`: those the reader has
+    /// handed over first, then the rest read here and stamped now. Called
+    /// right after an injection or a call returns, it stamps what the
+    /// kernel sent during it no later than that, whatever the reader
+    /// thread's scheduling (see the module documentation).
+    pub fn sync(&mut self) -> Result<(), TargetError> {
+        if let Some(why) = &self.broken {
+            return Err(TargetError::Io(why.clone()));
+        }
+        let gate = Arc::clone(&self.gate);
+        let _held = gate.lock().unwrap_or_else(|e| e.into_inner());
+        self.collect()?;
+        let now = Instant::now();
+        loop {
+            match self.net.tun0().recv_timeout(Duration::ZERO) {
+                Ok(Some(p)) => self.file(Ok((now, p)))?,
+                Ok(None) => return Ok(()),
+                Err(e) => return self.file(Err(e.to_string())),
+            }
+        }
     }
 
     /// Stops the reader and waits for it (bounded: it checks every
@@ -220,18 +258,27 @@ impl Drop for PeerTap {
 }
 
 /// The reader thread: everything the kernel sends out of `tun0`, stamped.
-fn read_tun0(net: &LiveNet, stop: &AtomicBool, tx: &Sender<Packet>) {
+/// It waits for a packet without the gate and reads under it, so
+/// [`PeerTap::sync`] never waits for a read slice.
+fn read_tun0(net: &LiveNet, stop: &AtomicBool, gate: &Mutex<()>, tx: &Sender<Packet>) {
     while !stop.load(Ordering::Relaxed) {
-        match net.tun0().recv_timeout(READ_SLICE) {
-            Ok(Some(p)) => {
-                if tx.send(Ok((Instant::now(), p))).is_err() {
+        if let Err(e) = net.tun0().wait_readable(READ_SLICE) {
+            let _ = tx.send(Err(e.to_string()));
+            return;
+        }
+        let _held = gate.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match net.tun0().recv_timeout(Duration::ZERO) {
+                Ok(Some(p)) => {
+                    if tx.send(Ok((Instant::now(), p))).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
                     return;
                 }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let _ = tx.send(Err(e.to_string()));
-                return;
             }
         }
     }
