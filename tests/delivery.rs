@@ -3,7 +3,8 @@
 //! corruption that the checksum must catch) exchange arbitrary byte streams
 //! in both directions and half-close. Both sides must receive exactly the
 //! bytes sent, in order, and both connections must reach CLOSED or
-//! TIME-WAIT within a bounded virtual time.
+//! TIME-WAIT within a bounded virtual time. Each case draws SACK on or off
+//! for both ends (RFC 2018, RFC 6675).
 
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,9 +27,10 @@ struct Side {
     eof: bool,
 }
 
-fn endpoint(addr: IpAddr, profile: Profile, secret: u8, buf: usize) -> Endpoint {
+fn endpoint(addr: IpAddr, profile: Profile, secret: u8, buf: usize, sack: bool) -> Endpoint {
     let mut c = Config::new(vec![addr]);
     c.profile = profile;
+    c.sack = sack;
     c.secret = [secret; 32];
     c.recv_buf = buf;
     c.send_buf = buf;
@@ -81,14 +83,15 @@ fn finished(ep: &Endpoint, side: &Side) -> bool {
 /// Runs one exchange; returns the virtual time it took.
 fn exchange(
     profile: Profile,
+    sack: bool,
     imp: Impairment,
     a_data: &[u8],
     b_data: &[u8],
     buf: usize,
 ) -> Result<Duration, String> {
     let mut net = Net::new(imp);
-    let a = net.add(endpoint(A, profile, 1, buf), vec![A]);
-    let b = net.add(endpoint(B, profile, 2, buf), vec![B]);
+    let a = net.add(endpoint(A, profile, 1, buf, sack), vec![A]);
+    let b = net.add(endpoint(B, profile, 2, buf, sack), vec![B]);
     let start = net.now();
     let listener = {
         let now = net.now();
@@ -182,8 +185,10 @@ fn stream(len: usize, seed: u8) -> Vec<u8> {
 fn clean_network_bulk_both_ways() {
     let a = stream(300_000, 1);
     let b = stream(120_000, 2);
-    let took = exchange(Profile::Rfc9293, Impairment::none(), &a, &b, 65535);
-    assert!(took.is_ok(), "{took:?}");
+    for sack in [false, true] {
+        let took = exchange(Profile::Rfc9293, sack, Impairment::none(), &a, &b, 65535);
+        assert!(took.is_ok(), "sack {sack}: {took:?}");
+    }
 }
 
 proptest! {
@@ -192,6 +197,7 @@ proptest! {
     #[test]
     fn impaired_exchange_delivers_exactly(
         profile in prop_oneof![Just(Profile::Rfc9293), Just(Profile::Rfc793), Just(Profile::Linux)],
+        sack in any::<bool>(),
         a_len in 0usize..60_000,
         b_len in 0usize..60_000,
         loss in 0.0f64..0.15,
@@ -210,8 +216,8 @@ proptest! {
         };
         let a = stream(a_len, seed as u8);
         let b = stream(b_len, (seed >> 8) as u8);
-        if let Err(e) = exchange(profile, imp, &a, &b, buf) {
-            return Err(TestCaseError::fail(format!("{profile} {imp}: {e}")));
+        if let Err(e) = exchange(profile, sack, imp, &a, &b, buf) {
+            return Err(TestCaseError::fail(format!("{profile} sack {sack} {imp}: {e}")));
         }
     }
 }

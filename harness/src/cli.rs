@@ -159,6 +159,10 @@ pub struct ServeArgs {
     /// Stop after this many seconds (default: serve until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// The stack's timers: `realistic` (200 ms minimum RTO, SACK with
+    /// RFC 6675 recovery) or `rfc` (the profile's 1 s minimum RTO, NewReno).
+    #[arg(long, value_enum, default_value_t = crate::serve::ServeTimers::Realistic)]
+    pub timers: crate::serve::ServeTimers,
 }
 
 /// packetdrill's timing tolerance: an event may be off by the larger of an
@@ -593,7 +597,7 @@ fn serve_cmd(args: ServeArgs) -> Result<ExitCode, CliError> {
     {
         return usage_error(format!("--impair: {e}"));
     }
-    match run_cli(mode, args.impair.as_deref(), args.port, duration) {
+    match run_cli(mode, args.impair.as_deref(), args.port, duration, args.timers) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => env_error(e),
     }

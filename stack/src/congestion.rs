@@ -40,6 +40,10 @@ pub enum Phase {
     /// lost segment, retransmitted at once rather than one per timeout
     /// (RFC 5681 §3.1 after equation 4; RFC 6582 §3.2 step 5).
     AfterTimeout,
+    /// SACK-based loss recovery (RFC 6675 §5): cwnd stays at the halved
+    /// value and the pipe estimate, not the flight, limits sending
+    /// (`crate::recovery`).
+    SackRecovery,
 }
 
 /// What the sender must do after an acknowledgment.
@@ -138,7 +142,33 @@ impl Congestion {
                 self.grow(acked, smss);
                 AckAction::None
             }
+            Phase::SackRecovery => {
+                // RFC 6675 §5 (A): a cumulative ACK at or beyond the
+                // recovery point ends recovery; cwnd grows again from
+                // the next ACK on.
+                if !below_recover {
+                    self.phase = Phase::Open;
+                }
+                AckAction::None
+            }
         }
+    }
+
+    /// SACK-based recovery starts (RFC 6675 §5 steps 4.1–4.2): the
+    /// recovery point is SND.NXT, ssthresh and cwnd both fall to half the
+    /// flight (RFC 5681 equation 4, at least two segments).
+    pub fn enter_sack_recovery(&mut self, flight: u32, snd_nxt: SeqNum, smss: u32) {
+        self.halve(flight, smss);
+        self.cwnd = self.ssthresh;
+        self.recover = Some(snd_nxt);
+        self.phase = Phase::SackRecovery;
+    }
+
+    /// Whether a loss detected at cumulative point `ack` may start a new
+    /// recovery: no loss yet, or `ack` is at or beyond the point of the
+    /// last one (RFC 6675 §5; RFC 6582 §3.2 step 1 for NewReno).
+    pub fn may_enter_sack_recovery(&self, ack: SeqNum) -> bool {
+        self.phase == Phase::Open && self.recover.is_none_or(|r| ack.ge(r))
     }
 
     /// The `count`-th duplicate acknowledgment in a row of `ack`, with
@@ -299,6 +329,23 @@ mod tests {
         assert_eq!(c.phase, Phase::Open);
         c.on_timeout(1000, SeqNum(9000), SMSS);
         assert_eq!(c.ssthresh, 2000);
+    }
+
+    #[test]
+    fn sack_recovery_halves_once_and_ends_at_the_recovery_point() {
+        let mut c = Congestion::new(SMSS, false);
+        c.cwnd = 10_000;
+        assert!(c.may_enter_sack_recovery(SeqNum(0)));
+        c.enter_sack_recovery(10_000, SeqNum(11_000), SMSS);
+        assert_eq!((c.cwnd, c.ssthresh, c.phase), (5000, 5000, Phase::SackRecovery));
+        assert!(!c.may_enter_sack_recovery(SeqNum(5000)));
+        // Partial ACKs and duplicates leave cwnd alone.
+        assert_eq!(c.on_new_ack(SeqNum(5000), 4000, 6000, SMSS), AckAction::None);
+        c.on_dup_ack(1, SeqNum(5000), 6000, SeqNum(11_000), SMSS);
+        assert_eq!((c.cwnd, c.phase), (5000, Phase::SackRecovery));
+        c.on_new_ack(SeqNum(11_000), 6000, 0, SMSS);
+        assert_eq!((c.cwnd, c.phase), (5000, Phase::Open));
+        assert!(c.may_enter_sack_recovery(SeqNum(11_000)));
     }
 
     #[test]

@@ -18,6 +18,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use tcp_spec::{AckClass, Event, Profile, SegmentEvent, SeqClass, State};
 
+mod sack_loss;
+
 /// The handle of a connection or listener: what the socket calls of
 /// [`crate::Endpoint`] take, and what the transition log names. The number
 /// is unique within one endpoint's life (handles are never reused), grows
@@ -71,6 +73,9 @@ pub(crate) struct ConnParams {
     pub nagle: bool,
     /// Window scaling offered and accepted (RFC 7323 §2).
     pub window_scaling: bool,
+    /// SACK-permitted offered and accepted (RFC 2018 §2), SACK blocks
+    /// sent and used (RFC 2018 §4, RFC 6675).
+    pub sack: bool,
     /// Seeded bugs (tests only; all off by default).
     pub faults: crate::Faults,
 }
@@ -302,6 +307,13 @@ pub(crate) struct Conn {
     pub rcv_wscale: u8,
     /// The peer's SYN carried a window scale option (RFC 7323 §2.2).
     peer_offered_ws: bool,
+    /// Both SYNs carried SACK-permitted (RFC 2018 §2): blocks go out on
+    /// our ACKs and the peer's steer recovery.
+    sack_ok: bool,
+    /// Where out-of-order data arrived last (RFC 2018 §4 block order).
+    sack_recent: crate::sack::Recent,
+    /// The scoreboard and RFC 6675 recovery state.
+    sack: crate::recovery::SackSender,
     /// Set when a new incarnation replaced a TIME-WAIT TCB; the endpoint
     /// attaches it to a listener and clears the flag.
     pub reincarnated: bool,
@@ -380,6 +392,9 @@ impl Conn {
             snd_wscale: 0,
             rcv_wscale: p.our_wscale(),
             peer_offered_ws: false,
+            sack_ok: false,
+            sack_recent: crate::sack::Recent::default(),
+            sack: crate::recovery::SackSender::default(),
             reincarnated: false,
             rto: RtoEstimator::with_faults(p.rto, p.faults),
             rtx_deadline: None,
@@ -516,6 +531,11 @@ impl Conn {
             self.delack_segs = 0;
             self.ack_now = false;
         }
+        let mut options = TcpOptions::default();
+        if flags.ack && !flags.syn && self.sack_ok && !self.reasm.is_empty() {
+            // RFC 2018 §4: every ACK reports the held data while any is.
+            options.sack_blocks = self.sack_recent.blocks(self.reasm.runs_iter());
+        }
         Segment {
             src: self.local.ip(),
             dst: self.remote.ip(),
@@ -525,7 +545,7 @@ impl Conn {
             ack: if flags.ack { self.rcv_nxt } else { SeqNum(0) },
             flags,
             window,
-            options: TcpOptions::default(),
+            options,
             payload,
         }
     }
@@ -595,6 +615,8 @@ impl Conn {
         if ctx.p.window_scaling && (!with_ack || self.peer_offered_ws) {
             s.options.window_scale = Some(self.rcv_wscale);
         }
+        // RFC 2018 §2: offered on a SYN, on a SYN-ACK only in answer to it.
+        s.options.sack_permitted = ctx.p.sack && (!with_ack || self.sack_ok);
         ctx.emit(&s, cause);
     }
 
@@ -610,7 +632,7 @@ impl Conn {
     /// Data queued before a CLOSE still goes out in FIN-WAIT-1, CLOSING
     /// (the peer's FIN overtook ours) and LAST-ACK.
     pub fn output(&mut self, ctx: &mut Ctx<'_>) {
-        let may_send = self.syn_acked()
+        let sending = self.syn_acked()
             && matches!(
                 self.state,
                 State::Established
@@ -618,42 +640,12 @@ impl Conn {
                     | State::FinWait1
                     | State::Closing
                     | State::LastAck
-            )
-            && !self.fin_sent;
-        if may_send {
-            loop {
-                let off = self.snd_nxt.since(self.snd_buf_seq) as usize;
-                let avail = self.snd_buf.len().saturating_sub(off);
-                let usable = self.send_limit().since(self.snd_nxt) as usize;
-                let mss = usize::from(self.snd_mss);
-                let len = avail.min(usable).min(mss);
-                if len == 0 {
-                    break;
-                }
-                let all = len == avail;
-                let outstanding = self.snd_una != self.snd_nxt;
-                // Nagle (RFC 9293 §3.7.4): hold a small segment while data
-                // is unacknowledged.
-                if len < mss && outstanding && ctx.p.nagle {
-                    break;
-                }
-                // Sender SWS avoidance (RFC 9293 §3.8.6.2.1).
-                if len < mss && !all && (len as u32).saturating_mul(2) < self.max_snd_wnd {
-                    break;
-                }
-                let flags = Flags {
-                    ack: true,
-                    psh: all,
-                    ..Flags::default()
-                };
-                let s = self.segment(ctx.p, self.snd_nxt, flags, ());
-                ctx.emit(&self.with_data(s, off, len), Cause::Data);
-                if self.rtt_probe.is_none() {
-                    self.rtt_probe = Some((self.snd_nxt + len as u32, ctx.now));
-                }
-                self.snd_nxt += len as u32;
-                self.arm_rtx(ctx.now);
-            }
+            );
+        if sending && self.sack.in_recovery {
+            self.sack_transmit(ctx);
+        }
+        if sending && !self.fin_sent {
+            while !self.sack.in_recovery && self.send_new_segment(ctx, self.send_limit()) > 0 {}
             if self.fin_queued && self.snd_nxt == self.data_end() {
                 let flags = Flags {
                     fin: true,
@@ -678,6 +670,43 @@ impl Conn {
         if self.ack_now {
             self.send_ack(ctx, Cause::Response);
         }
+    }
+
+    /// Sends one segment of new data that ends at or before `limit`, when
+    /// Nagle (RFC 9293 §3.7.4) and sender SWS avoidance (§3.8.6.2.1) let
+    /// it go; returns the octets sent (0: nothing).
+    fn send_new_segment(&mut self, ctx: &mut Ctx<'_>, limit: SeqNum) -> u32 {
+        let off = self.snd_nxt.since(self.snd_buf_seq) as usize;
+        let avail = self.snd_buf.len().saturating_sub(off);
+        let usable = limit.since(self.snd_nxt) as usize;
+        let mss = usize::from(self.snd_mss);
+        let len = avail.min(usable).min(mss);
+        if len == 0 {
+            return 0;
+        }
+        let all = len == avail;
+        let outstanding = self.snd_una != self.snd_nxt;
+        // Nagle: hold a small segment while data is unacknowledged.
+        if len < mss && outstanding && ctx.p.nagle {
+            return 0;
+        }
+        // Sender SWS avoidance.
+        if len < mss && !all && (len as u32).saturating_mul(2) < self.max_snd_wnd {
+            return 0;
+        }
+        let flags = Flags {
+            ack: true,
+            psh: all,
+            ..Flags::default()
+        };
+        let s = self.segment(ctx.p, self.snd_nxt, flags, ());
+        ctx.emit(&self.with_data(s, off, len), Cause::Data);
+        if self.rtt_probe.is_none() {
+            self.rtt_probe = Some((self.snd_nxt + len as u32, ctx.now));
+        }
+        self.snd_nxt += len as u32;
+        self.arm_rtx(ctx.now);
+        len as u32
     }
 
     /// Retransmits the oldest unacknowledged segment: SYN, SYN-ACK, data
@@ -716,7 +745,20 @@ impl Conn {
     /// Sends again up to one MSS of what was sent from `seq` on (with the
     /// FIN if it fits); returns the sequence number after it.
     fn retransmit_from(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, cause: Cause) -> SeqNum {
-        let data_sent_end = self.snd_nxt.min(self.data_end());
+        self.retransmit_range(ctx, seq, seq + u32::from(self.snd_mss), cause)
+    }
+
+    /// Sends again what was sent of `[seq, end)` (at most one MSS of data,
+    /// with the FIN if it was sent and the data reaches it); returns the
+    /// sequence number after it.
+    fn retransmit_range(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seq: SeqNum,
+        end: SeqNum,
+        cause: Cause,
+    ) -> SeqNum {
+        let data_sent_end = self.snd_nxt.min(self.data_end()).min(end);
         let len = data_sent_end.since(seq).min(u32::from(self.snd_mss)) as usize;
         let off = seq.since(self.snd_buf_seq) as usize;
         let end = seq + len as u32;
@@ -821,6 +863,8 @@ impl Conn {
             }
         }
         self.adv_edge = self.rcv_nxt + self.rcv_wnd(p);
+        // RFC 2018 §2: SACK is used only when both SYNs permit it.
+        self.sack_ok = p.sack && seg.options.sack_permitted;
     }
 
     /// SEND (RFC 9293 §3.10.2). Returns the octets accepted.
@@ -1070,6 +1114,9 @@ impl Conn {
         } else if !probe && !self.probe_outstanding {
             // A probe into a zero window is not a loss.
             self.cc.on_timeout(self.flight(), self.snd_nxt, smss);
+            // RFC 6675 §5.1 ends any SACK recovery; what was SACKed is
+            // forgotten, as the peer may have dropped it (RFC 2018 §8).
+            self.sack.reset();
         }
         self.retransmit_oldest(ctx, Cause::Retransmit);
         if self.snd_una != self.snd_nxt || self.data_end().gt(self.snd_nxt) {
@@ -1197,6 +1244,7 @@ impl Conn {
         self.snd_buf.drain(..n);
         self.snd_buf_seq += n as u32;
         self.snd_una = ack;
+        self.sack_new_ack(ack);
         if self.snd_una == self.snd_nxt {
             self.probe_outstanding = false;
         }
@@ -1246,8 +1294,10 @@ impl Conn {
     /// (RFC 9293 §3.10.7.4 fifth check, RFC 5681 §3.2 for duplicates).
     fn process_ack(&mut self, ctx: &mut Ctx<'_>, seg: &SegmentIn<'_>, ev: &SegmentEvent) {
         let wnd = u32::from(seg.window) << self.snd_wscale;
+        let sacked_new = self.sack_update(seg, ev);
         match ev.ack {
             AckClass::New | AckClass::FinAcked => self.new_ack(ctx, seg.ack),
+            AckClass::Dup if self.sack_ok => self.sack_dup_ack(ctx, seg, wnd, sacked_new),
             AckClass::Dup => {
                 let pure = seg.payload.is_empty() && !seg.flags.syn && !seg.flags.fin;
                 // Answers to zero-window probes repeat the ACK too, but
@@ -1347,6 +1397,7 @@ impl Conn {
                 }
             } else if data_seq.lt(wnd_end) {
                 self.reasm.insert(self.rcv_nxt, wnd, data_seq, seg.payload);
+                self.sack_recent.arrived(data_seq.max(self.rcv_nxt));
                 t.out_of_order = true;
                 self.hold_fin(seg, data_end, wnd_end);
             }
@@ -1893,6 +1944,8 @@ impl Conn {
         self.error = None;
         self.rcv_wscale = ctx.p.our_wscale();
         self.rto = RtoEstimator::with_faults(ctx.p.rto, ctx.p.faults);
+        self.sack = crate::recovery::SackSender::default();
+        self.sack_recent.clear();
         self.take_syn(ctx.p, seg);
         self.state = State::SynReceived;
         self.reincarnated = true;

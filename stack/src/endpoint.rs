@@ -54,6 +54,15 @@ pub struct Config {
     /// SYN-ACK. Off: neither, the peer's option is ignored and both
     /// directions stay unscaled (§2.2).
     pub window_scaling: bool,
+    /// Selective acknowledgment: SACK-permitted offered on our SYN and
+    /// echoed on our SYN-ACK when the peer's SYN carried it (RFC 2018 §2);
+    /// once both sides permit it, our ACKs report out-of-order data in SACK
+    /// blocks (RFC 2018 §4) and the peer's blocks drive loss recovery
+    /// (RFC 6675). Off: neither option is sent, the peer's are ignored and
+    /// recovery is NewReno (RFC 6582). Off by default (so the conformance
+    /// suite's SYNs stay as scripted); the crate feature `sack-default`
+    /// turns the default on, which is how the property suites run with it.
+    pub sack: bool,
     /// Keep the observer log of transitions ([`Endpoint::drain_transitions`]).
     /// Off by default: an embedder that never drains it would see it grow
     /// with every segment. Observers (tests, fuzzers, the conformance
@@ -67,7 +76,7 @@ pub struct Config {
 impl Config {
     /// Defaults: profile rfc9293, 64 KiB buffers, MTU 1500, backlog 128,
     /// Nagle on, 15 retries, the profile's SYN retries and RTO bounds,
-    /// window scaling on, no transition log, and an ISN secret drawn from
+    /// window scaling on, SACK off (on with the feature `sack-default`), no transition log, and an ISN secret drawn from
     /// the operating system (RFC 6528 §3).
     pub fn new(addrs: Vec<IpAddr>) -> Config {
         Config {
@@ -84,6 +93,7 @@ impl Config {
             rto_min_us: None,
             rto_max_us: None,
             window_scaling: true,
+            sack: cfg!(feature = "sack-default"),
             log_transitions: false,
             faults: crate::Faults::default(),
         }
@@ -335,6 +345,7 @@ impl Endpoint {
             send_buf: config.send_buf,
             nagle: config.nagle,
             window_scaling: config.window_scaling,
+            sack: config.sack,
             faults: config.faults,
         };
         let seed = u16::from_le_bytes([config.secret[0], config.secret[1]]);

@@ -16,7 +16,8 @@
 //! [`Error`], the observer log ([`Transition`]) and counters ([`Stats`]),
 //! and the wire format ([`packet`], [`checksum`]) for building and reading
 //! packets. Inside: sequence arithmetic (RFC 9293 §3.4), ISNs (RFC 6528),
-//! the RTO (RFC 6298), congestion control (RFC 5681 with RFC 6582), the
+//! the RTO (RFC 6298), congestion control (RFC 5681 with RFC 6582), SACK
+//! (RFC 2018) with the loss recovery of RFC 6675 (`sack`, `recovery`), the
 //! reassembly queue, the state machine of RFC 9293 §3.10 (`conn`) and
 //! demultiplexing, timers and the socket-shaped API (`endpoint`).
 
@@ -32,8 +33,10 @@ pub(crate) mod faults;
 pub(crate) mod isn;
 pub mod packet;
 pub(crate) mod reassembly;
+pub(crate) mod recovery;
 pub(crate) mod ring;
 pub(crate) mod rto;
+pub mod sack;
 pub(crate) mod seq;
 pub mod time;
 
@@ -43,6 +46,7 @@ pub use error::{Error, Result};
 pub use faults::Faults;
 pub use isn::os_secret;
 pub use packet::{DropReason, Flags, Segment, Stats, TcpOptions};
+pub use sack::SackBlocks;
 pub use seq::SeqNum;
 pub use time::Instant;
 

@@ -29,8 +29,8 @@ pub struct TcpOptions {
     pub window_scale: Option<u8>,
     /// SACK permitted (RFC 2018 §2).
     pub sack_permitted: bool,
-    /// Number of SACK blocks (RFC 2018 §3); parsed, not acted on.
-    pub sack_blocks: u8,
+    /// SACK blocks (RFC 2018 §3), as received or to be sent.
+    pub sack_blocks: crate::sack::SackBlocks,
     /// TSval, TSecr (RFC 7323 §3.2); parsed, not acted on.
     pub timestamps: Option<(u32, u32)>,
 }
@@ -64,6 +64,16 @@ impl TcpOptions {
             out.push(kind::SACK_PERMITTED);
             out.push(2);
         }
+        if !self.sack_blocks.is_empty() {
+            // RFC 2018 §3: kind 5, length 2 + 8 per block, each block its
+            // left and right edge; two NOPs keep the edges word-aligned.
+            out.extend_from_slice(&[kind::NOP, kind::NOP, kind::SACK]);
+            out.push(2 + 8 * self.sack_blocks.len() as u8);
+            for (l, r) in self.sack_blocks.as_slice() {
+                out.extend_from_slice(&l.0.to_be_bytes());
+                out.extend_from_slice(&r.0.to_be_bytes());
+            }
+        }
         if let Some((val, ecr)) = self.timestamps {
             out.push(kind::NOP);
             out.push(kind::NOP);
@@ -83,6 +93,7 @@ impl TcpOptions {
         let raw: usize = self.mss.map_or(0, |_| 4)
             + self.window_scale.map_or(0, |_| 4)
             + if self.sack_permitted { 4 } else { 0 }
+            + self.sack_blocks.encoded_len()
             + self.timestamps.map_or(0, |_| 12);
         raw.div_ceil(4) * 4
     }
@@ -110,7 +121,13 @@ impl TcpOptions {
                 (kind::WINDOW_SCALE, [s]) => opts.window_scale = Some(*s),
                 (kind::SACK_PERMITTED, []) => opts.sack_permitted = true,
                 (kind::SACK, b) if !b.is_empty() && b.len() % 8 == 0 && b.len() <= 32 => {
-                    opts.sack_blocks = (b.len() / 8) as u8
+                    opts.sack_blocks = crate::sack::SackBlocks::EMPTY;
+                    for e in b.chunks_exact(8) {
+                        let w = |i: usize| {
+                            SeqNum(u32::from_be_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]))
+                        };
+                        opts.sack_blocks.push(w(0), w(4));
+                    }
                 }
                 (kind::TIMESTAMPS, b) if b.len() == 8 => {
                     let w = |i: usize| -> u32 {
@@ -600,7 +617,7 @@ mod tests {
                 mss: Some(1460),
                 window_scale: Some(7),
                 sack_permitted: true,
-                sack_blocks: 0,
+                sack_blocks: crate::sack::SackBlocks::EMPTY,
                 timestamps: Some((1, 2)),
             },
             payload: b"hello".to_vec(),
@@ -613,16 +630,38 @@ mod tests {
 
     #[test]
     fn encoded_len_is_what_encode_writes() {
-        for bits in 0u8..16 {
+        for bits in 0u8..64 {
+            let mut blocks = crate::sack::SackBlocks::EMPTY;
+            for i in 0..u32::from(bits >> 4) {
+                blocks.push(SeqNum(i * 100), SeqNum(i * 100 + 50));
+            }
             let o = TcpOptions {
                 mss: (bits & 1 != 0).then_some(1460),
                 window_scale: (bits & 2 != 0).then_some(7),
                 sack_permitted: bits & 4 != 0,
-                sack_blocks: 0,
+                sack_blocks: blocks,
                 timestamps: (bits & 8 != 0).then_some((1, 2)),
             };
             assert_eq!(o.encoded_len(), o.encode().len(), "{o:?}");
         }
+    }
+
+    #[test]
+    fn sack_blocks_round_trip() {
+        let (s, d) = a4();
+        let mut x = seg(s, d);
+        x.flags.syn = false;
+        x.options = TcpOptions::default();
+        for n in 1..=4u32 {
+            x.options
+                .sack_blocks
+                .push(SeqNum(u32::MAX - 10 * n), SeqNum(5 * n));
+            let bytes = build(&x).expect("builds");
+            let back = parse(&bytes, local(d)).expect("parses");
+            assert_eq!(back.options.sack_blocks.len(), n as usize);
+            assert_eq!(back, x);
+        }
+        assert!(!x.options.sack_blocks.push(SeqNum(1), SeqNum(2)));
     }
 
     #[test]

@@ -26,6 +26,12 @@ impl Reassembly {
         self.runs.is_empty()
     }
 
+    /// The held runs as `(first octet, one past the last)`, lowest first
+    /// (the SACK blocks of RFC 2018 §4 are made from them).
+    pub fn runs_iter(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + Clone + '_ {
+        self.runs.iter().map(|(s, d)| (*s, *s + d.len() as u32))
+    }
+
     /// Number of disjoint runs held.
     #[cfg(test)]
     pub fn runs(&self) -> usize {

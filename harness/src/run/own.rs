@@ -120,6 +120,9 @@ impl OwnStack {
         config.profile = profile;
         config.secret = SECRET;
         config.log_transitions = true;
+        // SACK off unless a script turns it on (`tcp_sack`): the suite's
+        // SYNs are scripted without SACK-permitted.
+        config.sack = false;
         OwnStack {
             config,
             ep: None,
@@ -313,10 +316,11 @@ impl Stack for OwnStack {
     /// - `net.ipv4.tcp_window_scaling`: window scaling (RFC 7323) on or off;
     /// - `net.ipv4.tcp_rmem`/`tcp_wmem`: the default (middle) value is the
     ///   buffer size;
-    /// - `net.ipv4.tcp_sack`, `net.ipv4.tcp_timestamps`: the stack offers
-    ///   neither SACK-permitted nor timestamps, so 0 is applied as what it
-    ///   already does (even once running) and any other value is not
-    ///   applicable.
+    /// - `net.ipv4.tcp_sack`: SACK (RFC 2018, RFC 6675) on (1) or off (0,
+    ///   the target's default);
+    /// - `net.ipv4.tcp_timestamps`: the stack offers no timestamps, so 0 is
+    ///   applied as what it already does (even once running) and any other
+    ///   value is not applicable.
     ///
     /// Anything else, a value out of range, or a knob after the endpoint
     /// started is not applicable, with the reason; the runner then reports
@@ -325,12 +329,11 @@ impl Stack for OwnStack {
         let key = name.replace('/', ".");
         let v = value.trim();
         let not_applicable = SysctlOutcome::NotApplicable;
-        let missing = match key.as_str() {
-            "net.ipv4.tcp_sack" => Some("SACK (RFC 2018)"),
-            "net.ipv4.tcp_timestamps" => Some("timestamps (RFC 7323 section 3)"),
-            _ => None,
-        };
-        if let Some(feature) = missing {
+        if key == "net.ipv4.tcp_sack" && v == "0" && !self.config.sack {
+            return SysctlOutcome::Applied; // what it already does
+        }
+        if key == "net.ipv4.tcp_timestamps" {
+            let feature = "timestamps (RFC 7323 section 3)";
             return if v == "0" {
                 SysctlOutcome::Applied
             } else {
@@ -354,6 +357,7 @@ impl Stack for OwnStack {
             "net.ipv4.tcp_rto_min_us" => int(1, i32::MAX as u64).map(|x| c.rto_min_us = Some(x)),
             "net.ipv4.tcp_rto_max_ms" => int(1000, 120_000).map(|x| c.rto_max_us = Some(x * 1000)),
             "net.ipv4.tcp_window_scaling" => int(0, 1).map(|x| c.window_scaling = x == 1),
+            "net.ipv4.tcp_sack" => int(0, 1).map(|x| c.sack = x == 1),
             "net.ipv4.tcp_rmem" | "net.ipv4.tcp_wmem" => {
                 let parts: Vec<&str> = v.split_whitespace().collect();
                 let size = parts
@@ -419,8 +423,11 @@ mod tests {
         applied(&mut t, "net.ipv4.tcp_rmem", "4096 131072 6291456");
         applied(&mut t, "net.ipv4.tcp_wmem", "8192");
         applied(&mut t, "net.ipv4.tcp_sack", "0");
+        assert!(!t.stack().config.sack);
+        applied(&mut t, "net.ipv4.tcp_sack", "1");
         applied(&mut t, "net.ipv4.tcp_timestamps", "0");
         let c = &t.stack().config;
+        assert!(c.sack);
         assert_eq!(c.max_retries, 3);
         assert_eq!(c.syn_retries, Some(4));
         assert_eq!((c.rto_min_us, c.rto_max_us), (Some(5000), Some(30_000_000)));
@@ -431,7 +438,7 @@ mod tests {
     #[test]
     fn sysctls_without_a_counterpart_are_not_applicable_with_the_reason() {
         let mut t = OwnTarget::new(Profile::Rfc9293);
-        not_applicable(&mut t, "net.ipv4.tcp_sack", "1", "SACK");
+        not_applicable(&mut t, "net.ipv4.tcp_sack", "2", "bad value");
         not_applicable(&mut t, "net.ipv4.tcp_timestamps", "1", "timestamps");
         not_applicable(&mut t, "net.ipv4.tcp_ecn", "1", "no counterpart");
         not_applicable(&mut t, "net.ipv4.tcp_syn_retries", "0", "bad value");

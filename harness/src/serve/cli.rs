@@ -2,7 +2,7 @@
 //! [--port N]`: starts a server, tells the user how to reach it, and
 //! prints its counters at the end.
 
-use super::{serve, ServeMode, ServeOptions};
+use super::{serve, ServeMode, ServeOptions, ServeTimers};
 use crate::impair::Impairment;
 use std::time::Duration;
 
@@ -16,8 +16,10 @@ pub fn run_cli(
     impair: Option<&str>,
     port: Option<u16>,
     duration: Option<Duration>,
+    timers: ServeTimers,
 ) -> Result<(), String> {
     let mut opts = ServeOptions::new(mode);
+    opts.timers = timers;
     if let Some(spec) = impair {
         opts.impair = Some(spec.parse::<Impairment>().map_err(|e| e.to_string())?);
     }

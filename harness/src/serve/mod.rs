@@ -98,6 +98,40 @@ impl fmt::Display for ServeMode {
 /// without the server keeping it.
 pub type Tap = Box<dyn FnMut(u64, &[u8]) + Send>;
 
+/// The stack's timers and loss recovery in `serve`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeTimers {
+    /// What deployed stacks run: a 200 ms minimum RTO (Linux's
+    /// `TCP_RTO_MIN`, in place of RFC 6298 §2.4's 1 s, a SHOULD) and SACK
+    /// with RFC 6675 loss recovery, so that most losses are repaired
+    /// within a round trip and a lost retransmission costs 200 ms, not 1 s.
+    #[default]
+    Realistic,
+    /// The profile's own values (RFC 6298's 1 s minimum RTO), NewReno
+    /// recovery without SACK: the stack as the conformance suite runs it.
+    Rfc,
+}
+
+impl ServeTimers {
+    /// Applies the choice to a stack configuration.
+    pub fn configure(self, config: &mut Config) {
+        match self {
+            ServeTimers::Realistic => {
+                config.rto_min_us = Some(REALISTIC_RTO_MIN_US);
+                config.sack = true;
+            }
+            ServeTimers::Rfc => {
+                config.rto_min_us = None;
+                config.sack = false;
+            }
+        }
+    }
+}
+
+/// The minimum RTO of [`ServeTimers::Realistic`]: 200 ms, Linux's
+/// `TCP_RTO_MIN` (HZ/5).
+pub const REALISTIC_RTO_MIN_US: u64 = 200_000;
+
 /// How to serve.
 pub struct ServeOptions {
     /// Echo, HTTP or discard.
@@ -109,6 +143,8 @@ pub struct ServeOptions {
     pub impair: Option<Impairment>,
     /// The stack's profile (timers, RFC 5961, …).
     pub profile: Profile,
+    /// Realistic timers with SACK (the default), or the profile's.
+    pub timers: ServeTimers,
     /// Send buffer per connection, octets (bounds the data in flight).
     pub send_buf: usize,
     /// Receive buffer per connection, octets (the window the stack offers).
@@ -118,13 +154,15 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// `mode` on port 8080, no impairment, profile rfc9293, 1 MiB buffers.
+    /// `mode` on port 8080, no impairment, profile rfc9293 with realistic
+    /// timers and SACK ([`ServeTimers::Realistic`]), 1 MiB buffers.
     pub fn new(mode: ServeMode) -> ServeOptions {
         ServeOptions {
             mode,
             port: DEFAULT_PORT,
             impair: None,
             profile: Profile::Rfc9293,
+            timers: ServeTimers::Realistic,
             send_buf: DEFAULT_BUFFER,
             recv_buf: DEFAULT_BUFFER,
             tap: None,
@@ -138,6 +176,7 @@ impl fmt::Debug for ServeOptions {
             .field("mode", &self.mode)
             .field("port", &self.port)
             .field("impair", &self.impair)
+            .field("timers", &self.timers)
             .field("profile", &self.profile)
             .field("send_buf", &self.send_buf)
             .field("recv_buf", &self.recv_buf)
@@ -290,6 +329,7 @@ pub fn serve(opts: ServeOptions) -> Result<ServeHandle, ServeError> {
     crate::live::available()?;
     let mut config = Config::new(vec![IpAddr::V4(OWN_V4)]);
     config.profile = opts.profile;
+    opts.timers.configure(&mut config);
     config.recv_buf = opts.recv_buf;
     config.send_buf = opts.send_buf;
     let mut ep = Endpoint::new(config).map_err(|e| ServeError::Stack(e.to_string()))?;
@@ -464,7 +504,7 @@ mod tests {
         assert!(matches!(serve(o), Err(ServeError::Options(_))));
         let o = ServeOptions::new(ServeMode::Http(PathBuf::from("/nonexistent/tcpconform")));
         assert!(matches!(serve(o), Err(ServeError::Options(_))));
-        assert!(run_cli(ServeMode::Echo, Some("loss=2"), None, None)
+        assert!(run_cli(ServeMode::Echo, Some("loss=2"), None, None, ServeTimers::default())
             .unwrap_err()
             .contains("between 0 and 1"));
     }
