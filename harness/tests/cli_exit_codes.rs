@@ -18,6 +18,43 @@ fn tcpconform(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run tcpconform: {e}"))
 }
 
+/// Runs tcpconform like [`tcpconform`], but a run still going after a
+/// minute (a FIFO blocking its open) is killed and reported as a hang.
+fn tcpconform_unless_hung(args: &[&str], dir: &Path) -> Output {
+    let files = (dir.join("stdout"), dir.join("stderr"));
+    let (Ok(out), Ok(err)) = (
+        std::fs::File::create(&files.0),
+        std::fs::File::create(&files.1),
+    ) else {
+        panic!("cannot create output files in {}", dir.display());
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpconform"))
+        .args(args)
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run tcpconform: {e}"));
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > std::time::Duration::from_secs(60) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("tcpconform {args:?} hangs");
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => panic!("waiting for tcpconform: {e}"),
+        }
+    };
+    let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+    Output {
+        status,
+        stdout: read(&files.0),
+        stderr: read(&files.1),
+    }
+}
+
 fn show(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}stderr:\n{}",
@@ -216,6 +253,7 @@ fn non_regular_and_oversized_scripts_exit_2() {
     if let Err(e) = std::os::unix::fs::symlink("/dev/zero", &zero) {
         panic!("{e}");
     }
+    let out = scratch("files-out");
     let big = d.join("big.pkt");
     if let Err(e) = std::fs::File::create(&big).and_then(|f| f.set_len(100 << 20)) {
         panic!("{e}");
@@ -231,7 +269,7 @@ fn non_regular_and_oversized_scripts_exit_2() {
             vec!["diff", "--targets", "own,smoltcp", p.as_str()],
             vec!["coverage", p.as_str()],
         ] {
-            let o = tcpconform(&cmd);
+            let o = tcpconform_unless_hung(&cmd, &out);
             assert_eq!(o.status.code(), Some(USAGE), "{cmd:?}: {}", show(&o));
             assert!(
                 String::from_utf8_lossy(&o.stderr).contains(why),
@@ -241,9 +279,10 @@ fn non_regular_and_oversized_scripts_exit_2() {
         }
     }
     // A directory holding the FIFO: found by the walk, refused the same way.
-    let o = tcpconform(&["run", &d.display().to_string()]);
+    let o = tcpconform_unless_hung(&["run", &d.display().to_string()], &out);
     assert_eq!(o.status.code(), Some(USAGE), "{}", show(&o));
     let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// Output that cannot be written and a missing privilege are the
