@@ -2,9 +2,15 @@
 //! 1 a verdict, 2 usage or input, 3 environment. The codes are literals
 //! here on purpose: a change of the table must change this test.
 
+mod support;
+
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+use support::{scratch, show};
+
+/// The prefix of this test's scratch directories.
+const SCRATCH: &str = "exit";
 
 const OK: i32 = 0;
 const VERDICT: i32 = 1;
@@ -55,31 +61,12 @@ fn tcpconform_unless_hung(args: &[&str], dir: &Path) -> Output {
     }
 }
 
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}stderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn suite_script(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../specs/scripts")
         .join(name)
         .display()
         .to_string()
-}
-
-/// A fresh directory for this test's files.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tcpconform-exit-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    if let Err(e) = std::fs::create_dir_all(&d) {
-        panic!("{}: {e}", d.display());
-    }
-    d
 }
 
 fn write(dir: &Path, name: &str, body: &[u8]) -> String {
@@ -124,7 +111,7 @@ fn every_help_ends_with_the_exit_code_table() {
 fn a_pass_exits_0_and_a_failure_1() {
     let o = tcpconform(&["run", &suite_script("passive_open.pkt")]);
     assert_eq!(o.status.code(), Some(OK), "{}", show(&o));
-    let d = scratch("verdict");
+    let d = scratch(SCRATCH, "verdict");
     let bad = write(
         &d,
         "bad.pkt",
@@ -172,7 +159,7 @@ fn bad_arguments_exit_2() {
 /// on standard error (and not on standard output).
 #[test]
 fn a_bad_script_exits_2_with_its_location_on_stderr() {
-    let d = scratch("input");
+    let d = scratch(SCRATCH, "input");
     let cases: Vec<(String, String)> = vec![
         (
             write(
@@ -244,7 +231,7 @@ fn a_bad_script_exits_2_with_its_location_on_stderr() {
 /// 100 MiB file is refused by its size.
 #[test]
 fn non_regular_and_oversized_scripts_exit_2() {
-    let d = scratch("files");
+    let d = scratch(SCRATCH, "files");
     let fifo = d.join("fifo.pkt");
     let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap_or_default();
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
@@ -253,7 +240,7 @@ fn non_regular_and_oversized_scripts_exit_2() {
     if let Err(e) = std::os::unix::fs::symlink("/dev/zero", &zero) {
         panic!("{e}");
     }
-    let out = scratch("files-out");
+    let out = scratch(SCRATCH, "files-out");
     let big = d.join("big.pkt");
     if let Err(e) = std::fs::File::create(&big).and_then(|f| f.set_len(100 << 20)) {
         panic!("{e}");
