@@ -552,6 +552,9 @@ fn serve_cmd(args: ServeArgs) -> Result<ExitCode, CliError> {
     {
         return usage_error(format!("--impair: {e}"));
     }
+    if let Some(dir) = args.http.as_ref().filter(|d| !d.is_dir()) {
+        return usage_error(format!("--http {}: not a directory", dir.display()));
+    }
     match run_cli(mode, args.impair.as_deref(), args.port, duration) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => env_error(e),
