@@ -20,7 +20,8 @@ pub mod exit {
     /// A verdict: a script failed, or a departure was found.
     pub const VERDICT: u8 = 1;
     /// Bad arguments or bad input: unknown target, no scripts, a script
-    /// that cannot be read or parsed (located `file:line:col`).
+    /// that cannot be read or parsed, or a run that ended in an error
+    /// located at its line (a target failing on a call included).
     pub const USAGE: u8 = 2;
     /// The environment: missing privilege, no `/dev/net/tun` or `ip`, a
     /// namespace or TUN set-up failure, a live target that cannot start,
@@ -33,7 +34,8 @@ Exit codes:
   1    verdict: a script failed, or a departure (deviation, SHOULD-deviation,
        MUST-violation) was found
   2    usage or input: bad arguments, unknown target, no scripts, a script that
-       cannot be read or parsed (the message names file:line:col)
+       cannot be read or parsed, or a run that ended in a located error (the
+       message, on stderr, names file:line:col)
   3    environment: missing privilege, no /dev/net/tun or `ip`, a namespace or
        TUN set-up failure, a live target that cannot start, unwritable output
   130  serve stopped by SIGINT (143: SIGTERM)";
