@@ -496,6 +496,12 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
                 ))
             }
         };
+        if t == timers::TimerTarget::Linux {
+            // Once, not once per scenario.
+            if let Err(e) = crate::live::available() {
+                return env_error(format!("timers: {target}: {e}"));
+            }
+        }
         match t.report(spec, args.profile, args.seed, &plan, args.tolerance_ms) {
             Ok(r) => reports.push(r),
             Err(e) => return env_error(format!("timers: {target}: {e}")),
@@ -981,15 +987,17 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
         s
     };
     write_out(&out)?;
-    if let Some(bad) = diffs.iter().find(|d| d.script_error) {
-        let why = bad
-            .outcomes
-            .iter()
-            .chain(&bad.skipped)
-            .next()
-            .cloned()
-            .unwrap_or_default();
-        return usage_error(format!("{}: {why}", bad.script));
+    let bad: Vec<&diff::ScriptDiff> = diffs.iter().filter(|d| d.script_error).collect();
+    for d in &bad {
+        let why = d.outcomes.iter().chain(&d.skipped).next();
+        eprintln!(
+            "tcpconform: {}: {}",
+            d.script,
+            why.map_or("", |w| w.as_str())
+        );
+    }
+    if !bad.is_empty() {
+        return Ok(ExitCode::from(exit::USAGE));
     }
     let departs = diffs.iter().any(|d| d.worst().is_some_and(Class::departs));
     Ok(ExitCode::from(if departs {
