@@ -21,7 +21,8 @@ pub mod exit {
     /// A verdict: a script failed, or a departure was found.
     pub const VERDICT: u8 = 1;
     /// Bad arguments or bad input: unknown target, no scripts, a script
-    /// that cannot be read or parsed (located `file:line:col`).
+    /// that cannot be read or parsed, or a run that ended in an error
+    /// located at its line (a target failing on a call included).
     pub const USAGE: u8 = 2;
     /// The environment: missing privilege, no `/dev/net/tun` or `ip`, a
     /// namespace or TUN set-up failure, a live target that cannot start,
@@ -34,7 +35,8 @@ Exit codes:
   1    verdict: a script failed, or a departure (deviation, SHOULD-deviation,
        MUST-violation) was found
   2    usage or input: bad arguments, unknown target, no scripts, a script that
-       cannot be read or parsed (the message names file:line:col)
+       cannot be read or parsed, or a run that ended in a located error (the
+       message, on stderr, names file:line:col)
   3    environment: missing privilege, no /dev/net/tun or `ip`, a namespace or
        TUN set-up failure, a live target that cannot start, unwritable output
   130  serve stopped by SIGINT (143: SIGTERM)";
@@ -539,6 +541,12 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
                 ))
             }
         };
+        if t == timers::TimerTarget::Linux {
+            // Once, not once per scenario.
+            if let Err(e) = crate::live::available() {
+                return env_error(format!("timers: {target}: {e}"));
+            }
+        }
         match t.report(spec, args.profile, args.seed, &plan, args.tolerance_ms) {
             Ok(r) => reports.push(r),
             Err(e) => return env_error(format!("timers: {target}: {e}")),
@@ -596,6 +604,9 @@ fn serve_cmd(args: ServeArgs) -> Result<ExitCode, CliError> {
         .map(str::parse::<crate::impair::Impairment>)
     {
         return usage_error(format!("--impair: {e}"));
+    }
+    if let Some(dir) = args.http.as_ref().filter(|d| !d.is_dir()) {
+        return usage_error(format!("--http {}: not a directory", dir.display()));
     }
     match run_cli(mode, args.impair.as_deref(), args.port, duration, args.timers) {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -1029,15 +1040,17 @@ fn diff_cmd(args: DiffArgs) -> Result<ExitCode, CliError> {
         s
     };
     write_out(&out)?;
-    if let Some(bad) = diffs.iter().find(|d| d.script_error) {
-        let why = bad
-            .outcomes
-            .iter()
-            .chain(&bad.skipped)
-            .next()
-            .cloned()
-            .unwrap_or_default();
-        return usage_error(format!("{}: {why}", bad.script));
+    let bad: Vec<&diff::ScriptDiff> = diffs.iter().filter(|d| d.script_error).collect();
+    for d in &bad {
+        let why = d.outcomes.iter().chain(&d.skipped).next();
+        eprintln!(
+            "tcpconform: {}: {}",
+            d.script,
+            why.map_or("", |w| w.as_str())
+        );
+    }
+    if !bad.is_empty() {
+        return Ok(ExitCode::from(exit::USAGE));
     }
     let departs = diffs.iter().any(|d| d.worst().is_some_and(Class::departs));
     Ok(ExitCode::from(if departs {

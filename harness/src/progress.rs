@@ -1,6 +1,6 @@
 //! A one-line progress indicator for runs of many scripts: `[12/51] linux
 //! specs/scripts/karn.pkt`, redrawn in place on standard error when that is
-//! a terminal, silent otherwise (pipes, CI logs, `--json` consumers).
+//! a terminal, silent otherwise (pipes, CI logs, `--format json` consumers).
 
 use std::io::{IsTerminal, Write};
 

@@ -208,8 +208,9 @@ fn the_cli_reports_a_crash_and_leaves_no_namespace() {
         .expect("tcpconform runs");
     let prefix = format!("{}{}-", live::NAME_PREFIX, child.id());
     let done = child.wait_with_output().unwrap();
-    let out = String::from_utf8_lossy(&done.stdout);
-    println!("{out}{}", String::from_utf8_lossy(&done.stderr));
+    // The located error is on standard error.
+    let out = String::from_utf8_lossy(&done.stderr);
+    println!("{}{out}", String::from_utf8_lossy(&done.stdout));
     assert_eq!(done.status.code(), Some(2), "a target error is exit 2");
     assert!(out.contains("passive_open.pkt:8:1: `socket("), "{out}");
     assert!(out.contains("exited with status 3"), "{out}");

@@ -2,27 +2,14 @@
 //! helper programs are never found through relative `PATH` entries, and a
 //! host-global sysctl makes a script not applicable with the right reason.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+use support::{scratch, show};
 use tcp_harness::live::testing::{assert_no_namespace_of_ours, guard};
 
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}stderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tcpconform-hyg-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    if let Err(e) = std::fs::create_dir_all(&d) {
-        panic!("{}: {e}", d.display());
-    }
-    d
-}
+const SCRATCH: &str = "hyg";
 
 fn write(dir: &Path, name: &str, body: &str, mode: u32) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -41,7 +28,7 @@ fn write(dir: &Path, name: &str, body: &str, mode: u32) -> PathBuf {
 #[test]
 fn a_relative_path_entry_never_runs_a_program_from_the_working_directory() {
     let Some(_lock) = guard() else { return };
-    let d = scratch("path");
+    let d = scratch(SCRATCH, "path");
     let marker = d.join("ran");
     let fake = format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display());
     for name in ["ip", "mount", "env"] {
@@ -82,7 +69,7 @@ fn a_relative_path_entry_never_runs_a_program_from_the_working_directory() {
 #[test]
 fn a_host_global_sysctl_makes_the_script_not_applicable() {
     let Some(_lock) = guard() else { return };
-    let d = scratch("sysctl");
+    let d = scratch(SCRATCH, "sysctl");
     let script = write(
         &d,
         "rmem.pkt",

@@ -180,7 +180,7 @@ pub fn tally_text(t: &BTreeMap<(Class, Option<Level>), usize>) -> String {
     s
 }
 
-/// The `--json` form of several script diffs.
+/// The `--format json` form of several script diffs.
 pub fn json_report(diffs: &[ScriptDiff]) -> Value {
     let counts: serde_json::Map<String, Value> = Class::ALL
         .into_iter()
