@@ -30,6 +30,8 @@ pub(crate) mod endpoint;
 pub(crate) mod error;
 pub(crate) mod faults;
 pub(crate) mod isn;
+#[cfg(any(test, feature = "net"))]
+pub mod net;
 pub mod packet;
 pub(crate) mod reassembly;
 pub(crate) mod ring;
