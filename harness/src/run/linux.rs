@@ -936,6 +936,19 @@ fn set_opt(raw: RawFd, opt: SockOpt, value: OptValue) -> CallReturn {
     }
 }
 
+/// `getsockopt` of option `level`/`name` into `v`, a plain C value of the
+/// option's type (`c_int`, `linger`); returns the syscall's result.
+fn getsockopt_into<T: Copy>(
+    raw: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: &mut T,
+) -> libc::c_int {
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are live and writable; `len` is T's size.
+    unsafe { libc::getsockopt(raw, level, name, (v as *mut T).cast(), &mut len) }
+}
+
 fn get_opt(raw: RawFd, opt: SockOpt) -> CallReturn {
     let (level, name) = opt_names(opt);
     if opt == SockOpt::Linger {
@@ -943,18 +956,7 @@ fn get_opt(raw: RawFd, opt: SockOpt) -> CallReturn {
             l_onoff: 0,
             l_linger: 0,
         };
-        let mut len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
-        // SAFETY: `l` and `len` are live and writable; `len` is l's size.
-        let rc = unsafe {
-            libc::getsockopt(
-                raw,
-                level,
-                name,
-                (&mut l as *mut libc::linger).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
+        if getsockopt_into(raw, level, name, &mut l) < 0 {
             return last_err();
         }
         let mut r = CallReturn::ok(0);
@@ -965,18 +967,7 @@ fn get_opt(raw: RawFd, opt: SockOpt) -> CallReturn {
         return r;
     }
     let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` are live and writable; `len` is v's size.
-    let rc = unsafe {
-        libc::getsockopt(
-            raw,
-            level,
-            name,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
+    if getsockopt_into(raw, level, name, &mut v) < 0 {
         return last_err();
     }
     let mut r = CallReturn::ok(0);
