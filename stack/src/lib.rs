@@ -18,7 +18,10 @@
 //! packets. Inside: sequence arithmetic (RFC 9293 §3.4), ISNs (RFC 6528),
 //! the RTO (RFC 6298), congestion control (RFC 5681 with RFC 6582), the
 //! reassembly queue, the state machine of RFC 9293 §3.10 (`conn`) and
-//! demultiplexing, timers and the socket-shaped API (`endpoint`).
+//! demultiplexing, timers and the socket-shaped API (`endpoint`). With the
+//! feature `net`, `net` is the in-memory network of endpoints on a virtual
+//! clock that the stack's tests, the harness's simulator and its drive rig
+//! share.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
