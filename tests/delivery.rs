@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tcp_harness::impair::Impairment;
-use tcp_harness::sim::Net;
+use tcp_harness::sim;
 use tcp_spec::{Profile, State};
 use tcp_stack::{Config, Endpoint, Handle, Instant, Shutdown};
 
@@ -89,21 +89,21 @@ fn exchange(
     b_data: &[u8],
     buf: usize,
 ) -> Result<Duration, String> {
-    let mut net = Net::new(imp);
+    let mut net = sim::net(imp);
     let a = net.add(endpoint(A, profile, 1, buf, sack), vec![A]);
     let b = net.add(endpoint(B, profile, 2, buf, sack), vec![B]);
-    let start = net.now();
+    let start = net.now;
     let listener = {
-        let now = net.now();
-        let ep = net.ep(b).ok_or("no node b")?;
+        let now = net.now;
+        let ep = net.eps.get_mut(b).ok_or("no node b")?;
         ep.listen(now, Some(B), 8080, 4)
             .map_err(|e| format!("listen: {e}"))?
     };
     let mut sa = Side::default();
     let mut sb = Side::default();
     {
-        let now = net.now();
-        let ep = net.ep(a).ok_or("no node a")?;
+        let now = net.now;
+        let ep = net.eps.get_mut(a).ok_or("no node a")?;
         sa.conn = Some(
             ep.connect(now, SocketAddr::new(A, 0), SocketAddr::new(B, 8080))
                 .map_err(|e| format!("connect: {e}"))?,
@@ -112,12 +112,12 @@ fn exchange(
     let mut failure = None;
     let limit = start.plus_micros(3_600 * 1_000_000);
     let done = net.run_until(limit, |net| {
-        let now = net.now();
+        let now = net.now;
         let mut step = || -> Result<bool, String> {
-            let ea = net.ep(a).ok_or("no node a")?;
+            let ea = net.eps.get_mut(a).ok_or("no node a")?;
             pump(ea, now, &mut sa, a_data)?;
             let a_done = finished(ea, &sa);
-            let eb = net.ep(b).ok_or("no node b")?;
+            let eb = net.eps.get_mut(b).ok_or("no node b")?;
             if sb.conn.is_none() {
                 if let Ok((h, _)) = eb.accept(listener) {
                     sb.conn = Some(h);
@@ -137,11 +137,11 @@ fn exchange(
     if let Some(e) = failure {
         return Err(e);
     }
-    let took = Duration::from_micros(net.now().as_micros().saturating_sub(start.as_micros()));
+    let took = Duration::from_micros(net.now.as_micros().saturating_sub(start.as_micros()));
     if !done {
         if std::env::var_os("DELIVERY_DEBUG").is_some() {
             for (n, side) in [(a, &sa), (b, &sb)] {
-                if let (Some(ep), Some(h)) = (net.ep(n), side.conn) {
+                if let (Some(ep), Some(h)) = (net.eps.get_mut(n), side.conn) {
                     eprintln!("node {n}: {:?} timer {:?}", ep.status(h), ep.poll_timeout());
                 }
             }

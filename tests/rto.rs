@@ -36,7 +36,7 @@ const MS: u64 = 1000;
 fn check_rto(rig: &Rig, model: &RtoEstimator, what: &str) -> Result<u64, TestCaseError> {
     let s = rig
         .conn
-        .and_then(|c| rig.ep.status(c).ok())
+        .and_then(|c| rig.ep().status(c).ok())
         .ok_or_else(|| TestCaseError::fail("connection gone"))?;
     let want = (model.rto() * 1e6).round() as u64;
     let c = model.config();
@@ -68,7 +68,7 @@ fn run(profile: Profile, isn: u32, rounds: &[Round]) -> Result<(), TestCaseError
     // The handshake gave the stack its first sample (SYN-ACK to ACK).
     let s = rig
         .conn
-        .and_then(|c| rig.ep.status(c).ok())
+        .and_then(|c| rig.ep().status(c).ok())
         .ok_or_else(|| TestCaseError::fail("no connection"))?;
     if let Some(srtt) = s.srtt_us {
         model.on_sample(Sample {
@@ -82,7 +82,7 @@ fn run(profile: Profile, isn: u32, rounds: &[Round]) -> Result<(), TestCaseError
         let (sent, _) = rig.with_ep(|ep, now, c| c.map(|c| ep.send(now, c, &[b'r'; 100])));
         prop_assert!(matches!(sent, Some(Ok(100))), "{}", what("send"));
         rig.take_emitted();
-        let mut sent_at = rig.now;
+        let mut sent_at = rig.now();
         for k in 0..r.losses {
             let before = check_rto(&rig, &model, &what("before expiry"))?;
             let fired = rig.fire_next_timer();
@@ -91,7 +91,7 @@ fn run(profile: Profile, isn: u32, rounds: &[Round]) -> Result<(), TestCaseError
                 "{}",
                 what("no retransmission")
             );
-            let waited = rig.now.as_micros() - sent_at.as_micros();
+            let waited = rig.now().as_micros() - sent_at.as_micros();
             prop_assert!(
                 waited.abs_diff(before) <= MS,
                 "{}",
@@ -101,7 +101,7 @@ fn run(profile: Profile, isn: u32, rounds: &[Round]) -> Result<(), TestCaseError
             );
             model.on_timeout();
             check_rto(&rig, &model, &what("after expiry"))?;
-            sent_at = rig.now;
+            sent_at = rig.now();
         }
         // The ACK arrives; after a retransmission it is ambiguous (Karn).
         let rto_now = check_rto(&rig, &model, &what("before ACK"))?;

@@ -11,45 +11,36 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use tcp_spec::{render, AckClass, Event, Profile, SegmentEvent, Spec, State, Timeout, UserCall};
 
+/// `(path from the repository root, text)` of each named file of
+/// `stack/src`, embedded at build time.
+macro_rules! stack_sources {
+    ($($file:literal),* $(,)?) => {
+        &[$((
+            concat!("stack/src/", $file),
+            include_str!(concat!("../../stack/src/", $file)),
+        )),*]
+    };
+}
+
 /// The stack's sources, as `(path from the repository root, text)`. A test
 /// checks that every file of `stack/src` is here.
-pub const STACK_SOURCES: &[(&str, &str)] = &[
-    (
-        "stack/src/checksum.rs",
-        include_str!("../../stack/src/checksum.rs"),
-    ),
-    (
-        "stack/src/congestion.rs",
-        include_str!("../../stack/src/congestion.rs"),
-    ),
-    ("stack/src/conn.rs", include_str!("../../stack/src/conn.rs")),
-    (
-        "stack/src/endpoint.rs",
-        include_str!("../../stack/src/endpoint.rs"),
-    ),
-    (
-        "stack/src/error.rs",
-        include_str!("../../stack/src/error.rs"),
-    ),
-    (
-        "stack/src/faults.rs",
-        include_str!("../../stack/src/faults.rs"),
-    ),
-    ("stack/src/isn.rs", include_str!("../../stack/src/isn.rs")),
-    ("stack/src/lib.rs", include_str!("../../stack/src/lib.rs")),
-    (
-        "stack/src/packet.rs",
-        include_str!("../../stack/src/packet.rs"),
-    ),
-    (
-        "stack/src/reassembly.rs",
-        include_str!("../../stack/src/reassembly.rs"),
-    ),
-    ("stack/src/ring.rs", include_str!("../../stack/src/ring.rs")),
-    ("stack/src/rto.rs", include_str!("../../stack/src/rto.rs")),
-    ("stack/src/seq.rs", include_str!("../../stack/src/seq.rs")),
-    ("stack/src/time.rs", include_str!("../../stack/src/time.rs")),
-];
+pub const STACK_SOURCES: &[(&str, &str)] = stack_sources!(
+    "checksum.rs",
+    "congestion.rs",
+    "conn.rs",
+    "endpoint.rs",
+    "error.rs",
+    "faults.rs",
+    "isn.rs",
+    "lib.rs",
+    "net.rs",
+    "packet.rs",
+    "reassembly.rs",
+    "ring.rs",
+    "rto.rs",
+    "seq.rs",
+    "time.rs",
+);
 
 /// Files of `stack/src` that are tests only, never searched.
 pub const STACK_TEST_FILES: &[&str] = &["stack/src/tests.rs"];

@@ -1591,20 +1591,7 @@ impl Conn {
         let profile = ctx.profile();
         let exact = matches!(ev.seq, SeqClass::LeftEdge | SeqClass::ZeroWindowAtNext);
         if profile == Profile::Rfc793 {
-            match st {
-                State::SynReceived => {
-                    ctx.record("793.SR.RST");
-                    self.reset_embryonic();
-                }
-                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                    ctx.record("793.OPEN.RST");
-                    self.enter_closed(Some(Error::ConnectionReset));
-                }
-                _ => {
-                    ctx.record("793.END.RST");
-                    self.enter_closed(None);
-                }
-            }
+            self.reset_by_rst(ctx, ["793.SR.RST", "793.OPEN.RST", "793.END.RST"]);
             return;
         }
         if profile == Profile::Linux && st == State::SynReceived {
@@ -1613,20 +1600,7 @@ impl Conn {
             return;
         }
         if exact {
-            match st {
-                State::SynReceived => {
-                    ctx.record("SR.RST.exact");
-                    self.reset_embryonic();
-                }
-                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                    ctx.record("OPEN.RST.exact");
-                    self.enter_closed(Some(Error::ConnectionReset));
-                }
-                _ => {
-                    ctx.record("END.RST.exact");
-                    self.enter_closed(None);
-                }
-            }
+            self.reset_by_rst(ctx, ["SR.RST.exact", "OPEN.RST.exact", "END.RST.exact"]);
             return;
         }
         if ev.seq == SeqClass::Overlap {
@@ -1644,6 +1618,28 @@ impl Conn {
         }
         ctx.record("SYNC.RST.challenge");
         self.challenge_ack(ctx);
+    }
+
+    /// An accepted RST (RFC 9293 §3.10.7.4, second check): in SYN-RECEIVED
+    /// the embryonic connection goes, in ESTABLISHED, FIN-WAIT-1/2 and
+    /// CLOSE-WAIT the user learns "connection reset", in the closing states
+    /// the TCB just goes. `rows` names the row of each of the three.
+    fn reset_by_rst(&mut self, ctx: &mut Ctx<'_>, rows: [&'static str; 3]) {
+        let [syn_received, open, end] = rows;
+        match self.state {
+            State::SynReceived => {
+                ctx.record(syn_received);
+                self.reset_embryonic();
+            }
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                ctx.record(open);
+                self.enter_closed(Some(Error::ConnectionReset));
+            }
+            _ => {
+                ctx.record(end);
+                self.enter_closed(None);
+            }
+        }
     }
 
     /// The fourth check of RFC 9293 §3.10.7.4: an acceptable segment with

@@ -19,7 +19,10 @@
 //! the RTO (RFC 6298), congestion control (RFC 5681 with RFC 6582), SACK
 //! (RFC 2018) with the loss recovery of RFC 6675 (`sack`, `recovery`), the
 //! reassembly queue, the state machine of RFC 9293 §3.10 (`conn`) and
-//! demultiplexing, timers and the socket-shaped API (`endpoint`).
+//! demultiplexing, timers and the socket-shaped API (`endpoint`). With the
+//! feature `net`, `net` is the in-memory network of endpoints on a virtual
+//! clock that the stack's tests, the harness's simulator and its drive rig
+//! share.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -31,6 +34,8 @@ pub(crate) mod endpoint;
 pub(crate) mod error;
 pub(crate) mod faults;
 pub(crate) mod isn;
+#[cfg(any(test, feature = "net"))]
+pub mod net;
 pub mod packet;
 pub(crate) mod reassembly;
 pub(crate) mod recovery;

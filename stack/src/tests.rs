@@ -4,6 +4,7 @@
 
 use crate::conn::Cause;
 use crate::endpoint::{Config, Endpoint, Shutdown, Transition};
+use crate::net::{Link, NodeId};
 use crate::packet::{self, Flags, Segment, TcpOptions};
 use crate::seq::SeqNum;
 use crate::time::Instant;
@@ -78,11 +79,10 @@ fn spec_gap(ev: &tcp_spec::Event) -> bool {
     matches!(ev, tcp_spec::Event::Segment(s) if s.syn && s.fin && !s.payload && s.seq == tcp_spec::SeqClass::Overlap)
 }
 
-/// Two endpoints back to back with a virtual clock and a packet filter.
-struct Net {
-    a: Endpoint,
-    b: Endpoint,
-    now: Instant,
+/// The tests' link: a filter deciding which packets arrive, and after
+/// every round the check of each transition against the table and of both
+/// endpoints' invariants.
+struct Checked {
     profile: Profile,
     rows: BTreeSet<&'static str>,
     log: Vec<Transition>,
@@ -90,92 +90,76 @@ struct Net {
     filter: Filter,
 }
 
-impl Net {
-    fn new(profile: Profile) -> Net {
-        Net {
-            a: endpoint(ip_a(), profile, 1),
-            b: endpoint(ip_b(), profile, 2),
-            now: Instant::from_millis(1_000),
-            profile,
-            rows: BTreeSet::new(),
-            log: Vec::new(),
-            filter: Box::new(|_, _| true),
+impl Link for Checked {
+    fn carry(&mut self, from: NodeId, _to: NodeId, pkt: &[u8], out: &mut Vec<(u64, Vec<u8>)>) {
+        if (self.filter)(from == A, &parse_any(pkt)) {
+            out.push((0, pkt.to_vec()));
         }
     }
 
-    fn collect(&mut self) {
-        let mut ts = self.a.drain_transitions();
-        ts.extend(self.b.drain_transitions());
+    fn settled(&mut self, eps: &mut [Endpoint]) {
+        let mut ts = Vec::new();
+        for ep in eps.iter_mut() {
+            ts.extend(ep.drain_transitions());
+        }
         check(self.profile, &ts);
         for t in &ts {
             self.rows.insert(t.row);
         }
         self.log.extend(ts);
-        assert_eq!(self.a.check_invariants(), Ok(()));
-        assert_eq!(self.b.check_invariants(), Ok(()));
+        for ep in eps.iter() {
+            assert_eq!(ep.check_invariants(), Ok(()));
+        }
+    }
+}
+
+/// Two endpoints back to back on the in-memory network ([`crate::net`]).
+type Net = crate::net::Net<Checked>;
+
+/// Endpoint A (192.0.2.1) and B (192.0.2.2) of [`pair`].
+const A: NodeId = 0;
+const B: NodeId = 1;
+
+/// A and B under `profile`, every packet delivered.
+fn pair(profile: Profile) -> Net {
+    let link = Checked {
+        profile,
+        rows: BTreeSet::new(),
+        log: Vec::new(),
+        filter: Box::new(|_, _| true),
+    };
+    let mut net = Net::new(link, Instant::from_millis(1_000));
+    net.add(endpoint(ip_a(), profile, 1), vec![ip_a()]);
+    net.add(endpoint(ip_b(), profile, 2), vec![ip_b()]);
+    net
+}
+
+impl Net {
+    /// Checks the transitions so far (after packets handed over by hand).
+    fn collect(&mut self) {
+        self.link.settled(&mut self.eps);
     }
 
     /// Delivers packets until both sides are quiet.
     fn pump(&mut self) {
-        for _ in 0..10_000 {
-            let mut moved = false;
-            while let Some(p) = self.a.poll_transmit(self.now) {
-                moved = true;
-                let seg = parse_any(&p);
-                if (self.filter)(true, &seg) {
-                    self.b.handle_packet(self.now, &p);
-                }
-                // Every test's output is built in reused buffers.
-                self.a.recycle(p);
-            }
-            while let Some(p) = self.b.poll_transmit(self.now) {
-                moved = true;
-                let seg = parse_any(&p);
-                if (self.filter)(false, &seg) {
-                    self.a.handle_packet(self.now, &p);
-                }
-                self.b.recycle(p);
-            }
-            self.collect();
-            if !moved {
-                return;
-            }
-        }
-        panic!("no quiescence");
+        assert!(self.settle(10_000), "no quiescence");
     }
 
-    /// Runs timers and traffic up to `until`.
+    /// Runs timers and traffic for `by`.
     fn advance(&mut self, by: Duration) {
         let until = self.now + by;
-        for _ in 0..10_000 {
-            self.pump();
-            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            match next {
-                Some(t) if t <= until => {
-                    self.now = self.now.max(t);
-                    self.a.handle_timeout(self.now);
-                    self.b.handle_timeout(self.now);
-                }
-                _ => break,
-            }
-        }
-        self.now = until;
-        self.pump();
+        assert!(self.advance_to(until, 10_000), "no quiescence");
     }
 
-    /// A listens on 80 ... no: B listens, A connects; returns (a, b) handles.
+    /// B listens on 80, A connects; returns (a, b) handles.
     fn establish(&mut self) -> (Handle, Handle) {
         self.establish_within(Duration::ZERO)
     }
 
     /// [`Net::establish`], letting `time` pass for retransmissions.
     fn establish_within(&mut self, time: Duration) -> (Handle, Handle) {
-        let l = self.b.listen(self.now, None, 80, 8).expect("listen");
-        let a = self
-            .a
+        let l = self.eps[B].listen(self.now, None, 80, 8).expect("listen");
+        let a = self.eps[A]
             .connect(
                 self.now,
                 SocketAddr::new(ip_a(), 0),
@@ -183,10 +167,16 @@ impl Net {
             )
             .expect("connect");
         self.advance(time);
-        let (b, peer) = self.b.accept(l).expect("accept");
+        let (b, peer) = self.eps[B].accept(l).expect("accept");
         assert_eq!(peer.ip(), ip_a());
-        assert_eq!(self.a.status(a).expect("status").state, State::Established);
-        assert_eq!(self.b.status(b).expect("status").state, State::Established);
+        assert_eq!(
+            self.eps[A].status(a).expect("status").state,
+            State::Established
+        );
+        assert_eq!(
+            self.eps[B].status(b).expect("status").state,
+            State::Established
+        );
         (a, b)
     }
 }
@@ -217,38 +207,41 @@ fn pattern(n: usize) -> Vec<u8> {
 
 #[test]
 fn handshake_transfer_and_four_way_close() {
-    let mut net = Net::new(Profile::Rfc9293);
+    let mut net = pair(Profile::Rfc9293);
     let (a, b) = net.establish();
-    let sa = net.a.status(a).expect("status");
+    let sa = net.eps[A].status(a).expect("status");
     assert_eq!(sa.mss, 1460);
     assert_eq!((sa.snd_wscale, sa.rcv_wscale), (3, 3));
     let data = pattern(20_000);
-    assert_eq!(net.a.send(net.now, a, &data), Ok(20_000));
-    assert_eq!(net.b.send(net.now, b, b"reply"), Ok(5));
+    assert_eq!(net.eps[A].send(net.now, a, &data), Ok(20_000));
+    assert_eq!(net.eps[B].send(net.now, b, b"reply"), Ok(5));
     let mut got = Vec::new();
     for _ in 0..50 {
         net.advance(Duration::from_millis(10));
-        got.extend(read_all(&mut net.b, net.now, b).0);
+        got.extend(read_all(&mut net.eps[B], net.now, b).0);
     }
     assert_eq!(got, data);
-    assert_eq!(read_all(&mut net.a, net.now, a).0, b"reply");
+    assert_eq!(read_all(&mut net.eps[A], net.now, a).0, b"reply");
     // A closes first: FIN-WAIT-1 → FIN-WAIT-2 → TIME-WAIT; B: CLOSE-WAIT → LAST-ACK.
-    net.a
+    net.eps[A]
         .shutdown(net.now, a, Shutdown::Write)
         .expect("shutdown");
     net.advance(Duration::from_millis(600));
-    assert_eq!(net.a.status(a).expect("status").state, State::FinWait2);
-    assert_eq!(net.b.status(b).expect("status").state, State::CloseWait);
-    assert_eq!(read_all(&mut net.b, net.now, b), (vec![], true));
-    net.b.close(net.now, b).expect("close");
+    assert_eq!(net.eps[A].status(a).expect("status").state, State::FinWait2);
+    assert_eq!(
+        net.eps[B].status(b).expect("status").state,
+        State::CloseWait
+    );
+    assert_eq!(read_all(&mut net.eps[B], net.now, b), (vec![], true));
+    net.eps[B].close(net.now, b).expect("close");
     net.advance(Duration::from_millis(10));
-    assert_eq!(net.a.status(a).expect("status").state, State::TimeWait);
-    assert_eq!(net.b.status(b), Err(Error::InvalidHandle));
+    assert_eq!(net.eps[A].status(a).expect("status").state, State::TimeWait);
+    assert_eq!(net.eps[B].status(b), Err(Error::InvalidHandle));
     net.advance(Duration::from_secs(241));
-    assert_eq!(net.a.status(a).expect("status").state, State::Closed);
-    net.a.close(net.now, a).expect("close");
-    assert_eq!(net.a.connection_count(), 0);
-    assert_eq!(net.b.connection_count(), 0);
+    assert_eq!(net.eps[A].status(a).expect("status").state, State::Closed);
+    net.eps[A].close(net.now, a).expect("close");
+    assert_eq!(net.eps[A].connection_count(), 0);
+    assert_eq!(net.eps[B].connection_count(), 0);
     for r in [
         "CLOSED.OPEN.passive",
         "CLOSED.OPEN.active",
@@ -266,30 +259,36 @@ fn handshake_transfer_and_four_way_close() {
         "LAST-ACK.ACK.fin-acked",
         "TW.2MSL",
     ] {
-        assert!(net.rows.contains(r), "row {r} not seen: {:?}", net.rows);
+        assert!(
+            net.link.rows.contains(r),
+            "row {r} not seen: {:?}",
+            net.link.rows
+        );
     }
     // RTT was measured on the zero-latency link.
-    assert!(net.a.stats().dropped() == 0 && net.b.stats().dropped() == 0);
+    assert!(net.eps[A].stats().dropped() == 0 && net.eps[B].stats().dropped() == 0);
 }
 
 #[test]
 fn ipv6_handshake_uses_v6_mss() {
     let a6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
     let b6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
-    let mut net = Net::new(Profile::Rfc9293);
-    net.a = endpoint(a6, Profile::Rfc9293, 1);
-    net.b = endpoint(b6, Profile::Rfc9293, 2);
-    let l = net.b.listen(net.now, Some(b6), 443, 4).expect("listen");
-    let a = net
-        .a
+    let mut net = pair(Profile::Rfc9293);
+    net.eps[A] = endpoint(a6, Profile::Rfc9293, 1);
+    net.eps[B] = endpoint(b6, Profile::Rfc9293, 2);
+    net.addrs = vec![vec![a6], vec![b6]];
+    let l = net.eps[B]
+        .listen(net.now, Some(b6), 443, 4)
+        .expect("listen");
+    let a = net.eps[A]
         .connect(net.now, SocketAddr::new(a6, 0), SocketAddr::new(b6, 443))
         .expect("connect");
     net.pump();
-    let (b, _) = net.b.accept(l).expect("accept");
-    assert_eq!(net.a.status(a).expect("status").mss, 1440);
-    net.a.send(net.now, a, b"six").expect("send");
+    let (b, _) = net.eps[B].accept(l).expect("accept");
+    assert_eq!(net.eps[A].status(a).expect("status").mss, 1440);
+    net.eps[A].send(net.now, a, b"six").expect("send");
     net.advance(Duration::from_millis(1));
-    assert_eq!(read_all(&mut net.b, net.now, b).0, b"six");
+    assert_eq!(read_all(&mut net.eps[B], net.now, b).0, b"six");
 }
 
 /// RFC 7323 §2.2 with `Config::window_scaling` off on either side: no SYN
@@ -299,8 +298,12 @@ fn ipv6_handshake_uses_v6_mss() {
 #[test]
 fn window_scaling_off_on_either_side_leaves_both_directions_unscaled() {
     for (a_on, b_on) in [(false, true), (true, false), (true, true)] {
-        let mut net = Net::new(Profile::Rfc9293);
-        for (ep, on, ip, seed) in [(&mut net.a, a_on, ip_a(), 1), (&mut net.b, b_on, ip_b(), 2)] {
+        let mut net = pair(Profile::Rfc9293);
+        for (ep, (on, ip, seed)) in net
+            .eps
+            .iter_mut()
+            .zip([(a_on, ip_a(), 1), (b_on, ip_b(), 2)])
+        {
             let mut c = Config::new(vec![ip]);
             c.recv_buf = 256 * 1024;
             c.secret = [seed; 32];
@@ -310,7 +313,7 @@ fn window_scaling_off_on_either_side_leaves_both_directions_unscaled() {
         }
         let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let log = seen.clone();
-        net.filter = Box::new(move |_, s| {
+        net.link.filter = Box::new(move |_, s| {
             if s.flags.syn {
                 log.borrow_mut().push(s.options.window_scale);
             }
@@ -322,7 +325,7 @@ fn window_scaling_off_on_either_side_leaves_both_directions_unscaled() {
         assert_eq!(syns.len(), 2, "SYN and SYN-ACK: {syns:?}");
         assert_eq!(syns[0].is_some(), a_on, "SYN: {syns:?}");
         assert_eq!(syns[1].is_some(), both, "SYN-ACK: {syns:?}");
-        for (ep, h) in [(&net.a, a), (&net.b, b)] {
+        for (ep, h) in [(&net.eps[A], a), (&net.eps[B], b)] {
             let st = ep.status(h).expect("status");
             let shift = if both { 3 } else { 0 };
             assert_eq!(
@@ -336,10 +339,10 @@ fn window_scaling_off_on_either_side_leaves_both_directions_unscaled() {
         let mut got = Vec::new();
         while got.len() < data.len() {
             if sent < data.len() {
-                sent += net.a.send(net.now, a, &data[sent..]).unwrap_or(0);
+                sent += net.eps[A].send(net.now, a, &data[sent..]).unwrap_or(0);
             }
             net.advance(Duration::from_millis(10));
-            got.extend(read_all(&mut net.b, net.now, b).0);
+            got.extend(read_all(&mut net.eps[B], net.now, b).0);
         }
         assert_eq!(got, data);
     }
@@ -347,17 +350,15 @@ fn window_scaling_off_on_either_side_leaves_both_directions_unscaled() {
 
 #[test]
 fn simultaneous_open_and_close() {
-    let mut net = Net::new(Profile::Rfc9293);
-    let a = net
-        .a
+    let mut net = pair(Profile::Rfc9293);
+    let a = net.eps[A]
         .connect(
             net.now,
             SocketAddr::new(ip_a(), 5000),
             SocketAddr::new(ip_b(), 6000),
         )
         .expect("connect");
-    let b = net
-        .b
+    let b = net.eps[B]
         .connect(
             net.now,
             SocketAddr::new(ip_b(), 6000),
@@ -365,37 +366,42 @@ fn simultaneous_open_and_close() {
         )
         .expect("connect");
     // Let both SYNs cross: swap them by hand.
-    let pa = net.a.poll_transmit(net.now).expect("syn a");
-    let pb = net.b.poll_transmit(net.now).expect("syn b");
-    net.b.handle_packet(net.now, &pa);
-    net.a.handle_packet(net.now, &pb);
+    let pa = net.eps[A].poll_transmit(net.now).expect("syn a");
+    let pb = net.eps[B].poll_transmit(net.now).expect("syn b");
+    net.eps[B].handle_packet(net.now, &pa);
+    net.eps[A].handle_packet(net.now, &pb);
     net.collect();
-    assert_eq!(net.a.status(a).expect("s").state, State::SynReceived);
+    assert_eq!(net.eps[A].status(a).expect("s").state, State::SynReceived);
     net.pump();
-    assert_eq!(net.a.status(a).expect("s").state, State::Established);
-    assert_eq!(net.b.status(b).expect("s").state, State::Established);
-    assert!(net.rows.contains("SS.SYN.simultaneous"));
+    assert_eq!(net.eps[A].status(a).expect("s").state, State::Established);
+    assert_eq!(net.eps[B].status(b).expect("s").state, State::Established);
+    assert!(net.link.rows.contains("SS.SYN.simultaneous"));
     // Each side's SYN-ACK completes the other's handshake.
     let done: Vec<_> = net
+        .link
         .log
         .iter()
         .filter(|t| t.row == "SR.SYN-ACK.simultaneous")
         .collect();
-    assert_eq!(done.len(), 2, "{:?}", net.rows);
+    assert_eq!(done.len(), 2, "{:?}", net.link.rows);
     // Simultaneous close: both FINs cross.
-    net.a.close(net.now, a).expect("close");
-    net.b.close(net.now, b).expect("close");
-    let fa = net.a.poll_transmit(net.now).expect("fin a");
-    let fb = net.b.poll_transmit(net.now).expect("fin b");
-    net.b.handle_packet(net.now, &fa);
-    net.a.handle_packet(net.now, &fb);
+    net.eps[A].close(net.now, a).expect("close");
+    net.eps[B].close(net.now, b).expect("close");
+    let fa = net.eps[A].poll_transmit(net.now).expect("fin a");
+    let fb = net.eps[B].poll_transmit(net.now).expect("fin b");
+    net.eps[B].handle_packet(net.now, &fa);
+    net.eps[A].handle_packet(net.now, &fb);
     net.collect();
-    assert!(net.rows.contains("FW1.FIN"), "{:?}", net.rows);
+    assert!(net.link.rows.contains("FW1.FIN"), "{:?}", net.link.rows);
     net.pump();
-    assert!(net.rows.contains("CLOSING.ACK.fin-acked"), "{:?}", net.rows);
+    assert!(
+        net.link.rows.contains("CLOSING.ACK.fin-acked"),
+        "{:?}",
+        net.link.rows
+    );
     net.advance(Duration::from_secs(250));
-    assert_eq!(net.a.connection_count(), 0);
-    assert_eq!(net.b.connection_count(), 0);
+    assert_eq!(net.eps[A].connection_count(), 0);
+    assert_eq!(net.eps[B].connection_count(), 0);
 }
 
 /// A hand-made segment from the peer 192.0.2.2 to A (192.0.2.1).
@@ -656,22 +662,22 @@ fn a_delayed_ack_waits_less_than_half_a_second_and_every_second_segment_is_acked
 
 #[test]
 fn retransmission_backs_off_and_karn_skips_the_sample() {
-    let mut net = Net::new(Profile::Linux);
+    let mut net = pair(Profile::Linux);
     let (a, b) = net.establish();
     // Drop everything from A for a while.
-    net.filter = Box::new(|from_a, s| !from_a || s.payload.is_empty());
-    net.a.send(net.now, a, b"lost").expect("send");
-    let rto0 = net.a.status(a).expect("s").rto_us;
+    net.link.filter = Box::new(|from_a, s| !from_a || s.payload.is_empty());
+    net.eps[A].send(net.now, a, b"lost").expect("send");
+    let rto0 = net.eps[A].status(a).expect("s").rto_us;
     net.advance(Duration::from_millis(rto0 / 1000 + 1));
-    let rto1 = net.a.status(a).expect("s").rto_us;
+    let rto1 = net.eps[A].status(a).expect("s").rto_us;
     assert_eq!(rto1, (rto0 * 2).min(120_000_000));
-    net.filter = Box::new(|_, _| true);
+    net.link.filter = Box::new(|_, _| true);
     net.advance(Duration::from_millis(rto1 / 1000 + 1));
-    assert_eq!(read_all(&mut net.b, net.now, b).0, b"lost");
+    assert_eq!(read_all(&mut net.eps[B], net.now, b).0, b"lost");
     // Karn: the backed-off RTO holds (no sample from the retransmission).
-    assert_eq!(net.a.status(a).expect("s").rto_us, rto1 * 2);
-    assert!(net.rows.contains("SYNC.RTO"));
-    assert!(net.a.stats().retransmits >= 2);
+    assert_eq!(net.eps[A].status(a).expect("s").rto_us, rto1 * 2);
+    assert!(net.link.rows.contains("SYNC.RTO"));
+    assert!(net.eps[A].stats().retransmits >= 2);
 }
 
 #[test]
@@ -746,9 +752,8 @@ fn an_unanswered_syn_is_retransmitted_for_at_least_three_minutes() {
 
 #[test]
 fn connect_refused_by_rst() {
-    let mut net = Net::new(Profile::Rfc9293);
-    let a = net
-        .a
+    let mut net = pair(Profile::Rfc9293);
+    let a = net.eps[A]
         .connect(
             net.now,
             SocketAddr::new(ip_a(), 0),
@@ -756,17 +761,20 @@ fn connect_refused_by_rst() {
         )
         .expect("connect");
     net.pump();
-    assert_eq!(net.a.status(a).expect("s").state, State::Closed);
-    assert_eq!(net.a.send(net.now, a, b"x"), Err(Error::ConnectionRefused));
-    assert!(net.rows.contains("SS.RST.acceptable") && net.rows.contains("CLOSED.no-ACK"));
+    assert_eq!(net.eps[A].status(a).expect("s").state, State::Closed);
+    assert_eq!(
+        net.eps[A].send(net.now, a, b"x"),
+        Err(Error::ConnectionRefused)
+    );
+    assert!(net.link.rows.contains("SS.RST.acceptable") && net.link.rows.contains("CLOSED.no-ACK"));
 }
 
 #[test]
 fn fast_retransmit_on_third_duplicate_ack() {
-    let mut net = Net::new(Profile::Rfc9293);
+    let mut net = pair(Profile::Rfc9293);
     let (a, b) = net.establish();
     let mut dropped = false;
-    net.filter = Box::new(move |from_a, s| {
+    net.link.filter = Box::new(move |from_a, s| {
         if from_a && !s.payload.is_empty() && !dropped {
             dropped = true;
             return false;
@@ -774,31 +782,32 @@ fn fast_retransmit_on_third_duplicate_ack() {
         true
     });
     let data = pattern(1460 * 6);
-    net.a.send(net.now, a, &data).expect("send");
+    net.eps[A].send(net.now, a, &data).expect("send");
     net.pump();
-    assert_eq!(net.a.stats().fast_retransmits, 1);
-    assert_eq!(net.a.stats().retransmits, 0);
+    assert_eq!(net.eps[A].stats().fast_retransmits, 1);
+    assert_eq!(net.eps[A].stats().retransmits, 0);
     net.advance(Duration::from_millis(1));
-    assert_eq!(read_all(&mut net.b, net.now, b).0, data);
+    assert_eq!(read_all(&mut net.eps[B], net.now, b).0, data);
 }
 
 #[test]
 fn zero_window_probing_and_window_update() {
-    let mut net = Net::new(Profile::Rfc9293);
+    let mut net = pair(Profile::Rfc9293);
     let mut cfg = Config::new(vec![ip_b()]);
     cfg.recv_buf = 2920;
     cfg.secret = [2; 32];
     cfg.log_transitions = true;
-    net.b = Endpoint::new(cfg).expect("endpoint");
+    net.eps[B] = Endpoint::new(cfg).expect("endpoint");
     let (a, b) = net.establish();
-    assert_eq!(net.a.status(a).expect("s").snd_wscale, 0);
+    assert_eq!(net.eps[A].status(a).expect("s").snd_wscale, 0);
     let data = pattern(10_000);
-    assert_eq!(net.a.send(net.now, a, &data), Ok(10_000));
+    assert_eq!(net.eps[A].send(net.now, a, &data), Ok(10_000));
     net.advance(Duration::from_millis(1));
-    assert_eq!(net.a.status(a).expect("s").snd_wnd, 0);
+    assert_eq!(net.eps[A].status(a).expect("s").snd_wnd, 0);
     // Probes go out on the persist timer and back off.
     net.advance(Duration::from_secs(10));
     let probes = net
+        .link
         .log
         .iter()
         .flat_map(|t| t.emitted.iter())
@@ -806,15 +815,22 @@ fn zero_window_probing_and_window_update() {
         .count();
     assert!(probes >= 2, "probes: {probes}");
     // Probing a closed window is not congestion (RFC 5681 counts losses).
-    let s = net.a.status(a).expect("s");
-    assert_eq!((s.ssthresh, net.a.stats().fast_retransmits), (u32::MAX, 0));
+    let s = net.eps[A].status(a).expect("s");
+    assert_eq!(
+        (s.ssthresh, net.eps[A].stats().fast_retransmits),
+        (u32::MAX, 0)
+    );
     let mut got = Vec::new();
     for _ in 0..40 {
-        got.extend(read_all(&mut net.b, net.now, b).0);
+        got.extend(read_all(&mut net.eps[B], net.now, b).0);
         net.advance(Duration::from_millis(5));
     }
     assert_eq!(got, data);
-    assert!(net.rows.contains("OPEN.DATA.zero-window"), "{:?}", net.rows);
+    assert!(
+        net.link.rows.contains("OPEN.DATA.zero-window"),
+        "{:?}",
+        net.link.rows
+    );
 }
 
 #[test]
@@ -1285,13 +1301,13 @@ fn random_walk_agrees_with_the_table() {
 /// A connection whose congestion window slow start has opened to many
 /// segments (40 delivered without loss).
 fn warmed_up() -> (Net, Handle, Handle) {
-    let mut net = Net::new(Profile::Rfc9293);
+    let mut net = pair(Profile::Rfc9293);
     let (a, b) = net.establish();
     let warm = pattern(1460 * 40);
-    net.a.send(net.now, a, &warm).expect("send");
+    net.eps[A].send(net.now, a, &warm).expect("send");
     net.pump();
-    assert_eq!(read_all(&mut net.b, net.now, b).0, warm);
-    let cwnd = net.a.status(a).expect("s").cwnd;
+    assert_eq!(read_all(&mut net.eps[B], net.now, b).0, warm);
+    let cwnd = net.eps[A].status(a).expect("s").cwnd;
     assert!(cwnd >= 1460 * 10, "cwnd {cwnd} after slow start");
     (net, a, b)
 }
@@ -1301,7 +1317,7 @@ fn new_reno_repairs_two_losses_in_one_window_without_a_timeout() {
     let (mut net, a, b) = warmed_up();
     // The 2nd and 5th data segments of the next burst are lost once each.
     let mut seen = 0;
-    net.filter = Box::new(move |from_a, s| {
+    net.link.filter = Box::new(move |from_a, s| {
         if from_a && !s.payload.is_empty() {
             seen += 1;
             return seen != 2 && seen != 5;
@@ -1309,29 +1325,31 @@ fn new_reno_repairs_two_losses_in_one_window_without_a_timeout() {
         true
     });
     let data = pattern(1460 * 10);
-    net.a.send(net.now, a, &data).expect("send");
+    net.eps[A].send(net.now, a, &data).expect("send");
     net.pump();
-    let stats = net.a.stats().clone();
+    let stats = net.eps[A].stats().clone();
     assert_eq!(
         (stats.fast_retransmits, stats.retransmits),
         (2, 0),
         "the second hole is retransmitted on the partial ACK (RFC 6582), not on a timeout"
     );
     net.advance(Duration::from_millis(1));
-    assert_eq!(read_all(&mut net.b, net.now, b).0, data);
-    let s = net.a.status(a).expect("s");
+    assert_eq!(read_all(&mut net.eps[B], net.now, b).0, data);
+    let s = net.eps[A].status(a).expect("s");
     assert!(s.ssthresh < u32::MAX && s.cwnd <= s.ssthresh.max(2 * 1460));
 }
 
 #[test]
 fn slow_start_sends_the_initial_window_then_grows() {
-    let mut net = Net::new(Profile::Rfc9293);
+    let mut net = pair(Profile::Rfc9293);
     let (a, _b) = net.establish();
     // Nothing reaches B: only what A sends before any ACK is seen.
-    net.filter = Box::new(|from_a, _| !from_a);
-    net.a.send(net.now, a, &pattern(1460 * 20)).expect("send");
+    net.link.filter = Box::new(|from_a, _| !from_a);
+    net.eps[A]
+        .send(net.now, a, &pattern(1460 * 20))
+        .expect("send");
     net.pump();
-    let s = net.a.status(a).expect("s");
+    let s = net.eps[A].status(a).expect("s");
     // RFC 5681 §3.1: SMSS 1460 gives an initial window of 3 segments.
     assert_eq!(s.snd_nxt.wrapping_sub(s.snd_una), 3 * 1460);
     assert_eq!(s.cwnd, 3 * 1460);
@@ -1342,49 +1360,49 @@ fn a_window_lost_whole_is_repaired_by_slow_start_after_one_timeout() {
     let (mut net, a, b) = warmed_up();
     // The first transmission of every data segment of the burst is lost.
     let mut seen = std::collections::HashSet::new();
-    net.filter =
+    net.link.filter =
         Box::new(move |from_a, s| !from_a || s.payload.is_empty() || !seen.insert(s.seq.0));
     let data = pattern(1460 * 8);
-    net.a.send(net.now, a, &data).expect("send");
+    net.eps[A].send(net.now, a, &data).expect("send");
     // One RTO (1 s in this profile, RTT ~ 0), then slow start over the
     // lost window: 1, 2, 4 segments per round trip.
     net.advance(Duration::from_millis(1500));
-    let got = read_all(&mut net.b, net.now, b).0;
+    let got = read_all(&mut net.eps[B], net.now, b).0;
     assert!(
         got == data,
         "{} of {} octets after 1.5 s",
         got.len(),
         data.len()
     );
-    assert_eq!(net.a.stats().retransmits, 8);
+    assert_eq!(net.eps[A].stats().retransmits, 8);
     // ssthresh: half the 8 segments in flight at the timeout.
-    assert_eq!(net.a.status(a).expect("s").ssthresh, 4 * 1460);
+    assert_eq!(net.eps[A].status(a).expect("s").ssthresh, 4 * 1460);
     net.advance(Duration::from_secs(1)); // the last delayed ACK
-    let s = net.a.status(a).expect("s");
+    let s = net.eps[A].status(a).expect("s");
     assert_eq!(s.snd_una, s.snd_nxt);
 }
 
 #[test]
 fn a_lost_syn_ack_leaves_one_segment_for_the_first_flight_and_ssthresh_alone() {
-    let mut net = Net::new(Profile::Rfc9293);
+    let mut net = pair(Profile::Rfc9293);
     let mut dropped = false;
-    net.filter = Box::new(move |from_a, s| {
+    net.link.filter = Box::new(move |from_a, s| {
         let drop = !from_a && s.flags.syn && !dropped;
         dropped |= drop;
         !drop
     });
     let (a, b) = net.establish_within(Duration::from_secs(2));
-    let s = net.b.status(b).expect("s");
+    let s = net.eps[B].status(b).expect("s");
     assert_eq!((s.cwnd, s.ssthresh), (1460, u32::MAX));
     // A's SYN timer ran out too (nothing answered it): one segment as well.
-    let s = net.a.status(a).expect("s");
+    let s = net.eps[A].status(a).expect("s");
     assert_eq!((s.cwnd, s.ssthresh), (1460, u32::MAX));
 }
 
 #[test]
 fn without_the_transition_log_nothing_is_kept_and_traffic_flows() {
-    let mut net = Net::new(Profile::Rfc9293);
-    for (ep, addr, secret) in [(&mut net.a, ip_a(), 1), (&mut net.b, ip_b(), 2)] {
+    let mut net = pair(Profile::Rfc9293);
+    for (ep, (addr, secret)) in net.eps.iter_mut().zip([(ip_a(), 1), (ip_b(), 2)]) {
         let mut cfg = Config::new(vec![addr]);
         cfg.secret = [secret; 32];
         cfg.log_transitions = false;
@@ -1392,10 +1410,14 @@ fn without_the_transition_log_nothing_is_kept_and_traffic_flows() {
     }
     let (a, b) = net.establish();
     let data = pattern(10_000);
-    net.a.send(net.now, a, &data).expect("send");
+    net.eps[A].send(net.now, a, &data).expect("send");
     net.advance(Duration::from_millis(500));
-    assert_eq!(read_all(&mut net.b, net.now, b).0, data);
-    assert!(net.log.is_empty() && net.rows.is_empty(), "{:?}", net.rows);
+    assert_eq!(read_all(&mut net.eps[B], net.now, b).0, data);
+    assert!(
+        net.link.log.is_empty() && net.link.rows.is_empty(),
+        "{:?}",
+        net.link.rows
+    );
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub fn attempt(
         }
     }
     let before = view_in(&rig, state);
-    let suppressed_before = rig.ep.stats().challenge_acks_suppressed;
+    let suppressed_before = rig.ep().stats().challenge_acks_suppressed;
     let (transitions, seg) = match event {
         Event::Segment(ev) => {
             let max_payload = before.map_or(64, |v| (v.rcv_wnd as usize).clamp(2, 64));
@@ -86,9 +86,9 @@ pub fn attempt(
     };
     let row = check::against_table(profile, t)?;
     let after = rig.view();
-    let suppressed = rig.ep.stats().challenge_acks_suppressed > suppressed_before;
+    let suppressed = rig.ep().stats().challenge_acks_suppressed > suppressed_before;
     check::emitted(row, t, seg.as_ref(), after.as_ref(), suppressed)?;
-    rig.ep.check_invariants().map_err(|e| {
+    rig.ep().check_invariants().map_err(|e| {
         format!(
             "[{profile}] {state} × {event} via {}: invariant broken: {e}",
             t.row
@@ -185,7 +185,7 @@ fn expire(rig: &mut Rig, timeout: Timeout) -> Vec<Transition> {
     let want = Event::Timeout { timeout };
     for _ in 0..64 {
         let t = rig.fire_next_timer();
-        if t.is_empty() && rig.ep.poll_timeout().is_none() {
+        if t.is_empty() && rig.ep().poll_timeout().is_none() {
             break;
         }
         if let Some(hit) = t.into_iter().find(|t| t.event == want) {

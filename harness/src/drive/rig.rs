@@ -1,10 +1,13 @@
 //! A rig: one own-stack endpoint under test (192.0.2.1:8080) and a scripted
 //! peer (192.0.2.2:40000) that can bring a connection into any of the eleven
-//! states of RFC 9293 §3.3.2 by exchanging real packets with it.
+//! states of RFC 9293 §3.3.2 by exchanging real packets with it. The
+//! endpoint is the one node of an in-memory network ([`tcp_stack::net`]);
+//! the peer stands outside it and reads what the stack sends there.
 
 use super::concretize::{Concrete, TcbView};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tcp_spec::{Profile, State};
+use tcp_stack::net::{Net, NodeId, Perfect};
 use tcp_stack::packet::{self, Flags, Segment, TcpOptions};
 use tcp_stack::{Config, Endpoint, Handle, Instant, SeqNum, Status, Transition};
 
@@ -14,6 +17,10 @@ pub const STACK_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 pub const PEER_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 pub const STACK_PORT: u16 = 8080;
 pub const PEER_PORT: u16 = 40000;
+/// The stack's node in the rig's network.
+const STACK: NodeId = 0;
+/// At most this many rounds of output at one instant (one node: two do).
+const ROUNDS: usize = 16;
 
 /// Parameters of a rig, chosen at random by the property suites.
 #[derive(Clone, Debug)]
@@ -70,8 +77,9 @@ pub enum DriveError {
 /// The endpoint under test and the peer's knowledge of the connection.
 #[derive(Clone)]
 pub struct Rig {
-    pub ep: Endpoint,
-    pub now: Instant,
+    /// The network of the endpoint under test, its clock, and what the
+    /// stack sent to the peer.
+    pub net: Net<Perfect>,
     pub setup: Setup,
     pub listener: Option<Handle>,
     /// The connection under test, once one exists.
@@ -97,9 +105,11 @@ impl Rig {
         config.log_transitions = true;
         config.nagle = false;
         let ep = Endpoint::new(config).map_err(|e| DriveError::Endpoint(e.to_string()))?;
+        let mut net = Net::new(Perfect, Instant::from_micros(5_000_000));
+        net.keep_outside = true;
+        net.add(ep, vec![STACK_ADDR]);
         Ok(Rig {
-            ep,
-            now: Instant::from_micros(5_000_000),
+            net,
             peer_nxt: setup.peer_isn,
             setup,
             listener: None,
@@ -114,7 +124,8 @@ impl Rig {
     /// Collects the stack's output and transition log after an action;
     /// returns the transitions of that action.
     fn settle(&mut self) -> Vec<Transition> {
-        while let Some(bytes) = self.ep.poll_transmit(self.now) {
+        self.net.collect_output();
+        for bytes in std::mem::take(&mut self.net.outside) {
             if let Ok(seg) = packet::parse(&bytes, |a| a == PEER_ADDR) {
                 // Every SYN carries the ISS of its incarnation.
                 if seg.flags.syn {
@@ -124,7 +135,7 @@ impl Rig {
                 self.emitted.push(seg);
             }
         }
-        let t = self.ep.drain_transitions();
+        let t = self.ep_mut().drain_transitions();
         if self.conn.is_none() {
             // A passive open's connection appears in its first transition.
             self.conn = t
@@ -134,6 +145,20 @@ impl Rig {
         }
         self.rows.extend(t.iter().map(|t| t.row));
         t
+    }
+
+    /// The endpoint under test.
+    pub fn ep(&self) -> &Endpoint {
+        &self.net.eps[STACK]
+    }
+
+    fn ep_mut(&mut self) -> &mut Endpoint {
+        &mut self.net.eps[STACK]
+    }
+
+    /// The rig's virtual clock.
+    pub fn now(&self) -> Instant {
+        self.net.now
     }
 
     /// Takes the segments the stack has sent so far.
@@ -177,29 +202,23 @@ impl Rig {
 
     /// Hands raw bytes to the stack as an arriving packet.
     pub fn inject_bytes(&mut self, bytes: &[u8]) -> Vec<Transition> {
-        self.ep.handle_packet(self.now, bytes);
+        self.net.inject(STACK, bytes);
         self.settle()
     }
 
     /// Moves the clock forward by `us` microseconds, firing due timers.
     pub fn advance(&mut self, us: u64) -> Vec<Transition> {
-        let until = self.now.plus_micros(us);
-        let mut out = Vec::new();
-        while let Some(t) = self.ep.poll_timeout().filter(|t| *t <= until) {
-            self.now = self.now.max(t);
-            self.ep.handle_timeout(self.now);
-            out.extend(self.settle());
-        }
-        self.now = until;
-        out
+        let until = self.now().plus_micros(us);
+        self.net.advance_to(until, ROUNDS);
+        self.settle()
     }
 
     /// Jumps to the stack's next timer and fires it.
     pub fn fire_next_timer(&mut self) -> Vec<Transition> {
-        match self.ep.poll_timeout() {
+        match self.ep().poll_timeout() {
             Some(t) => {
-                self.now = self.now.max(t);
-                self.ep.handle_timeout(self.now);
+                self.net.now = self.net.now.max(t);
+                self.net.fire_due_timers();
                 self.settle()
             }
             None => Vec::new(),
@@ -211,7 +230,7 @@ impl Rig {
         &mut self,
         f: impl FnOnce(&mut Endpoint, Instant, Option<Handle>) -> R,
     ) -> (R, Vec<Transition>) {
-        let r = f(&mut self.ep, self.now, self.conn);
+        let r = f(&mut self.net.eps[STACK], self.net.now, self.conn);
         (r, self.settle())
     }
 
@@ -220,7 +239,7 @@ impl Rig {
     pub fn status(&self) -> Option<Status> {
         self.conn
             .or(self.listener)
-            .and_then(|c| self.ep.status(c).ok())
+            .and_then(|c| self.ep().status(c).ok())
     }
 
     /// The connection's state (CLOSED when there is none).

@@ -96,7 +96,7 @@ pub fn run(input: &WalkInput) -> Result<Vec<&'static str>, String> {
     for (i, step) in input.steps.iter().take(MAX_STEPS).enumerate() {
         let from = state_of(status.as_ref());
         let before = status.as_ref().and_then(|s| rig.view_of(s));
-        let suppressed_before = rig.ep.stats().challenge_acks_suppressed;
+        let suppressed_before = rig.ep().stats().challenge_acks_suppressed;
         let (transitions, aim) = apply(&mut rig, step, from, before);
         // The walk checks each step's transitions itself; what the stack sent
         // is in them, so the parsed copies are not kept.
@@ -117,11 +117,11 @@ pub fn run(input: &WalkInput) -> Result<Vec<&'static str>, String> {
                     t.event
                 )));
             }
-            let suppressed = rig.ep.stats().challenge_acks_suppressed > suppressed_before;
+            let suppressed = rig.ep().stats().challenge_acks_suppressed > suppressed_before;
             let after = status.as_ref().and_then(|s| rig.view_of(s));
             check::emitted(row, t, Some(&c), after.as_ref(), suppressed).map_err(ctx)?;
         }
-        rig.ep.check_invariants().map_err(ctx)?;
+        rig.ep().check_invariants().map_err(ctx)?;
         check_send_window(&rig, status.as_ref(), &transitions).map_err(ctx)?;
         let new_edge = right_edge(&rig, status.as_ref());
         if let (Some((c0, e0)), Some((c1, e1))) = (edge, new_edge) {

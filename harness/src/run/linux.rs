@@ -914,16 +914,7 @@ fn set_opt(raw: RawFd, opt: SockOpt, value: OptValue) -> CallReturn {
                 return CallReturn::err("EINVAL")
                     .with_note(format!("{} = {v} does not fit an int", opt.name()));
             };
-            // SAFETY: `v` is a live int of the length passed.
-            ok_or_err(unsafe {
-                libc::setsockopt(
-                    raw,
-                    level,
-                    name,
-                    (&v as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            })
+            ok_or_err(setsockopt_from(raw, level, name, &v))
         }
         OptValue::Linger { onoff, secs } => {
             let Ok(secs) = libc::c_int::try_from(secs) else {
@@ -934,19 +925,36 @@ fn set_opt(raw: RawFd, opt: SockOpt, value: OptValue) -> CallReturn {
                 l_onoff: libc::c_int::from(onoff),
                 l_linger: secs,
             };
-            // SAFETY: `l` is a live struct linger of the length passed.
-            ok_or_err(unsafe {
-                libc::setsockopt(
-                    raw,
-                    level,
-                    name,
-                    (&l as *const libc::linger).cast(),
-                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                )
-            })
+            ok_or_err(setsockopt_from(raw, level, name, &l))
         }
         OptValue::Errno(_) => CallReturn::err("EINVAL"),
     }
+}
+
+/// `setsockopt` of option `level`/`name` to `v`, a plain C value of the
+/// option's type (`c_int`, `linger`); returns the syscall's result.
+fn setsockopt_from<T: Copy>(
+    raw: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: &T,
+) -> libc::c_int {
+    let len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `v` is a live value of the length passed.
+    unsafe { libc::setsockopt(raw, level, name, (v as *const T).cast(), len) }
+}
+
+/// `getsockopt` of option `level`/`name` into `v`, a plain C value of the
+/// option's type (`c_int`, `linger`); returns the syscall's result.
+fn getsockopt_into<T: Copy>(
+    raw: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: &mut T,
+) -> libc::c_int {
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are live and writable; `len` is T's size.
+    unsafe { libc::getsockopt(raw, level, name, (v as *mut T).cast(), &mut len) }
 }
 
 fn get_opt(raw: RawFd, opt: SockOpt) -> CallReturn {
@@ -956,18 +964,7 @@ fn get_opt(raw: RawFd, opt: SockOpt) -> CallReturn {
             l_onoff: 0,
             l_linger: 0,
         };
-        let mut len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
-        // SAFETY: `l` and `len` are live and writable; `len` is l's size.
-        let rc = unsafe {
-            libc::getsockopt(
-                raw,
-                level,
-                name,
-                (&mut l as *mut libc::linger).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
+        if getsockopt_into(raw, level, name, &mut l) < 0 {
             return last_err();
         }
         let mut r = CallReturn::ok(0);
@@ -978,18 +975,7 @@ fn get_opt(raw: RawFd, opt: SockOpt) -> CallReturn {
         return r;
     }
     let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` are live and writable; `len` is v's size.
-    let rc = unsafe {
-        libc::getsockopt(
-            raw,
-            level,
-            name,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
+    if getsockopt_into(raw, level, name, &mut v) < 0 {
         return last_err();
     }
     let mut r = CallReturn::ok(0);

@@ -323,14 +323,19 @@ impl TimerObs {
         }
     }
 
-    /// What happened, without measured numbers (they go in `measured`,
-    /// outside the snapshots: a real clock jitters).
-    fn what(&self) -> String {
-        let what = if self.prior == 0 {
+    /// Which transmission of the segment this is.
+    fn transmission(&self) -> &'static str {
+        if self.prior == 0 {
             "first transmission"
         } else {
             "retransmission"
-        };
+        }
+    }
+
+    /// What happened, without measured numbers (they go in `measured`,
+    /// outside the snapshots: a real clock jitters).
+    fn what(&self) -> String {
+        let what = self.transmission();
         match (self.observed, self.scripted) {
             (Some(g), Some(s)) if g < s => format!("{what} earlier than scripted"),
             (Some(_), Some(_)) => format!("{what} later than scripted"),
@@ -341,11 +346,7 @@ impl TimerObs {
 
     /// The measured and scripted gaps in milliseconds.
     fn shown(&self) -> String {
-        let what = if self.prior == 0 {
-            "first transmission"
-        } else {
-            "retransmission"
-        };
+        let what = self.transmission();
         match (self.observed, self.scripted) {
             (Some(g), Some(s)) => format!("{what} after {} ms instead of {} ms", ms_f(g), ms_f(s)),
             (Some(g), None) => format!("unscripted {what} after {} ms", ms_f(g)),
