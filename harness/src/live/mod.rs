@@ -102,13 +102,23 @@ const LIVE_NICE: libc::c_int = -10;
 /// fails a live script. Without the privilege (CAP_SYS_NICE) the thread
 /// keeps its priority; nothing else changes.
 pub fn boost_current_thread() {
+    set_thread_nice(LIVE_NICE);
+}
+
+/// Sets the calling thread's nice value (threads and processes it starts
+/// inherit it); failures are ignored (see [`boost_current_thread`]).
+fn set_thread_nice(nice: libc::c_int) {
     // SAFETY: gettid has no preconditions; setpriority changes only the
     // nice value of the thread it names (the calling one).
     unsafe {
         let tid = libc::gettid();
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, LIVE_NICE);
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
     }
 }
+
+/// Held while a namespace is set up: scripts already running beside it
+/// (`--jobs`) see one set-up's `ip` processes at a time, not a burst.
+static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Reads the effective capability set from `/proc/self/status`.
 fn has_capabilities() -> Result<bool> {
@@ -178,6 +188,10 @@ impl LiveNet {
     /// Creates a fresh namespace and sets up the topology described in the
     /// module documentation.
     pub fn setup() -> Result<LiveNet> {
+        // Set-up (and the `ip` processes it starts) runs at normal
+        // priority, one at a time: it must not delay running scripts.
+        set_thread_nice(0);
+        let _one_at_a_time = SETUP.lock().unwrap_or_else(|e| e.into_inner());
         LiveNet::setup_in(Netns::create()?)
     }
 
