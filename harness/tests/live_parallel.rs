@@ -93,7 +93,10 @@ fn diff_with_jobs_gives_the_serial_verdicts_in_order() {
             }
             *p = one(path).snapshot();
         }
-        assert_eq!(s, p, "a parallel run's verdicts differ from the serial run's");
+        assert_eq!(
+            s, p,
+            "a parallel run's verdicts differ from the serial run's"
+        );
     }
     // The order is the script order: each report names its script.
     for (report, name) in side_by_side.iter().zip(SCRIPTS) {
@@ -113,7 +116,7 @@ fn concurrent_targets_do_not_collide() {
     let scripts = scripts();
     let opts = RunOptions::default();
     let make = |i: usize| -> Box<dyn Target> {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             Box::new(LinuxTarget::new().unwrap_or_else(|e| panic!("linux: {e}")))
         } else {
             Box::new(OwnTunTarget::new(Profile::Rfc9293).unwrap_or_else(|e| panic!("own-tun: {e}")))
@@ -294,7 +297,10 @@ fn scheduling_lag() {
         .collect();
     for n in modes {
         let samples = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let par = ParallelArgs { jobs: n, shard: None };
+        let par = ParallelArgs {
+            jobs: n,
+            shard: None,
+        };
         let started = std::time::Instant::now();
         let one = |(target, p): &(&str, PathBuf)| {
             suite::run_with_retries(p, 1 + suite::LIVE_RETRIES, &opts, || {
@@ -312,7 +318,11 @@ fn scheduling_lag() {
         let sum_r = tcp_harness::run::Summary::of(&reports);
         let mut s = samples.lock().unwrap().clone();
         s.sort_unstable();
-        let pct = |q: f64| s.get(((s.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+        let pct = |q: f64| {
+            s.get(((s.len() as f64 - 1.0) * q) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
         println!(
             "jobs {}: {} runs in {:.1} s wall (timelines: sum {:.1} s, longest {:.1} s); \
              passed {} (flaky {}), failed {}; lag over {} injections/calls: \
