@@ -136,10 +136,12 @@ fn linux_divergences_match_their_snapshots() {
         // Serialized: one script, one live target at a time.
         let (rel, mut report) = suite_snapshots::diff_script(path, &opts);
         let name = snapshot_name(&rel);
-        // Live timing can reorder two allowed packets (an immediate ACK and
-        // the application's data): a script whose classified set differs
-        // from its snapshot is run again, twice at most, before insta
-        // compares the last run.
+        // Live timing can reorder two allowed packets: what the kernel sends
+        // during an injection or call is stamped before the next event
+        // (`PeerTap::sync`), but a packet a kernel timer sends (a delayed
+        // ACK on the next tick) can still land on either side of a call.
+        // A script whose classified set differs from its snapshot is run
+        // again, twice at most, before insta compares the last run.
         for _ in 0..2 {
             if stored_body(&name).is_none_or(|b| b == report.snapshot().trim_end()) {
                 break;

@@ -825,7 +825,14 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     };
     let opts = args.tolerance.run_options();
     let serial = ParallelArgs::default();
-    let mut all = match run_all(&scripts, &TargetName::Own, args.profile, &opts, None, &serial) {
+    let mut all = match run_all(
+        &scripts,
+        &TargetName::Own,
+        args.profile,
+        &opts,
+        None,
+        &serial,
+    ) {
         Ok(r) => r,
         Err(e) => return env_error(e),
     };

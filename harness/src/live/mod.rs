@@ -94,6 +94,34 @@ pub fn check_sysctl(name: &str, value: &str) -> Result<()> {
     sysctl::check(name, value).map(|_| ())
 }
 
+/// Nice value of the threads that keep a live script's time (the runner,
+/// the `tun0` reader, the socket worker, the own stack's event loop).
+const LIVE_NICE: libc::c_int = -10;
+
+/// Raises the calling thread's CPU weight (nice [`LIVE_NICE`]) so that
+/// on a machine busy with other work it wakes on time for the script's
+/// next event: these threads sleep almost always, and lateness is what
+/// fails a live script. Without the privilege (CAP_SYS_NICE) the thread
+/// keeps its priority; nothing else changes.
+pub fn boost_current_thread() {
+    set_thread_nice(LIVE_NICE);
+}
+
+/// Sets the calling thread's nice value (threads and processes it starts
+/// inherit it); failures are ignored (see [`boost_current_thread`]).
+fn set_thread_nice(nice: libc::c_int) {
+    // SAFETY: gettid has no preconditions; setpriority changes only the
+    // nice value of the thread it names (the calling one).
+    unsafe {
+        let tid = libc::gettid();
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+    }
+}
+
+/// Held while a namespace is set up: scripts already running beside it
+/// (`--jobs`) see one set-up's `ip` processes at a time, not a burst.
+static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Reads the effective capability set from `/proc/self/status`.
 fn has_capabilities() -> Result<bool> {
     let status = std::fs::read_to_string("/proc/self/status")
@@ -162,6 +190,10 @@ impl LiveNet {
     /// Creates a fresh namespace and sets up the topology described in the
     /// module documentation.
     pub fn setup() -> Result<LiveNet> {
+        // Set-up (and the `ip` processes it starts) runs at normal
+        // priority, one at a time: it must not delay running scripts.
+        set_thread_nice(0);
+        let _one_at_a_time = SETUP.lock().unwrap_or_else(|e| e.into_inner());
         LiveNet::setup_in(Netns::create()?)
     }
 

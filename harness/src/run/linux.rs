@@ -384,6 +384,7 @@ fn serve_calls(
     replies: &Sender<Result<CallOutcome, TargetError>>,
     v6: Arc<AtomicBool>,
 ) {
+    crate::live::boost_current_thread();
     let mut sockets = Sockets {
         fds: BTreeMap::new(),
         v6,

@@ -344,6 +344,7 @@ impl Target for OwnTunTarget {
 /// The event loop: packets from `tun1` into the stack, timers, and the
 /// stack's packets back into `tun1`, until `stop`.
 fn run_event_loop(net: &LiveNet, core: &Mutex<Core>, shared: &Shared) {
+    crate::live::boost_current_thread();
     let lock = || core.lock().unwrap_or_else(|e| e.into_inner());
     while !shared.stop.load(Ordering::Relaxed) {
         let mut batch = Vec::new();

@@ -208,7 +208,10 @@ where
     let progress = Mutex::new(crate::progress::Progress::new(items.len()));
     let announce = |t: &T| {
         let what = label(t);
-        progress.lock().unwrap_or_else(|e| e.into_inner()).next(&what);
+        progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next(&what);
     };
     let jobs = par.jobs_for(estimates);
     map_ordered(items, jobs, &longest_first(estimates), &announce, f)
@@ -236,7 +239,13 @@ pub fn map_scripts<R: Send>(
         ..*par
     };
     let par = if live { par } else { &serial };
-    map_live(scripts, &estimates, par, &|p| format!("{label} {}", p.display()), f)
+    map_live(
+        scripts,
+        &estimates,
+        par,
+        &|p| format!("{label} {}", p.display()),
+        f,
+    )
 }
 
 /// A live job of `check`: a script on `own-tun`, or compared on `linux`.
@@ -344,10 +353,7 @@ mod tests {
             let e = bad.parse::<Shard>().unwrap_err();
             assert!(e.contains("expected I/N"), "{bad}: {e}");
         }
-        assert_eq!(
-            " 3 / 3 ".parse::<Shard>(),
-            Ok(Shard { index: 3, count: 3 })
-        );
+        assert_eq!(" 3 / 3 ".parse::<Shard>(), Ok(Shard { index: 3, count: 3 }));
     }
 
     #[test]
@@ -355,7 +361,10 @@ mod tests {
         assert_eq!(default_jobs(&[]), 1);
         assert_eq!(default_jobs(&[5_000_000]), 1);
         // 10 s over jobs of at most 4 s: three workers.
-        assert_eq!(default_jobs(&[4_000_000, 3_000_000, 2_000_000, 1_000_000]), 3);
+        assert_eq!(
+            default_jobs(&[4_000_000, 3_000_000, 2_000_000, 1_000_000]),
+            3
+        );
         assert_eq!(default_jobs(&[1_000_000; 100]), MAX_DEFAULT_JOBS);
         assert_eq!(default_jobs(&[0, 0]), 2);
         assert_eq!(longest_first(&[1, 3, 2, 3]), vec![1, 3, 2, 0]);
@@ -379,7 +388,11 @@ mod tests {
             let mut s = started.lock().unwrap().clone();
             assert_eq!(s.len(), 40, "each item runs once");
             if jobs == 1 {
-                assert_eq!(s, (0..40).rev().collect::<Vec<_>>(), "one worker follows the schedule");
+                assert_eq!(
+                    s,
+                    (0..40).rev().collect::<Vec<_>>(),
+                    "one worker follows the schedule"
+                );
             }
             s.sort();
             assert_eq!(s, items);

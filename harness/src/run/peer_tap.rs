@@ -110,6 +110,9 @@ impl PeerTap {
         clock: ScriptClock,
         fix: fn(&mut Vec<u8>),
     ) -> Result<PeerTap, TargetError> {
+        // The runner's thread (this one) and the reader keep the script's
+        // time: they wake first on a busy machine.
+        crate::live::boost_current_thread();
         let stop = Arc::new(AtomicBool::new(false));
         let gate = Arc::new(Mutex::new(()));
         let (tx, packets) = mpsc::channel();
@@ -261,6 +264,7 @@ impl Drop for PeerTap {
 /// It waits for a packet without the gate and reads under it, so
 /// [`PeerTap::sync`] never waits for a read slice.
 fn read_tun0(net: &LiveNet, stop: &AtomicBool, gate: &Mutex<()>, tx: &Sender<Packet>) {
+    crate::live::boost_current_thread();
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = net.tun0().wait_readable(READ_SLICE) {
             let _ = tx.send(Err(e.to_string()));
