@@ -479,7 +479,13 @@ fn serve_cmd(args: ServeArgs) -> Result<ExitCode, CliError> {
             return Ok(ExitCode::from(2));
         }
     };
-    match run_cli(mode, args.impair.as_deref(), args.port, duration, args.timers) {
+    match run_cli(
+        mode,
+        args.impair.as_deref(),
+        args.port,
+        duration,
+        args.timers,
+    ) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("tcpconform: {e}");
