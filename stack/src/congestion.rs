@@ -337,10 +337,16 @@ mod tests {
         c.cwnd = 10_000;
         assert!(c.may_enter_sack_recovery(SeqNum(0)));
         c.enter_sack_recovery(10_000, SeqNum(11_000), SMSS);
-        assert_eq!((c.cwnd, c.ssthresh, c.phase), (5000, 5000, Phase::SackRecovery));
+        assert_eq!(
+            (c.cwnd, c.ssthresh, c.phase),
+            (5000, 5000, Phase::SackRecovery)
+        );
         assert!(!c.may_enter_sack_recovery(SeqNum(5000)));
         // Partial ACKs and duplicates leave cwnd alone.
-        assert_eq!(c.on_new_ack(SeqNum(5000), 4000, 6000, SMSS), AckAction::None);
+        assert_eq!(
+            c.on_new_ack(SeqNum(5000), 4000, 6000, SMSS),
+            AckAction::None
+        );
         c.on_dup_ack(1, SeqNum(5000), 6000, SeqNum(11_000), SMSS);
         assert_eq!((c.cwnd, c.phase), (5000, Phase::SackRecovery));
         c.on_new_ack(SeqNum(11_000), 6000, 0, SMSS);

@@ -130,9 +130,9 @@ pub(crate) struct Ctx<'a> {
     pub now: Instant,
     pub p: &'a ConnParams,
     pub stats: &'a mut Stats,
-    /// Packet buffers given back for reuse ([`crate::Endpoint::recycle`]).
-    pub spare: &'a mut Vec<Vec<u8>>,
-    pub out: Vec<(Vec<u8>, SegmentSummary)>,
+    /// Buffers kept for reuse ([`crate::Endpoint::recycle`]).
+    pub spare: &'a mut crate::spare::Spare,
+    pub out: crate::spare::Emitted,
     pub row: Option<&'static str>,
 }
 
@@ -141,14 +141,15 @@ impl<'a> Ctx<'a> {
         now: Instant,
         p: &'a ConnParams,
         stats: &'a mut Stats,
-        spare: &'a mut Vec<Vec<u8>>,
+        spare: &'a mut crate::spare::Spare,
     ) -> Self {
+        let out = spare.list();
         Ctx {
             now,
             p,
             stats,
             spare,
-            out: Vec::new(),
+            out,
             row: None,
         }
     }
@@ -161,11 +162,11 @@ impl<'a> Ctx<'a> {
     /// Encodes `seg` at once (its payload may borrow the send buffer) and
     /// queues the packet.
     pub fn emit<P: Payload>(&mut self, seg: &Segment<P>, cause: Cause) {
-        let mut packet = self.spare.pop().unwrap_or_default();
+        let mut packet = self.spare.packet();
         match crate::packet::build_into(seg, &mut packet) {
             Ok(()) => self.out.push((packet, SegmentSummary::of(seg, cause))),
             Err(_) => {
-                self.spare.push(packet);
+                self.spare.give_packet(packet);
                 self.stats.build_errors = self.stats.build_errors.saturating_add(1);
             }
         }
@@ -918,7 +919,11 @@ impl Conn {
     /// RECEIVE (RFC 9293 §3.10.3): copies buffered data; 0 means end of
     /// stream. A window update goes out when the window grew by at least
     /// min(buffer/2, MSS) since last advertised (§3.8.6.2.2).
-    pub fn receive(&mut self, ctx: &mut Ctx<'_>, buf: &mut [u8]) -> Result<usize, Error> {
+    pub fn receive<S: crate::ring::Sink>(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: S,
+    ) -> Result<usize, Error> {
         match self.state {
             State::Closed => {
                 ctx.record("CLOSED.CALL");
@@ -939,8 +944,9 @@ impl Conn {
                 if self.read_shut {
                     return Ok(0);
                 }
+                let wants = !buf.wants_nothing();
                 let n = self.copy_out(buf);
-                if n == 0 && !buf.is_empty() {
+                if n == 0 && wants {
                     return Err(Error::WouldBlock);
                 }
                 let edge = self.rcv_nxt + self.rcv_wnd(ctx.p);
@@ -962,8 +968,8 @@ impl Conn {
         }
     }
 
-    fn copy_out(&mut self, buf: &mut [u8]) -> usize {
-        crate::ring::take_front(&mut self.rcv_buf, buf)
+    fn copy_out<S: crate::ring::Sink>(&mut self, buf: S) -> usize {
+        buf.take(&mut self.rcv_buf)
     }
 
     /// Shuts the receiving direction: buffered and later data is discarded.

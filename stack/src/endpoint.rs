@@ -298,7 +298,7 @@ pub struct Endpoint {
     listeners: BTreeMap<Handle, Listener>,
     tx: VecDeque<Vec<u8>>,
     /// Packet buffers handed back by the user, reused for output.
-    spare: Vec<Vec<u8>>,
+    spare: crate::spare::Spare,
     transitions: Vec<Transition>,
     stats: Stats,
 }
@@ -360,7 +360,7 @@ impl Endpoint {
             last_tuple: None,
             listeners: BTreeMap::new(),
             tx: VecDeque::new(),
-            spare: Vec::new(),
+            spare: crate::spare::Spare::default(),
             transitions: Vec::new(),
             stats: Stats::default(),
         })
@@ -620,18 +620,19 @@ impl Endpoint {
         conn: Option<Handle>,
         hop: (State, Event, State),
         row: Option<&'static str>,
-        out: Vec<(Vec<u8>, SegmentSummary)>,
+        mut out: crate::spare::Emitted,
     ) {
         let (from, event, to) = hop;
         let log = self.config.log_transitions;
         let mut emitted = Vec::with_capacity(if log { out.len() } else { 0 });
-        for (packet, summary) in out {
+        for (packet, summary) in out.drain(..) {
             if log {
                 emitted.push(summary);
             }
             self.stats.packets_out = self.stats.packets_out.saturating_add(1);
             self.tx.push_back(packet);
         }
+        self.spare.give_list(out);
         if let Some(row) = row.filter(|_| log) {
             self.transitions.push(Transition {
                 at: now,
@@ -695,10 +696,7 @@ impl Endpoint {
     /// so that its allocation carries a later packet (optional; a few
     /// buffers are kept, the rest freed).
     pub fn recycle(&mut self, packet: Vec<u8>) {
-        const KEEP: usize = 64;
-        if self.spare.len() < KEEP {
-            self.spare.push(packet);
-        }
+        self.spare.give_packet(packet);
     }
 
     /// When [`Endpoint::handle_timeout`] should be called next.
@@ -1028,6 +1026,26 @@ impl Endpoint {
 
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is the end of the stream.
     pub fn recv(&mut self, now: Instant, h: Handle, buf: &mut [u8]) -> Result<usize> {
+        self.recv_into(now, h, buf)
+    }
+
+    /// RECEIVE without a copy by the stack (RFC 9293 §3.10.3): `f` is
+    /// shown the readable octets in place (the first contiguous piece of
+    /// the receive queue; call again for the rest) and returns how many it
+    /// consumed, which leave the queue as [`Endpoint::recv`] would take
+    /// them (window updates included). `Ok(0)` is the end of the stream;
+    /// nothing readable yet is [`Error::WouldBlock`], and `f` is not
+    /// called then.
+    pub fn recv_with(
+        &mut self,
+        now: Instant,
+        h: Handle,
+        f: impl FnOnce(&[u8]) -> usize,
+    ) -> Result<usize> {
+        self.recv_into(now, h, crate::ring::InPlace(f))
+    }
+
+    fn recv_into(&mut self, now: Instant, h: Handle, buf: impl crate::ring::Sink) -> Result<usize> {
         if self.listeners.contains_key(&h) {
             self.log_call(now, h, State::Listen, UserCall::Receive, "PRE.RECEIVE");
             return Err(Error::NotConnected);

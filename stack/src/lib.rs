@@ -43,6 +43,7 @@ pub(crate) mod ring;
 pub(crate) mod rto;
 pub mod sack;
 pub(crate) mod seq;
+pub(crate) mod spare;
 pub mod time;
 
 pub use conn::{Cause, Handle};

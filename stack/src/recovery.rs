@@ -54,6 +54,11 @@ pub struct SackSender {
     /// RescueRxt of rule 4: the recovery point of the episode whose rescue
     /// retransmission was made.
     rescue_rxt: Option<SeqNum>,
+    /// Retransmissions of this recovery not yet SACKed or acknowledged:
+    /// the range and SND.NXT when it was sent.
+    in_flight_rxt: Vec<(SeqNum, SeqNum, SeqNum)>,
+    /// Retransmitted ranges found lost again, to send once more first.
+    relost: Vec<(SeqNum, SeqNum)>,
 }
 
 impl SackSender {
@@ -63,6 +68,8 @@ impl SackSender {
     pub fn reset(&mut self) {
         self.sacked.clear();
         self.in_recovery = false;
+        self.in_flight_rxt.clear();
+        self.relost.clear();
     }
 
     /// Nothing is SACKed.
@@ -90,7 +97,40 @@ impl SackSender {
             }
             new |= self.insert(l, r);
         }
+        if new {
+            self.find_lost_retransmissions(una);
+        }
         new
+    }
+
+    /// A retransmission is taken as lost when data first sent after it
+    /// has been SACKed while it has not: segments sent later arrived, so it
+    /// should have too. RFC 6675 alone notices a lost retransmission only
+    /// by the retransmission timer; this is the time-order test of RACK
+    /// (RFC 8985 §6.2) reduced to send order, as Linux applied it before
+    /// RACK (`tcp_mark_lost_retrans`). The range goes to the front of
+    /// `NextSeg()`.
+    fn find_lost_retransmissions(&mut self, una: SeqNum) {
+        let highest = match self.sacked.last() {
+            Some(&(_, r)) => r,
+            None => return,
+        };
+        let sacked = &self.sacked;
+        let covered =
+            |l: SeqNum, r: SeqNum| !l.lt(r) || sacked.iter().any(|(bl, br)| bl.le(l) && br.ge(r));
+        let mut lost = Vec::new();
+        self.in_flight_rxt.retain(|&(l, r, sent_nxt)| {
+            let l = l.max(una);
+            if covered(l, r) {
+                return false;
+            }
+            if highest.gt(sent_nxt) {
+                lost.push((l, r));
+                return false;
+            }
+            true
+        });
+        self.relost.extend(lost);
     }
 
     /// Merges `[l, r)` into the sorted list; returns whether it added
@@ -116,7 +156,10 @@ impl SackSender {
 
     /// Octets SACKed.
     fn total(&self) -> u64 {
-        self.sacked.iter().map(|(l, r)| u64::from(r.since(*l))).sum()
+        self.sacked
+            .iter()
+            .map(|(l, r)| u64::from(r.since(*l)))
+            .sum()
     }
 
     /// `IsLost(seq)` of RFC 6675 §4: DupThresh or more discontiguous
@@ -184,6 +227,28 @@ impl SackSender {
     /// `NextSeg()` of RFC 6675 §4 with `new_data` saying whether unsent
     /// data fits the peer's window (rule 2).
     pub fn next_seg(&mut self, una: SeqNum, nxt: SeqNum, smss: u32, new_data: bool) -> Next {
+        // First, a retransmission found lost again (see
+        // `find_lost_retransmissions`), as far as it is still unSACKed.
+        while let Some(&(l, r)) = self.relost.first() {
+            let l = l.max(una);
+            let hole = self.holes(l, r).next();
+            match hole {
+                Some((hl, hr)) => {
+                    let end = hr.min(hl + smss);
+                    if let Some(first) = self.relost.first_mut() {
+                        first.0 = end;
+                    }
+                    return Next::Retransmit {
+                        seq: hl,
+                        end,
+                        rescue: false,
+                    };
+                }
+                None => {
+                    self.relost.remove(0);
+                }
+            }
+        }
         let from = self.high_rxt.max(una);
         // Rule 1: the first unSACKed octet above HighRxt that is lost.
         let mut not_lost = None;
@@ -235,6 +300,8 @@ impl SackSender {
         self.in_recovery = true;
         self.recovery_point = nxt;
         self.high_rxt = una;
+        self.in_flight_rxt.clear();
+        self.relost.clear();
     }
 
     /// A cumulative ACK reached `una`; ends recovery once it covers the
@@ -242,16 +309,23 @@ impl SackSender {
     pub fn on_cumulative(&mut self, una: SeqNum) -> bool {
         if self.in_recovery && una.ge(self.recovery_point) {
             self.in_recovery = false;
+            self.in_flight_rxt.clear();
+            self.relost.clear();
             return true;
         }
         false
     }
 
     /// The sequence numbers `[seq, end)` were retransmitted (RFC 6675 §5
-    /// step C.2: HighRxt follows them unless rule 4 sent them).
-    pub fn retransmitted(&mut self, end: SeqNum, rescue: bool) {
+    /// step C.2: HighRxt follows them unless rule 4 sent them); they are
+    /// watched for a second loss.
+    /// `nxt` is SND.NXT at the time.
+    pub fn retransmitted(&mut self, seq: SeqNum, end: SeqNum, nxt: SeqNum, rescue: bool) {
         if !rescue {
             self.high_rxt = self.high_rxt.max(end);
+        }
+        if self.in_recovery {
+            self.in_flight_rxt.push((seq, end, nxt));
         }
     }
 }
@@ -311,7 +385,7 @@ mod tests {
         sb.update(s(0), s(1000), &blocks(&[(100, 400)]));
         assert_eq!(sb.pipe(s(0), s(1000), SMSS), 600);
         sb.enter(s(0), s(1000));
-        sb.retransmitted(s(100), false);
+        sb.retransmitted(s(0), s(100), s(1000), false);
         assert_eq!(sb.pipe(s(0), s(1000), SMSS), 700);
     }
 
@@ -329,7 +403,7 @@ mod tests {
                 rescue: false
             }
         );
-        sb.retransmitted(s(100), false);
+        sb.retransmitted(s(0), s(100), s(1000), false);
         // [400, 500) has only 100 octets SACKed above: not lost. New data
         // comes first.
         assert_eq!(sb.next_seg(s(0), s(1000), SMSS, true), Next::NewData);
@@ -341,7 +415,7 @@ mod tests {
                 rescue: false
             }
         );
-        sb.retransmitted(s(500), false);
+        sb.retransmitted(s(400), s(500), s(1000), false);
         // Nothing below a SACKed octet is left: the rescue covers the
         // highest unSACKed octet, once.
         assert_eq!(
@@ -355,5 +429,28 @@ mod tests {
         assert_eq!(sb.next_seg(s(0), s(1000), SMSS, false), Next::Nothing);
         assert!(!sb.on_cumulative(s(999)));
         assert!(sb.on_cumulative(s(1000)));
+    }
+
+    #[test]
+    fn a_retransmission_overtaken_by_later_data_is_sent_again() {
+        let mut sb = SackSender::default();
+        sb.update(s(0), s(1000), &blocks(&[(100, 400)]));
+        sb.enter(s(0), s(1000));
+        sb.retransmitted(s(0), s(100), s(1000), false);
+        // New data [1000, 1100) is sent after the retransmission.
+        assert_eq!(sb.next_seg(s(0), s(1100), SMSS, true), Next::NewData);
+        // A SACK of data sent before the retransmission says nothing.
+        sb.update(s(0), s(1100), &blocks(&[(400, 500)]));
+        assert_eq!(sb.next_seg(s(0), s(1100), SMSS, true), Next::NewData);
+        // The new data arrived, the retransmission did not: send it again.
+        sb.update(s(0), s(1100), &blocks(&[(1000, 1100)]));
+        let again = Next::Retransmit {
+            seq: s(0),
+            end: s(100),
+            rescue: false,
+        };
+        assert_eq!(sb.next_seg(s(0), s(1100), SMSS, true), again);
+        // Once.
+        assert_eq!(sb.next_seg(s(0), s(1100), SMSS, true), Next::NewData);
     }
 }

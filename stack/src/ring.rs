@@ -14,6 +14,45 @@ pub fn parts(q: &VecDeque<u8>, off: usize, len: usize) -> [&[u8]; 2] {
     [first, b.get(from..to).unwrap_or(&[])]
 }
 
+/// Where RECEIVE puts what it takes from the receive queue: a caller's
+/// buffer (a copy), or a closure that reads the queue in place.
+pub trait Sink {
+    /// A request for no octets at all (a zero-length buffer).
+    fn wants_nothing(&self) -> bool;
+    /// Takes octets from the front of `q`; returns how many.
+    fn take(self, q: &mut VecDeque<u8>) -> usize;
+}
+
+impl Sink for &mut [u8] {
+    fn wants_nothing(&self) -> bool {
+        self.is_empty()
+    }
+
+    fn take(self, q: &mut VecDeque<u8>) -> usize {
+        take_front(q, self)
+    }
+}
+
+/// A closure shown the first contiguous piece of the queue, returning how
+/// many of its octets it consumed (no copy by the stack).
+pub struct InPlace<F>(pub F);
+
+impl<F: FnOnce(&[u8]) -> usize> Sink for InPlace<F> {
+    fn wants_nothing(&self) -> bool {
+        false
+    }
+
+    fn take(self, q: &mut VecDeque<u8>) -> usize {
+        let (a, _) = q.as_slices();
+        if a.is_empty() {
+            return 0;
+        }
+        let n = (self.0)(a).min(a.len());
+        q.drain(..n);
+        n
+    }
+}
+
 /// Moves octets from the front of `q` into `buf`; returns how many.
 pub fn take_front(q: &mut VecDeque<u8>, buf: &mut [u8]) -> usize {
     let n = buf.len().min(q.len());

@@ -85,7 +85,10 @@ impl Pair {
             if seg.flags.syn {
                 self.a_iss = Some(seg.seq.0);
             }
-            let off = seg.seq.0.wrapping_sub(self.a_iss.unwrap_or(0).wrapping_add(1));
+            let off = seg
+                .seq
+                .0
+                .wrapping_sub(self.a_iss.unwrap_or(0).wrapping_add(1));
             let data = !seg.payload.is_empty();
             let first = data && self.seen.insert(off);
             self.a_sent.push(seg.clone());
@@ -170,7 +173,11 @@ fn sack_permitted_is_used_only_when_both_syns_carry_it() {
         let syn = p.a_sent.iter().find(|s| s.flags.syn).expect("a SYN");
         let synack = p.b_sent.iter().find(|s| s.flags.syn).expect("a SYN-ACK");
         assert_eq!(syn.options.sack_permitted, sa, "SYN of A (sack {sa})");
-        assert_eq!(synack.options.sack_permitted, sa && sb, "SYN-ACK ({sa}, {sb})");
+        assert_eq!(
+            synack.options.sack_permitted,
+            sa && sb,
+            "SYN-ACK ({sa}, {sb})"
+        );
         // A hole: B holds later data. Blocks only when both permit SACK.
         p.drop_once.insert(0);
         let data = stream(8 * MSS);
@@ -232,7 +239,8 @@ fn lossy_window(sack: bool) -> (u32, usize, Vec<u8>, Vec<u8>) {
     let warm = stream(60 * MSS);
     assert_eq!(p.transfer(&warm), warm);
     let base = 60 * m;
-    p.drop_once.extend([base + 3 * m, base + 6 * m, base + 9 * m]);
+    p.drop_once
+        .extend([base + 3 * m, base + 6 * m, base + 9 * m]);
     p.rounds = 0;
     let got = p.transfer(&data);
     (p.rounds, p.rtos, got, data)

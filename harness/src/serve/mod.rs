@@ -504,8 +504,14 @@ mod tests {
         assert!(matches!(serve(o), Err(ServeError::Options(_))));
         let o = ServeOptions::new(ServeMode::Http(PathBuf::from("/nonexistent/tcpconform")));
         assert!(matches!(serve(o), Err(ServeError::Options(_))));
-        assert!(run_cli(ServeMode::Echo, Some("loss=2"), None, None, ServeTimers::default())
-            .unwrap_err()
-            .contains("between 0 and 1"));
+        assert!(run_cli(
+            ServeMode::Echo,
+            Some("loss=2"),
+            None,
+            None,
+            ServeTimers::default()
+        )
+        .unwrap_err()
+        .contains("between 0 and 1"));
     }
 }

@@ -22,7 +22,8 @@ impl Conn {
             AckClass::Dup => self.snd_una,
             _ => return false,
         };
-        self.sack.update(una, self.snd_nxt, &seg.options.sack_blocks)
+        self.sack
+            .update(una, self.snd_nxt, &seg.options.sack_blocks)
     }
 
     /// A cumulative acknowledgment moved SND.UNA to `ack`: recovery ends
@@ -71,8 +72,9 @@ impl Conn {
         ctx.stats.fast_retransmits = ctx.stats.fast_retransmits.saturating_add(1);
         self.rtt_probe = None; // Karn (RFC 6298 §3)
         let hole_end = self.sack.first_hole_end(self.snd_una, self.snd_nxt);
-        let end = self.retransmit_range(ctx, self.snd_una, hole_end, Cause::FastRetransmit);
-        self.sack.retransmitted(end, false);
+        let una = self.snd_una;
+        let end = self.retransmit_range(ctx, una, hole_end, Cause::FastRetransmit);
+        self.sack.retransmitted(una, end, self.snd_nxt, false);
     }
 
     /// Step (C) of RFC 6675 §5: while cwnd exceeds the pipe by a segment,
@@ -84,9 +86,8 @@ impl Conn {
         let mut pipe = self.sack.pipe(self.snd_una, self.snd_nxt, smss);
         while pipe.saturating_add(smss) <= self.cc.cwnd {
             let rwnd_end = self.snd_una + self.snd_wnd;
-            let new_data = !self.fin_sent
-                && self.data_end().gt(self.snd_nxt)
-                && rwnd_end.gt(self.snd_nxt);
+            let new_data =
+                !self.fin_sent && self.data_end().gt(self.snd_nxt) && rwnd_end.gt(self.snd_nxt);
             match self
                 .sack
                 .next_seg(self.snd_una, self.snd_nxt, smss, new_data)
@@ -98,7 +99,7 @@ impl Conn {
                     }
                     self.rtt_probe = None; // Karn (RFC 6298 §3)
                     ctx.stats.retransmits = ctx.stats.retransmits.saturating_add(1);
-                    self.sack.retransmitted(after, rescue);
+                    self.sack.retransmitted(seq, after, self.snd_nxt, rescue);
                     pipe = pipe.saturating_add(after.since(seq));
                 }
                 Next::NewData => match self.send_new_segment(ctx, rwnd_end) {

@@ -1,0 +1,256 @@
+//! Goodput under loss: 4 MiB from one own-stack endpoint to another
+//! through the harness's impairment model at 0 %, 1 %, 5 % and 10 % loss
+//! (both directions), with the RFC profile's timers and NewReno (`serve
+//! --timers rfc`, what `serve` ran before SACK) next to realistic timers
+//! with SACK (`serve --timers realistic`, the default: 200 ms minimum RTO,
+//! RFC 2018 blocks, RFC 6675 recovery).
+//!
+//! Two measurements:
+//! - **in memory** (always): `tcp_harness::sim::Net` on its virtual clock,
+//!   1 ms one-way delay (2 ms RTT), unlimited bandwidth; goodput is the
+//!   payload over the virtual time from the first SYN to the last octet
+//!   read, median over five impairment seeds;
+//! - **live** (as root; otherwise `skipped: <reason>`): `serve --http` in
+//!   its namespace, a kernel client downloading a 4 MiB file over TUN with
+//!   `--impair loss=P` (so the own stack is the sender whose recovery is
+//!   measured), wall-clock time, median of `--runs N` (default 3). The RFC
+//!   timers run only with `--rfc` (at 5 % loss a transfer takes about a
+//!   minute).
+//!
+//! Run with `cargo bench --bench goodput [-- --runs N --rfc --no-live]`;
+//! `GOODPUT_DEBUG=1` also prints the sender's counters and the times of its
+//! retransmission timeouts for every in-memory transfer.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant as WallInstant};
+use tcp_harness::impair::Impairment;
+use tcp_harness::serve::{serve, ServeMode, ServeOptions, ServeTimers};
+use tcp_harness::sim::Net;
+use tcp_stack::{Config, Endpoint};
+
+const MIB: usize = 1 << 20;
+const SIZE: usize = 4 * MIB;
+const LOSSES: [f64; 4] = [0.0, 0.01, 0.05, 0.10];
+const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(3)
+        .clamp(1, 50);
+    in_memory();
+    if flag("--no-live") {
+        return;
+    }
+    if let Err(e) = tcp_harness::live::available() {
+        println!("live: skipped: {e}");
+        return;
+    }
+    let mut timers = vec![ServeTimers::Realistic];
+    if flag("--rfc") {
+        timers.push(ServeTimers::Rfc);
+    }
+    if let Err(e) = live(runs, &timers) {
+        eprintln!("live goodput failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn label(t: ServeTimers) -> &'static str {
+    match t {
+        ServeTimers::Realistic => "realistic + SACK",
+        ServeTimers::Rfc => "rfc + NewReno",
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn in_memory() {
+    println!("in memory: 4 MiB, 1 ms one-way delay, median of 5 seeds (MiB/s of virtual time)");
+    for timers in [ServeTimers::Rfc, ServeTimers::Realistic] {
+        let mut row = format!("  {:<18}", label(timers));
+        for loss in LOSSES {
+            let mut v: Vec<f64> = (1..=5u64)
+                .map(|seed| simulated(timers, loss, seed))
+                .collect();
+            row += &format!(" {:>5.1} %: {:>7.2}", loss * 100.0, median(&mut v));
+        }
+        println!("{row}");
+    }
+}
+
+fn sim_endpoint(addr: IpAddr, secret: u8, timers: ServeTimers) -> Endpoint {
+    let mut c = Config::new(vec![addr]);
+    c.secret = [secret; 32];
+    // serve's buffers (1 MiB) and timers.
+    c.recv_buf = MIB;
+    c.send_buf = MIB;
+    timers.configure(&mut c);
+    c.log_transitions = std::env::var_os("GOODPUT_DEBUG").is_some();
+    Endpoint::new(c).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// MiB/s of virtual time for one simulated transfer.
+fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
+    let imp = Impairment {
+        loss,
+        delay: Duration::from_millis(1),
+        seed,
+        ..Impairment::none()
+    };
+    let mut net = Net::new(imp);
+    let a = net.add(sim_endpoint(A, 1, timers), vec![A]);
+    let b = net.add(sim_endpoint(B, 2, timers), vec![B]);
+    let start = net.now();
+    let (listener, conn) = {
+        let now = net.now();
+        let l = net
+            .ep(b)
+            .and_then(|e| e.listen(now, Some(B), 80, 4).ok())
+            .expect("listen");
+        let c = net
+            .ep(a)
+            .and_then(|e| {
+                e.connect(now, SocketAddr::new(A, 0), SocketAddr::new(B, 80))
+                    .ok()
+            })
+            .expect("connect");
+        (l, c)
+    };
+    let data = vec![0x5au8; 64 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut sent, mut got, mut peer) = (0usize, 0usize, None);
+    let limit = start.plus_micros(3_600 * 1_000_000);
+    let done = net.run_until(limit, |net| {
+        let now = net.now();
+        if let Some(ea) = net.ep(a) {
+            while sent < SIZE {
+                match ea.send(now, conn, &data[..data.len().min(SIZE - sent)]) {
+                    Ok(n) if n > 0 => sent += n,
+                    _ => break,
+                }
+            }
+        }
+        if let Some(eb) = net.ep(b) {
+            if peer.is_none() {
+                peer = eb.accept(listener).ok().map(|(h, _)| h);
+            }
+            if let Some(h) = peer {
+                while let Ok(n) = eb.recv(now, h, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
+                }
+            }
+        }
+        got >= SIZE
+    });
+    assert!(
+        done,
+        "{} at {loss}: only {got} of {SIZE} octets",
+        label(timers)
+    );
+    if std::env::var_os("GOODPUT_DEBUG").is_some() {
+        let ea = net.ep(a).expect("a");
+        let tr = ea.drain_transitions();
+        let rtos: Vec<(u64, u64)> = tr
+            .iter()
+            .filter(|t| t.row == "SYNC.RTO")
+            .map(|t| {
+                (
+                    t.at.as_micros() / 1000,
+                    t.emitted.first().map_or(0, |e| u64::from(e.seq)),
+                )
+            })
+            .collect();
+        eprintln!("rtos {}: {rtos:?}", rtos.len());
+        eprintln!(
+            "{} {loss} seed {seed}: {:?} {:?}",
+            label(timers),
+            ea.stats(),
+            ea.status(conn).map(|s| s.rto_us)
+        );
+    }
+    let secs = net.now().as_micros().saturating_sub(start.as_micros()) as f64 / 1e6;
+    SIZE as f64 / MIB as f64 / secs.max(1e-9)
+}
+
+fn live(runs: usize, timers: &[ServeTimers]) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("tcpconform-goodput-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let file = dir.join("4mib");
+    std::fs::write(&file, vec![0xa5u8; SIZE]).map_err(|e| e.to_string())?;
+    println!("live: serve --http, a kernel client downloads 4 MiB over TUN, median of {runs} runs (MiB/s)");
+    let result = (|| {
+        for &t in timers {
+            let mut row = format!("  {:<18}", label(t));
+            for loss in LOSSES {
+                let mut v = Vec::new();
+                for run in 0..runs {
+                    v.push(download(&dir, t, loss, run as u64 + 1)?);
+                }
+                row += &format!(" {:>5.1} %: {:>7.2}", loss * 100.0, median(&mut v));
+            }
+            println!("{row}");
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// MiB/s of one live download through `serve` impaired by `loss`.
+fn download(
+    dir: &std::path::Path,
+    timers: ServeTimers,
+    loss: f64,
+    seed: u64,
+) -> Result<f64, String> {
+    let mut opts = ServeOptions::new(ServeMode::Http(dir.to_path_buf()));
+    opts.timers = timers;
+    if loss > 0.0 {
+        opts.impair = Some(Impairment {
+            loss,
+            seed,
+            ..Impairment::none()
+        });
+    }
+    let h = serve(opts).map_err(|e| e.to_string())?;
+    let addr = SocketAddr::V4(h.address());
+    let mut s = h
+        .netns()
+        .run_in(move || TcpStream::connect_timeout(&addr, Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(300)))
+        .map_err(|e| e.to_string())?;
+    let started = WallInstant::now();
+    s.write_all(b"GET /4mib HTTP/1.0\r\n\r\n")
+        .map_err(|e| format!("request: {e}"))?;
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => return Err(format!("download: {e} after {total} octets")),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    h.stop().map_err(|e| e.to_string())?;
+    if total < SIZE {
+        return Err(format!("only {total} of {SIZE} octets arrived"));
+    }
+    Ok(SIZE as f64 / MIB as f64 / secs.max(1e-9))
+}
