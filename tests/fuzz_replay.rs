@@ -47,17 +47,56 @@ fn segment_input_corpus_replays() {
     }
 }
 
-/// Regenerates `corpus/segment_input/` (one seed per table row a random
-/// walk reaches): `cargo test --test fuzz_replay -- --ignored regenerate`.
+/// Regenerates `corpus/segment_input/row-*` (one seed per table row a
+/// random walk reaches; the old `row-*` seeds go, `regressions/` stays):
+/// `cargo test --release --test fuzz_replay -- --ignored regenerate`.
 #[test]
 #[ignore]
 fn regenerate_segment_input_seeds() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/segment_input");
     let seeds = tcp_harness::fuzzing::segment_input_seeds(300_000, 1);
+    assert!(!seeds.is_empty(), "no walk reached a row");
+    for entry in std::fs::read_dir(&dir)
+        .expect("corpus/segment_input")
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with("row-") {
+            std::fs::remove_file(entry.path()).expect("remove an old seed");
+        }
+    }
     for (row, bytes) in &seeds {
-        let _ = std::fs::write(dir.join(format!("row-{row}")), bytes);
+        std::fs::write(dir.join(format!("row-{row}")), bytes).expect("write a seed");
     }
     eprintln!("{} rows seeded", seeds.len());
+}
+
+/// Each `row-<id>` seed is the input that reaches row `<id>`: a change to
+/// the stack, the preambles or the walk that sends a seed elsewhere leaves
+/// the fuzzer's starting corpus short of that row, so it fails here.
+#[test]
+fn segment_input_row_seeds_reach_their_rows() {
+    let mut stale = Vec::new();
+    let mut named = 0;
+    for (name, bytes) in inputs("segment_input") {
+        let Some(row) = Path::new(&name)
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(|f| f.strip_prefix("row-"))
+        else {
+            continue;
+        };
+        named += 1;
+        if !tcp_harness::fuzzing::segment_input_rows([&bytes[..]]).contains(row) {
+            stale.push(row.to_string());
+        }
+    }
+    assert!(named > 0, "no row-* seeds in corpus/segment_input");
+    assert!(
+        stale.is_empty(),
+        "{} of {named} row seeds no longer reach their row: {stale:?}; regenerate them with \
+         `cargo test --release --test fuzz_replay -- --ignored regenerate`",
+        stale.len()
+    );
 }
 
 /// Walks start from preambles built once and cloned: the first walk from a

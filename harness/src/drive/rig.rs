@@ -94,6 +94,12 @@ pub struct Rig {
     pub emitted: Vec<Segment>,
     /// The row ids of every transition the stack logged, in order.
     pub rows: Vec<&'static str>,
+    /// Whether the stack's packets are parsed into [`Rig::emitted`] (on by
+    /// default). A walk, which checks each step's transitions and their
+    /// segment summaries instead, turns it off: then only SYNs are parsed
+    /// (for the ISS and port) and each packet's buffer goes back to the
+    /// endpoint.
+    pub keep_emitted: bool,
 }
 
 impl Rig {
@@ -118,6 +124,7 @@ impl Rig {
             stack_iss: None,
             emitted: Vec::new(),
             rows: Vec::new(),
+            keep_emitted: true,
         })
     }
 
@@ -126,13 +133,21 @@ impl Rig {
     fn settle(&mut self) -> Vec<Transition> {
         self.net.collect_output();
         for bytes in std::mem::take(&mut self.net.outside) {
-            if let Ok(seg) = packet::parse(&bytes, |a| a == PEER_ADDR) {
+            let parsed = (self.keep_emitted || carries_syn(&bytes))
+                .then(|| packet::parse_in(&bytes, |a| a == PEER_ADDR).ok())
+                .flatten();
+            if let Some(seg) = parsed {
                 // Every SYN carries the ISS of its incarnation.
                 if seg.flags.syn {
                     self.stack_iss = Some(seg.seq.0);
                     self.stack_port = seg.src_port;
                 }
-                self.emitted.push(seg);
+                if self.keep_emitted {
+                    self.emitted.push(seg.owned());
+                }
+            }
+            if !self.keep_emitted {
+                self.ep_mut().recycle(bytes);
             }
         }
         let t = self.ep_mut().drain_transitions();
@@ -440,6 +455,19 @@ impl Rig {
         rig.emitted.clear();
         Ok(rig)
     }
+}
+
+/// Whether a packet the stack sent has the SYN bit (RFC 9293 §3.1: the
+/// control bits are in the 14th octet of the TCP header), read in place; a
+/// packet too short to tell counts as one, so that the parser decides.
+fn carries_syn(packet: &[u8]) -> bool {
+    let ip_header = match packet.first().map(|b| b >> 4) {
+        Some(4) => usize::from(packet[0] & 0x0f) * 4,
+        _ => 40, // IPv6 without extension headers (the stack sends none)
+    };
+    packet
+        .get(ip_header + 13)
+        .is_none_or(|flags| flags & 0x02 != 0)
 }
 
 /// The state a [`Rig::status`] shows (CLOSED without a connection).
