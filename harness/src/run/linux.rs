@@ -279,6 +279,16 @@ impl Target for LinuxTarget {
         }
     }
 
+    /// `net.ipv4.tcp_fastopen_key` of the namespace.
+    fn fastopen_key(&mut self) -> Option<[u8; 16]> {
+        let text = self
+            .net
+            .netns()
+            .read_sysctl("net.ipv4.tcp_fastopen_key")
+            .ok()?;
+        super::tfo_cookie::parse_key(&text)
+    }
+
     /// Any backtick command, run in the namespace (see [`run_shell`]).
     fn shell(&mut self, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
         run_shell(self.net.netns().name(), cmd, cwd)
