@@ -582,9 +582,11 @@ impl Runner<'_> {
                     }
                 }
                 Opt::Other { name, value } if self.pd.header_option(name, value.as_deref()) => {}
-                Opt::Other { .. } => {
-                    self.warn(format!("line {}: option `{}` is ignored", o.line, o.opt))
-                }
+                // Before the clock starts (see the init command below).
+                Opt::Other { .. } => self.warn_at(
+                    true,
+                    format!("line {}: option `{}` is ignored", o.line, o.opt),
+                ),
             }
         }
         // packetdrill's init command: backtick lines without a time before
