@@ -230,3 +230,47 @@ fn sendto_with_fastopen_runs_on_linux_only() {
     let r = on_linux("sendto.pkt", &RunOptions::default());
     assert!(r.passed(), "{}", r.outcome);
 }
+
+#[test]
+fn init_command_runs_before_the_clock_starts() {
+    let Some(_g) = live_guard() else { return };
+    let r = on_linux("init_clock.pkt", &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
+}
+
+#[test]
+fn server_fast_open_cookies_and_syn_isn_map_like_packetdrill() {
+    let Some(_g) = live_guard() else { return };
+    let pd = RunOptions {
+        packetdrill: true,
+        ..RunOptions::default()
+    };
+    let r = on_linux("tfo_server.pkt", &pd);
+    assert!(r.passed(), "{}", r.outcome);
+    // Without --packetdrill the script's cookie is taken literally: the
+    // kernel's cookie for the harness's addresses differs from it.
+    let plain = on_linux("tfo_server.pkt", &RunOptions::default());
+    match &plain.outcome {
+        Outcome::Failed(f) => {
+            assert_eq!(f.line, 18, "{}", f.message);
+            assert!(
+                matches!(&f.mismatch, Mismatch::Differs { fields, .. }
+                    if fields.contains(&tcp_harness::run::runner::Field::Options)),
+                "{:?}",
+                f.mismatch
+            );
+        }
+        o => panic!("expected the cookie to differ, got {o}"),
+    }
+}
+
+#[test]
+fn blocking_fast_open_sendto_waits_for_the_handshake() {
+    let Some(_g) = live_guard() else { return };
+    let pd = RunOptions {
+        packetdrill: true,
+        ..RunOptions::default()
+    };
+    let r = on_linux("tfo_blocking.pkt", &pd);
+    assert!(r.passed(), "{}", r.outcome);
+}

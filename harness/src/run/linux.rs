@@ -275,6 +275,16 @@ impl Target for LinuxTarget {
         }
     }
 
+    /// `net.ipv4.tcp_fastopen_key` of the namespace.
+    fn fastopen_key(&mut self) -> Option<[u8; 16]> {
+        let text = self
+            .net
+            .netns()
+            .read_sysctl("net.ipv4.tcp_fastopen_key")
+            .ok()?;
+        super::tfo_cookie::parse_key(&text)
+    }
+
     /// Any backtick command, run in the namespace (see [`run_shell`]).
     fn shell(&mut self, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
         run_shell(self.net.netns().name(), cmd, cwd)
@@ -408,6 +418,9 @@ struct Sock {
     bound: bool,
     /// `(len, sent)` of a blocking `write` that is pending.
     written: Option<(usize, usize)>,
+    /// That write put data on a SYN (fast open) and waits, as the kernel's
+    /// blocking call does, until the connection is established or fails.
+    await_connect: bool,
 }
 
 impl Sock {
@@ -417,6 +430,7 @@ impl Sock {
             nonblock: false,
             bound: false,
             written: None,
+            await_connect: false,
         }
     }
 
@@ -723,10 +737,22 @@ fn send_all(
     to: Option<SocketAddr>,
 ) -> Result<CallOutcome, TargetError> {
     let (raw, nonblock) = (sock.raw(), sock.nonblock);
+    let blocking = !nonblock && flags & libc::MSG_DONTWAIT == 0;
     let (mut sent, retry) = match sock.written.take() {
         Some((l, s)) if l == len => (s, true),
         _ => (0, false),
     };
+    if retry && std::mem::take(&mut sock.await_connect) {
+        match connecting(raw) {
+            Connecting::Yes => {
+                sock.written = Some((len, sent));
+                sock.await_connect = true;
+                return Ok(CallOutcome::WouldBlock);
+            }
+            Connecting::Failed(e) => return done(errno_return(e)),
+            Connecting::No => {}
+        }
+    }
     // The first attempt carries the address and MSG_FASTOPEN; a retry is
     // on the socket the first one started connecting.
     let (mut flags, to) = if retry {
@@ -757,6 +783,13 @@ fn send_all(
         };
         if n >= 0 {
             sent += usize::try_from(n).unwrap_or(0);
+            // Data on a SYN (fast open): a blocking call waits for the
+            // handshake (RFC 7413 4.2.2; Linux's inet_wait_for_connect).
+            if blocking && connecting(raw) == Connecting::Yes {
+                sock.written = Some((len, sent));
+                sock.await_connect = true;
+                return Ok(CallOutcome::WouldBlock);
+            }
             if sent >= len {
                 return done(CallReturn::ok(to_i64(sent)));
             }
@@ -770,7 +803,7 @@ fn send_all(
             continue;
         }
         let pending = e == libc::EAGAIN || (e == libc::EINPROGRESS && to.is_some());
-        if pending && !nonblock && flags & libc::MSG_DONTWAIT == 0 {
+        if pending && blocking {
             sock.written = Some((len, sent));
             return Ok(CallOutcome::WouldBlock);
         }
@@ -779,6 +812,54 @@ fn send_all(
             return done(CallReturn::ok(to_i64(sent)));
         }
         return done(errno_return(e));
+    }
+}
+
+/// Where a socket's connection attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Connecting {
+    /// SYN-SENT: the handshake is under way.
+    Yes,
+    /// It failed with this errno (`SO_ERROR`).
+    Failed(i32),
+    /// Established, or never started.
+    No,
+}
+
+/// `TCP_INFO`'s state (SYN-SENT is 2 in Linux's numbering) and the pending
+/// error of socket `raw`.
+fn connecting(raw: RawFd) -> Connecting {
+    let mut info = [0u8; 8];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: `info` is a live buffer of `len` octets.
+    let rc = unsafe {
+        libc::getsockopt(
+            raw,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 && info[0] == 2 {
+        return Connecting::Yes;
+    }
+    let mut err: libc::c_int = 0;
+    let mut elen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` is a live c_int of `elen` octets.
+    let rc = unsafe {
+        libc::getsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut elen,
+        )
+    };
+    if rc == 0 && err != 0 {
+        Connecting::Failed(err)
+    } else {
+        Connecting::No
     }
 }
 

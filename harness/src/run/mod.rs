@@ -21,6 +21,8 @@
 //!   creates; [`peer_tap`]: their shared reader of `tun0` and script clock.
 //! - [`exec`]: a foreign process behind `tun1` (`exec:CMD`), driven over
 //!   a line protocol (docs/exec-protocol.md).
+//! - [`tfo_cookie`]: Linux's fast-open cookies, mapped between the
+//!   script's addresses and the harness's.
 //! - [`diff`]: several targets compared, divergences classified against
 //!   the table's profiles.
 //! - [`parallel`]: live scripts side by side (`--jobs`), suites split
@@ -36,6 +38,7 @@ pub mod own;
 pub mod own_tun;
 pub mod parallel;
 pub mod pdcompat;
+pub mod pdmap;
 pub mod peer_tap;
 pub mod registry;
 pub mod runner;
@@ -43,6 +46,7 @@ pub mod smoltcp_target;
 pub mod suite;
 pub mod syscall;
 pub mod target;
+pub mod tfo_cookie;
 pub mod trace;
 pub mod wire;
 

@@ -2,9 +2,11 @@
 //! run_all-style invocation (`packetdrill --ip_version=ipv4 -D NAME=VALUE
 //! ... script.pkt`) works with the same names and meanings.
 //!
-//! Flags that choose the harness's own addresses (`--local_ip`,
-//! `--remote_ip`, `--gateway_ip`, `--netmask_ip`) are accepted and reported:
-//! live targets always use documentation prefixes (RFC 5737, RFC 3849).
+//! Flags that choose packetdrill's addresses (`--local_ip`, `--remote_ip`,
+//! `--gateway_ip`, `--netmask_ip`) are accepted: live targets always use
+//! documentation prefixes (RFC 5737, RFC 3849), and `--local_ip` /
+//! `--remote_ip` name the addresses the script's fast-open cookies were
+//! computed for ([`super::pdmap`]).
 
 use super::runner::{Outcome, RunOptions, RunReport};
 use crate::script::IpVersion;
@@ -23,10 +25,12 @@ pub struct PacketdrillArgs {
     /// (ipv4, ipv6).
     #[arg(long = "ip_version", value_name = "VERSION")]
     pub ip_version: Option<String>,
-    /// Accepted for packetdrill compatibility; the harness's addresses are fixed.
+    /// The kernel's address the script was written for (its fast-open
+    /// cookies); the harness's addresses are fixed.
     #[arg(long = "local_ip", value_name = "ADDR")]
     pub local_ip: Option<String>,
-    /// Accepted for packetdrill compatibility; the harness's addresses are fixed.
+    /// The peer's address the script was written for (its fast-open
+    /// cookies); the harness's addresses are fixed.
     #[arg(long = "remote_ip", value_name = "ADDR")]
     pub remote_ip: Option<String>,
     /// Accepted for packetdrill compatibility; the harness's addresses are fixed.
@@ -57,6 +61,15 @@ impl PacketdrillArgs {
                 return Err(format!("-D {d}: `{name}` is not a name"));
             }
             opts.defines.insert(name.to_string(), value.to_string());
+        }
+        for (flag, given, slot) in [
+            ("local_ip", &self.local_ip, &mut opts.script_local_ip),
+            ("remote_ip", &self.remote_ip, &mut opts.script_remote_ip),
+        ] {
+            if let Some(v) = given {
+                let addr = v.split('/').next().and_then(|a| a.parse().ok());
+                *slot = Some(addr.ok_or_else(|| format!("--{flag}={v}: not an IP address"))?);
+            }
         }
         opts.packetdrill |= self.packetdrill;
         if let Some(v) = &self.ip_version {

@@ -47,6 +47,7 @@
 //!   in-process target (a warning).
 
 use super::code::{self, Fragment};
+use super::pdmap::{has_cookie, PdMap};
 use super::syscall;
 use super::target::{
     CallOutcome, CallReturn, Fd, Micros, ShellOutcome, SocketCall, SysctlOutcome, Target,
@@ -91,6 +92,12 @@ pub struct RunOptions {
     pub packetdrill: bool,
     /// packetdrill's `--ip_version` for a script that sets none.
     pub ip_version: Option<crate::script::IpVersion>,
+    /// packetdrill's `--local_ip` and `--remote_ip`: the addresses the
+    /// script's fast-open cookies were computed for (a script's own header
+    /// options win); see [`super::pdmap`].
+    pub script_local_ip: Option<std::net::IpAddr>,
+    /// See [`RunOptions::script_local_ip`].
+    pub script_remote_ip: Option<std::net::IpAddr>,
 }
 
 impl Default for RunOptions {
@@ -102,6 +109,8 @@ impl Default for RunOptions {
             defines: Default::default(),
             packetdrill: false,
             ip_version: None,
+            script_local_ip: None,
+            script_remote_ip: None,
         }
     }
 }
@@ -472,6 +481,8 @@ struct Runner<'a> {
     /// Under `--packetdrill`: the stack's port, learned from its latest
     /// active SYN (packetdrill maps each new connection's port and ISN).
     stack_port: Option<u16>,
+    /// Under `--packetdrill`: the script's ISN and fast-open cookies.
+    pd: PdMap,
 }
 
 /// Parses and runs a script text. Parse errors are [`Outcome::Error`].
@@ -524,6 +535,7 @@ pub fn run_script(
         fds: Default::default(),
         ts_vals: Default::default(),
         stack_port: None,
+        pd: PdMap::new(opts),
     };
     let result = r.run(script, opts);
     let outcome = match result {
@@ -587,12 +599,30 @@ impl Runner<'_> {
                 Opt::IpVersion(v) => {
                     self.set_ip_version(*v, o.line, o.col)?;
                 }
-                Opt::Other { .. } => {
-                    self.warn(format!("line {}: option `{}` is ignored", o.line, o.opt))
-                }
+                Opt::Other { name, value } if self.pd.header_option(name, value.as_deref()) => {}
+                // Before the clock starts (see the init command below).
+                Opt::Other { .. } => self.warn_at(
+                    true,
+                    format!("line {}: option `{}` is ignored", o.line, o.opt),
+                ),
             }
         }
-        for e in &script.events {
+        // packetdrill's init command: backtick lines without a time before
+        // the first event run before the script's clock starts, so the
+        // time they take (sourcing sysctl files, seconds) does not count.
+        let init = script
+            .events
+            .iter()
+            .take_while(|e| {
+                e.time == TimeSpec::Unspecified && matches!(e.kind, EventKind::Shell(_))
+            })
+            .count();
+        for e in &script.events[..init] {
+            if let EventKind::Shell(cmd) = &e.kind {
+                self.shell(e, cmd, true).map_err(|s| s.at(e.line, e.col))?;
+            }
+        }
+        for e in &script.events[init..] {
             self.event(e).map_err(|s| s.at(e.line, e.col))?;
         }
         let (line, col) = script.events.last().map_or((0, 0), |e| (e.line, e.col));
@@ -600,9 +630,7 @@ impl Runner<'_> {
     }
 
     fn warn(&mut self, w: String) {
-        let at = self.target.now();
-        self.trace.push(at, TraceKind::Note { text: w.clone() });
-        self.warnings.push(w);
+        self.warn_at(false, w);
     }
 
     fn abs(&self, p: TimePoint) -> Micros {
@@ -692,7 +720,7 @@ impl Runner<'_> {
         let result = match &e.kind {
             EventKind::Shell(cmd) => {
                 self.last_time = start;
-                self.shell(e, cmd)
+                self.shell(e, cmd, false)
             }
             EventKind::Code(c) => {
                 self.last_time = start;
@@ -802,6 +830,28 @@ impl Runner<'_> {
         }
     }
 
+    /// Advances until a packet of the connection under test is queued or
+    /// `until`. Under `--packetdrill`, packets of other connections are
+    /// dropped, as packetdrill's sniffer ignores what is not the socket
+    /// under test's (they stay in the trace).
+    fn wait_packet(&mut self, until: Micros) -> Result<(), Stop> {
+        loop {
+            self.advance(until, true)?;
+            if self.packetdrill {
+                let pd = &self.pd;
+                while let Some(Ok(s)) = self.queue.front().map(|q| &q.seg) {
+                    if !pd.foreign(s.src_port, s.dst_port, s.flags.syn && !s.flags.ack) {
+                        break;
+                    }
+                    self.queue.pop_front();
+                }
+            }
+            if !self.queue.is_empty() || self.target.now() >= until {
+                return Ok(());
+            }
+        }
+    }
+
     /// Moves outbound packets and transitions from the target to the trace.
     fn pump(&mut self) {
         for t in self.target.take_transitions() {
@@ -818,20 +868,23 @@ impl Runner<'_> {
         for (at, bytes) in self.target.take_outbound() {
             let seg = wire::decode(&bytes);
             if let Ok(s) = &seg {
-                let new_active = self.packetdrill
+                let new_conn = self.packetdrill
                     && s.flags.syn
-                    && !s.flags.ack
                     && self.stack_isn.is_some_and(|isn| isn != s.seq);
-                if new_active {
-                    // A new connection: packetdrill numbers it afresh.
+                if new_conn {
+                    // A new connection: packetdrill numbers it afresh (a
+                    // passive one keeps the peer ISN its SYN set).
                     self.stack_isn = None;
-                    self.peer_isn = None;
+                    if !s.flags.ack {
+                        self.peer_isn = None;
+                    }
                 }
                 if s.flags.syn && self.stack_isn.is_none() {
                     self.stack_isn = Some(s.seq);
                 }
                 if self.packetdrill && s.flags.syn && !s.flags.ack {
                     self.stack_port = Some(s.src_port);
+                    self.pd.new_active(s.src_port, s.dst_port);
                 }
             }
             let spec = seg
@@ -911,10 +964,20 @@ impl Runner<'_> {
         let other = other.unwrap_or(0);
         // A RST with SEQ=0 answers a segment without ACK (RFC 9293
         // 3.10.7.1): its 0 is absolute, not a number of this connection.
+        let pd_syn = self.packetdrill && s.flags.syn;
         let seq = if s.flags.rst && s.seq == 0 {
             0
+        } else if pd_syn && dir == Direction::Outbound {
+            // packetdrill: a SYN's number is the script's ISN plus the
+            // live offset, its ACK absolute (the peer's ISN is the script's).
+            s.seq.wrapping_sub(own).wrapping_add(self.pd.script_isn)
         } else {
             s.seq.wrapping_sub(own)
+        };
+        let other = if pd_syn && dir == Direction::Outbound {
+            0
+        } else {
+            other
         };
         PacketSpec {
             dir,
@@ -942,16 +1005,22 @@ impl Runner<'_> {
 
     // ----- events ------------------------------------------------------------------
 
-    fn shell(&mut self, e: &Event, cmd: &ShellCommand) -> Result<(), Stop> {
-        self.advance(self.last_time, false)?;
-        self.check_unexpected(e.line, e.col, false)?;
+    /// A backtick line; `init` for one before the clock starts (nothing is
+    /// waited for, its trace entry is at time 0).
+    fn shell(&mut self, e: &Event, cmd: &ShellCommand, init: bool) -> Result<(), Stop> {
+        if !init {
+            self.advance(self.last_time, false)?;
+            self.check_unexpected(e.line, e.col, false)?;
+        }
+        // A command may set another fast-open key.
+        self.pd.forget_cookies();
         let target = self.target.name();
         match cmd.sysctls() {
             Some(pairs) => {
                 for (name, value) in pairs {
                     match self.target.sysctl(&name, &value) {
                         SysctlOutcome::Applied => {
-                            let at = self.target.now();
+                            let at = self.shell_time(init);
                             self.trace.push(
                                 at,
                                 TraceKind::Note {
@@ -959,11 +1028,14 @@ impl Runner<'_> {
                                 },
                             );
                         }
-                        SysctlOutcome::Refused(why) => self.warn(format!(
-                            "line {}: sysctl {name}={value} not applied on {target}, \
+                        SysctlOutcome::Refused(why) => self.warn_at(
+                            init,
+                            format!(
+                                "line {}: sysctl {name}={value} not applied on {target}, \
                              the run goes on with the value in force: {why}",
-                            e.line
-                        )),
+                                e.line
+                            ),
+                        ),
                         SysctlOutcome::NotApplicable(why) => {
                             return Err(Stop::NotApplicable {
                                 line: e.line,
@@ -978,7 +1050,7 @@ impl Runner<'_> {
             }
             None => match self.target.shell(&cmd.cmd, &self.script_dir) {
                 ShellOutcome::Ran => {
-                    let at = self.target.now();
+                    let at = self.shell_time(init);
                     self.trace.push(
                         at,
                         TraceKind::Note {
@@ -993,13 +1065,32 @@ impl Runner<'_> {
                         message: format!("error executing {cmd} in the test namespace: {why}"),
                     })
                 }
-                ShellOutcome::NotRun(why) => self.warn(format!(
-                    "line {}: shell command not applicable on {target} ({why}): {cmd}",
-                    e.line
-                )),
+                ShellOutcome::NotRun(why) => self.warn_at(
+                    init,
+                    format!(
+                        "line {}: shell command not applicable on {target} ({why}): {cmd}",
+                        e.line
+                    ),
+                ),
             },
         }
         Ok(())
+    }
+
+    /// When a shell line's effects are noted: 0 before the clock starts.
+    fn shell_time(&self, init: bool) -> Micros {
+        if init {
+            0
+        } else {
+            self.target.now()
+        }
+    }
+
+    /// [`Runner::warn`], at time 0 before the clock starts.
+    fn warn_at(&mut self, init: bool, w: String) {
+        let at = self.shell_time(init);
+        self.trace.push(at, TraceKind::Note { text: w.clone() });
+        self.warnings.push(w);
     }
 
     /// A `%{ }%` block: at its time, the `tcpi_*` values of the socket under
@@ -1064,7 +1155,16 @@ impl Runner<'_> {
         };
         let (seq, len) = match p.seq {
             Some((s, _, len)) if p.flags.syn => {
-                if self.peer_isn.is_none() {
+                // packetdrill: a SYN to the listening socket under test
+                // starts a new connection, numbered from its ISN.
+                let new_passive = self.packetdrill && !p.flags.ack && self.pd.listening;
+                if new_passive {
+                    let (local, peer) = self.target.addresses();
+                    self.stack_port = None;
+                    self.pd.new_passive(local.port(), peer.port());
+                    self.stack_isn = None;
+                }
+                if self.peer_isn.is_none() || new_passive {
                     self.peer_isn = Some(s);
                 }
                 (s, len)
@@ -1073,7 +1173,15 @@ impl Runner<'_> {
             None => (self.peer_nxt, 0),
         };
         let stack_isn = self.stack_isn.unwrap_or(0);
-        let ack = p.ack.map(|a| stack_isn.wrapping_add(a)).unwrap_or(0);
+        let ack = p
+            .ack
+            .map(|a| stack_isn.wrapping_add(self.pd.inbound_ack_offset(p.flags.syn, a)))
+            .unwrap_or(0);
+        let cookies = if self.packetdrill && has_cookie(opts) {
+            self.pd.cookies(self.target)
+        } else {
+            None
+        };
         let opts: Vec<TcpOpt> = opts
             .iter()
             .map(|o| match o {
@@ -1088,6 +1196,12 @@ impl Runner<'_> {
                         .map(|(l, r)| (stack_isn.wrapping_add(*l), stack_isn.wrapping_add(*r)))
                         .collect(),
                 ),
+                TcpOpt::FastOpen { exp, cookie } => TcpOpt::FastOpen {
+                    exp: *exp,
+                    cookie: cookies
+                        .as_ref()
+                        .map_or(cookie.clone(), |m| m.to_live(cookie)),
+                },
                 o => o.clone(),
             })
             .collect();
@@ -1095,7 +1209,7 @@ impl Runner<'_> {
         let out = Outgoing {
             src: peer.ip(),
             dst: local.ip(),
-            src_port: peer.port(),
+            src_port: self.pd.peer_port(peer.port()),
             dst_port: self.stack_port.unwrap_or(local.port()),
             seq,
             ack,
@@ -1132,9 +1246,9 @@ impl Runner<'_> {
     /// it; returns when it was sent. A packet just past the window (by at
     /// most one more tolerance) that matches is [`Mismatch::Late`].
     fn outbound(&mut self, e: &Event, p: &PacketSpec, w: Window) -> Result<Micros, Stop> {
-        self.advance(w.hi, true)?;
+        self.wait_packet(w.hi)?;
         if self.queue.is_empty() {
-            self.advance(w.hi.saturating_add(w.tolerance), true)?;
+            self.wait_packet(w.hi.saturating_add(w.tolerance))?;
         }
         let not_sent = |r: &Self| {
             Stop::Fail(Box::new(Failure {
@@ -1183,6 +1297,14 @@ impl Runner<'_> {
         };
         if self.packetdrill {
             self.coalesce(p, &mut seg, w.hi)?;
+            if let (true, Some((isn, _, _))) = (p.flags.syn, p.seq) {
+                self.pd.script_isn = isn;
+            }
+            if has_cookie(&seg.options) {
+                if let Some(m) = self.pd.cookies(self.target) {
+                    seg.options = m.options_to_script(&seg.options);
+                }
+            }
         }
         if let (Some(script), Some(live)) = (
             p.options.as_deref().and_then(timestamp),
@@ -1243,7 +1365,7 @@ impl Runner<'_> {
         };
         while seg.payload_len < want && !seg.flags.fin {
             if self.queue.is_empty() {
-                self.advance(hi, true)?;
+                self.wait_packet(hi)?;
             }
             let next = match self.queue.front().map(|q| &q.seg) {
                 Some(Ok(n))
@@ -1484,6 +1606,7 @@ impl Runner<'_> {
             self.sut = Some(script_fd);
             r.ret = Ok(script_fd);
         }
+        self.pd.on_call(&p.call, r.ret.is_ok());
         let text = shown_call(&p.spec, &r);
         self.trace.push(now, TraceKind::Call { text: text.clone() });
         self.pump();

@@ -430,6 +430,13 @@ pub trait Target {
     /// Applies a `sysctl name=value` from a backtick line.
     fn sysctl(&mut self, name: &str, value: &str) -> SysctlOutcome;
 
+    /// The TCP Fast Open key the target's kernel derives server cookies
+    /// from (RFC 7413 4.1.2), as stored (see [`super::tfo_cookie`]); `None`
+    /// for a target without one.
+    fn fastopen_key(&mut self) -> Option<[u8; 16]> {
+        None
+    }
+
     /// Runs a backtick command as packetdrill does (`/bin/sh -c`, the
     /// script's directory `cwd` as working directory, `PACKETDRILL_PID`
     /// set), inside the target's namespace only. Targets without one run
