@@ -26,7 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant as WallInstant};
 use tcp_harness::impair::Impairment;
 use tcp_harness::serve::{serve, ServeMode, ServeOptions, ServeTimers};
-use tcp_harness::sim::Net;
+use tcp_harness::sim;
 use tcp_stack::{Config, Endpoint};
 
 const MIB: usize = 1 << 20;
@@ -108,18 +108,18 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
         seed,
         ..Impairment::none()
     };
-    let mut net = Net::new(imp);
+    let mut net = sim::net(imp);
     let a = net.add(sim_endpoint(A, 1, timers), vec![A]);
     let b = net.add(sim_endpoint(B, 2, timers), vec![B]);
-    let start = net.now();
+    let start = net.now;
     let (listener, conn) = {
-        let now = net.now();
+        let now = net.now;
         let l = net
-            .ep(b)
+            .eps.get_mut(b)
             .and_then(|e| e.listen(now, Some(B), 80, 4).ok())
             .expect("listen");
         let c = net
-            .ep(a)
+            .eps.get_mut(a)
             .and_then(|e| {
                 e.connect(now, SocketAddr::new(A, 0), SocketAddr::new(B, 80))
                     .ok()
@@ -132,8 +132,8 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
     let (mut sent, mut got, mut peer) = (0usize, 0usize, None);
     let limit = start.plus_micros(3_600 * 1_000_000);
     let done = net.run_until(limit, |net| {
-        let now = net.now();
-        if let Some(ea) = net.ep(a) {
+        let now = net.now;
+        if let Some(ea) = net.eps.get_mut(a) {
             while sent < SIZE {
                 match ea.send(now, conn, &data[..data.len().min(SIZE - sent)]) {
                     Ok(n) if n > 0 => sent += n,
@@ -141,7 +141,7 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
                 }
             }
         }
-        if let Some(eb) = net.ep(b) {
+        if let Some(eb) = net.eps.get_mut(b) {
             if peer.is_none() {
                 peer = eb.accept(listener).ok().map(|(h, _)| h);
             }
@@ -162,7 +162,7 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
         label(timers)
     );
     if std::env::var_os("GOODPUT_DEBUG").is_some() {
-        let ea = net.ep(a).expect("a");
+        let ea = net.eps.get_mut(a).expect("a");
         let tr = ea.drain_transitions();
         let rtos: Vec<(u64, u64)> = tr
             .iter()
@@ -182,7 +182,7 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
             ea.status(conn).map(|s| s.rto_us)
         );
     }
-    let secs = net.now().as_micros().saturating_sub(start.as_micros()) as f64 / 1e6;
+    let secs = net.now.as_micros().saturating_sub(start.as_micros()) as f64 / 1e6;
     SIZE as f64 / MIB as f64 / secs.max(1e-9)
 }
 
