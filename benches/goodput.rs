@@ -260,7 +260,10 @@ fn download(
     let secs = started.elapsed().as_secs_f64();
     let stats = h.stop().map_err(|e| e.to_string())?;
     if debug {
-        eprintln!("{} {loss} seed {seed}: {secs:.2} s, {stats:?}", label(timers));
+        eprintln!(
+            "{} {loss} seed {seed}: {secs:.2} s, {stats:?}",
+            label(timers)
+        );
     }
     if total < SIZE {
         return Err(format!("only {total} of {SIZE} octets arrived"));
