@@ -17,7 +17,8 @@
 //!   timers run only with `--rfc` (at 5 % loss a transfer takes about a
 //!   minute).
 //!
-//! Run with `cargo bench --bench goodput [-- --runs N --rfc --no-live]`;
+//! Run with `cargo bench --bench goodput [-- --runs N --rfc --no-live
+//! --loss P]` (`--loss 0.05`: only that loss rate live);
 //! `GOODPUT_DEBUG=1` also prints the sender's counters and the times of its
 //! retransmission timeouts for every in-memory transfer.
 
@@ -57,7 +58,12 @@ fn main() {
     if flag("--rfc") {
         timers.push(ServeTimers::Rfc);
     }
-    if let Err(e) = live(runs, &timers) {
+    let only_loss = args
+        .iter()
+        .position(|a| a == "--loss")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse::<f64>().ok());
+    if let Err(e) = live(runs, &timers, only_loss) {
         eprintln!("live goodput failed: {e}");
         std::process::exit(1);
     }
@@ -186,7 +192,7 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
     SIZE as f64 / MIB as f64 / secs.max(1e-9)
 }
 
-fn live(runs: usize, timers: &[ServeTimers]) -> Result<(), String> {
+fn live(runs: usize, timers: &[ServeTimers], only_loss: Option<f64>) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("tcpconform-goodput-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let file = dir.join("4mib");
@@ -197,6 +203,9 @@ fn live(runs: usize, timers: &[ServeTimers]) -> Result<(), String> {
             let mut row = format!("  {:<18}", label(t));
             for loss in LOSSES {
                 let mut v = Vec::new();
+                if only_loss.is_some_and(|l| (l - loss).abs() > 1e-9) {
+                    continue;
+                }
                 for run in 0..runs {
                     v.push(download(&dir, t, loss, run as u64 + 1)?);
                 }
@@ -228,6 +237,7 @@ fn download(
     }
     let h = serve(opts).map_err(|e| e.to_string())?;
     let addr = SocketAddr::V4(h.address());
+    let debug = std::env::var_os("GOODPUT_DEBUG").is_some();
     let mut s = h
         .netns()
         .run_in(move || TcpStream::connect_timeout(&addr, Duration::from_secs(10)))
@@ -248,7 +258,13 @@ fn download(
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    h.stop().map_err(|e| e.to_string())?;
+    let stats = h.stop().map_err(|e| e.to_string())?;
+    if debug {
+        eprintln!(
+            "{} {loss} seed {seed}: {secs:.2} s, {stats:?}",
+            label(timers)
+        );
+    }
     if total < SIZE {
         return Err(format!("only {total} of {SIZE} octets arrived"));
     }

@@ -1111,6 +1111,7 @@ impl Conn {
         if !probe {
             self.rtx_count = self.rtx_count.saturating_add(1);
             ctx.stats.retransmits = ctx.stats.retransmits.saturating_add(1);
+            ctx.stats.timeouts = ctx.stats.timeouts.saturating_add(1);
         }
         self.dupacks = 0;
         let smss = u32::from(self.snd_mss);

@@ -375,6 +375,9 @@ pub struct Stats {
     pub retransmits: u64,
     /// Segments retransmitted on the third duplicate ACK.
     pub fast_retransmits: u64,
+    /// Expiries of the retransmission timer with data or FIN outstanding
+    /// (RFC 6298 §5.4; probes into a zero window not counted).
+    pub timeouts: u64,
     /// Outbound segments that could not be encoded (never expected).
     pub build_errors: u64,
 }

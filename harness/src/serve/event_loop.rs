@@ -126,6 +126,7 @@ impl Server {
         let s = self.ep.stats();
         self.stats.stack_dropped = s.dropped();
         self.stats.fast_retransmits = s.fast_retransmits;
+        self.stats.timeouts = s.timeouts;
         self.stats.half_open_evicted = s.half_open_evicted;
         Ok(())
     }

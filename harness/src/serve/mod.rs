@@ -234,6 +234,8 @@ pub struct ServeStats {
     pub stack_dropped: u64,
     /// Fast retransmits the stack made.
     pub fast_retransmits: u64,
+    /// Expiries of the stack's retransmission timer (RFC 6298 §5.4).
+    pub timeouts: u64,
     /// Packets refused at the TUN boundary and dropped, either direction:
     /// an address outside the documentation ranges (a foreign client, or a
     /// bit the impairment flipped in an address), or a packet the device

@@ -98,7 +98,8 @@ impl Conn {
                         break;
                     }
                     self.rtt_probe = None; // Karn (RFC 6298 §3)
-                    ctx.stats.retransmits = ctx.stats.retransmits.saturating_add(1);
+                                           // Driven by acknowledgments, not the timer.
+                    ctx.stats.fast_retransmits = ctx.stats.fast_retransmits.saturating_add(1);
                     self.sack.retransmitted(seq, after, self.snd_nxt, rescue);
                     pipe = pipe.saturating_add(after.since(seq));
                 }
