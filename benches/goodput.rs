@@ -121,11 +121,13 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
     let (listener, conn) = {
         let now = net.now;
         let l = net
-            .eps.get_mut(b)
+            .eps
+            .get_mut(b)
             .and_then(|e| e.listen(now, Some(B), 80, 4).ok())
             .expect("listen");
         let c = net
-            .eps.get_mut(a)
+            .eps
+            .get_mut(a)
             .and_then(|e| {
                 e.connect(now, SocketAddr::new(A, 0), SocketAddr::new(B, 80))
                     .ok()

@@ -608,7 +608,13 @@ fn serve_cmd(args: ServeArgs) -> Result<ExitCode, CliError> {
     if let Some(dir) = args.http.as_ref().filter(|d| !d.is_dir()) {
         return usage_error(format!("--http {}: not a directory", dir.display()));
     }
-    match run_cli(mode, args.impair.as_deref(), args.port, duration, args.timers) {
+    match run_cli(
+        mode,
+        args.impair.as_deref(),
+        args.port,
+        duration,
+        args.timers,
+    ) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => env_error(e),
     }

@@ -28,6 +28,7 @@ pub const STACK_SOURCES: &[(&str, &str)] = stack_sources!(
     "checksum.rs",
     "congestion.rs",
     "conn.rs",
+    "conn/sack_loss.rs",
     "endpoint.rs",
     "error.rs",
     "faults.rs",
@@ -36,9 +37,12 @@ pub const STACK_SOURCES: &[(&str, &str)] = stack_sources!(
     "net.rs",
     "packet.rs",
     "reassembly.rs",
+    "recovery.rs",
     "ring.rs",
     "rto.rs",
+    "sack.rs",
     "seq.rs",
+    "spare.rs",
     "time.rs",
 );
 
@@ -276,15 +280,21 @@ mod tests {
     /// module cannot be missed by `--where`.
     #[test]
     fn every_stack_source_is_embedded() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stack/src");
-        let mut on_disk: Vec<String> = match std::fs::read_dir(&dir) {
-            Ok(d) => d
-                .filter_map(|e| e.ok())
-                .map(|e| format!("stack/src/{}", e.file_name().to_string_lossy()))
-                .filter(|p| p.ends_with(".rs"))
-                .collect(),
-            Err(e) => panic!("{}: {e}", dir.display()),
-        };
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut on_disk: Vec<String> = Vec::new();
+        let mut dirs = vec![root.join("stack/src")];
+        while let Some(dir) = dirs.pop() {
+            let entries =
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|x| x == "rs") {
+                    let rel = path.strip_prefix(&root).expect("under the root");
+                    on_disk.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
         on_disk.sort();
         let mut listed: Vec<String> = STACK_SOURCES
             .iter()
