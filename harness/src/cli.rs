@@ -886,59 +886,95 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     let own: Vec<RunReport> = all.iter().filter(|r| r.target == "own").cloned().collect();
     let cov = run::Coverage::of(spec, args.profile, &own);
     report_errors(&all);
-    let out = if args.format == CheckFormat::Json {
-        let sum = suite::Summary::of(&all);
+    let results = CheckResults {
+        dir: &dir,
+        profile: args.profile,
+        targets: &targets,
+        live: &live,
+        all: &all,
+        linux: &linux,
+        smoltcp: (!args.no_smoltcp).then_some(smoltcp.as_slice()),
+        cov: &cov,
+    };
+    let out = match args.format {
+        CheckFormat::Json => results.json()?,
+        CheckFormat::Text => results.text(),
+    };
+    write_out(&out)?;
+    Ok(ExitCode::from(suite::Summary::of(&all).exit_code()))
+}
+
+/// What `check` found, ready to print.
+struct CheckResults<'a> {
+    dir: &'a std::path::Path,
+    profile: Profile,
+    targets: &'a [&'a str],
+    live: &'a Result<(), String>,
+    all: &'a [RunReport],
+    linux: &'a [crate::run::diff::ScriptDiff],
+    /// The smoltcp diffs, unless `--no-smoltcp`.
+    smoltcp: Option<&'a [crate::run::diff::ScriptDiff]>,
+    cov: &'a run::Coverage,
+}
+
+impl CheckResults<'_> {
+    /// `--format json`.
+    fn json(&self) -> Result<String, CliError> {
+        use crate::run::diff;
+        let sum = suite::Summary::of(self.all);
         let v = serde_json::json!({
-            "targets": targets,
-            "live_skipped": live.as_ref().err(),
-            "scripts": all.iter().map(RunReport::to_json).collect::<Vec<_>>(),
+            "targets": self.targets,
+            "live_skipped": self.live.as_ref().err(),
+            "scripts": self.all.iter().map(RunReport::to_json).collect::<Vec<_>>(),
             "passed": sum.passed,
             "flaky": sum.flaky,
             "failed": sum.failed,
             "errors": sum.errors,
             "not_applicable": sum.not_applicable,
-            "linux": diff::json_report(&linux),
-            "smoltcp": diff::json_report(&smoltcp),
-            "coverage": cov.json(),
+            "linux": diff::json_report(self.linux),
+            "smoltcp": diff::json_report(self.smoltcp.unwrap_or(&[])),
+            "coverage": self.cov.json(),
         });
         let mut s = serde_json::to_string_pretty(&v)?;
         s.push('\n');
-        s
-    } else {
-        let mut out = render_reports(&all, false);
+        Ok(s)
+    }
+
+    /// `--format text`: the scripts' table, then one tally per target.
+    fn text(&self) -> String {
+        use crate::run::diff;
+        let mut out = render_reports(self.all, false);
         out.push_str(&format!(
             "conformance suite {} on {} (profile {})\n",
-            dir.display(),
-            targets.join(", "),
-            args.profile
+            self.dir.display(),
+            self.targets.join(", "),
+            self.profile
         ));
-        if !args.no_smoltcp {
+        if let Some(smoltcp) = self.smoltcp {
             out.push_str(&format!(
                 "smoltcp: distinct divergences over {} scripts, per class and level \
-                 (details: tcpconform diff --targets own,smoltcp {}):\n{}",
+             (details: tcpconform diff --targets own,smoltcp {}):\n{}",
                 smoltcp.len(),
-                dir.display(),
-                diff::tally_text(&diff::tally(&smoltcp, "smoltcp"))
+                self.dir.display(),
+                diff::tally_text(&diff::tally(smoltcp, "smoltcp"))
             ));
         }
-        match &live {
+        match self.live {
             Ok(()) => out.push_str(&format!(
                 "linux: distinct divergences over {} scripts, per class and level \
-                 (details: tcpconform diff --targets own,linux {}):\n{}",
-                linux.len(),
-                dir.display(),
-                diff::tally_text(&diff::tally(&linux, "linux"))
+             (details: tcpconform diff --targets own,linux {}):\n{}",
+                self.linux.len(),
+                self.dir.display(),
+                diff::tally_text(&diff::tally(self.linux, "linux"))
             )),
             Err(why) => out.push_str(&format!("live targets (own-tun, linux) skipped: {why}\n")),
         }
         out.push_str(&format!(
             "coverage: {} (details: tcpconform coverage)\n",
-            cov.summary_line()
+            self.cov.summary_line()
         ));
         out
-    };
-    write_out(&out)?;
-    Ok(ExitCode::from(suite::Summary::of(&all).exit_code()))
+    }
 }
 
 fn coverage_cmd(args: CoverageArgs) -> Result<ExitCode, CliError> {
