@@ -22,11 +22,12 @@ pub mod exit {
     pub const VERDICT: u8 = 1;
     /// Bad arguments or bad input: unknown target, no scripts, a script
     /// that cannot be read or parsed, or a run that ended in an error
-    /// located at its line (a target failing on a call included).
+    /// located at its line.
     pub const USAGE: u8 = 2;
     /// The environment: missing privilege, no `/dev/net/tun` or `ip`, a
-    /// namespace or TUN set-up failure, a live target that cannot start,
-    /// output that cannot be written.
+    /// namespace or TUN set-up failure, a live target that cannot start or
+    /// whose I/O fails mid-script (a foreign process that dies), output
+    /// that cannot be written.
     pub const ENVIRONMENT: u8 = 3;
     /// The table shown after every command's `--help`.
     pub const TABLE: &str = "\
@@ -38,7 +39,8 @@ Exit codes:
        cannot be read or parsed, or a run that ended in a located error (the
        message, on stderr, names file:line:col)
   3    environment: missing privilege, no /dev/net/tun or `ip`, a namespace or
-       TUN set-up failure, a live target that cannot start, unwritable output
+       TUN set-up failure, a live target that cannot start or whose I/O fails
+       mid-script (located like a script error), unwritable output
   130  serve stopped by SIGINT (143: SIGTERM)";
 }
 

@@ -211,7 +211,11 @@ fn the_cli_reports_a_crash_and_leaves_no_namespace() {
     // The located error is on standard error.
     let out = String::from_utf8_lossy(&done.stderr);
     println!("{}{out}", String::from_utf8_lossy(&done.stdout));
-    assert_eq!(done.status.code(), Some(2), "a target error is exit 2");
+    assert_eq!(
+        done.status.code(),
+        Some(3),
+        "a target process that dies is an environment error"
+    );
     assert!(out.contains("passive_open.pkt:8:1: `socket("), "{out}");
     assert!(out.contains("exited with status 3"), "{out}");
     let left: Vec<String> = live::list_namespaces()

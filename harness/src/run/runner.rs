@@ -277,6 +277,10 @@ pub struct RunReport {
     /// On a live target, the failures of earlier attempts of this script
     /// (`line N: message`); a pass after any of them is *flaky*.
     pub earlier_failures: Vec<String>,
+    /// The error (an [`Outcome::Error`]) came from the environment: I/O
+    /// with a live target or a foreign process failed mid-script. The run
+    /// then exits 3, not 2.
+    pub environment: bool,
 }
 
 impl RunReport {
@@ -291,6 +295,7 @@ impl RunReport {
             end_time: 0,
             wall: Duration::ZERO,
             earlier_failures: Vec::new(),
+            environment: false,
         }
     }
 
@@ -370,6 +375,13 @@ enum Stop {
         col: usize,
         message: String,
     },
+    /// The target's environment broke (I/O with a live target or a
+    /// foreign process failed): a run-time error, not the script's fault.
+    Broken {
+        line: usize,
+        col: usize,
+        message: String,
+    },
     /// A sysctl the target has no counterpart for.
     NotApplicable {
         line: usize,
@@ -388,18 +400,31 @@ impl Stop {
                 col: 0,
                 message,
             } => Stop::Error { line, col, message },
+            Stop::Broken {
+                line: 0,
+                col: 0,
+                message,
+            } => Stop::Broken { line, col, message },
             other => other,
+        }
+    }
+}
+
+impl Stop {
+    /// A target's error at a line (0:0 when the runner locates it later
+    /// with [`Stop::at`]): failed I/O with a live target is [`Stop::Broken`],
+    /// anything else an error of the script's run.
+    fn target(e: &TargetError, line: usize, col: usize, message: String) -> Stop {
+        match e {
+            TargetError::Io(_) => Stop::Broken { line, col, message },
+            _ => Stop::Error { line, col, message },
         }
     }
 }
 
 impl From<TargetError> for Stop {
     fn from(e: TargetError) -> Self {
-        Stop::Error {
-            line: 0,
-            col: 0,
-            message: e.to_string(),
-        }
+        Stop::target(&e, 0, 0, e.to_string())
     }
 }
 
@@ -538,10 +563,11 @@ pub fn run_script(
         pd: PdMap::new(opts),
     };
     let result = r.run(script, opts);
+    let environment = matches!(result, Err(Stop::Broken { .. }));
     let outcome = match result {
         Ok(()) => Outcome::Passed,
         Err(Stop::Fail(f)) => Outcome::Failed(f),
-        Err(Stop::Error { line, col, message }) => {
+        Err(Stop::Error { line, col, message } | Stop::Broken { line, col, message }) => {
             Outcome::Error(format!("{path}:{line}:{col}: {message}"))
         }
         Err(Stop::NotApplicable { line, col, message }) => {
@@ -557,6 +583,7 @@ pub fn run_script(
         trace: r.trace,
         wall: started.elapsed(),
         earlier_failures: Vec::new(),
+        environment,
     }
 }
 
@@ -1548,11 +1575,8 @@ impl Runner<'_> {
                 })
             }
             Err(e) => {
-                return Err(Stop::Error {
-                    line: p.line,
-                    col: p.col,
-                    message: format!("`{}`: {e}", p.spec),
-                })
+                let message = format!("`{}`: {e}", p.spec);
+                return Err(Stop::target(&e, p.line, p.col, message));
             }
         };
         let done = match outcome {

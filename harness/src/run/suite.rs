@@ -169,6 +169,22 @@ mod tests {
         let r = run_script_file(&script(), "own", Profile::Rfc793, &opts).unwrap();
         assert!(r.earlier_failures.is_empty() && !r.passed());
     }
+
+    /// A script's error exits 2; an error its environment caused (a live
+    /// target's I/O) exits 3, and wins over the others.
+    #[test]
+    fn an_environment_error_exits_3() {
+        let script_error = RunReport::error("a.pkt", "linux", "a.pkt:3:1: bad".into());
+        let mut broken = RunReport::error("b.pkt", "linux", "b.pkt:8:1: tun0 gone".into());
+        broken.environment = true;
+        assert_eq!(
+            Summary::of(std::slice::from_ref(&script_error)).exit_code(),
+            2
+        );
+        let both = Summary::of(&[script_error, broken]);
+        assert_eq!((both.errors, both.env_errors), (2, 1));
+        assert_eq!(both.exit_code(), 3);
+    }
 }
 
 /// Counts over a set of runs.
@@ -179,6 +195,8 @@ pub struct Summary {
     pub flaky: usize,
     pub failed: usize,
     pub errors: usize,
+    /// Of `errors`, those the environment caused ([`RunReport::environment`]).
+    pub env_errors: usize,
     /// Scripts the target cannot run as written (a sysctl without a
     /// counterpart): neither passed nor failed.
     pub not_applicable: usize,
@@ -197,7 +215,10 @@ impl Summary {
                     s.flaky += usize::from(r.flaky());
                 }
                 Outcome::Failed(_) => s.failed += 1,
-                Outcome::Error(_) => s.errors += 1,
+                Outcome::Error(_) => {
+                    s.errors += 1;
+                    s.env_errors += usize::from(r.environment);
+                }
                 Outcome::NotApplicable(_) => s.not_applicable += 1,
             }
             s.wall += r.wall;
@@ -207,9 +228,12 @@ impl Summary {
 
     /// The exit code: 0 nothing failed (every script passed or does not
     /// apply to its target: a script that is not applicable is no verdict
-    /// on the target, so not a failure), 1 any failed, 2 any script error.
+    /// on the target, so not a failure), 1 any failed, 2 any script error,
+    /// 3 any error the environment caused (a live target's I/O failed).
     pub fn exit_code(&self) -> u8 {
-        if self.errors > 0 {
+        if self.env_errors > 0 {
+            3
+        } else if self.errors > 0 {
             2
         } else if self.failed > 0 {
             1
