@@ -309,25 +309,7 @@ impl Lexer {
                     let (line, col) = (self.line, self.col);
                     self.bump();
                     self.bump();
-                    loop {
-                        match (self.cur(), self.at(1)) {
-                            (None, _) => {
-                                return Err(Diag::new(
-                                    line,
-                                    col,
-                                    "unterminated `/*` comment: missing `*/`",
-                                ));
-                            }
-                            (Some('*'), Some('/')) => {
-                                self.bump();
-                                self.bump();
-                                break;
-                            }
-                            _ => {
-                                self.bump();
-                            }
-                        }
-                    }
+                    self.through("*/", line, col, "unterminated `/*` comment: missing `*/`")?;
                 }
                 _ => return Ok(skipped),
             }
@@ -570,20 +552,35 @@ impl Lexer {
     fn code(&mut self, line: usize, col: usize) -> Result<Tok, Diag> {
         self.bump();
         self.bump();
+        let code = self.through(
+            "}%",
+            line,
+            col,
+            "unterminated `%{` code block: missing `}%`",
+        )?;
+        Ok(Tok::Code(code.trim().to_string()))
+    }
+
+    /// The text up to the first `end` (two characters), consuming `end`
+    /// too; `unterminated`, located at the opening `line:col`, if the input
+    /// ends first.
+    fn through(
+        &mut self,
+        end: &str,
+        line: usize,
+        col: usize,
+        unterminated: &str,
+    ) -> Result<String, Diag> {
+        let mut close = end.chars();
+        let (a, b) = (close.next(), close.next());
         let mut s = String::new();
         loop {
             match (self.cur(), self.at(1)) {
-                (None, _) => {
-                    return Err(Diag::new(
-                        line,
-                        col,
-                        "unterminated `%{` code block: missing `}%`",
-                    ))
-                }
-                (Some('}'), Some('%')) => {
+                (None, _) => return Err(Diag::new(line, col, unterminated)),
+                (x, y) if x == a && y == b => {
                     self.bump();
                     self.bump();
-                    return Ok(Tok::Code(s.trim().to_string()));
+                    return Ok(s);
                 }
                 (Some(c), _) => {
                     s.push(c);

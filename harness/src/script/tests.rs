@@ -495,6 +495,13 @@ fn errors_have_exact_locations() {
         3,
         "unterminated `/*` comment",
     );
+    // Unterminated code block, located at its `%{`; a `}` alone does not end it.
+    check_err(
+        "0 close(3) = 0\n +0 %{ x = {1: 2} \n",
+        2,
+        5,
+        "unterminated `%{` code block",
+    );
     // Missing `=` result.
     check_err("+0 close(4)\n", 1, 12, "missing `= result`");
     check_err("+0 close(4) 0\n", 1, 13, "missing `= result`");
