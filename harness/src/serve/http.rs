@@ -78,7 +78,10 @@ pub(super) fn http_root(dir: &Path) -> Result<PathBuf, ServeError> {
 /// (canonical): symlinks are resolved first and the result must stay
 /// under `root`; the open itself neither follows a symlink swapped in
 /// since (`O_NOFOLLOW`) nor waits for a FIFO's writer (`O_NONBLOCK`), and
-/// anything but a regular file is refused after `fstat`.
+/// anything but a regular file is refused after `fstat`. A directory
+/// component swapped for a symlink between the check and the open is
+/// caught after it: the opened file's own path must still be under `root`
+/// ([`opened_inside`]).
 fn open_regular(root: &Path, path: &Path) -> Result<(File, u64), Refusal> {
     use std::os::unix::fs::OpenOptionsExt;
     let real = std::fs::canonicalize(path).map_err(|_| Refusal::Missing)?;
@@ -94,11 +97,23 @@ fn open_regular(root: &Path, path: &Path) -> Result<(File, u64), Refusal> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(&real)
         .map_err(|_| Refusal::Missing)?;
+    if !opened_inside(&file, root) {
+        return Err(Refusal::Missing);
+    }
     match file.metadata() {
         Ok(m) if m.file_type().is_file() => Ok((file, m.len())),
         Ok(_) => Err(Refusal::NotRegular),
         Err(_) => Err(Refusal::Missing),
     }
+}
+
+/// Whether the file behind an open descriptor is under `root`, by the path
+/// the kernel keeps for it (`/proc/self/fd/N`): the answer is about the
+/// file actually opened, whatever happened to the path since.
+fn opened_inside(file: &File, root: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .is_ok_and(|p| p.starts_with(root))
 }
 
 fn error_response(code: u16, reason: &str) -> (Vec<u8>, Option<File>) {
@@ -238,6 +253,24 @@ mod tests {
         // SAFETY: `fifo` is a NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         (http_root(&d).unwrap(), base)
+    }
+
+    #[test]
+    fn an_opened_file_is_placed_by_its_descriptor() {
+        let base = std::env::temp_dir().join(format!("tcpconform-serve-fd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("www")).unwrap();
+        std::fs::write(base.join("www/ok.txt"), b"fine").unwrap();
+        std::fs::write(base.join("secret.txt"), b"not for clients").unwrap();
+        let root = http_root(&base.join("www")).unwrap();
+        let inside = File::open(root.join("ok.txt")).unwrap();
+        assert!(opened_inside(&inside, &root));
+        // Reached through a path that was inside when checked: the
+        // descriptor still says where the file really is.
+        std::os::unix::fs::symlink(&base, root.join("up")).unwrap();
+        let outside = File::open(root.join("up/secret.txt")).unwrap();
+        assert!(!opened_inside(&outside, &root));
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]
