@@ -50,7 +50,7 @@ pub use conn::{Cause, Handle};
 pub use endpoint::{Config, ConfigError, Endpoint, SegmentSummary, Shutdown, Status, Transition};
 pub use error::{Error, Result};
 pub use faults::Faults;
-pub use isn::os_secret;
+pub use isn::{os_secret, siphash24};
 pub use packet::{DropReason, Flags, Segment, Stats, TcpOptions};
 pub use sack::SackBlocks;
 pub use seq::SeqNum;
