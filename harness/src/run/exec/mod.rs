@@ -284,7 +284,10 @@ impl Target for ExecTarget {
         self.net
             .tun0()
             .send(&p)
-            .map_err(|e| TargetError::Io(e.to_string()))
+            .map_err(|e| TargetError::Io(e.to_string()))?;
+        // What the stack answered during the write is stamped now, as on
+        // `linux` (see `PeerTap::sync`).
+        self.tap.sync()
     }
 
     fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {
@@ -307,6 +310,9 @@ impl Target for ExecTarget {
             Answer::WouldBlock => CallOutcome::WouldBlock,
             Answer::NotApplicable(why) => return Err(TargetError::NotApplicable(why)),
         };
+        // What the call made the stack send is stamped before the next
+        // event, as on `linux`.
+        self.tap.sync()?;
         self.blocked = blocked_after(&outcome, call);
         Ok(outcome)
     }
