@@ -5,25 +5,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tcp_stack::{Config, Endpoint, Error, Instant, Shutdown};
 
+mod common;
+use common::pump;
+
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
-
-fn wire(a: &mut Endpoint, b: &mut Endpoint, now: Instant) {
-    loop {
-        let mut moved = false;
-        while let Some(p) = a.poll_transmit(now) {
-            b.handle_packet(now, &p);
-            moved = true;
-        }
-        while let Some(p) = b.poll_transmit(now) {
-            a.handle_packet(now, &p);
-            moved = true;
-        }
-        if !moved {
-            break;
-        }
-    }
-}
 
 #[test]
 fn reads_in_place_what_recv_would_copy() {
@@ -38,7 +24,7 @@ fn reads_in_place_what_recv_would_copy() {
     let h = a
         .connect(now, SocketAddr::new(A, 0), SocketAddr::new(B, 80))
         .expect("connect");
-    wire(&mut a, &mut b, now);
+    pump(&mut a, &mut b, now);
     let (peer, _) = b.accept(l).expect("accept");
     assert_eq!(
         b.recv_with(now, peer, |_| unreachable!("nothing to show")),
@@ -54,7 +40,7 @@ fn reads_in_place_what_recv_would_copy() {
                 a.shutdown(now, h, Shutdown::Write).expect("shutdown");
             }
         }
-        wire(&mut a, &mut b, now);
+        pump(&mut a, &mut b, now);
         // Take at most 1000 octets a call: the rest stays queued.
         while let Ok(n) = b.recv_with(now, peer, |d| {
             let n = d.len().min(1000);
@@ -68,6 +54,6 @@ fn reads_in_place_what_recv_would_copy() {
         }
     }
     assert_eq!(got, data);
-    wire(&mut a, &mut b, now);
+    pump(&mut a, &mut b, now);
     assert_eq!(b.recv_with(now, peer, |d| d.len()), Ok(0), "end of stream");
 }

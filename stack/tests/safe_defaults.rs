@@ -7,6 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tcp_stack::packet::parse;
 use tcp_stack::{Config, Endpoint, Handle, Instant};
 
+mod common;
+use common::pump;
+
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 
@@ -31,24 +34,6 @@ fn two_default_configs_give_different_isns() {
     for (i, a) in isns.iter().enumerate() {
         for b in &isns[i + 1..] {
             assert_ne!(a, b, "ISNs {isns:x?}");
-        }
-    }
-}
-
-/// Moves packets both ways until both endpoints are quiet.
-fn pump(a: &mut Endpoint, b: &mut Endpoint, now: Instant) {
-    loop {
-        let mut moved = false;
-        while let Some(p) = a.poll_transmit(now) {
-            b.handle_packet(now, &p);
-            moved = true;
-        }
-        while let Some(p) = b.poll_transmit(now) {
-            a.handle_packet(now, &p);
-            moved = true;
-        }
-        if !moved {
-            return;
         }
     }
 }
