@@ -3,13 +3,18 @@
 //! (both directions), with the RFC profile's timers and NewReno (`serve
 //! --timers rfc`, what `serve` ran before SACK) next to realistic timers
 //! with SACK (`serve --timers realistic`, the default: 200 ms minimum RTO,
-//! RFC 2018 blocks, RFC 6675 recovery).
+//! RFC 2018 blocks, RFC 6675 recovery, RACK-TLP of RFC 8985), and the
+//! same without RACK-TLP (what `serve` ran before it).
 //!
 //! Two measurements:
 //! - **in memory** (always): `tcp_harness::sim::Net` on its virtual clock,
 //!   1 ms one-way delay (2 ms RTT), unlimited bandwidth; goodput is the
 //!   payload over the virtual time from the first SYN to the last octet
-//!   read, median over five impairment seeds;
+//!   read, median over five impairment seeds; below each row, where the
+//!   time went at each loss rate (means over the seeds): retransmission
+//!   timeouts and the time spent waiting for them (from the last advance
+//!   of SND.UNA, or the timeout before, to the expiry), recovery episodes, segments RACK marked
+//!   lost, tail loss probes, and the time cwnd stayed under four segments;
 //! - **live** (as root; otherwise `skipped: <reason>`): `serve --http` in
 //!   its namespace, a kernel client downloading a 4 MiB file over TUN with
 //!   `--impair loss=P` (so the own stack is the sender whose recovery is
@@ -71,9 +76,57 @@ fn main() {
 
 fn label(t: ServeTimers) -> &'static str {
     match t {
-        ServeTimers::Realistic => "realistic + SACK",
+        ServeTimers::Realistic => "realistic + RACK",
         ServeTimers::Rfc => "rfc + NewReno",
     }
+}
+
+/// One in-memory configuration: `serve`'s timers, RACK-TLP on or off.
+#[derive(Clone, Copy)]
+struct Setup {
+    timers: ServeTimers,
+    rack: bool,
+}
+
+impl Setup {
+    const ALL: [Setup; 3] = [
+        Setup {
+            timers: ServeTimers::Rfc,
+            rack: false,
+        },
+        Setup {
+            timers: ServeTimers::Realistic,
+            rack: false,
+        },
+        Setup {
+            timers: ServeTimers::Realistic,
+            rack: true,
+        },
+    ];
+
+    fn label(self) -> &'static str {
+        match (self.timers, self.rack) {
+            (ServeTimers::Rfc, _) => "rfc + NewReno",
+            (ServeTimers::Realistic, false) => "realistic, SACK",
+            (ServeTimers::Realistic, true) => "realistic + RACK",
+        }
+    }
+}
+
+/// Where the time of one simulated transfer went.
+#[derive(Clone, Copy, Default)]
+struct Spent {
+    mib_s: f64,
+    timeouts: u64,
+    /// Seconds from the last advance of SND.UNA (or the timeout before)
+    /// to each timeout.
+    rto_wait_s: f64,
+    recoveries: u64,
+    rack_lost: u64,
+    probes: u64,
+    /// Seconds with cwnd under four segments.
+    small_cwnd_s: f64,
+    secs: f64,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -83,31 +136,56 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn in_memory() {
     println!("in memory: 4 MiB, 1 ms one-way delay, median of 5 seeds (MiB/s of virtual time)");
-    for timers in [ServeTimers::Rfc, ServeTimers::Realistic] {
-        let mut row = format!("  {:<18}", label(timers));
+    for setup in Setup::ALL {
+        let mut row = format!("  {:<18}", setup.label());
+        let mut why = String::from("    means:");
         for loss in LOSSES {
-            let mut v: Vec<f64> = (1..=5u64)
-                .map(|seed| simulated(timers, loss, seed))
+            let runs: Vec<Spent> = (1..=5u64)
+                .map(|seed| simulated(setup, loss, seed))
                 .collect();
+            let mut v: Vec<f64> = runs.iter().map(|r| r.mib_s).collect();
             row += &format!(" {:>5.1} %: {:>7.2}", loss * 100.0, median(&mut v));
+            if loss > 0.0 {
+                why += &format!(" | {:.0} %: {}", loss * 100.0, explain(&runs));
+            }
         }
         println!("{row}");
+        println!("{why}");
     }
 }
 
-fn sim_endpoint(addr: IpAddr, secret: u8, timers: ServeTimers) -> Endpoint {
+/// The means of `runs` in one short line.
+fn explain(runs: &[Spent]) -> String {
+    let n = runs.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&Spent) -> f64| runs.iter().map(f).sum::<f64>() / n;
+    format!(
+        "{:.1} s, {:.1} RTOs waited {:.2} s, {:.0} recoveries, {:.0} RACK-lost, {:.1} TLPs, cwnd<4 {:.2} s",
+        mean(&|r| r.secs),
+        mean(&|r| r.timeouts as f64),
+        mean(&|r| r.rto_wait_s),
+        mean(&|r| r.recoveries as f64),
+        mean(&|r| r.rack_lost as f64),
+        mean(&|r| r.probes as f64),
+        mean(&|r| r.small_cwnd_s),
+    )
+}
+
+fn sim_endpoint(addr: IpAddr, secret: u8, setup: Setup) -> Endpoint {
+    let timers = setup.timers;
     let mut c = Config::new(vec![addr]);
     c.secret = [secret; 32];
     // serve's buffers (1 MiB) and timers.
     c.recv_buf = MIB;
     c.send_buf = MIB;
     timers.configure(&mut c);
+    c.rack = setup.rack;
     c.log_transitions = std::env::var_os("GOODPUT_DEBUG").is_some();
     Endpoint::new(c).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// MiB/s of virtual time for one simulated transfer.
-fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
+/// MiB/s of virtual time for one simulated transfer, and where the time
+/// went.
+fn simulated(setup: Setup, loss: f64, seed: u64) -> Spent {
     let imp = Impairment {
         loss,
         delay: Duration::from_millis(1),
@@ -115,8 +193,8 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
         ..Impairment::none()
     };
     let mut net = sim::net(imp);
-    let a = net.add(sim_endpoint(A, 1, timers), vec![A]);
-    let b = net.add(sim_endpoint(B, 2, timers), vec![B]);
+    let a = net.add(sim_endpoint(A, 1, setup), vec![A]);
+    let b = net.add(sim_endpoint(B, 2, setup), vec![B]);
     let start = net.now;
     let (listener, conn) = {
         let now = net.now;
@@ -138,10 +216,33 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
     let data = vec![0x5au8; 64 * 1024];
     let mut buf = vec![0u8; 256 * 1024];
     let (mut sent, mut got, mut peer) = (0usize, 0usize, None);
+    let mut spent = Spent::default();
+    // (time, SND.UNA) of the last advance, timeouts so far, and the time
+    // and cwnd at the previous step.
+    let mut progress = (start, 0u32);
+    let mut timeouts = 0u64;
+    let mut last = (start, u32::MAX);
     let limit = start.plus_micros(3_600 * 1_000_000);
     let done = net.run_until(limit, |net| {
         let now = net.now;
         if let Some(ea) = net.eps.get_mut(a) {
+            if let Ok(st) = ea.status(conn) {
+                let dt = now.as_micros().saturating_sub(last.0.as_micros()) as f64 / 1e6;
+                if last.1 < 4 * u32::from(st.mss) {
+                    spent.small_cwnd_s += dt;
+                }
+                last = (now, st.cwnd);
+                if ea.stats().timeouts > timeouts {
+                    timeouts = ea.stats().timeouts;
+                    spent.rto_wait_s +=
+                        now.as_micros().saturating_sub(progress.0.as_micros()) as f64 / 1e6;
+                    // A second timeout waits from this one.
+                    progress.0 = now;
+                }
+                if st.snd_una != progress.1 {
+                    progress = (now, st.snd_una);
+                }
+            }
             while sent < SIZE {
                 match ea.send(now, conn, &data[..data.len().min(SIZE - sent)]) {
                     Ok(n) if n > 0 => sent += n,
@@ -167,7 +268,7 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
     assert!(
         done,
         "{} at {loss}: only {got} of {SIZE} octets",
-        label(timers)
+        setup.label()
     );
     if std::env::var_os("GOODPUT_DEBUG").is_some() {
         let ea = net.eps.get_mut(a).expect("a");
@@ -185,13 +286,22 @@ fn simulated(timers: ServeTimers, loss: f64, seed: u64) -> f64 {
         eprintln!("rtos {}: {rtos:?}", rtos.len());
         eprintln!(
             "{} {loss} seed {seed}: {:?} {:?}",
-            label(timers),
+            setup.label(),
             ea.stats(),
             ea.status(conn).map(|s| s.rto_us)
         );
     }
     let secs = net.now.as_micros().saturating_sub(start.as_micros()) as f64 / 1e6;
-    SIZE as f64 / MIB as f64 / secs.max(1e-9)
+    if let Some(ea) = net.eps.get(a) {
+        let st = ea.stats();
+        spent.timeouts = st.timeouts;
+        spent.recoveries = st.recoveries;
+        spent.rack_lost = st.rack_lost;
+        spent.probes = st.loss_probes;
+    }
+    spent.secs = secs;
+    spent.mib_s = SIZE as f64 / MIB as f64 / secs.max(1e-9);
+    spent
 }
 
 fn live(runs: usize, timers: &[ServeTimers], only_loss: Option<f64>) -> Result<(), String> {

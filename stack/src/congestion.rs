@@ -164,6 +164,14 @@ impl Congestion {
         self.phase = Phase::SackRecovery;
     }
 
+    /// One loss was repaired outside any recovery (a tail loss probe that
+    /// retransmitted, RFC 8985 §7.4.2): ssthresh and cwnd fall to half of
+    /// cwnd, as on entering recovery (RFC 5681 equation 4).
+    pub fn reduce_once(&mut self, smss: u32) {
+        self.halve(self.cwnd, smss);
+        self.cwnd = self.ssthresh;
+    }
+
     /// Whether a loss detected at cumulative point `ack` may start a new
     /// recovery: no loss yet, or `ack` is at or beyond the point of the
     /// last one (RFC 6675 §5; RFC 6582 §3.2 step 1 for NewReno).

@@ -18,7 +18,10 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use tcp_spec::{AckClass, Event, Profile, SegmentEvent, SeqClass, State};
 
+mod rack_tlp;
 mod sack_loss;
+
+pub(crate) use rack_tlp::TimerKind;
 
 /// The handle of a connection or listener: what the socket calls of
 /// [`crate::Endpoint`] take, and what the transition log names. The number
@@ -48,6 +51,9 @@ pub enum Cause {
     Recovery,
     /// A zero-window probe (RFC 9293 §3.8.6.1).
     Probe,
+    /// A tail loss probe that sends the highest segment again
+    /// (RFC 8985 §7.3; a probe of new data is [`Cause::Data`]).
+    LossProbe,
     /// A window update after the application read (RFC 9293 §3.8.6.2.2).
     WindowUpdate,
     /// A delayed ACK whose timer ran out (RFC 9293 §3.8.6.3).
@@ -76,6 +82,8 @@ pub(crate) struct ConnParams {
     /// SACK-permitted offered and accepted (RFC 2018 §2), SACK blocks
     /// sent and used (RFC 2018 §4, RFC 6675).
     pub sack: bool,
+    /// RACK-TLP loss detection (RFC 8985) on connections that use SACK.
+    pub rack: bool,
     /// Seeded bugs (tests only; all off by default).
     pub faults: crate::Faults,
 }
@@ -315,6 +323,8 @@ pub(crate) struct Conn {
     sack_recent: crate::sack::Recent,
     /// The scoreboard and RFC 6675 recovery state.
     sack: crate::recovery::SackSender,
+    /// RACK's per-segment records and the TLP episode (RFC 8985).
+    rack: crate::rack::Rack,
     /// Set when a new incarnation replaced a TIME-WAIT TCB; the endpoint
     /// attaches it to a listener and clears the flag.
     pub reincarnated: bool,
@@ -322,6 +332,9 @@ pub(crate) struct Conn {
     pub rto: RtoEstimator,
     /// The single retransmission (and persist) timer (RFC 6298 §5).
     pub rtx_deadline: Option<Instant>,
+    /// What `rtx_deadline` stands for: the RTO, or RACK's reordering or
+    /// TLP's probe timeout in its place (RFC 8985 §§6.2, 7.2).
+    rtx_kind: TimerKind,
     rtx_count: u32,
     /// The segment being timed: its end and send time (Karn, RFC 6298 §3).
     rtt_probe: Option<(SeqNum, Instant)>,
@@ -396,9 +409,11 @@ impl Conn {
             sack_ok: false,
             sack_recent: crate::sack::Recent::default(),
             sack: crate::recovery::SackSender::default(),
+            rack: crate::rack::Rack::default(),
             reincarnated: false,
             rto: RtoEstimator::with_faults(p.rto, p.faults),
             rtx_deadline: None,
+            rtx_kind: TimerKind::Rto,
             rtx_count: 0,
             rtt_probe: None,
             dupacks: 0,
@@ -625,6 +640,7 @@ impl Conn {
     fn arm_rtx(&mut self, now: Instant) {
         if self.rtx_deadline.is_none() {
             self.rtx_deadline = Some(now.plus_micros(self.rto.rto_us()));
+            self.rtx_kind = TimerKind::Rto;
         }
     }
 
@@ -705,8 +721,10 @@ impl Conn {
         if self.rtt_probe.is_none() {
             self.rtt_probe = Some((self.snd_nxt + len as u32, ctx.now));
         }
+        self.rack_sent(ctx, self.snd_nxt, self.snd_nxt + len as u32);
         self.snd_nxt += len as u32;
         self.arm_rtx(ctx.now);
+        self.tlp_schedule(ctx);
         len as u32
     }
 
@@ -772,6 +790,7 @@ impl Conn {
         };
         let s = self.segment(ctx.p, seq, flags, ());
         ctx.emit(&self.with_data(s, off, len), cause);
+        self.rack_sent(ctx, seq, end);
         end + u32::from(with_fin)
     }
 
@@ -1093,6 +1112,9 @@ impl Conn {
     /// Returns false when the retry limit turned it into a user timeout.
     pub fn on_rtx_timeout(&mut self, ctx: &mut Ctx<'_>) -> bool {
         self.rtx_deadline = None;
+        if self.rack_timer(ctx) {
+            return true;
+        }
         if self.retries_exhausted(ctx.p) {
             return false;
         }
@@ -1124,6 +1146,7 @@ impl Conn {
             // RFC 6675 §5.1 ends any SACK recovery; what was SACKed is
             // forgotten, as the peer may have dropped it (RFC 2018 §8).
             self.sack.reset();
+            self.rack.on_timeout();
         }
         self.retransmit_oldest(ctx, Cause::Retransmit);
         if self.snd_una != self.snd_nxt || self.data_end().gt(self.snd_nxt) {
@@ -1282,6 +1305,7 @@ impl Conn {
                 self.retransmit_oldest(ctx, Cause::Recovery);
             }
         }
+        self.tlp_schedule(ctx);
     }
 
     /// The end of what may be outstanding: SND.UNA plus the smaller of the
@@ -1348,6 +1372,7 @@ impl Conn {
                 self.rtx_count = 0;
             }
         }
+        self.rack_on_ack(ctx, seg);
     }
 
     /// Accepts the segment's text (and FIN) as far as the window allows

@@ -63,6 +63,14 @@ pub struct Config {
     /// suite's SYNs stay as scripted); the crate feature `sack-default`
     /// turns the default on, which is how the property suites run with it.
     pub sack: bool,
+    /// RACK-TLP (RFC 8985) on connections that use SACK: losses are found
+    /// by the time segments were sent (a lost retransmission, a loss with
+    /// fewer than three segments after it) and a probe timeout of about
+    /// two round trips sends one segment to expose a lost tail, instead of
+    /// waiting for the retransmission timeout. Nothing changes without
+    /// SACK. Off by default, like SACK (on with the feature
+    /// `sack-default`).
+    pub rack: bool,
     /// Keep the observer log of transitions ([`Endpoint::drain_transitions`]).
     /// Off by default: an embedder that never drains it would see it grow
     /// with every segment. Observers (tests, fuzzers, the conformance
@@ -94,6 +102,7 @@ impl Config {
             rto_max_us: None,
             window_scaling: true,
             sack: cfg!(feature = "sack-default"),
+            rack: cfg!(feature = "sack-default"),
             log_transitions: false,
             faults: crate::Faults::default(),
         }
@@ -346,6 +355,7 @@ impl Endpoint {
             nagle: config.nagle,
             window_scaling: config.window_scaling,
             sack: config.sack,
+            rack: config.rack,
             faults: config.faults,
         };
         let seed = u16::from_le_bytes([config.secret[0], config.secret[1]]);
@@ -749,7 +759,7 @@ impl Endpoint {
                 continue;
             };
             if conn.rtx_deadline.is_some_and(|d| d <= now) {
-                if conn.retries_exhausted(&self.params) {
+                if conn.retries_exhausted(&self.params) && conn.timer_is_rto() {
                     let ev = Event::Timeout {
                         timeout: Timeout::User,
                     };

@@ -37,6 +37,7 @@ pub(crate) mod isn;
 #[cfg(any(test, feature = "net"))]
 pub mod net;
 pub mod packet;
+pub(crate) mod rack;
 pub(crate) mod reassembly;
 pub(crate) mod recovery;
 pub(crate) mod ring;

@@ -378,6 +378,13 @@ pub struct Stats {
     /// Expiries of the retransmission timer with data or FIN outstanding
     /// (RFC 6298 §5.4; probes into a zero window not counted).
     pub timeouts: u64,
+    /// Loss recovery episodes entered (RFC 6675 §5 step 4: on DupThresh,
+    /// `IsLost` or a loss RACK found).
+    pub recoveries: u64,
+    /// Segments RACK took as lost (RFC 8985 §6.2).
+    pub rack_lost: u64,
+    /// Tail loss probes sent (RFC 8985 §7.3).
+    pub loss_probes: u64,
     /// Outbound segments that could not be encoded (never expected).
     pub build_errors: u64,
 }

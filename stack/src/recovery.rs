@@ -57,7 +57,10 @@ pub struct SackSender {
     /// Retransmissions of this recovery not yet SACKed or acknowledged:
     /// the range and SND.NXT when it was sent.
     in_flight_rxt: Vec<(SeqNum, SeqNum, SeqNum)>,
-    /// Retransmitted ranges found lost again, to send once more first.
+    /// Ranges taken as lost by a test other than `IsLost` (a retransmission
+    /// found lost again, or RACK's time-based test, RFC 8985 §6.2) and not
+    /// sent again yet: `NextSeg()` sends them first, `SetPipe()` leaves
+    /// them out.
     relost: Vec<(SeqNum, SeqNum)>,
 }
 
@@ -131,6 +134,23 @@ impl SackSender {
             true
         });
         self.relost.extend(lost);
+    }
+
+    /// `[l, r)` is lost by RACK's test (RFC 8985 §6.2 step 5): it goes to
+    /// the front of `NextSeg()` and out of the pipe, unless a range
+    /// already marked covers it.
+    pub fn mark_lost(&mut self, l: SeqNum, r: SeqNum) {
+        if !self.relost.iter().any(|&(a, b)| a.le(l) && r.le(b)) {
+            self.relost.push((l, r));
+        }
+    }
+
+    /// Octets of `[l, r)` marked lost and not yet sent again.
+    fn marked_lost_in(&self, l: SeqNum, r: SeqNum) -> u32 {
+        self.relost
+            .iter()
+            .map(|&(a, b)| b.min(r).since(a.max(l)))
+            .fold(0u32, u32::saturating_add)
     }
 
     /// Merges `[l, r)` into the sorted list; returns whether it added
@@ -216,7 +236,8 @@ impl SackSender {
         let mut pipe = 0u32;
         for (l, r) in self.holes(una, nxt) {
             if !self.is_lost(l, smss) {
-                pipe = pipe.saturating_add(r.since(l));
+                let lost = self.marked_lost_in(l, r);
+                pipe = pipe.saturating_add(r.since(l).saturating_sub(lost));
             }
             let rxt_end = r.min(self.high_rxt);
             pipe = pipe.saturating_add(rxt_end.since(l));

@@ -3,9 +3,11 @@
 //! reports the data it holds beyond a hole (the newest arrival first), and
 //! a sender repairs several holes of one window in one round trip each
 //! way, without a retransmission timeout, where NewReno needs a round
-//! trip per hole.
+//! trip per hole. With RACK-TLP (RFC 8985) a lost retransmission and a
+//! lost tail are repaired without a timeout too, and the probe goes out
+//! only where §7.2 allows it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tcp_stack::packet::{parse, Segment};
 use tcp_stack::{Config, Endpoint, Handle, Instant};
@@ -14,10 +16,11 @@ const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 const MSS: usize = 1460;
 
-fn endpoint(addr: IpAddr, secret: u8, sack: bool) -> Endpoint {
+fn endpoint(addr: IpAddr, secret: u8, sack: bool, rack: bool) -> Endpoint {
     let mut c = Config::new(vec![addr]);
     c.secret = [secret; 32];
     c.sack = sack;
+    c.rack = rack;
     c.log_transitions = true;
     c.recv_buf = 256 * 1024;
     c.send_buf = 256 * 1024;
@@ -36,10 +39,18 @@ struct Pair {
     a_sent: Vec<Segment>,
     /// Every segment B sent, in order.
     b_sent: Vec<Segment>,
+    /// The virtual time each of `b_sent` went out at.
+    b_sent_at: Vec<Instant>,
     /// Data segments of A (by offset of their first octet from the
     /// first data octet) to drop the first time they are sent.
     drop_once: HashSet<u32>,
-    seen: HashSet<u32>,
+    /// Data segments of A to drop the first two times they are sent (the
+    /// retransmission is lost too).
+    drop_twice: HashSet<u32>,
+    /// How often each data offset was sent.
+    sends: HashMap<u32, u32>,
+    /// The virtual times each data offset was sent at.
+    sent_at: HashMap<u32, Vec<Instant>>,
     a_iss: Option<u32>,
     /// Rounds that moved packets (each is one round trip).
     rounds: u32,
@@ -49,8 +60,13 @@ struct Pair {
 
 impl Pair {
     fn new(sack_a: bool, sack_b: bool) -> Pair {
-        let mut a = endpoint(A, 1, sack_a);
-        let mut b = endpoint(B, 2, sack_b);
+        Pair::with_rack(sack_a, sack_b, false)
+    }
+
+    /// A pair whose sender A runs RACK-TLP or not.
+    fn with_rack(sack_a: bool, sack_b: bool, rack: bool) -> Pair {
+        let mut a = endpoint(A, 1, sack_a, rack);
+        let mut b = endpoint(B, 2, sack_b, false);
         let now = Instant::from_micros(1_000_000);
         let listener = b.listen(now, Some(B), 80, 4).expect("listen");
         let conn = a
@@ -65,8 +81,11 @@ impl Pair {
             listener,
             a_sent: Vec::new(),
             b_sent: Vec::new(),
+            b_sent_at: Vec::new(),
             drop_once: HashSet::new(),
-            seen: HashSet::new(),
+            drop_twice: HashSet::new(),
+            sends: HashMap::new(),
+            sent_at: HashMap::new(),
             a_iss: None,
             rounds: 0,
             rtos: 0,
@@ -89,10 +108,17 @@ impl Pair {
                 .seq
                 .0
                 .wrapping_sub(self.a_iss.unwrap_or(0).wrapping_add(1));
-            let data = !seg.payload.is_empty();
-            let first = data && self.seen.insert(off);
+            let mut nth = 0;
+            if !seg.payload.is_empty() {
+                let n = self.sends.entry(off).or_insert(0);
+                *n += 1;
+                nth = *n;
+                self.sent_at.entry(off).or_default().push(self.now);
+            }
             self.a_sent.push(seg.clone());
-            if first && self.drop_once.contains(&off) {
+            let dropped = (nth == 1 && self.drop_once.contains(&off))
+                || ((nth == 1 || nth == 2) && self.drop_twice.contains(&off));
+            if dropped {
                 continue;
             }
             self.b.handle_packet(self.now, &pkt);
@@ -101,6 +127,7 @@ impl Pair {
             moved = true;
             let seg = parse(&pkt, |x| x == A).expect("B sends well-formed packets");
             self.b_sent.push(seg);
+            self.b_sent_at.push(self.now);
             self.a.handle_packet(self.now, &pkt);
         }
         if self.peer.is_none() {
@@ -257,4 +284,96 @@ fn three_losses_in_one_window_are_repaired_without_a_timeout() {
         sack_rounds < reno_rounds,
         "SACK repairs the holes together ({sack_rounds} rounds), NewReno one per round trip ({reno_rounds})"
     );
+}
+
+/// A warmed-up RACK (or not) pair that then sends `segments` segments,
+/// dropping as set up by `drops`; returns the pair after the transfer.
+fn rack_transfer(rack: bool, segments: usize, drops: impl FnOnce(&mut Pair, u32)) -> Pair {
+    let mut p = Pair::with_rack(true, true, rack);
+    let warm = stream(60 * MSS);
+    assert_eq!(p.transfer(&warm), warm);
+    drops(&mut p, 60 * MSS as u32);
+    p.rtos = 0;
+    let data = stream(segments * MSS);
+    assert!(p.transfer(&data) == data, "the stream arrives intact");
+    p
+}
+
+#[test]
+fn rack_repairs_a_lost_retransmission_without_a_timeout() {
+    // Segments 3 and 10 of the last flight are lost, and so is the first
+    // retransmission of segment 3. No new data follows, so only RACK's
+    // rule (the retransmission of 10, sent later, was delivered) finds the
+    // second loss before the timer (RFC 8985 §6.2).
+    let m = MSS as u32;
+    let drops = |p: &mut Pair, base: u32| {
+        p.drop_twice.insert(base + 3 * m);
+        p.drop_once.insert(base + 10 * m);
+    };
+    let p = rack_transfer(true, 20, drops);
+    assert_eq!(p.rtos, 0, "RACK repairs it without a timeout");
+    let stats = p.a.stats();
+    assert!(stats.rack_lost >= 1, "RACK marked it lost: {stats:?}");
+    assert_eq!(p.sends.get(&(63 * m)), Some(&3), "sent three times");
+    // The same losses without RACK wait for the retransmission timer: the
+    // scenario needs the rule.
+    let p = rack_transfer(false, 20, drops);
+    assert!(p.rtos >= 1, "without RACK a timeout repairs it");
+}
+
+#[test]
+fn a_lost_tail_is_probed_at_the_pto_not_repaired_by_the_timeout() {
+    let m = MSS as u32;
+    let last = |p: &mut Pair, base: u32| {
+        p.drop_once.insert(base + 9 * m);
+    };
+    let p = rack_transfer(true, 10, last);
+    assert_eq!(p.rtos, 0, "the probe repairs the tail");
+    assert_eq!(p.a.stats().loss_probes, 1, "one probe");
+    // It went out one PTO after the last ACK (RFC 8985 §7.2 restarts it
+    // on every ACK of new data): two SRTTs plus the worst-case delayed
+    // ACK, as one segment was in flight.
+    let st = p.a.status(p.conn).expect("status");
+    let times = p.sent_at.get(&(69 * m)).expect("the tail was sent");
+    assert_eq!(times.len(), 2, "the tail and its probe");
+    let last_ack = p
+        .b_sent_at
+        .iter()
+        .filter(|t| **t < times[1])
+        .max()
+        .expect("B acknowledged the rest");
+    let waited = times[1].as_micros() - last_ack.as_micros();
+    let srtt = st.srtt_us.expect("an RTT was measured");
+    assert_eq!(waited, 2 * srtt + 200_000, "PTO");
+    assert!(waited < st.rto_us, "before the RTO would have fired");
+    // RACK off: the retransmission timer repairs it, and no probe.
+    let p = rack_transfer(false, 10, last);
+    assert_eq!((p.rtos, p.a.stats().loss_probes), (1, 0));
+}
+
+#[test]
+fn no_second_probe_in_one_episode() {
+    // The tail and its probe are both lost: §7.2 allows one probe until
+    // the episode ends, so the RTO repairs it.
+    let m = MSS as u32;
+    let p = rack_transfer(true, 10, |p, base| {
+        p.drop_twice.insert(base + 9 * m);
+    });
+    assert_eq!((p.rtos, p.a.stats().loss_probes), (1, 1));
+}
+
+#[test]
+fn no_probe_during_recovery() {
+    // A hole early in the flight starts recovery; the lost last segment
+    // is then repaired by recovery (the rescue retransmission or RACK),
+    // never by a probe, which §7.2 allows only outside recovery.
+    let m = MSS as u32;
+    let p = rack_transfer(true, 12, |p, base| {
+        p.drop_once.insert(base + 2 * m);
+        p.drop_once.insert(base + 11 * m);
+    });
+    let stats = p.a.stats();
+    assert_eq!(p.rtos, 0);
+    assert_eq!(stats.loss_probes, 0, "{stats:?}");
+    assert!(stats.recoveries >= 1, "{stats:?}");
 }

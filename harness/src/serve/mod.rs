@@ -103,8 +103,9 @@ pub type Tap = Box<dyn FnMut(u64, &[u8]) + Send>;
 pub enum ServeTimers {
     /// What deployed stacks run: a 200 ms minimum RTO (Linux's
     /// `TCP_RTO_MIN`, in place of RFC 6298 §2.4's 1 s, a SHOULD) and SACK
-    /// with RFC 6675 loss recovery, so that most losses are repaired
-    /// within a round trip and a lost retransmission costs 200 ms, not 1 s.
+    /// with RFC 6675 loss recovery and RACK-TLP (RFC 8985), so that most
+    /// losses, lost retransmissions and lost tails included, are repaired
+    /// within a round trip or two, and a timeout costs 200 ms, not 1 s.
     #[default]
     Realistic,
     /// The profile's own values (RFC 6298's 1 s minimum RTO), NewReno
@@ -119,10 +120,12 @@ impl ServeTimers {
             ServeTimers::Realistic => {
                 config.rto_min_us = Some(REALISTIC_RTO_MIN_US);
                 config.sack = true;
+                config.rack = true;
             }
             ServeTimers::Rfc => {
                 config.rto_min_us = None;
                 config.sack = false;
+                config.rack = false;
             }
         }
     }

@@ -69,6 +69,7 @@ impl Conn {
         self.cc
             .enter_sack_recovery(self.flight(), self.snd_nxt, smss);
         self.sack.enter(self.snd_una, self.snd_nxt);
+        ctx.stats.recoveries = ctx.stats.recoveries.saturating_add(1);
         ctx.stats.fast_retransmits = ctx.stats.fast_retransmits.saturating_add(1);
         self.rtt_probe = None; // Karn (RFC 6298 §3)
         let hole_end = self.sack.first_hole_end(self.snd_una, self.snd_nxt);
@@ -83,7 +84,7 @@ impl Conn {
     /// counting each segment into the pipe.
     pub(super) fn sack_transmit(&mut self, ctx: &mut Ctx<'_>) {
         let smss = u32::from(self.snd_mss);
-        let mut pipe = self.sack.pipe(self.snd_una, self.snd_nxt, smss);
+        let mut pipe = self.recovery_pipe(ctx);
         while pipe.saturating_add(smss) <= self.cc.cwnd {
             let rwnd_end = self.snd_una + self.snd_wnd;
             let new_data =
