@@ -313,17 +313,25 @@ fn live(runs: usize, timers: &[ServeTimers], only_loss: Option<f64>) -> Result<(
     let result = (|| {
         for &t in timers {
             let mut row = format!("  {:<18}", label(t));
+            let mut why = String::from("    means:");
             for loss in LOSSES {
                 let mut v = Vec::new();
                 if only_loss.is_some_and(|l| (l - loss).abs() > 1e-9) {
                     continue;
                 }
+                let mut spent = Vec::new();
                 for run in 0..runs {
-                    v.push(download(&dir, t, loss, run as u64 + 1)?);
+                    let s = download(&dir, t, loss, run as u64 + 1)?;
+                    v.push(s.mib_s);
+                    spent.push(s);
                 }
                 row += &format!(" {:>5.1} %: {:>7.2}", loss * 100.0, median(&mut v));
+                if loss > 0.0 {
+                    why += &format!(" | {:.0} %: {}", loss * 100.0, explain(&spent));
+                }
             }
             println!("{row}");
+            println!("{why}");
         }
         Ok(())
     })();
@@ -331,13 +339,14 @@ fn live(runs: usize, timers: &[ServeTimers], only_loss: Option<f64>) -> Result<(
     result
 }
 
-/// MiB/s of one live download through `serve` impaired by `loss`.
+/// MiB/s of one live download through `serve` impaired by `loss`, and
+/// the server's counters (no RACK-lost or cwnd figures live).
 fn download(
     dir: &std::path::Path,
     timers: ServeTimers,
     loss: f64,
     seed: u64,
-) -> Result<f64, String> {
+) -> Result<Spent, String> {
     let mut opts = ServeOptions::new(ServeMode::Http(dir.to_path_buf()));
     opts.timers = timers;
     if loss > 0.0 {
@@ -380,5 +389,12 @@ fn download(
     if total < SIZE {
         return Err(format!("only {total} of {SIZE} octets arrived"));
     }
-    Ok(SIZE as f64 / MIB as f64 / secs.max(1e-9))
+    Ok(Spent {
+        mib_s: SIZE as f64 / MIB as f64 / secs.max(1e-9),
+        timeouts: stats.timeouts,
+        recoveries: stats.recoveries,
+        probes: stats.loss_probes,
+        secs,
+        ..Spent::default()
+    })
 }

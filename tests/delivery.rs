@@ -4,7 +4,8 @@
 //! in both directions and half-close. Both sides must receive exactly the
 //! bytes sent, in order, and both connections must reach CLOSED or
 //! TIME-WAIT within a bounded virtual time. Each case draws SACK on or off
-//! for both ends (RFC 2018, RFC 6675).
+//! for both ends (RFC 2018, RFC 6675), and with SACK, RACK-TLP on or off
+//! (RFC 8985).
 
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,10 +28,18 @@ struct Side {
     eof: bool,
 }
 
-fn endpoint(addr: IpAddr, profile: Profile, secret: u8, buf: usize, sack: bool) -> Endpoint {
+/// SACK and RACK-TLP choices of one exchange.
+#[derive(Clone, Copy, Debug)]
+struct Recovery {
+    sack: bool,
+    rack: bool,
+}
+
+fn endpoint(addr: IpAddr, profile: Profile, secret: u8, buf: usize, r: Recovery) -> Endpoint {
     let mut c = Config::new(vec![addr]);
     c.profile = profile;
-    c.sack = sack;
+    c.sack = r.sack;
+    c.rack = r.rack;
     c.secret = [secret; 32];
     c.recv_buf = buf;
     c.send_buf = buf;
@@ -83,7 +92,7 @@ fn finished(ep: &Endpoint, side: &Side) -> bool {
 /// Runs one exchange; returns the virtual time it took.
 fn exchange(
     profile: Profile,
-    sack: bool,
+    sack: Recovery,
     imp: Impairment,
     a_data: &[u8],
     b_data: &[u8],
@@ -185,9 +194,10 @@ fn stream(len: usize, seed: u8) -> Vec<u8> {
 fn clean_network_bulk_both_ways() {
     let a = stream(300_000, 1);
     let b = stream(120_000, 2);
-    for sack in [false, true] {
-        let took = exchange(Profile::Rfc9293, sack, Impairment::none(), &a, &b, 65535);
-        assert!(took.is_ok(), "sack {sack}: {took:?}");
+    for (sack, rack) in [(false, false), (true, false), (true, true)] {
+        let r = Recovery { sack, rack };
+        let took = exchange(Profile::Rfc9293, r, Impairment::none(), &a, &b, 65535);
+        assert!(took.is_ok(), "{r:?}: {took:?}");
     }
 }
 
@@ -198,6 +208,7 @@ proptest! {
     fn impaired_exchange_delivers_exactly(
         profile in prop_oneof![Just(Profile::Rfc9293), Just(Profile::Rfc793), Just(Profile::Linux)],
         sack in any::<bool>(),
+        rack in any::<bool>(),
         a_len in 0usize..60_000,
         b_len in 0usize..60_000,
         loss in 0.0f64..0.15,
@@ -216,8 +227,9 @@ proptest! {
         };
         let a = stream(a_len, seed as u8);
         let b = stream(b_len, (seed >> 8) as u8);
-        if let Err(e) = exchange(profile, sack, imp, &a, &b, buf) {
-            return Err(TestCaseError::fail(format!("{profile} sack {sack} {imp}: {e}")));
+        let r = Recovery { sack, rack: sack && rack };
+        if let Err(e) = exchange(profile, r, imp, &a, &b, buf) {
+            return Err(TestCaseError::fail(format!("{profile} {r:?} {imp}: {e}")));
         }
     }
 }

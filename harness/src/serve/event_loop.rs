@@ -127,6 +127,8 @@ impl Server {
         self.stats.stack_dropped = s.dropped();
         self.stats.fast_retransmits = s.fast_retransmits;
         self.stats.timeouts = s.timeouts;
+        self.stats.recoveries = s.recoveries;
+        self.stats.loss_probes = s.loss_probes;
         self.stats.half_open_evicted = s.half_open_evicted;
         Ok(())
     }

@@ -239,6 +239,10 @@ pub struct ServeStats {
     pub fast_retransmits: u64,
     /// Expiries of the stack's retransmission timer (RFC 6298 §5.4).
     pub timeouts: u64,
+    /// Loss recovery episodes the stack entered (RFC 6675 §5).
+    pub recoveries: u64,
+    /// Tail loss probes the stack sent (RFC 8985 §7.3).
+    pub loss_probes: u64,
     /// Packets refused at the TUN boundary and dropped, either direction:
     /// an address outside the documentation ranges (a foreign client, or a
     /// bit the impairment flipped in an address), or a packet the device
