@@ -13,14 +13,17 @@
 //!   read, median over five impairment seeds; below each row, where the
 //!   time went at each loss rate (means over the seeds): retransmission
 //!   timeouts and the time spent waiting for them (from the last advance
-//!   of SND.UNA, or the timeout before, to the expiry), recovery episodes, segments RACK marked
-//!   lost, tail loss probes, and the time cwnd stayed under four segments;
+//!   of SND.UNA, or the timeout before, to the expiry), recovery
+//!   episodes, segments RACK marked lost, tail loss probes, and the time
+//!   cwnd stayed under four segments;
 //! - **live** (as root; otherwise `skipped: <reason>`): `serve --http` in
 //!   its namespace, a kernel client downloading a 4 MiB file over TUN with
 //!   `--impair loss=P` (so the own stack is the sender whose recovery is
 //!   measured), wall-clock time, median of `--runs N` (default 3). The RFC
 //!   timers run only with `--rfc` (at 5 % loss a transfer takes about a
 //!   minute).
+//!   Below each row: the means of the server's timeouts, recoveries and
+//!   tail loss probes.
 //!
 //! Run with `cargo bench --bench goodput [-- --runs N --rfc --no-live
 //! --loss P]` (`--loss 0.05`: only that loss rate live);
@@ -146,7 +149,7 @@ fn in_memory() {
             let mut v: Vec<f64> = runs.iter().map(|r| r.mib_s).collect();
             row += &format!(" {:>5.1} %: {:>7.2}", loss * 100.0, median(&mut v));
             if loss > 0.0 {
-                why += &format!(" | {:.0} %: {}", loss * 100.0, explain(&runs));
+                why += &format!(" | {:.0} %: {}", loss * 100.0, explain(&runs, false));
             }
         }
         println!("{row}");
@@ -154,10 +157,21 @@ fn in_memory() {
     }
 }
 
-/// The means of `runs` in one short line.
-fn explain(runs: &[Spent]) -> String {
+/// The means of `runs` in one short line; `live` leaves out what only
+/// the simulation measures (the wait for timeouts, RACK's markings, the
+/// time with a small cwnd).
+fn explain(runs: &[Spent], live: bool) -> String {
     let n = runs.len().max(1) as f64;
     let mean = |f: &dyn Fn(&Spent) -> f64| runs.iter().map(f).sum::<f64>() / n;
+    if live {
+        return format!(
+            "{:.1} s, {:.1} RTOs, {:.0} recoveries, {:.1} TLPs",
+            mean(&|r| r.secs),
+            mean(&|r| r.timeouts as f64),
+            mean(&|r| r.recoveries as f64),
+            mean(&|r| r.probes as f64),
+        );
+    }
     format!(
         "{:.1} s, {:.1} RTOs waited {:.2} s, {:.0} recoveries, {:.0} RACK-lost, {:.1} TLPs, cwnd<4 {:.2} s",
         mean(&|r| r.secs),
@@ -327,7 +341,7 @@ fn live(runs: usize, timers: &[ServeTimers], only_loss: Option<f64>) -> Result<(
                 }
                 row += &format!(" {:>5.1} %: {:>7.2}", loss * 100.0, median(&mut v));
                 if loss > 0.0 {
-                    why += &format!(" | {:.0} %: {}", loss * 100.0, explain(&spent));
+                    why += &format!(" | {:.0} %: {}", loss * 100.0, explain(&spent, true));
                 }
             }
             println!("{row}");
