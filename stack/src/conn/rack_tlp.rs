@@ -166,8 +166,16 @@ impl Conn {
             ctx.p.delayed_ack_us,
             rto,
         );
-        if pto < rto {
-            self.rtx_deadline = Some(ctx.now.plus_micros(pto));
+        // §7.2: never later than the RTO would fire; a running RTO keeps
+        // its own expiry, a probe being restarted stands for one at
+        // now + RTO.
+        let rto_at = match (self.rtx_kind, self.rtx_deadline) {
+            (TimerKind::Rto, Some(d)) => d,
+            _ => ctx.now.plus_micros(rto),
+        };
+        let probe_at = ctx.now.plus_micros(pto);
+        if probe_at < rto_at {
+            self.rtx_deadline = Some(probe_at);
             self.rtx_kind = TimerKind::Probe;
         }
     }
