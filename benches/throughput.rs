@@ -98,12 +98,16 @@ fn main() {
         // transition log); `PROFILE_SMOLTCP_MB` only smoltcp.
         let total = mb.parse::<usize>().unwrap_or(16) * 1024 * 1024;
         let log = std::env::var_os("PROFILE_LOG").is_some();
-        println!("own stack moved {} bytes", own_side::bulk(total, log));
+        let moved = own_side::bulk(total, log);
+        let packets = own_side::PACKETS.load(std::sync::atomic::Ordering::Relaxed);
+        println!("own stack moved {moved} bytes in {packets} packets");
         return;
     }
     if let Ok(mb) = std::env::var("PROFILE_SMOLTCP_MB") {
         let total = mb.parse::<usize>().unwrap_or(16) * 1024 * 1024;
-        println!("smoltcp moved {} bytes", smoltcp_side::bulk(total));
+        let moved = smoltcp_side::bulk(total);
+        let packets = smoltcp_side::PACKETS.load(std::sync::atomic::Ordering::Relaxed);
+        println!("smoltcp moved {moved} bytes in {packets} packets");
         return;
     }
     let total = 256 * 1024 * 1024;
