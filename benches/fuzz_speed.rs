@@ -11,13 +11,20 @@
 //! average, and the rows of the table that the run's corpus reaches
 //! (`tcp_harness::fuzzing::segment_input_rows`, preambles included).
 //! `FUZZ_BENCH_FLAGS` adds cargo-fuzz build flags (e.g.
-//! `--no-trace-compares`).
+//! `--no-trace-compares`), `FUZZ_BENCH_OPTS` libFuzzer options to every run
+//! (e.g. `-use_counters=0 -reduce_inputs=0`), `FUZZ_BENCH_SANITIZERS` picks
+//! the builds (default `none address`); `FUZZ_BENCH_ROWS=DIR` only prints
+//! the rows the inputs in DIR reach.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(dir) = std::env::var_os("FUZZ_BENCH_ROWS") {
+        println!("{}", rows_in(Path::new(&dir)));
+        return;
+    }
     let secs: u64 = std::env::var("FUZZ_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -25,6 +32,14 @@ fn main() {
     let extra: Vec<String> = std::env::var("FUZZ_BENCH_FLAGS")
         .map(|s| s.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
+    let opts: Vec<String> = std::env::var("FUZZ_BENCH_OPTS")
+        .map(|s| s.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let sanitizers: Vec<String> = std::env::var("FUZZ_BENCH_SANITIZERS")
+        .unwrap_or_else(|_| "none address".into())
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     let scratch = std::env::temp_dir().join(format!("fuzz_speed-{}", std::process::id()));
     let runs = [
         ("none", "seeds"),
@@ -32,9 +47,9 @@ fn main() {
         ("none", "empty corpus"),
     ];
     let mut binaries = Vec::new();
-    for sanitizer in ["none", "address"] {
+    for sanitizer in &sanitizers {
         match build(root, sanitizer, &extra, &scratch) {
-            Ok(bin) => binaries.push((sanitizer, bin)),
+            Ok(bin) => binaries.push((sanitizer.as_str(), bin)),
             Err(e) => {
                 eprintln!("fuzz_speed: {e}");
                 std::process::exit(1);
@@ -42,17 +57,15 @@ fn main() {
         }
     }
     for (i, (sanitizer, from)) in runs.into_iter().enumerate() {
-        let bin = &binaries
-            .iter()
-            .find(|(s, _)| *s == sanitizer)
-            .expect("built")
-            .1;
+        let Some((_, bin)) = binaries.iter().find(|(s, _)| *s == sanitizer) else {
+            continue;
+        };
         let corpus = scratch.join(format!("corpus-{i}"));
         std::fs::create_dir_all(&corpus).expect("scratch corpus");
         if from == "seeds" {
             copy_seeds(&root.join("corpus/segment_input"), &corpus);
         }
-        match fuzz(bin, &corpus, secs) {
+        match fuzz(bin, &corpus, secs, &opts) {
             Ok(r) => {
                 let rows = rows_in(&corpus);
                 println!(
@@ -114,10 +127,11 @@ struct Run {
 }
 
 /// One libFuzzer run of `secs` seconds into `corpus`.
-fn fuzz(bin: &Path, corpus: &Path, secs: u64) -> Result<Run, String> {
+fn fuzz(bin: &Path, corpus: &Path, secs: u64, opts: &[String]) -> Result<Run, String> {
     let cpu_before = children_cpu_seconds();
     let out = Command::new(bin)
         .arg(corpus)
+        .args(opts)
         .arg(format!("-max_total_time={secs}"))
         .arg("-print_final_stats=1")
         .output()

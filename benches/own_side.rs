@@ -8,6 +8,10 @@ use tcp_stack::{Config, Endpoint, Instant};
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 
+/// Packets the bulk transfers have passed between the endpoints (both
+/// directions), for the profiling mode's count.
+pub static PACKETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn endpoint(addr: IpAddr, secret: u8, log: bool) -> Endpoint {
     let mut c = Config::new(vec![addr]);
     c.log_transitions = log;
@@ -37,11 +41,13 @@ pub fn bulk(total: usize, log: bool) -> usize {
     while received < total && idle < 1000 {
         let mut moved = false;
         while let Some(p) = a.poll_transmit(now) {
+            PACKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             b.handle_packet(now, &p);
             a.recycle(p);
             moved = true;
         }
         while let Some(p) = b.poll_transmit(now) {
+            PACKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             a.handle_packet(now, &p);
             b.recycle(p);
             moved = true;

@@ -13,6 +13,10 @@ use std::rc::Rc;
 
 type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
 
+/// Packets the bulk transfers have sent (both directions), for the
+/// profiling mode's count.
+pub static PACKETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// One end of an in-memory link: receives from `rx`, transmits into `tx`.
 struct Link {
     rx: Queue,
@@ -33,6 +37,7 @@ impl phy::TxToken for Tx {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0; len];
         let r = f(&mut buf);
+        PACKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.0.borrow_mut().push_back(buf);
         r
     }

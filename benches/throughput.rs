@@ -4,20 +4,33 @@
 //! Run with `cargo bench --bench throughput`: five rounds (or
 //! `THROUGHPUT_ROUNDS`), each running the own stack with the transition log
 //! off, with it on, and smoltcp interleaved (three transfers each, best
-//! kept), then the median of the per-round ratios.
+//! kept), then the median of the per-round ratios, by wall time and by
+//! the thread's CPU time (`/proc/thread-self/schedstat`: steadier when
+//! other processes share the cores, as it leaves out time spent waiting
+//! for one).
 
 mod own_side;
 mod smoltcp_side;
 
 use std::time::Instant;
 
-/// Seconds for one transfer of `total` octets by `f`.
-fn time_once(name: &str, total: usize, f: &impl Fn(usize) -> usize) -> f64 {
-    let start = Instant::now();
+/// Nanoseconds this thread has run on a CPU (0 where the kernel does not
+/// say).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Wall seconds and CPU seconds for one transfer of `total` octets by `f`.
+fn time_once(name: &str, total: usize, f: &impl Fn(usize) -> usize) -> [f64; 2] {
+    let (start, cpu) = (Instant::now(), thread_cpu_ns());
     let got = f(total);
     let secs = start.elapsed().as_secs_f64();
+    let cpu_secs = thread_cpu_ns().saturating_sub(cpu) as f64 / 1e9;
     assert_eq!(got, total, "{name}: transfer incomplete");
-    secs
+    [secs, cpu_secs]
 }
 
 fn gbps(total: usize, secs: f64) -> f64 {
@@ -32,12 +45,13 @@ fn median(v: &mut [f64]) -> f64 {
 /// One round: the own stack (log off), the own stack (log on) and
 /// smoltcp take turns, `reps` transfers each, interleaved so that the
 /// machine's load (other processes on a shared machine) falls on all
-/// three alike; each keeps its best time. Returns Gbit/s of each.
-fn round(total: usize, reps: usize) -> [f64; 3] {
+/// three alike; each keeps its best time. Returns Gbit/s of each, by wall
+/// time and by CPU time.
+fn round(total: usize, reps: usize) -> [[f64; 3]; 2] {
     let own = |n| own_side::bulk(n, false);
     let logged = |n| own_side::bulk(n, true);
     let smol = smoltcp_side::bulk;
-    let mut best = [f64::INFINITY; 3];
+    let mut best = [[f64::INFINITY; 3]; 2];
     for rep in 0..reps {
         // Alternate who goes first, so neither always follows the other.
         let order: [usize; 3] = if rep % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
@@ -47,10 +61,12 @@ fn round(total: usize, reps: usize) -> [f64; 3] {
                 1 => time_once("own stack, log", total, &logged),
                 _ => time_once("smoltcp", total, &smol),
             };
-            best[which] = best[which].min(secs);
+            for (clock, s) in secs.into_iter().enumerate() {
+                best[clock][which] = best[clock][which].min(s);
+            }
         }
     }
-    best.map(|secs| gbps(total, secs))
+    best.map(|b| b.map(|secs| gbps(total, secs)))
 }
 
 fn per_segment() {
@@ -78,9 +94,20 @@ fn per_segment() {
 
 fn main() {
     if let Ok(mb) = std::env::var("PROFILE_OWN_MB") {
-        // For profilers: only the own stack, once.
+        // For profilers: only the own stack, once (`PROFILE_LOG`: with the
+        // transition log); `PROFILE_SMOLTCP_MB` only smoltcp.
         let total = mb.parse::<usize>().unwrap_or(16) * 1024 * 1024;
-        println!("own stack moved {} bytes", own_side::bulk(total, false));
+        let log = std::env::var_os("PROFILE_LOG").is_some();
+        let moved = own_side::bulk(total, log);
+        let packets = own_side::PACKETS.load(std::sync::atomic::Ordering::Relaxed);
+        println!("own stack moved {moved} bytes in {packets} packets");
+        return;
+    }
+    if let Ok(mb) = std::env::var("PROFILE_SMOLTCP_MB") {
+        let total = mb.parse::<usize>().unwrap_or(16) * 1024 * 1024;
+        let moved = smoltcp_side::bulk(total);
+        let packets = smoltcp_side::PACKETS.load(std::sync::atomic::Ordering::Relaxed);
+        println!("smoltcp moved {moved} bytes in {packets} packets");
         return;
     }
     let total = 256 * 1024 * 1024;
@@ -94,22 +121,31 @@ fn main() {
         own_side::bulk(total / 8, false),
         smoltcp_side::bulk(total / 8),
     );
-    let (mut ratios, mut logged_ratios) = (Vec::new(), Vec::new());
+    // Per clock (wall, CPU): the per-round ratios with the log off and on.
+    let mut ratios: [[Vec<f64>; 2]; 2] = Default::default();
     for r in 0..rounds {
-        let [own, logged, smol] = round(total, 3);
+        let [wall, cpu] = round(total, 3);
+        let [own, logged, smol] = wall;
         println!(
-            "round {}: own stack {own:.2} Gbit/s, with the transition log {logged:.2}, smoltcp 0.14 {smol:.2}: ratio {:.3} ({:.3} logged)",
+            "round {}: own stack {own:.2} Gbit/s, with the transition log {logged:.2}, smoltcp 0.14 {smol:.2}: ratio {:.3} ({:.3} logged); per CPU second {:.3} ({:.3} logged)",
             r + 1,
             own / smol,
-            logged / smol
+            logged / smol,
+            cpu[0] / cpu[2],
+            cpu[1] / cpu[2]
         );
-        ratios.push(own / smol);
-        logged_ratios.push(logged / smol);
+        for (clock, g) in [wall, cpu].into_iter().enumerate() {
+            ratios[clock][0].push(g[0] / g[2]);
+            ratios[clock][1].push(g[1] / g[2]);
+        }
     }
+    let [[mut wall_off, mut wall_on], [mut cpu_off, mut cpu_on]] = ratios;
     println!(
-        "ratio own/smoltcp, median of {rounds} rounds: {:.3} (transition log off), {:.3} (log on)",
-        median(&mut ratios),
-        median(&mut logged_ratios)
+        "ratio own/smoltcp, median of {rounds} rounds: {:.3} (transition log off), {:.3} (log on); by CPU time {:.3} and {:.3}",
+        median(&mut wall_off),
+        median(&mut wall_on),
+        median(&mut cpu_off),
+        median(&mut cpu_on)
     );
     per_segment();
 }

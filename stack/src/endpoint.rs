@@ -393,7 +393,14 @@ impl Endpoint {
 
     /// Takes the observer log accumulated so far.
     pub fn drain_transitions(&mut self) -> Vec<Transition> {
-        std::mem::take(&mut self.transitions)
+        if self.transitions.is_empty() {
+            return Vec::new();
+        }
+        // The next log starts with room for as many (up to 64) as this
+        // one held, so a caller that drains after each round of events
+        // does not grow it again push by push.
+        let room = self.transitions.len().min(64);
+        std::mem::replace(&mut self.transitions, Vec::with_capacity(room))
     }
 
     /// Number of live TCBs (connections not yet deleted).
@@ -633,17 +640,22 @@ impl Endpoint {
         mut out: crate::spare::Emitted,
     ) {
         let (from, event, to) = hop;
-        let log = self.config.log_transitions;
-        let mut emitted = Vec::with_capacity(if log { out.len() } else { 0 });
+        // Only a logged row gets a list of what it emitted: no allocation
+        // for the log when it is off or the event took no row.
+        let row = row.filter(|_| self.config.log_transitions);
+        let mut emitted = Vec::new();
+        if row.is_some() && !out.is_empty() {
+            emitted.reserve_exact(out.len());
+        }
         for (packet, summary) in out.drain(..) {
-            if log {
+            if row.is_some() {
                 emitted.push(summary);
             }
             self.stats.packets_out = self.stats.packets_out.saturating_add(1);
             self.tx.push_back(packet);
         }
         self.spare.give_list(out);
-        if let Some(row) = row.filter(|_| log) {
+        if let Some(row) = row {
             self.transitions.push(Transition {
                 at: now,
                 conn,
