@@ -48,13 +48,13 @@
 
 use super::code::{self, Fragment};
 use super::pdmap::{has_cookie, PdMap};
-use super::syscall;
 use super::target::{
     CallOutcome, CallReturn, Fd, Micros, ShellOutcome, SocketCall, SysctlOutcome, Target,
     TargetError,
 };
 use super::trace::{fmt_time, Trace, TraceKind};
 use super::wire::{self, Outgoing, WireSegment};
+use super::{msg, syscall};
 use crate::script::{
     CodeBlock, Direction, Ecn, Event, EventKind, Opt, PacketSpec, Script, ShellCommand,
     SyscallSpec, TcpOpt, TimePoint, TimeSpec,
@@ -1658,7 +1658,8 @@ impl Runner<'_> {
                 }),
             })));
         }
-        if let Err((want, got)) = syscall::check(&p.spec, &r) {
+        let checked = syscall::check(&p.spec, &r);
+        if let Err((want, got)) = checked.and_then(|()| msg::check(&p.call, &r, &p.window)) {
             return Err(Stop::Fail(Box::new(Failure {
                 line: p.line,
                 col: p.col,

@@ -1,0 +1,687 @@
+//! `sendmsg`/`recvmsg` with packetdrill's struct syntax: the typed
+//! [`MsgCall`] a script's `struct msghdr` resolves to, and the comparison of
+//! what a kernel returned with what the script expects.
+//!
+//! The script writes `{msg_name(...)=..., msg_iov(N)=[{..., len}, ...],
+//! msg_flags=F, msg_control=[{cmsg_level=.., cmsg_type=.., cmsg_data=..}]}`.
+//! As packetdrill does, `recvmsg` gets a control buffer exactly as large as
+//! the control messages the script lists, the call's `msg_flags` are
+//! preset to the script's (the kernel writes them back only on success),
+//! and then `msg_flags` must be equal and the control messages equal one by
+//! one: level, type and length always; the data by kind — the fields of a
+//! `sock_extended_err` (`IP_RECVERR`: zerocopy completions, timestamps;
+//! not its offender address), the first `scm_timestamping` time within the
+//! tolerance (a zero time is not compared), any other payload octet by
+//! octet (`TCP_CM_INQ`'s int). Only kernels make these calls: elsewhere a
+//! plain `sendmsg` is a write and a plain `recvmsg` a read
+//! ([`MsgCall::portable`]), anything else is not applicable.
+
+use super::runner::Window;
+use super::target::{CallReturn, Fd, SocketCall};
+use crate::script::Expr;
+
+/// `MSG_FASTOPEN`: data on the SYN (RFC 7413), to the address given.
+pub const MSG_FASTOPEN: i64 = 0x2000_0000;
+/// `MSG_ERRQUEUE`: read the socket's error queue (never blocks).
+pub const MSG_ERRQUEUE: i64 = 0x2000;
+/// `MSG_DONTWAIT`
+pub const MSG_DONTWAIT: i64 = 0x40;
+
+/// `SOL_IP`, `SOL_SOCKET`, `SOL_IPV6` as Linux numbers them.
+const SOL_IP: i32 = 0;
+const SOL_SOCKET: i32 = 1;
+const SOL_IPV6: i32 = 41;
+/// `IP_RECVERR`, `IPV6_RECVERR`, `SCM_TIMESTAMPING`.
+const IP_RECVERR: i32 = 11;
+const IPV6_RECVERR: i32 = 25;
+const SCM_TIMESTAMPING: i32 = 37;
+/// `sizeof(struct cmsghdr)` on a 64-bit Linux: `cmsg_len`, level, type.
+pub const CMSG_HDR: usize = 16;
+
+/// The named values a control message may be written with (Linux's
+/// include/uapi/linux/{errqueue,net_tstamp,in,in6,tcp}.h).
+const SYMBOLS: &[(&str, i64)] = &[
+    ("SOL_IP", 0),
+    ("IPPROTO_IP", 0),
+    ("SOL_SOCKET", 1),
+    ("SOL_TCP", 6),
+    ("IPPROTO_TCP", 6),
+    ("SOL_IPV6", 41),
+    ("IPPROTO_IPV6", 41),
+    ("IP_RECVERR", 11),
+    ("IPV6_RECVERR", 25),
+    ("TCP_CM_INQ", 36),
+    ("SCM_TIMESTAMPING", 37),
+    ("SCM_TIMESTAMPING_OPT_STATS", 54),
+    ("SO_EE_ORIGIN_NONE", 0),
+    ("SO_EE_ORIGIN_LOCAL", 1),
+    ("SO_EE_ORIGIN_ICMP", 2),
+    ("SO_EE_ORIGIN_ICMP6", 3),
+    ("SO_EE_ORIGIN_TXSTATUS", 4),
+    ("SO_EE_ORIGIN_TIMESTAMPING", 4),
+    ("SO_EE_ORIGIN_ZEROCOPY", 5),
+    ("SO_EE_ORIGIN_TXTIME", 6),
+    ("SO_EE_CODE_ZEROCOPY_COPIED", 1),
+    ("SCM_TSTAMP_SND", 0),
+    ("SCM_TSTAMP_SCHED", 1),
+    ("SCM_TSTAMP_ACK", 2),
+    ("ENOMSG", 42),
+];
+
+/// A `sendmsg` or `recvmsg`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MsgCall {
+    /// `sendmsg(fd, {..., msg_iov(N)=[...], msg_flags=0}, flags)`: the
+    /// iovec's lengths as written (zero-length entries kept).
+    Send { fd: Fd, iov: Vec<usize>, flags: i64 },
+    /// `recvmsg(fd, {...}, flags)`: the iovec's lengths, the `msg_flags`
+    /// and control messages the script expects back.
+    Recv {
+        fd: Fd,
+        iov: Vec<usize>,
+        flags: i64,
+        msg_flags: i64,
+        control: Vec<CmsgSpec>,
+    },
+}
+
+impl MsgCall {
+    /// The call's name as scripts write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MsgCall::Send { .. } => "sendmsg",
+            MsgCall::Recv { .. } => "recvmsg",
+        }
+    }
+
+    /// The socket, to rewrite.
+    pub fn fd_mut(&mut self) -> &mut Fd {
+        match self {
+            MsgCall::Send { fd, .. } | MsgCall::Recv { fd, .. } => fd,
+        }
+    }
+
+    /// The same call on a target without a kernel's socket API: a
+    /// `sendmsg` without flags is a write of the iovec's total, a
+    /// `recvmsg` without flags, control messages or `msg_flags` a read
+    /// (RFC 9293 3.10.2–3: SEND and RECEIVE see only the octets).
+    pub fn portable(&self) -> Option<SocketCall> {
+        match self {
+            MsgCall::Send { fd, iov, flags: 0 } => Some(SocketCall::Write {
+                fd: *fd,
+                len: iov.iter().sum(),
+            }),
+            MsgCall::Recv {
+                fd,
+                iov,
+                flags: 0,
+                msg_flags: 0,
+                control,
+            } if control.is_empty() => Some(SocketCall::Read {
+                fd: *fd,
+                len: iov.iter().sum(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Why only a kernel can make it (see [`SocketCall::kernel_only`]).
+    pub fn kernel_only(&self) -> Option<String> {
+        if self.portable().is_some() {
+            return None;
+        }
+        Some(match self {
+            MsgCall::Send { flags, .. } => format!("no sendmsg with flags {}", show_flags(*flags)),
+            MsgCall::Recv { .. } => {
+                "no recvmsg with flags, msg_flags or control messages (error queue, cmsgs)".into()
+            }
+        })
+    }
+
+    /// The size of the control buffer packetdrill passes: the space of
+    /// each expected control message.
+    pub fn control_len(&self) -> usize {
+        match self {
+            MsgCall::Recv { control, .. } => control.iter().map(CmsgSpec::space).sum(),
+            MsgCall::Send { .. } => 0,
+        }
+    }
+}
+
+/// One control message the script lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmsgSpec {
+    pub level: i32,
+    pub kind: i32,
+    pub data: CmsgData,
+}
+
+/// What `cmsg_data=` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmsgData {
+    /// An int (`TCP_CM_INQ`'s bytes in the receive queue).
+    Int(i32),
+    /// `{scm_sec=S, scm_nsec=N}`: the first of `scm_timestamping`'s three
+    /// times, script time (0 = not compared).
+    Timestamping { sec: i64, nsec: i64 },
+    /// `{ee_errno=.., ee_origin=.., ee_type=.., ee_code=.., ee_info=..,
+    /// ee_data=..}`: a `struct sock_extended_err`.
+    ExtErr(ExtErr),
+}
+
+/// The compared fields of `struct sock_extended_err`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtErr {
+    pub errno: u32,
+    pub origin: u8,
+    pub kind: u8,
+    pub code: u8,
+    pub info: u32,
+    pub data: u32,
+}
+
+impl ExtErr {
+    /// The fields from the struct's 16 octets (native order).
+    fn from_bytes(b: &[u8]) -> Option<ExtErr> {
+        let u32_at = |i: usize| Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?));
+        Some(ExtErr {
+            errno: u32_at(0)?,
+            origin: *b.get(4)?,
+            kind: *b.get(5)?,
+            code: *b.get(6)?,
+            info: u32_at(8)?,
+            data: u32_at(12)?,
+        })
+    }
+
+    fn fields(&self) -> [(&'static str, u32); 6] {
+        [
+            ("ee_errno", self.errno),
+            ("ee_origin", u32::from(self.origin)),
+            ("ee_type", u32::from(self.kind)),
+            ("ee_code", u32::from(self.code)),
+            ("ee_info", self.info),
+            ("ee_data", self.data),
+        ]
+    }
+}
+
+impl CmsgSpec {
+    /// The payload length the kernel gives this kind of message: an int; three
+    /// timespecs; the extended error followed by the offender's address
+    /// (`sockaddr_in` for `SOL_IP`, else `sockaddr_in6`).
+    pub fn data_len(&self) -> usize {
+        match self.data {
+            CmsgData::Int(_) => 4,
+            CmsgData::Timestamping { .. } => 48,
+            CmsgData::ExtErr(_) if self.level == SOL_IP => 16 + 16,
+            CmsgData::ExtErr(_) => 16 + 28,
+        }
+    }
+
+    /// `CMSG_LEN`.
+    pub fn cmsg_len(&self) -> usize {
+        CMSG_HDR + self.data_len()
+    }
+
+    /// `CMSG_SPACE`.
+    pub fn space(&self) -> usize {
+        CMSG_HDR + align8(self.data_len())
+    }
+}
+
+pub fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// What a kernel's `recvmsg` returned besides the count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsgReturn {
+    /// `msg_flags` after the call.
+    pub flags: i64,
+    /// The control messages, in order.
+    pub cmsgs: Vec<CmsgReturn>,
+    /// Wall-clock time (µs since the epoch) of script time zero, for
+    /// `SCM_TIMESTAMPING` (set by the target, which owns the clock).
+    pub origin_realtime_us: Option<i64>,
+}
+
+/// One control message as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmsgReturn {
+    pub level: i32,
+    pub kind: i32,
+    /// `cmsg_len`.
+    pub len: usize,
+    /// The payload (`cmsg_len` minus the header).
+    pub data: Vec<u8>,
+}
+
+/// Splits a control buffer the kernel filled (`msg_controllen` octets)
+/// into messages, stopping where `CMSG_NXTHDR` would: at a header with a
+/// zero or overlong length.
+pub fn parse_control(buf: &[u8]) -> Vec<CmsgReturn> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + CMSG_HDR <= buf.len() {
+        let h = &buf[off..off + CMSG_HDR];
+        let len = usize::from_ne_bytes(h[0..8].try_into().unwrap_or([0; 8]));
+        if len < CMSG_HDR || off + len > buf.len() {
+            break;
+        }
+        out.push(CmsgReturn {
+            level: i32::from_ne_bytes(h[8..12].try_into().unwrap_or([0; 4])),
+            kind: i32::from_ne_bytes(h[12..16].try_into().unwrap_or([0; 4])),
+            len,
+            data: buf[off + CMSG_HDR..off + len].to_vec(),
+        });
+        off += align8(len);
+    }
+    out
+}
+
+// ----- resolving the script's syntax -------------------------------------
+
+/// `sendmsg(fd, msghdr, flags)` or `recvmsg(fd, msghdr, flags)`.
+pub fn resolve(name: &str, a: &[Expr], fd: Fd) -> Result<SocketCall, String> {
+    if a.len() != 3 {
+        return Err(format!("{name}: expected 3 arguments, found {}", a.len()));
+    }
+    let h = msghdr(name, &a[1])?;
+    let flags = super::syscall::msg_flags(name, &a[2])?;
+    Ok(SocketCall::Msg(if name == "sendmsg" {
+        if h.flags != 0 {
+            return Err("sendmsg ignores msg_flags field in msghdr".into());
+        }
+        if !h.control.is_empty() {
+            return Err("sendmsg: control messages are not supported".into());
+        }
+        MsgCall::Send {
+            fd,
+            iov: h.iov,
+            flags,
+        }
+    } else {
+        MsgCall::Recv {
+            fd,
+            iov: h.iov,
+            flags,
+            msg_flags: h.flags,
+            control: h.control,
+        }
+    }))
+}
+
+struct Hdr {
+    iov: Vec<usize>,
+    flags: i64,
+    control: Vec<CmsgSpec>,
+}
+
+/// The field's name without packetdrill's length suffix (`msg_iov(3)`).
+fn field_base(key: &str) -> &str {
+    key.split('(').next().unwrap_or(key)
+}
+
+fn msghdr(name: &str, e: &Expr) -> Result<Hdr, String> {
+    let Expr::Struct(fields) = e else {
+        return Err(format!(
+            "{name}: the message must be {{msg_name(...)=..., msg_iov(N)=[...], msg_flags=..}}, not `{e}`"
+        ));
+    };
+    let mut h = Hdr {
+        iov: Vec::new(),
+        flags: 0,
+        control: Vec::new(),
+    };
+    let mut iovlen = None;
+    for (key, v) in fields {
+        match field_base(key) {
+            "msg_name" | "msg_namelen" => {}
+            "msg_iov" => {
+                h.iov = iovec(name, v)?;
+                iovlen = key
+                    .strip_prefix("msg_iov(")
+                    .and_then(|s| s.strip_suffix(')'))
+                    .map(|n| n.parse::<usize>().map_err(|_| format!("{name}: `{key}`")))
+                    .transpose()?;
+            }
+            "msg_flags" => h.flags = super::syscall::msg_flags(name, v)?,
+            "msg_control" => h.control = control(name, v)?,
+            other => return Err(format!("{name}: unknown msghdr field `{other}`")),
+        }
+    }
+    if let Some(n) = iovlen {
+        if n != h.iov.len() {
+            return Err(format!(
+                "{name}: msg_iovlen {n} does not match {}-element iovec array",
+                h.iov.len()
+            ));
+        }
+    }
+    Ok(h)
+}
+
+/// `[{..., len}, ...]` (or `{iov_base=..., iov_len=len}`): the lengths.
+fn iovec(name: &str, e: &Expr) -> Result<Vec<usize>, String> {
+    let Expr::List(items) = e else {
+        return Err(format!("{name}: msg_iov must be a list, not `{e}`"));
+    };
+    items
+        .iter()
+        .map(|it| {
+            let len = match it {
+                Expr::Struct(f) => match f.as_slice() {
+                    [(_, Expr::Ellipsis), (k, Expr::Int(n))] if k.is_empty() || k == "iov_len" => {
+                        *n
+                    }
+                    _ => return Err(format!("{name}: iovec `{it}` is not {{..., len}}")),
+                },
+                other => return Err(format!("{name}: iovec `{other}` is not {{..., len}}")),
+            };
+            usize::try_from(len)
+                .ok()
+                .filter(|n| *n <= 16 << 20)
+                .ok_or_else(|| format!("{name}: iovec length {len} out of range (0..=16 MiB)"))
+        })
+        .collect()
+}
+
+fn control(name: &str, e: &Expr) -> Result<Vec<CmsgSpec>, String> {
+    let Expr::List(items) = e else {
+        return Err(format!("{name}: msg_control must be a list, not `{e}`"));
+    };
+    items.iter().map(|it| cmsg(name, it)).collect()
+}
+
+fn cmsg(name: &str, e: &Expr) -> Result<CmsgSpec, String> {
+    let fields = struct_fields(name, e, &["cmsg_level", "cmsg_type", "cmsg_data"])?;
+    let level = int32(name, fields[0])?;
+    let kind = int32(name, fields[1])?;
+    let data = match fields[2] {
+        Expr::Struct(f) if f.first().is_some_and(|(k, _)| k == "scm_sec") => {
+            let v = struct_fields(name, fields[2], &["scm_sec", "scm_nsec"])?;
+            CmsgData::Timestamping {
+                sec: value(name, v[0])?,
+                nsec: value(name, v[1])?,
+            }
+        }
+        Expr::Struct(_) => {
+            let v = struct_fields(
+                name,
+                fields[2],
+                &[
+                    "ee_errno",
+                    "ee_origin",
+                    "ee_type",
+                    "ee_code",
+                    "ee_info",
+                    "ee_data",
+                ],
+            )?;
+            // packetdrill reads errno, info and data as 32-bit, the rest as 8-bit.
+            let byte = |x: &Expr| value(name, x).map(|n| n as u8);
+            let word = |x: &Expr| value(name, x).map(|n| n as u32);
+            CmsgData::ExtErr(ExtErr {
+                errno: word(v[0])?,
+                origin: byte(v[1])?,
+                kind: byte(v[2])?,
+                code: byte(v[3])?,
+                info: word(v[4])?,
+                data: word(v[5])?,
+            })
+        }
+        Expr::List(_) => {
+            return Err(format!(
+                "{name}: SCM_TIMESTAMPING_OPT_STATS lists are not supported"
+            ))
+        }
+        other => CmsgData::Int(int32(name, other)?),
+    };
+    Ok(CmsgSpec { level, kind, data })
+}
+
+/// The values of `keys`, in that order, from a `{k=v, ...}` struct that
+/// has exactly those fields.
+fn struct_fields<'e>(name: &str, e: &'e Expr, keys: &[&str]) -> Result<Vec<&'e Expr>, String> {
+    let Expr::Struct(f) = e else {
+        return Err(format!("{name}: expected {{{}=..}}, not `{e}`", keys[0]));
+    };
+    if f.len() != keys.len() || f.iter().zip(keys).any(|((k, _), want)| k != want) {
+        return Err(format!(
+            "{name}: expected the fields {} in `{e}`",
+            keys.join(", ")
+        ));
+    }
+    Ok(f.iter().map(|(_, v)| v).collect())
+}
+
+/// A number, a named constant (or errno), or `A|B`.
+fn value(name: &str, e: &Expr) -> Result<i64, String> {
+    match e {
+        Expr::Int(i) => Ok(*i),
+        Expr::Ident(s) => SYMBOLS
+            .iter()
+            .find(|(n, _)| n == s)
+            .map(|(_, v)| *v)
+            .or_else(|| errno_value(s))
+            .ok_or_else(|| format!("{name}: unknown symbol `{s}`")),
+        Expr::BitOr(parts) => parts
+            .iter()
+            .try_fold(0i64, |acc, p| Ok(acc | value(name, p)?)),
+        other => Err(format!("{name}: expected a number, found `{other}`")),
+    }
+}
+
+fn int32(name: &str, e: &Expr) -> Result<i32, String> {
+    let v = value(name, e)?;
+    i32::try_from(v).map_err(|_| format!("{name}: {v} does not fit a 32-bit int"))
+}
+
+/// The number of an errno name the harness knows.
+fn errno_value(s: &str) -> Option<i64> {
+    (1..200)
+        .find(|e| super::linux::errno_name(*e) == Some(s))
+        .map(i64::from)
+}
+
+// ----- checking what came back -------------------------------------------
+
+/// Compares a `recvmsg`'s returned `msg_flags` and control messages with
+/// the script's, as packetdrill does; `Err` is (expected, actual), naming
+/// the field. `window` is the call's: a timestamp may be off as much as
+/// the call itself.
+pub fn check(call: &SocketCall, got: &CallReturn, window: &Window) -> Result<(), (String, String)> {
+    let SocketCall::Msg(
+        m @ MsgCall::Recv {
+            msg_flags, control, ..
+        },
+    ) = call
+    else {
+        return Ok(());
+    };
+    let Some(r) = got.msg.as_deref() else {
+        // Made as a plain read (a target without recvmsg); only a call
+        // with nothing else to compare is ever made so.
+        return match m.portable() {
+            Some(_) => Ok(()),
+            None => Err(("a msghdr back".into(), "none".into())),
+        };
+    };
+    if r.flags != *msg_flags {
+        return Err((
+            format!("msg_flags={}", show_flags(*msg_flags)),
+            format!("msg_flags={}", show_flags(r.flags)),
+        ));
+    }
+    for (i, (want, got)) in control.iter().zip(&r.cmsgs).enumerate() {
+        cmsg_eq(i, want, got, r.origin_realtime_us, window)?;
+    }
+    if r.cmsgs.len() != control.len() {
+        let n = control.len().min(r.cmsgs.len());
+        return Err((
+            format!("{} control messages", control.len()),
+            if r.cmsgs.len() > n {
+                format!("received more than {n}")
+            } else {
+                format!("received only {n}")
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn cmsg_eq(
+    i: usize,
+    want: &CmsgSpec,
+    got: &CmsgReturn,
+    origin: Option<i64>,
+    window: &Window,
+) -> Result<(), (String, String)> {
+    let differ = |field: &str, w: String, g: String| {
+        Err((
+            format!("cmsg {i} {field}={w}"),
+            format!("cmsg {i} {field}={g}"),
+        ))
+    };
+    if (want.level, want.kind) != (got.level, got.kind) {
+        return differ(
+            "level/type",
+            format!("{}/{}", want.level, want.kind),
+            format!("{}/{}", got.level, got.kind),
+        );
+    }
+    if want.cmsg_len() != got.len {
+        return differ("len", want.cmsg_len().to_string(), got.len.to_string());
+    }
+    let recverr = matches!(
+        (got.level, got.kind),
+        (SOL_IP, IP_RECVERR) | (SOL_IPV6, IPV6_RECVERR)
+    );
+    match &want.data {
+        CmsgData::ExtErr(w) if recverr => {
+            let Some(g) = ExtErr::from_bytes(&got.data) else {
+                return differ("data", "sock_extended_err".into(), "short".into());
+            };
+            for ((field, wv), (_, gv)) in w.fields().iter().zip(g.fields()) {
+                if *wv != gv {
+                    return differ(field, wv.to_string(), gv.to_string());
+                }
+            }
+            Ok(())
+        }
+        CmsgData::Timestamping { sec, nsec }
+            if (got.level, got.kind) == (SOL_SOCKET, SCM_TIMESTAMPING) =>
+        {
+            timestamp_eq(i, *sec, *nsec, got, origin, window)
+        }
+        _ => {
+            let w = want_bytes(want);
+            let n = got.data.len().min(w.len());
+            if got.data[..n] != w[..n] {
+                return differ("data", hex(&w[..n]), hex(&got.data[..n]));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The payload the script's message stands for, for an octet comparison.
+fn want_bytes(want: &CmsgSpec) -> Vec<u8> {
+    let mut b = vec![0u8; want.data_len()];
+    match &want.data {
+        CmsgData::Int(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
+        CmsgData::Timestamping { sec, nsec } => {
+            b[..8].copy_from_slice(&sec.to_ne_bytes());
+            b[8..16].copy_from_slice(&nsec.to_ne_bytes());
+        }
+        CmsgData::ExtErr(e) => {
+            b[..4].copy_from_slice(&e.errno.to_ne_bytes());
+            b[4..7].copy_from_slice(&[e.origin, e.kind, e.code]);
+            b[8..12].copy_from_slice(&e.info.to_ne_bytes());
+            b[12..16].copy_from_slice(&e.data.to_ne_bytes());
+        }
+    }
+    b
+}
+
+/// The software time (the first of three) against the script's time,
+/// both from script time zero: not earlier than the tolerance allows, not
+/// later than the call's own window allows.
+fn timestamp_eq(
+    i: usize,
+    sec: i64,
+    nsec: i64,
+    got: &CmsgReturn,
+    origin: Option<i64>,
+    window: &Window,
+) -> Result<(), (String, String)> {
+    if sec == 0 && nsec == 0 {
+        return Ok(());
+    }
+    let want_us = sec.saturating_mul(1_000_000).saturating_add(nsec / 1000);
+    let at = |k: usize| {
+        got.data
+            .get(k..k + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_ne_bytes)
+    };
+    let (Some(gs), Some(gn), Some(origin)) = (at(0), at(8), origin) else {
+        return Err((
+            format!("cmsg {i} timestamp {}", show_us(want_us)),
+            "no usable timestamp".into(),
+        ));
+    };
+    let got_us = gs
+        .saturating_mul(1_000_000)
+        .saturating_add(gn / 1000)
+        .saturating_sub(origin);
+    let tol = i64::try_from(window.tolerance).unwrap_or(i64::MAX);
+    let late = i64::try_from(window.hi.saturating_sub(window.script)).unwrap_or(i64::MAX);
+    if got_us < want_us.saturating_sub(tol) || got_us > want_us.saturating_add(late.max(tol)) {
+        return Err((
+            format!("cmsg {i} timestamp {}", show_us(want_us)),
+            format!("cmsg {i} timestamp {}", show_us(got_us)),
+        ));
+    }
+    Ok(())
+}
+
+fn show_us(us: i64) -> String {
+    format!("{:.6} s", us as f64 / 1e6)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `MSG_A|MSG_B` rendering of flag bits.
+pub fn show_flags(bits: i64) -> String {
+    const NAMES: &[(&str, i64)] = super::syscall::MSG_FLAGS;
+    let mut parts: Vec<String> = NAMES
+        .iter()
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let rest = NAMES.iter().fold(bits, |a, (_, b)| a & !b);
+    if rest != 0 {
+        parts.push(format!("{rest:#x}"));
+    }
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join("|")
+    }
+}
+
+/// Sets the wall-clock time of script time zero on a returned msghdr.
+pub fn set_origin(r: &mut CallReturn, origin: std::time::Instant) {
+    if let Some(m) = r.msg.as_mut() {
+        let since = i64::try_from(origin.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        m.origin_realtime_us = Some(now.saturating_sub(since));
+    }
+}
