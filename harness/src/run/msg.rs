@@ -16,7 +16,6 @@
 //! plain `sendmsg` is a write and a plain `recvmsg` a read
 //! ([`MsgCall::portable`]), anything else is not applicable.
 
-use super::runner::Window;
 use super::target::{CallReturn, Fd, SocketCall};
 use crate::script::Expr;
 
@@ -489,9 +488,8 @@ fn errno_value(s: &str) -> Option<i64> {
 
 /// Compares a `recvmsg`'s returned `msg_flags` and control messages with
 /// the script's, as packetdrill does; `Err` is (expected, actual), naming
-/// the field. `window` is the call's: a timestamp may be off as much as
-/// the call itself.
-pub fn check(call: &SocketCall, got: &CallReturn, window: &Window) -> Result<(), (String, String)> {
+/// the field. A timestamp may be off by `tolerance` µs.
+pub fn check(call: &SocketCall, got: &CallReturn, tolerance: u64) -> Result<(), (String, String)> {
     let SocketCall::Msg(
         m @ MsgCall::Recv {
             msg_flags, control, ..
@@ -515,7 +513,7 @@ pub fn check(call: &SocketCall, got: &CallReturn, window: &Window) -> Result<(),
         ));
     }
     for (i, (want, got)) in control.iter().zip(&r.cmsgs).enumerate() {
-        cmsg_eq(i, want, got, r.origin_realtime_us, window)?;
+        cmsg_eq(i, want, got, r.origin_realtime_us, tolerance)?;
     }
     if r.cmsgs.len() != control.len() {
         let n = control.len().min(r.cmsgs.len());
@@ -536,7 +534,7 @@ fn cmsg_eq(
     want: &CmsgSpec,
     got: &CmsgReturn,
     origin: Option<i64>,
-    window: &Window,
+    tolerance: u64,
 ) -> Result<(), (String, String)> {
     let differ = |field: &str, w: String, g: String| {
         Err((
@@ -573,8 +571,13 @@ fn cmsg_eq(
         CmsgData::Timestamping { sec, nsec }
             if (got.level, got.kind) == (SOL_SOCKET, SCM_TIMESTAMPING) =>
         {
-            timestamp_eq(i, *sec, *nsec, got, origin, window)
+            timestamp_eq(i, *sec, *nsec, got, origin, tolerance)
         }
+        CmsgData::Int(w) => match int_payload(&got.data) {
+            Some(g) if g == *w => Ok(()),
+            Some(g) => differ("data", w.to_string(), g.to_string()),
+            None => differ("data", w.to_string(), hex(&got.data)),
+        },
         _ => {
             let w = want_bytes(want);
             let n = got.data.len().min(w.len());
@@ -605,16 +608,21 @@ fn want_bytes(want: &CmsgSpec) -> Vec<u8> {
     b
 }
 
+/// An int payload (exactly four octets).
+fn int_payload(b: &[u8]) -> Option<i32> {
+    b.try_into().ok().map(i32::from_ne_bytes)
+}
+
 /// The software time (the first of three) against the script's time,
-/// both from script time zero: not earlier than the tolerance allows, not
-/// later than the call's own window allows.
+/// both from script time zero: equal within the tolerance, as packetdrill
+/// compares them.
 fn timestamp_eq(
     i: usize,
     sec: i64,
     nsec: i64,
     got: &CmsgReturn,
     origin: Option<i64>,
-    window: &Window,
+    tolerance: u64,
 ) -> Result<(), (String, String)> {
     if sec == 0 && nsec == 0 {
         return Ok(());
@@ -636,9 +644,7 @@ fn timestamp_eq(
         .saturating_mul(1_000_000)
         .saturating_add(gn / 1000)
         .saturating_sub(origin);
-    let tol = i64::try_from(window.tolerance).unwrap_or(i64::MAX);
-    let late = i64::try_from(window.hi.saturating_sub(window.script)).unwrap_or(i64::MAX);
-    if got_us < want_us.saturating_sub(tol) || got_us > want_us.saturating_add(late.max(tol)) {
+    if got_us.abs_diff(want_us) > tolerance {
         return Err((
             format!("cmsg {i} timestamp {}", show_us(want_us)),
             format!("cmsg {i} timestamp {}", show_us(got_us)),
@@ -672,6 +678,53 @@ pub fn show_flags(bits: i64) -> String {
     } else {
         parts.join("|")
     }
+}
+
+/// What came back, for the trace and failures: ` [msg_flags=..; cmsg
+/// level/type=payload, ...]`.
+pub fn show_return(r: &MsgReturn) -> String {
+    let cmsgs: Vec<String> = r
+        .cmsgs
+        .iter()
+        .map(|c| {
+            let data = match (c.level, c.kind) {
+                (SOL_IP, IP_RECVERR) | (SOL_IPV6, IPV6_RECVERR) => {
+                    match ExtErr::from_bytes(&c.data) {
+                        Some(e) => {
+                            let f: Vec<String> =
+                                e.fields().iter().map(|(k, v)| format!("{k}={v}")).collect();
+                            format!("{{{}}}", f.join(", "))
+                        }
+                        None => hex(&c.data),
+                    }
+                }
+                (SOL_SOCKET, SCM_TIMESTAMPING) => {
+                    let t = |k: usize| {
+                        c.data
+                            .get(k..k + 8)
+                            .and_then(|b| b.try_into().ok())
+                            .map_or(0, i64::from_ne_bytes)
+                    };
+                    let us = t(0).saturating_mul(1_000_000).saturating_add(t(8) / 1000);
+                    match r.origin_realtime_us {
+                        Some(o) => format!("{{script time {}}}", show_us(us.saturating_sub(o))),
+                        None => format!("{{{}.{:09}}}", t(0), t(8)),
+                    }
+                }
+                _ => int_payload(&c.data).map_or_else(|| hex(&c.data), |v| v.to_string()),
+            };
+            format!("{}/{} len {}: {data}", c.level, c.kind, c.len)
+        })
+        .collect();
+    format!(
+        " [msg_flags={}; cmsgs: {}]",
+        show_flags(r.flags),
+        if cmsgs.is_empty() {
+            "none".into()
+        } else {
+            cmsgs.join(", ")
+        }
+    )
 }
 
 /// Sets the wall-clock time of script time zero on a returned msghdr.

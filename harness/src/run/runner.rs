@@ -1659,7 +1659,7 @@ impl Runner<'_> {
             })));
         }
         let checked = syscall::check(&p.spec, &r);
-        if let Err((want, got)) = checked.and_then(|()| msg::check(&p.call, &r, &p.window)) {
+        if let Err((want, got)) = checked.and_then(|()| msg::check(&p.call, &r, p.window.tolerance)) {
             return Err(Stop::Fail(Box::new(Failure {
                 line: p.line,
                 col: p.col,
@@ -1753,6 +1753,9 @@ fn shown_call(spec: &SyscallSpec, r: &CallReturn) -> String {
     let mut s = format!("{}({}) = {r}", spec.name, args.join(", "));
     if let Some(v) = r.value {
         s.push_str(&format!(" [value {}]", syscall::show_value(v)));
+    }
+    if let Some(m) = &r.msg {
+        s.push_str(&msg::show_return(m));
     }
     if !r.revents.is_empty() {
         let ev: Vec<String> = r.revents.iter().map(|b| syscall::show_poll(*b)).collect();
