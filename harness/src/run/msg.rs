@@ -488,8 +488,10 @@ fn errno_value(s: &str) -> Option<i64> {
 
 /// Compares a `recvmsg`'s returned `msg_flags` and control messages with
 /// the script's, as packetdrill does; `Err` is (expected, actual), naming
-/// the field. A timestamp may be off by `tolerance` µs.
-pub fn check(call: &SocketCall, got: &CallReturn, tolerance: u64) -> Result<(), (String, String)> {
+/// the field. A timestamp may be off by `tol.0` µs either way, and later by
+/// `tol.1` more: on a real clock the event that caused it (an injected ACK)
+/// may itself have happened that late.
+pub fn check(call: &SocketCall, got: &CallReturn, tol: (u64, u64)) -> Result<(), (String, String)> {
     let SocketCall::Msg(
         m @ MsgCall::Recv {
             msg_flags, control, ..
@@ -513,7 +515,7 @@ pub fn check(call: &SocketCall, got: &CallReturn, tolerance: u64) -> Result<(), 
         ));
     }
     for (i, (want, got)) in control.iter().zip(&r.cmsgs).enumerate() {
-        cmsg_eq(i, want, got, r.origin_realtime_us, tolerance)?;
+        cmsg_eq(i, want, got, r.origin_realtime_us, tol)?;
     }
     if r.cmsgs.len() != control.len() {
         let n = control.len().min(r.cmsgs.len());
@@ -534,7 +536,7 @@ fn cmsg_eq(
     want: &CmsgSpec,
     got: &CmsgReturn,
     origin: Option<i64>,
-    tolerance: u64,
+    tol: (u64, u64),
 ) -> Result<(), (String, String)> {
     let differ = |field: &str, w: String, g: String| {
         Err((
@@ -571,7 +573,7 @@ fn cmsg_eq(
         CmsgData::Timestamping { sec, nsec }
             if (got.level, got.kind) == (SOL_SOCKET, SCM_TIMESTAMPING) =>
         {
-            timestamp_eq(i, *sec, *nsec, got, origin, tolerance)
+            timestamp_eq(i, *sec, *nsec, got, origin, tol)
         }
         CmsgData::Int(w) => match int_payload(&got.data) {
             Some(g) if g == *w => Ok(()),
@@ -615,14 +617,14 @@ fn int_payload(b: &[u8]) -> Option<i32> {
 
 /// The software time (the first of three) against the script's time,
 /// both from script time zero: equal within the tolerance, as packetdrill
-/// compares them.
+/// compares them (plus the lateness allowed for a real clock).
 fn timestamp_eq(
     i: usize,
     sec: i64,
     nsec: i64,
     got: &CmsgReturn,
     origin: Option<i64>,
-    tolerance: u64,
+    tol: (u64, u64),
 ) -> Result<(), (String, String)> {
     if sec == 0 && nsec == 0 {
         return Ok(());
@@ -644,7 +646,9 @@ fn timestamp_eq(
         .saturating_mul(1_000_000)
         .saturating_add(gn / 1000)
         .saturating_sub(origin);
-    if got_us.abs_diff(want_us) > tolerance {
+    let late = tol.0.saturating_add(tol.1);
+    let off = got_us.saturating_sub(want_us);
+    if (off < 0 && off.unsigned_abs() > tol.0) || (off > 0 && off.unsigned_abs() > late) {
         return Err((
             format!("cmsg {i} timestamp {}", show_us(want_us)),
             format!("cmsg {i} timestamp {}", show_us(got_us)),

@@ -1659,7 +1659,9 @@ impl Runner<'_> {
             })));
         }
         let checked = syscall::check(&p.spec, &r);
-        if let Err((want, got)) = checked.and_then(|()| msg::check(&p.call, &r, p.window.tolerance)) {
+        if let Err((want, got)) =
+            checked.and_then(|()| msg::check(&p.call, &r, (p.window.tolerance, self.lag)))
+        {
             return Err(Stop::Fail(Box::new(Failure {
                 line: p.line,
                 col: p.col,
