@@ -742,3 +742,298 @@ pub fn set_origin(r: &mut CallReturn, origin: std::time::Instant) {
         m.origin_realtime_us = Some(now.saturating_sub(since));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The call the first event of `text` resolves to.
+    fn call(text: &str) -> Result<SocketCall, String> {
+        let script = crate::script::parse("t.pkt", text).map_err(|e| e.to_string())?;
+        match script.events.first().map(|e| &e.kind) {
+            Some(crate::script::EventKind::Syscall(s)) => super::super::syscall::resolve(s),
+            _ => Err("not a syscall".into()),
+        }
+    }
+
+    const ZC: &str = "0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{...,0}], \
+        msg_flags=MSG_ERRQUEUE, msg_control=[{cmsg_level=SOL_IP, cmsg_type=IP_RECVERR, \
+        cmsg_data={ee_errno=0, ee_origin=SO_EE_ORIGIN_ZEROCOPY, ee_type=0, \
+        ee_code=SO_EE_CODE_ZEROCOPY_COPIED, ee_info=1, ee_data=3}}]}, MSG_ERRQUEUE) = 0";
+
+    const TS: &str = "0 recvmsg(3, {msg_name(...)=..., msg_iov(1)=[{...,0}], \
+        msg_flags=MSG_ERRQUEUE|MSG_TRUNC, msg_control=[{cmsg_level=SOL_SOCKET, \
+        cmsg_type=SCM_TIMESTAMPING, cmsg_data={scm_sec=0,scm_nsec=20000000}}, \
+        {cmsg_level=SOL_IP, cmsg_type=IP_RECVERR, cmsg_data={ee_errno=ENOMSG, \
+        ee_origin=SO_EE_ORIGIN_TIMESTAMPING, ee_type=0, ee_code=0, \
+        ee_info=SCM_TSTAMP_ACK, ee_data=10999}}]}, MSG_ERRQUEUE) = 0";
+
+    #[test]
+    fn sendmsg_struct_syntax_resolves_to_iovec_lengths_and_flags() {
+        assert_eq!(
+            call(
+                "0 sendmsg(4, {msg_name(...)=..., msg_iov(3)=[{..., 100}, {..., 0}, {...,195}], \
+                 msg_flags=0}, MSG_MORE|MSG_ZEROCOPY) = 295"
+            ),
+            Ok(SocketCall::Msg(MsgCall::Send {
+                fd: 4,
+                iov: vec![100, 0, 195],
+                flags: 0x8000 | 0x400_0000,
+            }))
+        );
+        let e =
+            call("0 sendmsg(4, {msg_name(...)=..., msg_iov(2)=[{..., 1}], msg_flags=0}, 0) = 1");
+        assert!(e.unwrap_err().contains("msg_iovlen 2 does not match 1"));
+        let e = call(
+            "0 sendmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 1}], msg_flags=MSG_EOR}, 0) = 1",
+        );
+        assert!(e.unwrap_err().contains("ignores msg_flags"));
+        let e = call(
+            "0 sendmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 1}], msg_flags=0}, MSG_BOGUS) = 1",
+        );
+        assert!(e.unwrap_err().ends_with("are not supported"));
+        let e = call("0 sendmsg(4, {msg_iov(1)=[{..., -1}], msg_flags=0}, 0) = 1");
+        assert!(e.unwrap_err().contains("out of range"));
+    }
+
+    #[test]
+    fn recvmsg_struct_syntax_resolves_nested_control_messages() {
+        let Ok(SocketCall::Msg(m)) = call(TS) else {
+            panic!("{:?}", call(TS))
+        };
+        let MsgCall::Recv {
+            fd,
+            iov,
+            flags,
+            msg_flags,
+            control,
+        } = &m
+        else {
+            panic!("{m:?}")
+        };
+        assert_eq!((*fd, iov.as_slice(), *flags), (3, &[0usize][..], 0x2000));
+        assert_eq!(*msg_flags, 0x2000 | 0x20);
+        assert_eq!(
+            control[0],
+            CmsgSpec {
+                level: 1,
+                kind: 37,
+                data: CmsgData::Timestamping {
+                    sec: 0,
+                    nsec: 20_000_000
+                }
+            }
+        );
+        assert_eq!(
+            control[1].data,
+            CmsgData::ExtErr(ExtErr {
+                errno: 42,
+                origin: 4,
+                kind: 0,
+                code: 0,
+                info: 2,
+                data: 10999
+            })
+        );
+        // packetdrill's buffer: CMSG_SPACE of three timespecs and of the
+        // extended error with its sockaddr_in.
+        assert_eq!(m.control_len(), 64 + 48);
+        assert_eq!((control[0].cmsg_len(), control[1].cmsg_len()), (64, 48));
+        let inq = "0 recvmsg(3, {msg_name(...)=..., msg_iov(1)=[{..., 1000}], msg_flags=0, \
+            msg_control=[{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ, cmsg_data=9000}]}, 0) = 1000";
+        let Ok(SocketCall::Msg(m)) = call(inq) else {
+            panic!()
+        };
+        assert_eq!(m.control_len(), 24);
+        let e = call(&inq.replace("cmsg_data=9000", "cmsg_data=NOPE"));
+        assert!(e.unwrap_err().contains("unknown symbol `NOPE`"));
+        let e = call(&inq.replace("cmsg_type=", "cmsg_kind="));
+        assert!(e.unwrap_err().contains("expected the fields"));
+    }
+
+    #[test]
+    fn only_plain_calls_are_portable() {
+        let plain = MsgCall::Send {
+            fd: 4,
+            iov: vec![0, 40, 0, 20],
+            flags: 0,
+        };
+        assert_eq!(plain.portable(), Some(SocketCall::Write { fd: 4, len: 60 }));
+        assert_eq!(SocketCall::Msg(plain).kernel_only(), None);
+        let more = MsgCall::Send {
+            fd: 4,
+            iov: vec![1],
+            flags: 0x8000,
+        };
+        assert!(more.kernel_only().unwrap().contains("MSG_MORE"));
+        let Ok(SocketCall::Msg(zc)) = call(ZC) else {
+            panic!()
+        };
+        assert_eq!(zc.portable(), None);
+        assert!(zc.kernel_only().is_some());
+        let read = MsgCall::Recv {
+            fd: 4,
+            iov: vec![10, 20],
+            flags: 0,
+            msg_flags: 0,
+            control: Vec::new(),
+        };
+        assert_eq!(read.portable(), Some(SocketCall::Read { fd: 4, len: 30 }));
+    }
+
+    /// A control buffer as the kernel lays it out.
+    fn cmsg_bytes(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
+        let len = CMSG_HDR + data.len();
+        let mut b = Vec::new();
+        b.extend(len.to_ne_bytes());
+        b.extend(level.to_ne_bytes());
+        b.extend(kind.to_ne_bytes());
+        b.extend(data);
+        b.resize(align8(b.len()), 0);
+        b
+    }
+
+    fn ext_err(origin: u8, code: u8, info: u32, data: u32) -> Vec<u8> {
+        let mut d = vec![0u8; 32];
+        d[4] = origin;
+        d[6] = code;
+        d[8..12].copy_from_slice(&info.to_ne_bytes());
+        d[12..16].copy_from_slice(&data.to_ne_bytes());
+        d
+    }
+
+    fn returned(flags: i64, buf: &[u8]) -> CallReturn {
+        CallReturn {
+            msg: Some(Box::new(MsgReturn {
+                flags,
+                cmsgs: parse_control(buf),
+                origin_realtime_us: Some(1_000_000_000),
+            })),
+            ..CallReturn::ok(0)
+        }
+    }
+
+    #[test]
+    fn control_buffers_split_where_cmsg_nxthdr_would() {
+        let mut b = cmsg_bytes(6, 36, &7i32.to_ne_bytes());
+        b.extend(cmsg_bytes(0, 11, &ext_err(5, 1, 0, 0)));
+        let c = parse_control(&b);
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            (c[0].level, c[0].kind, c[0].len, c[0].data.len()),
+            (6, 36, 20, 4)
+        );
+        assert_eq!((c[1].len, c[1].data.len()), (48, 32));
+        // A zeroed buffer (a failed call) holds none; a header claiming
+        // more than the buffer ends the walk.
+        assert!(parse_control(&[0u8; 48]).is_empty());
+        assert_eq!(parse_control(&b[..b.len() - 8]).len(), 1);
+    }
+
+    #[test]
+    fn returned_messages_are_compared_field_by_field() {
+        let Ok(c) = call(ZC) else { panic!() };
+        let ok = cmsg_bytes(0, 11, &ext_err(5, 1, 1, 3));
+        assert_eq!(check(&c, &returned(0x2000, &ok), (4000, 0)), Ok(()));
+        let e = check(
+            &c,
+            &returned(0x2000, &cmsg_bytes(0, 11, &ext_err(5, 1, 1, 2))),
+            (4000, 0),
+        );
+        assert_eq!(
+            e,
+            Err(("cmsg 0 ee_data=3".into(), "cmsg 0 ee_data=2".into()))
+        );
+        let e = check(
+            &c,
+            &returned(0x2000, &cmsg_bytes(0, 11, &ext_err(5, 0, 1, 3))),
+            (4000, 0),
+        );
+        assert_eq!(e.unwrap_err().1, "cmsg 0 ee_code=0");
+        let e = check(&c, &returned(0x2000 | 0x20, &ok), (4000, 0));
+        assert_eq!(e.unwrap_err().1, "msg_flags=MSG_TRUNC|MSG_ERRQUEUE");
+        let e = check(&c, &returned(0x2000, &[]), (4000, 0));
+        assert_eq!(e.unwrap_err().1, "received only 0");
+        let mut two = ok.clone();
+        two.extend(cmsg_bytes(0, 11, &ext_err(5, 1, 4, 4)));
+        assert_eq!(
+            check(&c, &returned(0x2000, &two), (4000, 0)).unwrap_err().1,
+            "received more than 1"
+        );
+        let e = check(
+            &c,
+            &returned(0x2000, &cmsg_bytes(1, 11, &ext_err(5, 1, 1, 3))),
+            (4000, 0),
+        );
+        assert_eq!(e.unwrap_err().1, "cmsg 0 level/type=1/11");
+        // A kernel call that brought nothing back is a mismatch too.
+        assert!(check(&c, &CallReturn::ok(0), (4000, 0)).is_err());
+    }
+
+    #[test]
+    fn timestamps_compare_in_script_time_within_the_tolerance() {
+        let Ok(c) = call(TS) else { panic!() };
+        // Script time zero is 1000 s after the epoch (see `returned`).
+        let at = |us: i64| {
+            let (s, ns) = (us / 1_000_000, (us % 1_000_000) * 1000);
+            let mut d = Vec::new();
+            d.extend(s.to_ne_bytes());
+            d.extend(ns.to_ne_bytes());
+            d.resize(48, 0);
+            let mut b = cmsg_bytes(1, 37, &d);
+            let mut e = ext_err(4, 0, 2, 10999);
+            e[..4].copy_from_slice(&42u32.to_ne_bytes());
+            b.extend(cmsg_bytes(0, 11, &e));
+            returned(0x2000 | 0x20, &b)
+        };
+        let t0 = 1_000_000_000;
+        assert_eq!(check(&c, &at(t0 + 20_000), (4000, 0)), Ok(()));
+        assert_eq!(check(&c, &at(t0 + 16_500), (4000, 0)), Ok(()));
+        assert!(check(&c, &at(t0 + 15_000), (4000, 0)).is_err());
+        assert!(check(&c, &at(t0 + 25_000), (4000, 0)).is_err());
+        // Later by the lateness of the event that caused it.
+        assert_eq!(check(&c, &at(t0 + 25_000), (4000, 2000)), Ok(()));
+        assert!(check(&c, &at(t0 + 15_000), (4000, 2000)).is_err());
+        let e = check(&c, &at(t0 + 30_000), (4000, 0)).unwrap_err();
+        assert_eq!(e.1, "cmsg 0 timestamp 0.030000 s");
+        // A zero time in the script is not compared.
+        let zero = TS.replace("scm_nsec=20000000", "scm_nsec=0");
+        let Ok(z) = call(&zero) else { panic!() };
+        assert_eq!(check(&z, &at(t0 + 99_000), (4000, 0)), Ok(()));
+    }
+
+    #[test]
+    fn timestamping_option_values_are_or_ed_names() {
+        use super::super::target::{OptValue, SockOpt};
+        let c = call(
+            "0 setsockopt(3, SOL_SOCKET, SO_TIMESTAMPING, \
+             [SOF_TIMESTAMPING_TX_ACK | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID], 4) = 0",
+        );
+        assert_eq!(
+            c,
+            Ok(SocketCall::SetSockOpt {
+                fd: 3,
+                opt: SockOpt::Kernel {
+                    level: 1,
+                    name: 37,
+                    c_name: "SO_TIMESTAMPING"
+                },
+                value: OptValue::Int(0x200 | 0x10 | 0x80)
+            })
+        );
+    }
+
+    #[test]
+    fn int_control_data_compares_as_an_int() {
+        let inq = "0 recvmsg(3, {msg_name(...)=..., msg_iov(1)=[{..., 1000}], msg_flags=0, \
+            msg_control=[{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ, cmsg_data=9000}]}, 0) = 1000";
+        let Ok(c) = call(inq) else { panic!() };
+        let got = |v: i32| returned(0, &cmsg_bytes(6, 36, &v.to_ne_bytes()));
+        assert_eq!(check(&c, &got(9000), (4000, 0)), Ok(()));
+        assert_eq!(
+            check(&c, &got(8999), (4000, 0)),
+            Err(("cmsg 0 data=9000".into(), "cmsg 0 data=8999".into()))
+        );
+        assert!(show_return(got(8999).msg.as_deref().unwrap()).contains("6/36 len 20: 8999"));
+    }
+}
