@@ -457,19 +457,15 @@ fn struct_fields<'e>(name: &str, e: &'e Expr, keys: &[&str]) -> Result<Vec<&'e E
 
 /// A number, a named constant (or errno), or `A|B`.
 fn value(name: &str, e: &Expr) -> Result<i64, String> {
-    match e {
-        Expr::Int(i) => Ok(*i),
-        Expr::Ident(s) => SYMBOLS
-            .iter()
-            .find(|(n, _)| n == s)
-            .map(|(_, v)| *v)
-            .or_else(|| errno_value(s))
-            .ok_or_else(|| format!("{name}: unknown symbol `{s}`")),
-        Expr::BitOr(parts) => parts
-            .iter()
-            .try_fold(0i64, |acc, p| Ok(acc | value(name, p)?)),
-        other => Err(format!("{name}: expected a number, found `{other}`")),
-    }
+    use super::syscall::{named_value, table};
+    named_value(
+        e,
+        &|s| table(SYMBOLS, s).or_else(|| errno_value(s)),
+        &|x| match x {
+            Expr::Ident(s) => format!("{name}: unknown symbol `{s}`"),
+            other => format!("{name}: expected a number, found `{other}`"),
+        },
+    )
 }
 
 fn int32(name: &str, e: &Expr) -> Result<i32, String> {

@@ -237,18 +237,31 @@ pub(super) const MSG_FLAGS: &[(&str, i64)] = &[
 
 /// `MSG_A|MSG_B` or a number.
 pub(super) fn msg_flags(name: &str, e: &Expr) -> Result<i64, String> {
+    named_value(e, &|s| table(MSG_FLAGS, s), &|x| {
+        format!("{name}: flags `{x}` are not supported")
+    })
+}
+
+/// A number, a name `lookup` knows, or `A|B` of them; `bad` words the
+/// error for anything else.
+pub(super) fn named_value(
+    e: &Expr,
+    lookup: &dyn Fn(&str) -> Option<i64>,
+    bad: &dyn Fn(&Expr) -> String,
+) -> Result<i64, String> {
     match e {
         Expr::Int(i) => Ok(*i),
-        Expr::Ident(s) => MSG_FLAGS
-            .iter()
-            .find(|(n, _)| n == s)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| format!("{name}: flags `{s}` are not supported")),
+        Expr::Ident(s) => lookup(s).ok_or_else(|| bad(e)),
         Expr::BitOr(parts) => parts
             .iter()
-            .try_fold(0i64, |acc, p| Ok(acc | msg_flags(name, p)?)),
-        other => Err(format!("{name}: flags `{other}` are not supported")),
+            .try_fold(0i64, |acc, p| Ok(acc | named_value(p, lookup, bad)?)),
+        other => Err(bad(other)),
     }
+}
+
+/// The value of `name` in a `(name, value)` table.
+pub(super) fn table(t: &[(&str, i64)], name: &str) -> Option<i64> {
+    t.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
 
 fn want_args(name: &str, a: &[Expr], n: usize) -> Result<(), String> {
@@ -318,17 +331,10 @@ fn option_value(name: &str, e: &Expr) -> Result<i64, String> {
         ("SOF_TIMESTAMPING_OPT_PKTINFO", 1 << 13),
         ("SOF_TIMESTAMPING_OPT_TX_SWHW", 1 << 14),
     ];
-    match e {
-        Expr::Ident(s) => VALUES
-            .iter()
-            .find(|(n, _)| n == s)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| format!("{name}: value `{s}` is not supported")),
-        Expr::BitOr(parts) => parts
-            .iter()
-            .try_fold(0i64, |acc, p| Ok(acc | option_value(name, p)?)),
-        v => int_arg(name, v),
-    }
+    named_value(e, &|s| table(VALUES, s), &|x| match x {
+        Expr::Ident(s) => format!("{name}: value `{s}` is not supported"),
+        other => format!("{name}: expected a number, found `{other}`"),
+    })
 }
 
 fn sockopt(name: &str, level: &Expr, opt: &Expr) -> Result<SockOpt, String> {
