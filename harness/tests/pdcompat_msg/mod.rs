@@ -131,6 +131,16 @@ fn zerocopy_completions_come_from_the_error_queue() {
 }
 
 #[test]
+fn zerocopy_iovec_entries_are_separate_fragments() {
+    let Some(_g) = live_guard() else { return };
+    // Contiguous entries would coalesce into one fragment: one 18-octet
+    // segment where the script expects 17 and 1.
+    let t = text("msg_zerocopy_frags.pkt");
+    let r = on_linux_text("msg_zerocopy_frags.pkt", &t, &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
+}
+
+#[test]
 fn tcp_inq_reports_the_queue_left() {
     let Some(_g) = live_guard() else { return };
     let t = text("msg_inq.pkt");
