@@ -219,7 +219,7 @@ fn buffer_arg(name: &str, e: &Expr) -> Result<(), String> {
 }
 
 /// Linux `MSG_*` values (include/linux/socket.h).
-pub(super) const MSG_FLAGS: &[(&str, i64)] = &[
+pub(crate) const MSG_FLAGS: &[(&str, i64)] = &[
     ("MSG_OOB", 0x1),
     ("MSG_PEEK", 0x2),
     ("MSG_DONTROUTE", 0x4),
