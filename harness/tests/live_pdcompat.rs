@@ -16,6 +16,8 @@ use tcp_harness::run::runner::Mismatch;
 use tcp_harness::run::suite::run_file;
 use tcp_harness::run::{Outcome, RunOptions, RunReport};
 
+mod pdcompat_msg;
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/pdcompat")

@@ -107,15 +107,31 @@ fn unsupported_call_is_located_not_applicable() {
     let p = write(
         &d,
         "sendmsg.pkt",
-        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendmsg(3, ..., 0) = 0\n",
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendmsg(3, {msg_name(...)=..., \
+         msg_iov(1)=[{..., 1}], msg_flags=0, msg_control=[{cmsg_level=SOL_SOCKET, \
+         cmsg_type=SCM_TIMESTAMPING, cmsg_data=0}]}, 0) = 1\n",
     );
     let out = tcpconform(&["run", &p]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(
         t.contains(&format!(
-            "{p}:2:1: not applicable on own: system call `sendmsg` is not supported"
+            "{p}:2:1: not applicable on own: sendmsg: control messages are not supported"
         )),
+        "{t}"
+    );
+    // A message that is not packetdrill's struct msghdr is bad input, as
+    // for packetdrill: a located error.
+    let p = write(
+        &d,
+        "bad.pkt",
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendmsg(3, ..., 0) = 0\n",
+    );
+    let out = tcpconform(&["run", &p]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains(&format!("{p}:2:1: sendmsg: the message must be")),
         "{t}"
     );
 }

@@ -481,7 +481,7 @@ impl<S: Stack> AdapterTarget<S> {
             }
             SocketCall::Socket | SocketCall::Poll { .. } => done(CallReturn::err("EINVAL")),
             // Answered not applicable before dispatch (`kernel_only`).
-            SocketCall::Send { .. } | SocketCall::TcpInfo { .. } => {
+            SocketCall::Send { .. } | SocketCall::TcpInfo { .. } | SocketCall::Msg(_) => {
                 Err(TargetError::NotApplicable(call.name().into()))
             }
         }
@@ -784,6 +784,7 @@ impl<S: Stack> Target for AdapterTarget<S> {
     }
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
+        let call = &*call.portable();
         if let Some(why) = call.kernel_only() {
             return Err(TargetError::NotApplicable(format!(
                 "{} has {why}",

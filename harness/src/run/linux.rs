@@ -53,6 +53,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod msg_io;
+
 /// Lateness allowed on top of `gap / 8` for every event: three ticks at
 /// HZ=250 (a timer fires on the tick after its expiry, and the reader
 /// thread may wait for a CPU on a busy 2-core machine). Still well below
@@ -253,7 +255,8 @@ impl Target for LinuxTarget {
         if let Some(secs) = linger_secs(call) {
             self.max_linger = self.max_linger.max(secs);
         }
-        let r = self.roundtrip(call)?;
+        let mut r = self.roundtrip(call)?;
+        msg_io::stamp_origin(&mut r, &self.clock);
         // What the call made the kernel send is stamped before the next
         // event (see `PeerTap::sync`).
         self.tap.sync()?;
@@ -574,7 +577,8 @@ impl Sockets {
                 let from = (!sock.bound).then(|| active_local(local, &mut self.active));
                 connect(sock, from, peer)
             }
-            SocketCall::Write { len, .. } => send_all(sock, *len, 0, None),
+            SocketCall::Write { len, .. } => send_all(sock, &[*len], 0, None),
+            SocketCall::Msg(m) => msg_io::call(sock, m, local, peer, &mut self.active),
             SocketCall::Send {
                 len,
                 flags,
@@ -583,7 +587,7 @@ impl Sockets {
             } => {
                 // An unbound socket binds like `connect`, to its own port.
                 let from = (*to_peer && !sock.bound).then(|| active_local(local, &mut self.active));
-                send_flags(sock, *len, *flags, to_peer.then_some(peer), from)
+                send_flags(sock, &[*len], *flags, to_peer.then_some(peer), from)
             }
             SocketCall::Read { len, .. } => read(sock, *len),
             SocketCall::Shutdown { how, .. } => {
@@ -709,7 +713,7 @@ impl Sockets {
 /// first when given (an unbound socket's `sendto` binds like `connect`).
 fn send_flags(
     sock: &mut Sock,
-    len: usize,
+    iov: &[usize],
     flags: i64,
     to: Option<SocketAddr>,
     from: Option<SocketAddr>,
@@ -722,20 +726,21 @@ fn send_flags(
         sock.bound = true;
     }
     let flags = libc::c_int::try_from(flags).unwrap_or(-1);
-    send_all(sock, len, flags, to)
+    send_all(sock, iov, flags, to)
 }
 
-/// `write`, `send` and `sendto` of `len` octets with `flags`, to `to` when
-/// given. Every real socket is non-blocking: on the script's blocking
+/// `write`, `send`, `sendto` and `sendmsg` of the octets of `iov` (one
+/// length per iovec entry) with `flags`, to `to` when given. Every real socket is non-blocking: on the script's blocking
 /// socket a call that would block answers [`CallOutcome::WouldBlock`] and,
 /// made again, continues where it stopped (a fast-open `sendto` then goes
 /// on as a plain send of the rest on the connecting socket).
 fn send_all(
     sock: &mut Sock,
-    len: usize,
+    iov: &[usize],
     flags: libc::c_int,
     to: Option<SocketAddr>,
 ) -> Result<CallOutcome, TargetError> {
+    let len: usize = iov.iter().sum();
     let (raw, nonblock) = (sock.raw(), sock.nonblock);
     let blocking = !nonblock && flags & libc::MSG_DONTWAIT == 0;
     let (mut sent, retry) = match sock.written.take() {
@@ -762,25 +767,7 @@ fn send_all(
     };
     let mut addr = to.map(RawAddr::new);
     loop {
-        let chunk: Vec<u8> = (sent..len.min(sent + WRITE_CHUNK))
-            .map(payload_byte)
-            .collect();
-        let (ptr, alen) = match &addr {
-            Some(a) => a.as_ptr_len(),
-            None => (std::ptr::null(), 0),
-        };
-        // SAFETY: `chunk` is a live buffer of the length passed; `ptr` is
-        // null with length 0 or a live address of `alen` octets.
-        let n = unsafe {
-            libc::sendto(
-                raw,
-                chunk.as_ptr().cast(),
-                chunk.len(),
-                flags | libc::MSG_NOSIGNAL,
-                ptr,
-                alen,
-            )
-        };
+        let n = msg_io::send_piece(raw, iov, sent, flags | libc::MSG_NOSIGNAL, addr.as_ref());
         if n >= 0 {
             sent += usize::try_from(n).unwrap_or(0);
             // Data on a SYN (fast open): a blocking call waits for the

@@ -48,13 +48,13 @@
 
 use super::code::{self, Fragment};
 use super::pdmap::{has_cookie, PdMap};
-use super::syscall;
 use super::target::{
     CallOutcome, CallReturn, Fd, Micros, ShellOutcome, SocketCall, SysctlOutcome, Target,
     TargetError,
 };
 use super::trace::{fmt_time, Trace, TraceKind};
 use super::wire::{self, Outgoing, WireSegment};
+use super::{msg, syscall};
 use crate::script::{
     CodeBlock, Direction, Ecn, Event, EventKind, Opt, PacketSpec, Script, ShellCommand,
     SyscallSpec, TcpOpt, TimePoint, TimeSpec,
@@ -1658,7 +1658,10 @@ impl Runner<'_> {
                 }),
             })));
         }
-        if let Err((want, got)) = syscall::check(&p.spec, &r) {
+        let checked = syscall::check(&p.spec, &r);
+        if let Err((want, got)) =
+            checked.and_then(|()| msg::check(&p.call, &r, (p.window.tolerance, self.lag)))
+        {
             return Err(Stop::Fail(Box::new(Failure {
                 line: p.line,
                 col: p.col,
@@ -1752,6 +1755,9 @@ fn shown_call(spec: &SyscallSpec, r: &CallReturn) -> String {
     let mut s = format!("{}({}) = {r}", spec.name, args.join(", "));
     if let Some(v) = r.value {
         s.push_str(&format!(" [value {}]", syscall::show_value(v)));
+    }
+    if let Some(m) = &r.msg {
+        s.push_str(&msg::show_return(m));
     }
     if !r.revents.is_empty() {
         let ev: Vec<String> = r.revents.iter().map(|b| syscall::show_poll(*b)).collect();

@@ -87,6 +87,7 @@ pub fn resolve(spec: &SyscallSpec) -> Result<SocketCall, String> {
             _ => return Err("fcntl: only F_GETFL and F_SETFL are supported".into()),
         },
         "poll" => poll_call(name, a)?,
+        "sendmsg" | "recvmsg" => super::msg::resolve(name, a, fd()?)?,
         other => return Err(format!("system call `{other}` is not supported")),
     })
 }
@@ -218,13 +219,16 @@ fn buffer_arg(name: &str, e: &Expr) -> Result<(), String> {
 }
 
 /// Linux `MSG_*` values (include/linux/socket.h).
-const MSG_FLAGS: &[(&str, i64)] = &[
+pub(crate) const MSG_FLAGS: &[(&str, i64)] = &[
     ("MSG_OOB", 0x1),
     ("MSG_PEEK", 0x2),
     ("MSG_DONTROUTE", 0x4),
+    ("MSG_CTRUNC", 0x8),
+    ("MSG_TRUNC", 0x20),
     ("MSG_DONTWAIT", 0x40),
     ("MSG_EOR", 0x80),
     ("MSG_WAITALL", 0x100),
+    ("MSG_ERRQUEUE", 0x2000),
     ("MSG_NOSIGNAL", 0x4000),
     ("MSG_MORE", 0x8000),
     ("MSG_FASTOPEN", 0x2000_0000),
@@ -232,19 +236,32 @@ const MSG_FLAGS: &[(&str, i64)] = &[
 ];
 
 /// `MSG_A|MSG_B` or a number.
-fn msg_flags(name: &str, e: &Expr) -> Result<i64, String> {
+pub(super) fn msg_flags(name: &str, e: &Expr) -> Result<i64, String> {
+    named_value(e, &|s| table(MSG_FLAGS, s), &|x| {
+        format!("{name}: flags `{x}` are not supported")
+    })
+}
+
+/// A number, a name `lookup` knows, or `A|B` of them; `bad` words the
+/// error for anything else.
+pub(super) fn named_value(
+    e: &Expr,
+    lookup: &dyn Fn(&str) -> Option<i64>,
+    bad: &dyn Fn(&Expr) -> String,
+) -> Result<i64, String> {
     match e {
         Expr::Int(i) => Ok(*i),
-        Expr::Ident(s) => MSG_FLAGS
-            .iter()
-            .find(|(n, _)| n == s)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| format!("{name}: flags `{s}` are not supported")),
+        Expr::Ident(s) => lookup(s).ok_or_else(|| bad(e)),
         Expr::BitOr(parts) => parts
             .iter()
-            .try_fold(0i64, |acc, p| Ok(acc | msg_flags(name, p)?)),
-        other => Err(format!("{name}: flags `{other}` are not supported")),
+            .try_fold(0i64, |acc, p| Ok(acc | named_value(p, lookup, bad)?)),
+        other => Err(bad(other)),
     }
+}
+
+/// The value of `name` in a `(name, value)` table.
+pub(super) fn table(t: &[(&str, i64)], name: &str) -> Option<i64> {
+    t.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
 
 fn want_args(name: &str, a: &[Expr], n: usize) -> Result<(), String> {
@@ -281,26 +298,43 @@ fn len_arg(name: &str, e: &Expr) -> Result<usize, String> {
 }
 
 /// `[v]` (packetdrill's pointer-to-int) or a bare number; `v` may be one
-/// of the few constants option values are written with.
+/// of the few constants option values are written with, or `A|B` of them.
 fn pointer_int(name: &str, e: &Expr) -> Result<i64, String> {
+    match e {
+        Expr::List(items) if items.len() == 1 => option_value(name, &items[0]),
+        Expr::Int(i) => Ok(*i),
+        other => Err(format!("{name}: expected [N], found `{other}`")),
+    }
+}
+
+/// An option value: a number, a constant, or `A|B` of them (the
+/// `SOF_TIMESTAMPING_*` bits of include/uapi/linux/net_tstamp.h).
+fn option_value(name: &str, e: &Expr) -> Result<i64, String> {
     const VALUES: &[(&str, i64)] = &[
         ("IP_PMTUDISC_DONT", 0),
         ("IP_PMTUDISC_WANT", 1),
         ("IP_PMTUDISC_DO", 2),
         ("IP_PMTUDISC_PROBE", 3),
+        ("SOF_TIMESTAMPING_TX_HARDWARE", 1 << 0),
+        ("SOF_TIMESTAMPING_TX_SOFTWARE", 1 << 1),
+        ("SOF_TIMESTAMPING_RX_HARDWARE", 1 << 2),
+        ("SOF_TIMESTAMPING_RX_SOFTWARE", 1 << 3),
+        ("SOF_TIMESTAMPING_SOFTWARE", 1 << 4),
+        ("SOF_TIMESTAMPING_SYS_HARDWARE", 1 << 5),
+        ("SOF_TIMESTAMPING_RAW_HARDWARE", 1 << 6),
+        ("SOF_TIMESTAMPING_OPT_ID", 1 << 7),
+        ("SOF_TIMESTAMPING_TX_SCHED", 1 << 8),
+        ("SOF_TIMESTAMPING_TX_ACK", 1 << 9),
+        ("SOF_TIMESTAMPING_OPT_CMSG", 1 << 10),
+        ("SOF_TIMESTAMPING_OPT_TSONLY", 1 << 11),
+        ("SOF_TIMESTAMPING_OPT_STATS", 1 << 12),
+        ("SOF_TIMESTAMPING_OPT_PKTINFO", 1 << 13),
+        ("SOF_TIMESTAMPING_OPT_TX_SWHW", 1 << 14),
     ];
-    match e {
-        Expr::List(items) if items.len() == 1 => match &items[0] {
-            Expr::Ident(s) => VALUES
-                .iter()
-                .find(|(n, _)| n == s)
-                .map(|(_, v)| *v)
-                .ok_or_else(|| format!("{name}: value `{s}` is not supported")),
-            v => int_arg(name, v),
-        },
-        Expr::Int(i) => Ok(*i),
-        other => Err(format!("{name}: expected [N], found `{other}`")),
-    }
+    named_value(e, &|s| table(VALUES, s), &|x| match x {
+        Expr::Ident(s) => format!("{name}: value `{s}` is not supported"),
+        other => format!("{name}: expected a number, found `{other}`"),
+    })
 }
 
 fn sockopt(name: &str, level: &Expr, opt: &Expr) -> Result<SockOpt, String> {
@@ -366,6 +400,7 @@ const KERNEL_OPTS: &[(&str, i32, i32)] = &[
     ("SO_RCVLOWAT", 1, 18),
     ("SO_MARK", 1, 36),
     ("SO_ZEROCOPY", 1, 60),
+    ("SO_TIMESTAMPING", 1, 37),
     ("IP_TOS", 0, 1),
     ("IP_MTU_DISCOVER", 0, 10),
     ("IP_RECVERR", 0, 11),

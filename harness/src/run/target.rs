@@ -185,6 +185,9 @@ pub enum SocketCall {
     /// `getsockopt(fd, SOL_TCP, TCP_INFO)` for a `%{ }%` block: the raw
     /// `struct tcp_info` comes back in [`CallReturn::data`].
     TcpInfo { fd: Fd },
+    /// `sendmsg`/`recvmsg` with packetdrill's `struct msghdr`
+    /// ([`super::msg`]).
+    Msg(super::msg::MsgCall),
 }
 
 impl SocketCall {
@@ -204,6 +207,7 @@ impl SocketCall {
                 opt: opt @ SockOpt::Kernel { .. },
                 ..
             } => Some(format!("no socket option {}", opt.name())),
+            SocketCall::Msg(m) => m.kernel_only(),
             _ => None,
         }
     }
@@ -227,6 +231,7 @@ impl SocketCall {
             SocketCall::TcpInfo { .. } => "getsockopt(TCP_INFO)",
             SocketCall::Send { to_peer: true, .. } => "sendto",
             SocketCall::Send { .. } => "send",
+            SocketCall::Msg(m) => m.name(),
         }
     }
 
@@ -266,6 +271,19 @@ impl SocketCall {
             | SocketCall::SetFl { fd, .. }
             | SocketCall::TcpInfo { fd }
             | SocketCall::Send { fd, .. } => Some(fd),
+            SocketCall::Msg(m) => Some(m.fd_mut()),
+        }
+    }
+
+    /// The call as a target without a kernel's socket API makes it: a
+    /// plain `sendmsg`/`recvmsg` as a write/read
+    /// ([`super::msg::MsgCall::portable`]), any other call as it is.
+    pub fn portable(&self) -> std::borrow::Cow<'_, SocketCall> {
+        match self {
+            SocketCall::Msg(m) => m
+                .portable()
+                .map_or(std::borrow::Cow::Borrowed(self), std::borrow::Cow::Owned),
+            _ => std::borrow::Cow::Borrowed(self),
         }
     }
 }
@@ -283,6 +301,8 @@ pub struct CallReturn {
     pub note: Option<String>,
     /// Raw bytes a call returned ([`SocketCall::TcpInfo`]).
     pub data: Vec<u8>,
+    /// What `recvmsg` wrote back besides the count.
+    pub msg: Option<Box<super::msg::MsgReturn>>,
 }
 
 impl CallReturn {
@@ -294,6 +314,7 @@ impl CallReturn {
             revents: Vec::new(),
             note: None,
             data: Vec::new(),
+            msg: None,
         }
     }
 

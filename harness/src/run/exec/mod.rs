@@ -295,6 +295,7 @@ impl Target for ExecTarget {
     }
 
     fn call(&mut self, call: &SocketCall) -> Result<CallOutcome, TargetError> {
+        let call = &*call.portable();
         if let Some(why) = call.kernel_only() {
             return Err(TargetError::NotApplicable(format!(
                 "the line protocol has {why}"
