@@ -24,6 +24,7 @@
 //! Entry points fail with one clear sentence when the environment cannot run
 //! live targets (not root, no `/dev/net/tun`, no `ip`): see [`available`].
 
+mod bell;
 mod cleanup;
 mod error;
 mod ip;
@@ -35,6 +36,7 @@ mod tun;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+pub use bell::{Bell, Woken};
 pub(crate) use cleanup::{kill_group, register_group};
 pub use cleanup::{list_namespaces, reap_stale, NAME_PREFIX};
 pub use error::{LiveError, Result};
