@@ -823,6 +823,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
 /// applicable there.
 fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     use crate::run::diff::{self, DiffOptions};
+    let mut phases = crate::run::phases::Phases::start();
     let dir = shown_path(&args.suite.unwrap_or_else(bundled_suite_dir));
     let scripts = match suite::discover(std::slice::from_ref(&dir)) {
         Ok(s) if s.is_empty() => {
@@ -844,6 +845,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         Ok(r) => r,
         Err(e) => return env_error(e),
     };
+    phases.mark("own");
     let max_us = args.max_timeline.saturating_mul(1_000_000);
     let live = match (args.no_live, crate::live::available()) {
         (true, _) => Err("--no-live".to_string()),
@@ -864,6 +866,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         };
         smoltcp = scripts.iter().map(|p| diff::diff_file(p, &dopts)).collect();
         targets.push("smoltcp");
+        phases.mark("smoltcp");
     }
     if live.is_ok() {
         let dopts = DiffOptions {
@@ -883,6 +886,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
             Err(e) => return env_error(format!("target own-tun: {e}")),
         }
         targets.extend(["own-tun", "linux"]);
+        phases.mark("live pool");
     }
     let spec = Spec::bundled()?;
     let own: Vec<RunReport> = all.iter().filter(|r| r.target == "own").cloned().collect();
@@ -903,6 +907,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         CheckFormat::Text => results.text(),
     };
     write_out(&out)?;
+    phases.mark("report");
     Ok(ExitCode::from(suite::Summary::of(&all).exit_code()))
 }
 

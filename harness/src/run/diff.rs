@@ -171,8 +171,17 @@ fn run_masked(
             }
         };
         let live = !target.is_virtual();
+        let began = std::time::Instant::now();
         let report = run_text(path, &script, target.as_mut(), &opts.run);
         drop(target);
+        if live && super::phases::enabled() {
+            eprintln!(
+                "timing: run {name} {path} {:.0} ms (timeline {:.0} ms, {})",
+                super::phases::ms(began.elapsed()),
+                report.end_time as f64 / 1e3,
+                outcome_text(&report)
+            );
+        }
         // A masked script that no longer runs: keep the last real run.
         if matches!(report.outcome, Outcome::Error(_)) && out.last.is_some() {
             break;

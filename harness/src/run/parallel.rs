@@ -214,7 +214,25 @@ where
             .next(&what);
     };
     let jobs = par.jobs_for(estimates);
-    map_ordered(items, jobs, &longest_first(estimates), &announce, f)
+    if !super::phases::enabled() {
+        return map_ordered(items, jobs, &longest_first(estimates), &announce, f);
+    }
+    // With TCPCONFORM_TIMINGS: each job's start and end in the pool.
+    let pool = std::time::Instant::now();
+    let timed = |t: &T| {
+        let from = pool.elapsed();
+        let r = f(t);
+        let ms = super::phases::ms;
+        eprintln!(
+            "timing: job {} {:.0}..{:.0} ms ({} workers)",
+            label(t),
+            ms(from),
+            ms(pool.elapsed()),
+            jobs
+        );
+        r
+    };
+    map_ordered(items, jobs, &longest_first(estimates), &announce, &timed)
 }
 
 /// `f` over `scripts`: on a live target as [`map_live`] does (costs
