@@ -195,8 +195,19 @@ impl LiveNet {
         // Set-up (and the `ip` processes it starts) runs at normal
         // priority, one at a time: it must not delay running scripts.
         set_thread_nice(0);
+        let asked = std::time::Instant::now();
         let _one_at_a_time = SETUP.lock().unwrap_or_else(|e| e.into_inner());
-        LiveNet::setup_in(Netns::create()?)
+        let got = std::time::Instant::now();
+        let net = LiveNet::setup_in(Netns::create()?);
+        if crate::run::phases::enabled() {
+            let ms = crate::run::phases::ms;
+            eprintln!(
+                "timing: set-up waited {:.1} ms, took {:.1} ms",
+                ms(got - asked),
+                ms(got.elapsed())
+            );
+        }
+        net
     }
 
     /// Sets up the topology in `netns` (which must not have TUN devices named

@@ -47,6 +47,13 @@ impl Phases {
     }
 }
 
+/// Prints one phase `what` that took `took` (e.g. on another thread).
+pub fn note(what: &str, took: std::time::Duration) {
+    if enabled() {
+        eprintln!("timing: {what} {:.1} ms", ms(took));
+    }
+}
+
 /// A duration in milliseconds.
 pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
