@@ -30,6 +30,7 @@ mod error;
 mod ip;
 mod netns;
 mod settle;
+mod setup_gate;
 mod sysctl;
 pub mod testing;
 mod tun;
@@ -43,6 +44,7 @@ pub use error::{LiveError, Result};
 pub(crate) use ip::ip_path;
 pub use ip::{sanitise_process_path, sanitised_path};
 pub use netns::{Netns, NsThread};
+pub use setup_gate::set_rank as set_setup_rank;
 pub(crate) use tun::check_addresses;
 pub use tun::Tun;
 
@@ -121,8 +123,9 @@ fn set_thread_nice(nice: libc::c_int) {
 }
 
 /// Held while a namespace is set up: scripts already running beside it
-/// (`--jobs`) see one set-up's `ip` processes at a time, not a burst.
-static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// (`--jobs`) see one set-up's `ip` processes at a time, not a burst; the
+/// earliest job in the schedule goes first (`setup_gate.rs`).
+static SETUP: setup_gate::Gate = setup_gate::Gate::new();
 
 /// Reads the effective capability set from `/proc/self/status`.
 fn has_capabilities() -> Result<bool> {
@@ -196,7 +199,7 @@ impl LiveNet {
         // priority, one at a time: it must not delay running scripts.
         set_thread_nice(0);
         let asked = std::time::Instant::now();
-        let _one_at_a_time = SETUP.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = SETUP.enter();
         let got = std::time::Instant::now();
         let net = LiveNet::setup_in(Netns::create()?);
         if crate::run::phases::enabled() {

@@ -175,6 +175,8 @@ where
                 let Some(&i) = order.get(k) else {
                     return;
                 };
+                // Namespace set-ups of earlier (longer) jobs go first.
+                crate::live::set_setup_rank(k);
                 announce(&items[i]);
                 let r = f(&items[i]);
                 results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
