@@ -539,7 +539,8 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
             Some(t) => t,
             None => {
                 return usage_error(format!(
-                    "timers: unknown target {target} (own, smoltcp, linux)"
+                    "timers: unknown target {target} ({})",
+                    timers::TimerTarget::names()
                 ))
             }
         };
