@@ -88,3 +88,24 @@ fn without_strict_mode_the_run_still_waits_and_warns() {
         .count();
     assert!(unexpected >= 2, "{:?}", r.warnings);
 }
+
+/// `specs/long/syn_give_up.pkt` leaves the SYN retransmissions of its
+/// blocking connect unscripted: it passes without strict mode (as the
+/// long tier runs it), and in strict mode fails at the first SYN, sent
+/// during the last line's call — said to be before that line ended, not
+/// after it.
+#[test]
+fn a_packet_during_the_last_blocking_call_is_before_the_end() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/long/syn_give_up.pkt");
+    let text = std::fs::read_to_string(path).expect("the long tier's script");
+    assert!(matches!(run(&text, false).outcome, Outcome::Passed));
+    let strict = run(&text, true);
+    let f = failure(&strict);
+    assert_eq!(f.line, 11, "{f:?}");
+    assert!(
+        f.message
+            .contains("unexpected outbound packet at 0.000000: the script expects none before the last line (line 11) ended"),
+        "{}",
+        f.message
+    );
+}

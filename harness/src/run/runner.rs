@@ -952,8 +952,15 @@ impl Runner<'_> {
     }
 
     /// Strict mode: nothing may be waiting unmatched when a non-`>` event
-    /// runs (or after the last line).
-    fn check_unexpected(&mut self, line: usize, col: usize, after_end: bool) -> Result<(), Stop> {
+    /// runs (or after the last line, which ended at `after_end`: a packet
+    /// sent by then, e.g. during a blocking call, is said to be before its
+    /// end, not after it).
+    fn check_unexpected(
+        &mut self,
+        line: usize,
+        col: usize,
+        after_end: Option<Micros>,
+    ) -> Result<(), Stop> {
         let Some(first) = self.queue.front() else {
             return Ok(());
         };
@@ -961,10 +968,15 @@ impl Runner<'_> {
             // packetdrill leaves them to the next `>` line (none after the end).
             return Ok(());
         }
-        let when = if after_end {
-            format!("within {} s after the last line", fmt_time(DRAIN_USECS))
-        } else {
-            format!("before line {line}")
+        let when = match after_end {
+            Some(end) if first.at <= end => {
+                format!(
+                    "before the last line (line {line}) ended at {}",
+                    fmt_time(end)
+                )
+            }
+            Some(_) => format!("within {} s after the last line", fmt_time(DRAIN_USECS)),
+            None => format!("before line {line}"),
         };
         let message = format!(
             "unexpected outbound packet at {}: the script expects none {when}",
@@ -1049,7 +1061,7 @@ impl Runner<'_> {
     fn shell(&mut self, e: &Event, cmd: &ShellCommand, init: bool) -> Result<(), Stop> {
         if !init {
             self.advance_watching(self.last_time)?;
-            self.check_unexpected(e.line, e.col, false)?;
+            self.check_unexpected(e.line, e.col, None)?;
         }
         // A command may set another fast-open key.
         self.pd.forget_cookies();
@@ -1138,7 +1150,7 @@ impl Runner<'_> {
     /// applicable.
     fn code_event(&mut self, e: &Event, c: &CodeBlock) -> Result<(), Stop> {
         self.advance_watching(self.last_time)?;
-        self.check_unexpected(e.line, e.col, false)?;
+        self.check_unexpected(e.line, e.col, None)?;
         let located = |message: String| Stop::Error {
             line: e.line,
             col: e.col,
@@ -1181,7 +1193,7 @@ impl Runner<'_> {
 
     fn inbound(&mut self, e: &Event, p: &PacketSpec, t: Micros) -> Result<(), Stop> {
         self.advance_watching(t)?;
-        self.check_unexpected(e.line, e.col, false)?;
+        self.check_unexpected(e.line, e.col, None)?;
         let err = |message: String| Stop::Error {
             line: e.line,
             col: e.col,
@@ -1542,7 +1554,7 @@ impl Runner<'_> {
                 ),
             ));
         }
-        self.check_unexpected(e.line, e.col, false)?;
+        self.check_unexpected(e.line, e.col, None)?;
         let poll_deadline = match &call {
             SocketCall::Poll { timeout_ms, .. } if *timeout_ms > 0 => {
                 let ms = u64::try_from(*timeout_ms).unwrap_or(0);
@@ -1709,11 +1721,11 @@ impl Runner<'_> {
                 ));
             }
         }
-        self.check_unexpected(line, col, true)?;
+        let end = self.target.now().max(self.last_time);
+        self.check_unexpected(line, col, Some(end))?;
         if self.strict && !self.packetdrill {
-            let end = self.target.now().max(self.last_time);
             self.advance_watching(end.saturating_add(DRAIN_USECS - 1))?;
-            self.check_unexpected(line, col, true)?;
+            self.check_unexpected(line, col, Some(end))?;
         }
         code::execute(&self.path, &self.code).map_err(|f| {
             Stop::Fail(Box::new(Failure {
