@@ -27,7 +27,9 @@
 //!   move a timer) and at stop, ending the sleep early.
 //! - **A reader thread** takes what comes out of `tun0` (the stack's
 //!   packets after the kernel forwarded them) and stamps it with the time it
-//!   was read, as the `linux` target does.
+//!   was read, as the `linux` target does; what the stack sent during an
+//!   injection or a call is read and stamped when it returns
+//!   ([`PeerTap::sync`]), so a reader waiting for a CPU does not make it late.
 //! - **Injection is synchronous**, as on `linux` (where the kernel has
 //!   processed a packet when the `tun0` write returns): after writing into
 //!   `tun0`, [`Target::inject`] waits (at most [`INJECT_WAIT`]) until the
@@ -333,7 +335,10 @@ impl Target for OwnTunTarget {
             .shared
             .arrived_cv
             .wait_timeout_while(guard, INJECT_WAIT, |n| *n <= before);
-        self.check()
+        self.check()?;
+        // The stack answered before its packet was counted: stamp what the
+        // kernel forwarded of that answer now, not when the reader wakes.
+        self.tap.sync()
     }
 
     fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {
@@ -358,6 +363,9 @@ impl Target for OwnTunTarget {
         // again at the stack's next one.
         self.shared.bell.ring();
         let r = r?;
+        // What the call made the stack send is stamped before the next
+        // event (see `PeerTap::sync`).
+        self.tap.sync()?;
         self.blocked = blocked_after(&r, call);
         Ok(r)
     }
