@@ -869,11 +869,12 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     });
     // own-tun runs and linux diffs share one pool of --jobs workers; the
     // in-memory smoltcp diffs (about a second of CPU) run beside it on a
-    // thread of normal priority, while the pool's scripts mostly sleep.
+    // low-priority thread, while the pool's scripts mostly sleep.
     let timelines: Vec<_> = all.iter().map(|r| r.end_time).collect();
     let (smoltcp, ran) = std::thread::scope(|s| {
         let smoltcp = s.spawn(|| {
             let d = smoltcp_opts.as_ref()?;
+            crate::live::lower_current_thread();
             let began = std::time::Instant::now();
             let r: Vec<_> = scripts.iter().map(|p| diff::diff_file(p, d)).collect();
             crate::run::phases::note("smoltcp (beside the live pool)", began.elapsed());

@@ -111,6 +111,16 @@ pub fn boost_current_thread() {
     set_thread_nice(LIVE_NICE);
 }
 
+/// Nice value of in-memory work beside live scripts (`check`'s smoltcp
+/// diffs): it yields to everything else on the machine.
+const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's CPU weight (nice [`BACKGROUND_NICE`]) for
+/// work that runs beside live scripts and has no timing of its own.
+pub fn lower_current_thread() {
+    set_thread_nice(BACKGROUND_NICE);
+}
+
 /// Sets the calling thread's nice value (threads and processes it starts
 /// inherit it); failures are ignored (see [`boost_current_thread`]).
 fn set_thread_nice(nice: libc::c_int) {
