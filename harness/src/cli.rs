@@ -539,7 +539,8 @@ fn timers_cmd(args: TimersArgs) -> Result<ExitCode, CliError> {
             Some(t) => t,
             None => {
                 return usage_error(format!(
-                    "timers: unknown target {target} (own, smoltcp, linux)"
+                    "timers: unknown target {target} ({})",
+                    timers::TimerTarget::names()
                 ))
             }
         };
@@ -823,6 +824,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, CliError> {
 /// applicable there.
 fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
     use crate::run::diff::{self, DiffOptions};
+    let mut phases = crate::run::phases::Phases::start();
     let dir = shown_path(&args.suite.unwrap_or_else(bundled_suite_dir));
     let scripts = match suite::discover(std::slice::from_ref(&dir)) {
         Ok(s) if s.is_empty() => {
@@ -844,37 +846,55 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         Ok(r) => r,
         Err(e) => return env_error(e),
     };
+    phases.mark("own");
     let max_us = args.max_timeline.saturating_mul(1_000_000);
     let live = match (args.no_live, crate::live::available()) {
         (true, _) => Err("--no-live".to_string()),
         (false, Err(e)) => Err(e.to_string()),
         (false, Ok(())) => Ok(()),
     };
-    let mut targets = vec!["own"];
-    let mut linux: Vec<diff::ScriptDiff> = Vec::new();
     // smoltcp needs no privileges: its divergences are findings about
     // smoltcp, classified like the kernel's, not failures of the check.
-    let mut smoltcp: Vec<diff::ScriptDiff> = Vec::new();
-    if !args.no_smoltcp {
-        let dopts = DiffOptions {
-            targets: vec![diff::REFERENCE.into(), TargetName::Smoltcp.to_string()],
-            profile: args.profile,
-            max_timeline_us: None,
-            run: opts.clone(),
-        };
-        smoltcp = scripts.iter().map(|p| diff::diff_file(p, &dopts)).collect();
+    let smoltcp_opts = (!args.no_smoltcp).then(|| DiffOptions {
+        targets: vec![diff::REFERENCE.into(), TargetName::Smoltcp.to_string()],
+        profile: args.profile,
+        max_timeline_us: None,
+        run: opts.clone(),
+    });
+    let linux_opts = live.is_ok().then(|| DiffOptions {
+        targets: vec![diff::REFERENCE.into(), "linux".into()],
+        profile: args.profile,
+        max_timeline_us: Some(max_us),
+        run: opts.clone(),
+    });
+    // own-tun runs and linux diffs share one pool of --jobs workers; the
+    // in-memory smoltcp diffs (about a second of CPU) run beside it on a
+    // low-priority thread, while the pool's scripts mostly sleep.
+    let timelines: Vec<_> = all.iter().map(|r| r.end_time).collect();
+    let (smoltcp, ran) = std::thread::scope(|s| {
+        let smoltcp = s.spawn(|| {
+            let d = smoltcp_opts.as_ref()?;
+            crate::live::lower_current_thread();
+            let began = std::time::Instant::now();
+            let r: Vec<_> = scripts.iter().map(|p| diff::diff_file(p, d)).collect();
+            crate::run::phases::note("smoltcp (beside the live pool)", began.elapsed());
+            Some(r)
+        });
+        let ran = linux_opts
+            .as_ref()
+            .map(|d| parallel::check_live(&scripts, &timelines, d, &args.parallel));
+        let smoltcp = smoltcp
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (smoltcp, ran)
+    });
+    phases.mark("smoltcp and the live pool");
+    let mut targets = vec!["own"];
+    if smoltcp.is_some() {
         targets.push("smoltcp");
     }
-    if live.is_ok() {
-        let dopts = DiffOptions {
-            targets: vec![diff::REFERENCE.into(), "linux".into()],
-            profile: args.profile,
-            max_timeline_us: Some(max_us),
-            run: opts.clone(),
-        };
-        // own-tun runs and linux diffs share one pool of --jobs workers.
-        let timelines: Vec<_> = all.iter().map(|r| r.end_time).collect();
-        let ran = parallel::check_live(&scripts, &timelines, &dopts, &args.parallel);
+    let mut linux: Vec<diff::ScriptDiff> = Vec::new();
+    if let Some(ran) = ran {
         match ran {
             Ok((tun, lin)) => {
                 all.extend(tun);
@@ -895,7 +915,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         live: &live,
         all: &all,
         linux: &linux,
-        smoltcp: (!args.no_smoltcp).then_some(smoltcp.as_slice()),
+        smoltcp: smoltcp.as_deref(),
         cov: &cov,
     };
     let out = match args.format {
@@ -903,6 +923,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, CliError> {
         CheckFormat::Text => results.text(),
     };
     write_out(&out)?;
+    phases.mark("report");
     Ok(ExitCode::from(suite::Summary::of(&all).exit_code()))
 }
 

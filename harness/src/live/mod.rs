@@ -24,23 +24,27 @@
 //! Entry points fail with one clear sentence when the environment cannot run
 //! live targets (not root, no `/dev/net/tun`, no `ip`): see [`available`].
 
+mod bell;
 mod cleanup;
 mod error;
 mod ip;
 mod netns;
 mod settle;
+mod setup_gate;
 mod sysctl;
 pub mod testing;
 mod tun;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+pub use bell::{Bell, Woken};
 pub(crate) use cleanup::{kill_group, register_group};
 pub use cleanup::{list_namespaces, reap_stale, NAME_PREFIX};
 pub use error::{LiveError, Result};
 pub(crate) use ip::ip_path;
 pub use ip::{sanitise_process_path, sanitised_path};
 pub use netns::{Netns, NsThread};
+pub use setup_gate::set_rank as set_setup_rank;
 pub(crate) use tun::check_addresses;
 pub use tun::Tun;
 
@@ -107,6 +111,16 @@ pub fn boost_current_thread() {
     set_thread_nice(LIVE_NICE);
 }
 
+/// Nice value of in-memory work beside live scripts (`check`'s smoltcp
+/// diffs): it yields to everything else on the machine.
+const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's CPU weight (nice [`BACKGROUND_NICE`]) for
+/// work that runs beside live scripts and has no timing of its own.
+pub fn lower_current_thread() {
+    set_thread_nice(BACKGROUND_NICE);
+}
+
 /// Sets the calling thread's nice value (threads and processes it starts
 /// inherit it); failures are ignored (see [`boost_current_thread`]).
 fn set_thread_nice(nice: libc::c_int) {
@@ -119,8 +133,9 @@ fn set_thread_nice(nice: libc::c_int) {
 }
 
 /// Held while a namespace is set up: scripts already running beside it
-/// (`--jobs`) see one set-up's `ip` processes at a time, not a burst.
-static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// (`--jobs`) see one set-up's `ip` processes at a time, not a burst; the
+/// earliest job in the schedule goes first (`setup_gate.rs`).
+static SETUP: setup_gate::Gate = setup_gate::Gate::new();
 
 /// Reads the effective capability set from `/proc/self/status`.
 fn has_capabilities() -> Result<bool> {
@@ -193,8 +208,19 @@ impl LiveNet {
         // Set-up (and the `ip` processes it starts) runs at normal
         // priority, one at a time: it must not delay running scripts.
         set_thread_nice(0);
-        let _one_at_a_time = SETUP.lock().unwrap_or_else(|e| e.into_inner());
-        LiveNet::setup_in(Netns::create()?)
+        let asked = std::time::Instant::now();
+        let _one_at_a_time = SETUP.enter();
+        let got = std::time::Instant::now();
+        let net = LiveNet::setup_in(Netns::create()?);
+        if crate::run::phases::enabled() {
+            let ms = crate::run::phases::ms;
+            eprintln!(
+                "timing: set-up waited {:.1} ms, took {:.1} ms",
+                ms(got - asked),
+                ms(got.elapsed())
+            );
+        }
+        net
     }
 
     /// Sets up the topology in `netns` (which must not have TUN devices named

@@ -163,6 +163,7 @@ fn run_masked(
     };
     let mut retries = TIMING_RETRIES;
     for _ in 0..=MAX_MASKS + TIMING_RETRIES {
+        let asked = std::time::Instant::now();
         let mut target = match make(name, opts.profile) {
             Ok(t) => t,
             Err(e) => {
@@ -171,8 +172,18 @@ fn run_masked(
             }
         };
         let live = !target.is_virtual();
+        let began = std::time::Instant::now();
         let report = run_text(path, &script, target.as_mut(), &opts.run);
         drop(target);
+        if live && super::phases::enabled() {
+            eprintln!(
+                "timing: run {name} {path} {:.0} ms after {:.0} ms of set-up (timeline {:.0} ms, {})",
+                super::phases::ms(began.elapsed()),
+                super::phases::ms(began - asked),
+                report.end_time as f64 / 1e3,
+                outcome_text(&report)
+            );
+        }
         // A masked script that no longer runs: keep the last real run.
         if matches!(report.outcome, Outcome::Error(_)) && out.last.is_some() {
             break;

@@ -26,7 +26,8 @@
 //! - [`diff`]: several targets compared, divergences classified against
 //!   the table's profiles.
 //! - [`parallel`]: live scripts side by side (`--jobs`), suites split
-//!   across machines (`--shard`).
+//!   across machines (`--shard`); [`phases`]: where `check`'s wall time
+//!   goes (`TCPCONFORM_TIMINGS`).
 
 pub mod adapter;
 pub mod code;
@@ -41,6 +42,7 @@ pub mod parallel;
 pub mod pdcompat;
 pub mod pdmap;
 pub mod peer_tap;
+pub mod phases;
 pub mod registry;
 pub mod runner;
 pub mod smoltcp_target;

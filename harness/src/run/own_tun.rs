@@ -13,17 +13,23 @@
 //!   [`OwnTarget`] (the own stack plus the mapping of script socket calls
 //!   onto its API) is reused unchanged as the core of this target. Its
 //!   virtual clock is simply driven with real time: before every packet,
-//!   call or tick the core is advanced to the real µs since the script
+//!   call or timer the core is advanced to the real µs since the script
 //!   started ([`OwnTarget`]'s `advance` fires every timer due by then, at
 //!   its exact deadline). No code is duplicated and nothing in `own.rs`
 //!   changed, so `own` and `own-tun` can only differ in timing.
-//! - **The event loop** is a thread that reads `tun1` (waking at least every
-//!   [`TICK`] to fire timers), hands each packet to the core and writes what
-//!   the stack sends back into `tun1`, under one lock shared with the
-//!   runner's socket calls.
+//! - **The event loop** is a thread that reads `tun1`, hands each packet to
+//!   the core and writes what the stack sends back into `tun1`, under one
+//!   lock shared with the runner's socket calls. Between packets it sleeps
+//!   until the stack's next timer (the adapter's [`Stack::next_timer`],
+//!   the own stack's `Endpoint::poll_timeout`), so an idle script costs no
+//!   CPU and a timer fires at its deadline rather than at the next poll;
+//!   the runner rings a [`Bell`] after each socket call (which may arm or
+//!   move a timer) and at stop, ending the sleep early.
 //! - **A reader thread** takes what comes out of `tun0` (the stack's
 //!   packets after the kernel forwarded them) and stamps it with the time it
-//!   was read, as the `linux` target does.
+//!   was read, as the `linux` target does; what the stack sent during an
+//!   injection or a call is read and stamped when it returns
+//!   ([`PeerTap::sync`]), so a reader waiting for a CPU does not make it late.
 //! - **Injection is synchronous**, as on `linux` (where the kernel has
 //!   processed a packet when the `tun0` write returns): after writing into
 //!   `tun0`, [`Target::inject`] waits (at most [`INJECT_WAIT`]) until the
@@ -55,12 +61,13 @@
 //! the kernel's forwarding decrements in each direction (63 instead of 64);
 //! nothing compares it.
 
+use super::adapter::Stack;
 use super::own::{OwnTarget, LOCAL_ADDR, LOCAL_ADDR6};
 use super::peer_tap::{blocked_after, PeerTap, ScriptClock, PROTO_TCP};
 use super::target::{
     CallOutcome, Micros, SocketCall, SysctlOutcome, Target, TargetError, TargetTransition,
 };
-use crate::live::{LiveNet, OWN_V4, OWN_V6};
+use crate::live::{Bell, LiveNet, OWN_V4, OWN_V6};
 use crate::script::IpVersion;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,14 +76,20 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tcp_spec::Profile;
 
-/// The event loop wakes at least this often to fire the stack's timers.
-pub const TICK: Duration = Duration::from_millis(1);
+/// The longest the event loop sleeps with no timer armed (a bound only:
+/// packets, calls and stop end the sleep at once).
+pub const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// The sleep when the stack's next timer is already due on its own clock
+/// (armed at the instant the core has reached: it fires once the clock
+/// moves on), so a timer that never clears cannot make the loop spin.
+const DUE_WAIT: Duration = Duration::from_micros(100);
 /// Lateness allowed for every event on top of the script's tolerance: the
 /// stack's timers fire at their exact deadline on its clock, but the event
-/// loop notices them up to one [`TICK`] late, and on a busy 2-core machine
-/// the loop and the `tun0` reader may each wait for a CPU. Independent of
-/// the gap (the stack's clock does not drift); well below the 40 ms of a
-/// delayed ACK, so "immediate" and "delayed" stay distinguishable.
+/// loop wakes for them a little late (the kernel's timer slack, then a
+/// wait for a CPU), and on a busy 2-core machine the loop and the `tun0`
+/// reader may each wait for a CPU. Independent of the gap (the stack's
+/// clock does not drift); well below the 40 ms of a delayed ACK, so
+/// "immediate" and "delayed" stay distinguishable.
 pub const SLACK: Duration = Duration::from_millis(10);
 /// Bound on waiting, after an injection, for the event loop to hand a
 /// packet to the stack. The kernel forwards inside the `tun0` write, so
@@ -107,6 +120,16 @@ impl Core {
         }
     }
 
+    /// How long the event loop may sleep from script time `now` before the
+    /// stack's next timer is due (see [`IDLE_WAIT`], [`DUE_WAIT`]).
+    fn sleep_from(&self, now: Micros) -> Duration {
+        match self.own.stack().next_timer() {
+            None => IDLE_WAIT,
+            Some(t) if t <= self.own.now() => DUE_WAIT,
+            Some(t) => Duration::from_micros(t.saturating_sub(now)).min(IDLE_WAIT),
+        }
+    }
+
     /// Writes everything the stack sent into `tun1`, as 198.51.100.1.
     fn flush(&mut self, net: &LiveNet) -> Result<(), String> {
         for (_, mut p) in self.own.take_outbound() {
@@ -120,7 +143,7 @@ impl Core {
 }
 
 /// The clock and counters both threads share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     /// Time zero of the script: set by the first thing the runner does.
     clock: ScriptClock,
@@ -130,6 +153,8 @@ struct Shared {
     /// The event loop's fatal error, if any.
     failed: Mutex<Option<String>>,
     stop: AtomicBool,
+    /// Ends the event loop's sleep: after a socket call and at stop.
+    bell: Bell,
 }
 
 impl Shared {
@@ -185,7 +210,15 @@ impl OwnTunTarget {
         let core = Arc::new(Mutex::new(Core {
             own: OwnTarget::new(profile),
         }));
-        let shared = Arc::new(Shared::default());
+        let bell = Bell::new().map_err(|e| TargetError::Setup(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            clock: ScriptClock::default(),
+            arrived: Mutex::new(0),
+            arrived_cv: Condvar::new(),
+            failed: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            bell,
+        });
         let event_loop = {
             let (net, core, shared) = (Arc::clone(&net), Arc::clone(&core), Arc::clone(&shared));
             std::thread::Builder::new()
@@ -201,6 +234,7 @@ impl OwnTunTarget {
             Ok(t) => t,
             Err(e) => {
                 shared.stop.store(true, Ordering::Relaxed);
+                shared.bell.ring();
                 let _ = event_loop.join();
                 return Err(e);
             }
@@ -240,10 +274,11 @@ impl OwnTunTarget {
 
 impl Drop for OwnTunTarget {
     fn drop(&mut self) {
-        // Both bounded: the threads check their stop flags every 20 ms /
-        // TICK.
+        // Both bounded: the reader checks its stop flag every 20 ms, the
+        // event loop wakes at the bell.
         self.tap.stop();
         self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.bell.ring();
         if let Some(l) = self.event_loop.take() {
             let _ = l.join();
         }
@@ -300,7 +335,10 @@ impl Target for OwnTunTarget {
             .shared
             .arrived_cv
             .wait_timeout_while(guard, INJECT_WAIT, |n| *n <= before);
-        self.check()
+        self.check()?;
+        // The stack answered before its packet was counted: stamp what the
+        // kernel forwarded of that answer now, not when the reader wakes.
+        self.tap.sync()
     }
 
     fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {
@@ -320,7 +358,14 @@ impl Target for OwnTunTarget {
             let r = core.own.call(call);
             core.flush(&net).map_err(TargetError::Io)?;
             r
-        }?;
+        };
+        // The call may have armed or moved a timer: the event loop looks
+        // again at the stack's next one.
+        self.shared.bell.ring();
+        let r = r?;
+        // What the call made the stack send is stamped before the next
+        // event (see `PeerTap::sync`).
+        self.tap.sync()?;
         self.blocked = blocked_after(&r, call);
         Ok(r)
     }
@@ -342,35 +387,37 @@ impl Target for OwnTunTarget {
 }
 
 /// The event loop: packets from `tun1` into the stack, timers, and the
-/// stack's packets back into `tun1`, until `stop`.
+/// stack's packets back into `tun1`, until `stop`. It sleeps until the
+/// earliest of a packet on `tun1`, the stack's next timer and the bell.
 fn run_event_loop(net: &LiveNet, core: &Mutex<Core>, shared: &Shared) {
     crate::live::boost_current_thread();
     let lock = || core.lock().unwrap_or_else(|e| e.into_inner());
+    let mut batch = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
-        let mut batch = Vec::new();
-        if let Err(e) = net.tun1().recv_batch(TICK, usize::MAX, &mut batch) {
+        // No timer runs before the script's time zero.
+        let sleep = if shared.clock.started() {
+            lock().sleep_from(shared.now())
+        } else {
+            IDLE_WAIT
+        };
+        let read = shared.bell.sleep(net.tun1().raw_fd(), sleep).and_then(|_| {
+            net.tun1()
+                .recv_batch(Duration::ZERO, usize::MAX, &mut batch)
+        });
+        if let Err(e) = read {
             shared.fail(format!("reading tun1: {e}"));
             return;
         }
-        if batch.is_empty() {
-            // A tick: fire due timers (only once the script has started).
-            if shared.clock.started() {
-                let now = shared.now();
-                let mut c = lock();
-                c.sync(now);
-                if let Err(why) = c.flush(net) {
-                    shared.fail(why);
-                    return;
-                }
-            }
+        if batch.is_empty() && !shared.clock.started() {
             continue;
         }
+        // Fire due timers, then hand over the packets (if any).
         let n = batch.len() as u64;
         {
             let now = shared.now();
             let mut c = lock();
             c.sync(now);
-            for mut p in batch {
+            for mut p in batch.drain(..) {
                 to_script(&mut p, Field::Dst);
                 // The own target's `inject` cannot fail.
                 let _ = c.own.inject(&p);
@@ -380,8 +427,10 @@ fn run_event_loop(net: &LiveNet, core: &Mutex<Core>, shared: &Shared) {
                 return;
             }
         }
-        *shared.arrived() += n;
-        shared.arrived_cv.notify_all();
+        if n > 0 {
+            *shared.arrived() += n;
+            shared.arrived_cv.notify_all();
+        }
     }
 }
 

@@ -24,6 +24,7 @@ pub mod report;
 pub mod scenarios;
 pub mod trace;
 
+use crate::run::TargetName;
 pub use plan::Plan;
 use probe::{ProbeError, StackSetup};
 use tcp_spec::Profile;
@@ -55,22 +56,32 @@ pub enum TimerTarget {
 }
 
 impl TimerTarget {
-    /// The target named `name`, if there is one.
-    pub fn parse(name: &str) -> Option<TimerTarget> {
-        match name {
-            "own" => Some(TimerTarget::Own),
-            "smoltcp" => Some(TimerTarget::Smoltcp),
-            "linux" => Some(TimerTarget::Linux),
-            _ => None,
+    /// Every target the timers can probe.
+    pub const ALL: [TimerTarget; 3] = [TimerTarget::Own, TimerTarget::Smoltcp, TimerTarget::Linux];
+
+    /// The run target ([`TargetName`]) this prober drives: the names and
+    /// the targets are the registry's, not a second list.
+    pub fn target(self) -> TargetName {
+        match self {
+            TimerTarget::Own => TargetName::Own,
+            TimerTarget::Smoltcp => TargetName::Smoltcp,
+            TimerTarget::Linux => TargetName::Linux,
         }
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            TimerTarget::Own => "own",
-            TimerTarget::Smoltcp => "smoltcp",
-            TimerTarget::Linux => "linux",
-        }
+    /// The names of [`TimerTarget::ALL`], comma-separated, for messages.
+    pub fn names() -> String {
+        let v: Vec<TargetName> = Self::ALL.iter().map(|p| p.target()).collect();
+        v.iter()
+            .map(TargetName::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The prober of the target named `name`, if the timers can probe it.
+    pub fn parse(name: &str) -> Option<TimerTarget> {
+        let t: TargetName = name.parse().ok()?;
+        Self::ALL.into_iter().find(|p| p.target() == t)
     }
 
     /// Probes the target and judges its fingerprint against RFC 9293 /
@@ -133,7 +144,7 @@ impl TimerTarget {
         };
         let active = &spec.profile(profile).params;
         Ok(report::TargetReport::new(
-            self.name(),
+            self.target().as_str(),
             profile,
             active,
             &obs,

@@ -210,3 +210,17 @@ fn trace_checker_on_probe_pcaps() {
     };
     assert!(departures(bug) > 3);
 }
+
+#[test]
+fn timer_targets_are_the_registrys_own_smoltcp_and_linux() {
+    for p in TimerTarget::ALL {
+        let name = p.target().as_str().to_string();
+        assert_eq!(TimerTarget::parse(&name), Some(p), "{name}");
+        assert!(TimerTarget::names().contains(&name));
+    }
+    assert_eq!(TimerTarget::parse(" linux "), Some(TimerTarget::Linux));
+    // Registry targets without a timer prober, and names of none.
+    for other in ["own-tun", "exec:/bin/true", "nope", ""] {
+        assert_eq!(TimerTarget::parse(other), None, "{other}");
+    }
+}
