@@ -143,13 +143,13 @@ fn unsupported_calls_are_not_applicable() {
     not_applicable_at(
         &on_own("unsupported.pkt", &RunOptions::default()),
         3,
-        "epoll_create",
+        "writev",
     );
     let Some(_g) = live_guard() else { return };
     not_applicable_at(
         &on_linux("unsupported.pkt", &RunOptions::default()),
         3,
-        "epoll_create",
+        "writev",
     );
 }
 
@@ -272,5 +272,21 @@ fn blocking_fast_open_sendto_waits_for_the_handshake() {
         ..RunOptions::default()
     };
     let r = on_linux("tfo_blocking.pkt", &pd);
+    assert!(r.passed(), "{}", r.outcome);
+}
+
+#[test]
+fn epoll_maps_descriptors_and_compares_the_first_event() {
+    not_applicable_at(&on_own("epoll.pkt", &RunOptions::default()), 15, "no epoll");
+    let Some(_g) = live_guard() else { return };
+    let r = on_linux("epoll.pkt", &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
+}
+
+#[test]
+fn null_buffers_and_af_unspec_reach_the_kernel() {
+    not_applicable_at(&on_own("null_buf.pkt", &RunOptions::default()), 14, "NULL");
+    let Some(_g) = live_guard() else { return };
+    let r = on_linux("null_buf.pkt", &RunOptions::default());
     assert!(r.passed(), "{}", r.outcome);
 }

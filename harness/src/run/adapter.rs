@@ -481,9 +481,10 @@ impl<S: Stack> AdapterTarget<S> {
             }
             SocketCall::Socket | SocketCall::Poll { .. } => done(CallReturn::err("EINVAL")),
             // Answered not applicable before dispatch (`kernel_only`).
-            SocketCall::Send { .. } | SocketCall::TcpInfo { .. } => {
-                Err(TargetError::NotApplicable(call.name().into()))
-            }
+            SocketCall::Send { .. }
+            | SocketCall::TcpInfo { .. }
+            | SocketCall::Epoll(_)
+            | SocketCall::Pointer(_) => Err(TargetError::NotApplicable(call.name().into())),
         }
     }
 

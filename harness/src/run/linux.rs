@@ -456,7 +456,7 @@ fn done(r: CallReturn) -> Result<CallOutcome, TargetError> {
 }
 
 /// The result of a libc call returning `-1`/errno, as a script return.
-fn last_err() -> CallReturn {
+pub(super) fn last_err() -> CallReturn {
     errno_return(errno())
 }
 
@@ -480,13 +480,13 @@ fn ok_or_err(rc: libc::c_int) -> CallReturn {
 }
 
 /// A socket address in the C layout, for bind(2) and connect(2).
-enum RawAddr {
+pub(super) enum RawAddr {
     V4(libc::sockaddr_in),
     V6(libc::sockaddr_in6),
 }
 
 impl RawAddr {
-    fn new(a: SocketAddr) -> RawAddr {
+    pub(super) fn new(a: SocketAddr) -> RawAddr {
         match a {
             SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
@@ -509,7 +509,7 @@ impl RawAddr {
     }
 
     /// The pointer and length to pass; valid while `self` lives.
-    fn as_ptr_len(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+    pub(super) fn as_ptr_len(&self) -> (*const libc::sockaddr, libc::socklen_t) {
         fn len<T>() -> libc::socklen_t {
             std::mem::size_of::<T>() as libc::socklen_t
         }
@@ -546,6 +546,8 @@ impl Sockets {
             SocketCall::Socket => return self.socket(),
             SocketCall::Poll { fds, .. } => return self.poll(fds),
             SocketCall::TcpInfo { fd } => return done(tcp_info(self.fds.get(fd))),
+            SocketCall::Epoll(c) => return Ok(super::epoll::run_live(c, self)),
+            SocketCall::Pointer(c) => return Ok(super::pointers::run_live(c, self)),
             // Every other call names its socket; -1 is never one (EBADF).
             _ => call.fd().unwrap_or(-1),
         };
@@ -602,6 +604,8 @@ impl Sockets {
             SocketCall::Socket
             | SocketCall::Poll { .. }
             | SocketCall::TcpInfo { .. }
+            | SocketCall::Epoll(_)
+            | SocketCall::Pointer(_)
             | SocketCall::Close { .. }
             | SocketCall::Accept { .. } => done(CallReturn::err("EINVAL")),
         }
@@ -1118,6 +1122,27 @@ pub fn errno_name(e: i32) -> Option<&'static str> {
         libc::EPROTO => "EPROTO",
         _ => return None,
     })
+}
+
+/// The worker's table as the calls in their own modules see it.
+impl super::live_fds::LiveFds for Sockets {
+    fn raw(&self, fd: Fd) -> Option<RawFd> {
+        self.fds.get(&fd).map(Sock::raw)
+    }
+
+    fn blocking(&self, fd: Fd) -> bool {
+        self.fds.get(&fd).is_some_and(|s| !s.nonblock)
+    }
+
+    fn adopt(&mut self, fd: OwnedFd) -> Fd {
+        let n = super::own::lowest_free_fd(&self.fds);
+        self.fds.insert(n, Sock::new(fd));
+        n
+    }
+
+    fn peer(&self) -> SocketAddr {
+        script_addresses(self.v6.load(Ordering::Relaxed)).1
+    }
 }
 
 #[cfg(test)]

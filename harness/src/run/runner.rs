@@ -1531,12 +1531,12 @@ impl Runner<'_> {
             ));
         }
         self.check_unexpected(e.line, e.col, false)?;
-        let poll_deadline = match &call {
-            SocketCall::Poll { timeout_ms, .. } if *timeout_ms > 0 => {
-                let ms = u64::try_from(*timeout_ms).unwrap_or(0);
+        let poll_deadline = match call.wait_ms() {
+            Some(ms) if ms > 0 => {
+                let ms = u64::try_from(ms).unwrap_or(0);
                 Some(start.saturating_add(ms.saturating_mul(1000)))
             }
-            SocketCall::Poll { timeout_ms, .. } if *timeout_ms < 0 => Some(Micros::MAX),
+            Some(ms) if ms < 0 => Some(Micros::MAX),
             _ => None,
         };
         self.pending = Some(Pending {
@@ -1580,9 +1580,9 @@ impl Runner<'_> {
             }
         };
         let done = match outcome {
-            CallOutcome::Done(r) => match (&p.call, p.poll_deadline, &r.ret) {
+            CallOutcome::Done(r) => match (p.poll_deadline, &r.ret) {
                 // A poll that found nothing waits for its timeout.
-                (SocketCall::Poll { .. }, Some(d), Ok(0)) if now < d => None,
+                (Some(d), Ok(0)) if now < d => None,
                 _ => Some(r),
             },
             CallOutcome::WouldBlock => None,
@@ -1619,7 +1619,7 @@ impl Runner<'_> {
     }
 
     fn complete(&mut self, p: Pending, mut r: CallReturn, now: Micros) -> Result<(), Stop> {
-        if let (SocketCall::Socket | SocketCall::Accept { .. }, Ok(fd)) = (&p.call, r.ret) {
+        if let (true, Ok(fd)) = (p.call.opens_fd(), r.ret) {
             // The script's number stands for the target's from now on.
             let script_fd = if p.spec.result >= 0 && p.spec.errno.is_none() {
                 p.spec.result
@@ -1627,9 +1627,12 @@ impl Runner<'_> {
                 fd
             };
             self.fds.insert(script_fd, fd);
-            self.sut = Some(script_fd);
+            if matches!(p.call, SocketCall::Socket | SocketCall::Accept { .. }) {
+                self.sut = Some(script_fd);
+            }
             r.ret = Ok(script_fd);
         }
+        super::epoll::to_script_fds(&p.spec, &mut r, &self.fds);
         self.pd.on_call(&p.call, r.ret.is_ok());
         let text = shown_call(&p.spec, &r);
         self.trace.push(now, TraceKind::Call { text: text.clone() });
@@ -1753,7 +1756,7 @@ fn shown_call(spec: &SyscallSpec, r: &CallReturn) -> String {
     if let Some(v) = r.value {
         s.push_str(&format!(" [value {}]", syscall::show_value(v)));
     }
-    if !r.revents.is_empty() {
+    if !r.revents.is_empty() && spec.name == "poll" {
         let ev: Vec<String> = r.revents.iter().map(|b| syscall::show_poll(*b)).collect();
         s.push_str(&format!(" [revents {}]", ev.join(", ")));
     }

@@ -15,6 +15,12 @@ pub fn resolve(spec: &SyscallSpec) -> Result<SocketCall, String> {
     let a = &spec.args;
     let name = spec.name.as_str();
     let fd = || fd_arg(name, a);
+    if let Some(c) = super::epoll::resolve(spec) {
+        return c.map(SocketCall::Epoll);
+    }
+    if let Some(c) = super::pointers::resolve(spec) {
+        return c.map(SocketCall::Pointer);
+    }
     Ok(match name {
         "socket" => socket_call(name, a)?,
         "bind" => {
@@ -232,7 +238,7 @@ const MSG_FLAGS: &[(&str, i64)] = &[
 ];
 
 /// `MSG_A|MSG_B` or a number.
-fn msg_flags(name: &str, e: &Expr) -> Result<i64, String> {
+pub(super) fn msg_flags(name: &str, e: &Expr) -> Result<i64, String> {
     match e {
         Expr::Int(i) => Ok(*i),
         Expr::Ident(s) => MSG_FLAGS
@@ -418,6 +424,7 @@ pub fn check(spec: &SyscallSpec, got: &CallReturn) -> Result<(), (String, String
     if !ret_ok {
         return Err((expected_ret, actual_ret));
     }
+    super::epoll::check(spec, got)?;
     // Values the call writes back, compared when the script gives them.
     if spec.name == "getsockopt" {
         if let (Some(Expr::List(items)), Some(v)) = (spec.args.get(3), got.value) {

@@ -185,6 +185,11 @@ pub enum SocketCall {
     /// `getsockopt(fd, SOL_TCP, TCP_INFO)` for a `%{ }%` block: the raw
     /// `struct tcp_info` comes back in [`CallReturn::data`].
     TcpInfo { fd: Fd },
+    /// `epoll_create`/`epoll_ctl`/`epoll_wait` ([`super::epoll`]).
+    Epoll(super::epoll::EpollCall),
+    /// A read or write with a `NULL` buffer or an `AF_UNSPEC` address
+    /// ([`super::pointers`]).
+    Pointer(super::pointers::PointerCall),
 }
 
 impl SocketCall {
@@ -196,6 +201,8 @@ impl SocketCall {
         match self {
             SocketCall::TcpInfo { .. } => Some("no TCP_INFO for `%{ }%` blocks".into()),
             SocketCall::Send { .. } => Some(format!("no {} with flags", self.name())),
+            SocketCall::Epoll(_) => Some("no epoll".into()),
+            SocketCall::Pointer(_) => Some("no raw pointer to pass (NULL, AF_UNSPEC)".into()),
             SocketCall::SetSockOpt {
                 opt: opt @ SockOpt::Kernel { .. },
                 ..
@@ -227,6 +234,8 @@ impl SocketCall {
             SocketCall::TcpInfo { .. } => "getsockopt(TCP_INFO)",
             SocketCall::Send { to_peer: true, .. } => "sendto",
             SocketCall::Send { .. } => "send",
+            SocketCall::Epoll(c) => c.name(),
+            SocketCall::Pointer(c) => c.op.name(),
         }
     }
 
@@ -236,10 +245,33 @@ impl SocketCall {
         let mut c = self.clone();
         if let SocketCall::Poll { fds, .. } = &mut c {
             fds.iter_mut().for_each(|(fd, _)| *fd = f(*fd));
+        } else if let SocketCall::Epoll(e) = &mut c {
+            e.map_fds(&f);
         } else if let Some(fd) = c.fd_mut() {
             *fd = f(*fd);
         }
         c
+    }
+
+    /// Whether a successful return is a new descriptor, whose script
+    /// number then names the target's (packetdrill's mapping).
+    pub fn opens_fd(&self) -> bool {
+        matches!(
+            self,
+            SocketCall::Socket
+                | SocketCall::Accept { .. }
+                | SocketCall::Epoll(super::epoll::EpollCall::Create { .. })
+        )
+    }
+
+    /// How long the call may wait for readiness (`poll`, `epoll_wait`):
+    /// the runner makes it again until then (negative: no limit).
+    pub fn wait_ms(&self) -> Option<i64> {
+        match self {
+            SocketCall::Poll { timeout_ms, .. } => Some(*timeout_ms),
+            SocketCall::Epoll(e) => e.timeout_ms(),
+            _ => None,
+        }
     }
 
     /// The one socket the call is on (`socket` and `poll` have none).
@@ -251,7 +283,8 @@ impl SocketCall {
     /// none).
     fn fd_mut(&mut self) -> Option<&mut Fd> {
         match self {
-            SocketCall::Socket | SocketCall::Poll { .. } => None,
+            SocketCall::Socket | SocketCall::Poll { .. } | SocketCall::Epoll(_) => None,
+            SocketCall::Pointer(c) => Some(&mut c.fd),
             SocketCall::Bind { fd }
             | SocketCall::Listen { fd, .. }
             | SocketCall::Accept { fd }
