@@ -290,3 +290,23 @@ fn null_buffers_and_af_unspec_reach_the_kernel() {
     let r = on_linux("null_buf.pkt", &RunOptions::default());
     assert!(r.passed(), "{}", r.outcome);
 }
+
+#[test]
+fn files_pipes_and_ioctl_run_in_the_target_temporary_directory() {
+    not_applicable_at(&on_own("files.pkt", &RunOptions::default()), 14, "no ioctl");
+    let Some(_g) = live_guard() else { return };
+    let mut t = LinuxTarget::new().unwrap_or_else(|e| panic!("linux target: {e}"));
+    let tmp = std::env::temp_dir().join(format!("{}.tmp", t.netns_name()));
+    assert!(tmp.is_dir(), "{}", tmp.display());
+    let r = run_file(&fixture("files.pkt"), &mut t, &RunOptions::default());
+    println!("--- files.pkt on linux: {}\n{}", r.outcome, r.details());
+    assert!(r.passed(), "{}", r.outcome);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("outside /tmp")),
+        "{:?}",
+        r.warnings
+    );
+    drop(t);
+    assert!(!tmp.exists(), "{} left behind", tmp.display());
+    live::testing::assert_no_namespace_of_ours();
+}

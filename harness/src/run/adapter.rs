@@ -484,7 +484,8 @@ impl<S: Stack> AdapterTarget<S> {
             SocketCall::Send { .. }
             | SocketCall::TcpInfo { .. }
             | SocketCall::Epoll(_)
-            | SocketCall::Pointer(_) => Err(TargetError::NotApplicable(call.name().into())),
+            | SocketCall::Pointer(_)
+            | SocketCall::File(_) => Err(TargetError::NotApplicable(call.name().into())),
         }
     }
 

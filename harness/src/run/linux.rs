@@ -92,6 +92,8 @@ pub struct LinuxTarget {
     v6: Arc<AtomicBool>,
     /// The longest `SO_LINGER` time the script set, in seconds.
     max_linger: u64,
+    /// The script's `/tmp` (removed after the worker is gone).
+    tmp: super::files::TempArea,
     /// Last field: dropped after the threads are gone.
     net: Arc<LiveNet>,
 }
@@ -116,9 +118,12 @@ impl LinuxTarget {
         let (reply_tx, replies) = mpsc::channel();
         let v6 = Arc::new(AtomicBool::new(false));
         let worker_v6 = Arc::clone(&v6);
+        let tmp = super::files::TempArea::create(net.netns().name())
+            .map_err(|e| TargetError::Setup(format!("temporary directory: {e}")))?;
+        let worker_tmp = tmp.path().to_path_buf();
         let worker = net
             .netns()
-            .spawn(move || serve_calls(&call_rx, &reply_tx, worker_v6))
+            .spawn(move || serve_calls(&call_rx, &reply_tx, worker_v6, worker_tmp))
             .map_err(|e| TargetError::Setup(e.to_string()))?;
         Ok(LinuxTarget {
             kernel: kernel_release(),
@@ -131,6 +136,7 @@ impl LinuxTarget {
             broken: None,
             v6,
             max_linger: 0,
+            tmp,
             net,
         })
     }
@@ -287,7 +293,7 @@ impl Target for LinuxTarget {
 
     /// Any backtick command, run in the namespace (see [`run_shell`]).
     fn shell(&mut self, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
-        run_shell(self.net.netns().name(), cmd, cwd)
+        run_shell(self.net.netns().name(), cmd, cwd, self.tmp.path())
     }
 
     /// `gap / 8 + BASE_SLACK`: the timer wheel's rounding (at most 1/8 of
@@ -329,9 +335,15 @@ fn tcp_info(sock: Option<&Sock>) -> CallReturn {
 /// `$PPID` is the harness too) — inside namespace `netns` only: `ip netns
 /// exec` enters it in a private mount namespace, where `/proc/sys` is
 /// remounted read-only except `/proc/sys/net`, whose entries are the
-/// namespace's own, so no host-wide setting can be written.
-pub fn run_shell(netns: &str, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
-    const FENCE: &str = "mount --bind /proc/sys /proc/sys && \
+/// namespace's own, so no host-wide setting can be written; `/tmp` there
+/// is the target's temporary directory `tmp`.
+pub fn run_shell(
+    netns: &str,
+    cmd: &str,
+    cwd: &std::path::Path,
+    tmp: &std::path::Path,
+) -> ShellOutcome {
+    const FENCE: &str = "mount --bind \"$2\" /tmp && mount --bind /proc/sys /proc/sys && \
         mount -o remount,bind,ro /proc/sys && \
         mount --bind /proc/sys/net /proc/sys/net && \
         mount -o remount,bind,rw /proc/sys/net && exec /bin/sh -c \"$1\"";
@@ -341,6 +353,7 @@ pub fn run_shell(netns: &str, cmd: &str, cwd: &std::path::Path) -> ShellOutcome 
     };
     let out = std::process::Command::new(ip)
         .args(["netns", "exec", netns, "/bin/sh", "-c", FENCE, "sh", cmd])
+        .arg(tmp)
         .current_dir(cwd)
         .env(
             "PATH",
@@ -393,12 +406,14 @@ fn serve_calls(
     calls: &Receiver<SocketCall>,
     replies: &Sender<Result<CallOutcome, TargetError>>,
     v6: Arc<AtomicBool>,
+    tmp: std::path::PathBuf,
 ) {
     crate::live::boost_current_thread();
     let mut sockets = Sockets {
         fds: BTreeMap::new(),
         v6,
         active: 0,
+        tmp,
     };
     while let Ok(call) = calls.recv() {
         let r = sockets.call(&call);
@@ -449,6 +464,8 @@ struct Sockets {
     /// script's second connection to the peer is a new 4-tuple (the
     /// runner learns the port from its SYN under `--packetdrill`).
     active: u16,
+    /// The target's temporary directory (the script's `/tmp`).
+    tmp: std::path::PathBuf,
 }
 
 fn done(r: CallReturn) -> Result<CallOutcome, TargetError> {
@@ -548,6 +565,7 @@ impl Sockets {
             SocketCall::TcpInfo { fd } => return done(tcp_info(self.fds.get(fd))),
             SocketCall::Epoll(c) => return Ok(super::epoll::run_live(c, self)),
             SocketCall::Pointer(c) => return Ok(super::pointers::run_live(c, self)),
+            SocketCall::File(c) => return Ok(super::files::run_live(c, self)),
             // Every other call names its socket; -1 is never one (EBADF).
             _ => call.fd().unwrap_or(-1),
         };
@@ -606,6 +624,7 @@ impl Sockets {
             | SocketCall::TcpInfo { .. }
             | SocketCall::Epoll(_)
             | SocketCall::Pointer(_)
+            | SocketCall::File(_)
             | SocketCall::Close { .. }
             | SocketCall::Accept { .. } => done(CallReturn::err("EINVAL")),
         }
@@ -1142,6 +1161,10 @@ impl super::live_fds::LiveFds for Sockets {
 
     fn peer(&self) -> SocketAddr {
         script_addresses(self.v6.load(Ordering::Relaxed)).1
+    }
+
+    fn temp_dir(&self) -> std::path::PathBuf {
+        self.tmp.clone()
     }
 }
 

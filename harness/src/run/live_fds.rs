@@ -1,5 +1,5 @@
 //! The `linux` worker's descriptor table as the calls in their own modules
-//! ([`super::epoll`], [`super::pointers`]) see it: script-visible numbers
+//! ([`super::epoll`], [`super::pointers`], [`super::files`]) see it: script-visible numbers
 //! for the worker's real descriptors, and libc results as script returns.
 
 use super::target::{CallReturn, Fd};
@@ -16,6 +16,9 @@ pub trait LiveFds {
     fn adopt(&mut self, fd: OwnedFd) -> Fd;
     /// The scripted peer's address (where `...` sends).
     fn peer(&self) -> std::net::SocketAddr;
+    /// The target's temporary directory, the script's `/tmp`
+    /// ([`super::files::TempArea`]).
+    fn temp_dir(&self) -> std::path::PathBuf;
 }
 
 /// A libc return `rc` as the script sees it: `-1` with the thread's errno

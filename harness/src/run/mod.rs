@@ -34,6 +34,7 @@ pub mod coverage;
 pub mod diff;
 pub mod epoll;
 pub mod exec;
+pub mod files;
 pub mod linux;
 pub mod live_fds;
 pub mod own;

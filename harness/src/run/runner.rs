@@ -1516,7 +1516,8 @@ impl Runner<'_> {
                 }
             }
         })?;
-        let call = call.map_fds(|fd| self.fds.get(&fd).copied().unwrap_or(fd));
+        let mut call = call.map_fds(|fd| self.fds.get(&fd).copied().unwrap_or(fd));
+        super::files::place_paths(&mut call, &self.script_dir);
         self.advance(start, false)?;
         if let Some(p) = &self.pending {
             return Err(blocked(
@@ -1633,6 +1634,7 @@ impl Runner<'_> {
             r.ret = Ok(script_fd);
         }
         super::epoll::to_script_fds(&p.spec, &mut r, &self.fds);
+        super::files::record_fds(&p.call, &r, &mut self.fds);
         self.pd.on_call(&p.call, r.ret.is_ok());
         let text = shown_call(&p.spec, &r);
         self.trace.push(now, TraceKind::Call { text: text.clone() });

@@ -190,6 +190,8 @@ pub enum SocketCall {
     /// A read or write with a `NULL` buffer or an `AF_UNSPEC` address
     /// ([`super::pointers`]).
     Pointer(super::pointers::PointerCall),
+    /// `ioctl`, `open`/`sendfile`, `pipe`/`splice` ([`super::files`]).
+    File(super::files::FileCall),
 }
 
 impl SocketCall {
@@ -203,6 +205,7 @@ impl SocketCall {
             SocketCall::Send { .. } => Some(format!("no {} with flags", self.name())),
             SocketCall::Epoll(_) => Some("no epoll".into()),
             SocketCall::Pointer(_) => Some("no raw pointer to pass (NULL, AF_UNSPEC)".into()),
+            SocketCall::File(c) => Some(format!("no {}", c.name())),
             SocketCall::SetSockOpt {
                 opt: opt @ SockOpt::Kernel { .. },
                 ..
@@ -236,6 +239,7 @@ impl SocketCall {
             SocketCall::Send { .. } => "send",
             SocketCall::Epoll(c) => c.name(),
             SocketCall::Pointer(c) => c.op.name(),
+            SocketCall::File(c) => c.name(),
         }
     }
 
@@ -246,6 +250,8 @@ impl SocketCall {
         if let SocketCall::Poll { fds, .. } = &mut c {
             fds.iter_mut().for_each(|(fd, _)| *fd = f(*fd));
         } else if let SocketCall::Epoll(e) = &mut c {
+            e.map_fds(&f);
+        } else if let SocketCall::File(e) = &mut c {
             e.map_fds(&f);
         } else if let Some(fd) = c.fd_mut() {
             *fd = f(*fd);
@@ -261,6 +267,7 @@ impl SocketCall {
             SocketCall::Socket
                 | SocketCall::Accept { .. }
                 | SocketCall::Epoll(super::epoll::EpollCall::Create { .. })
+                | SocketCall::File(super::files::FileCall::Open { .. })
         )
     }
 
@@ -283,7 +290,10 @@ impl SocketCall {
     /// none).
     fn fd_mut(&mut self) -> Option<&mut Fd> {
         match self {
-            SocketCall::Socket | SocketCall::Poll { .. } | SocketCall::Epoll(_) => None,
+            SocketCall::Socket
+            | SocketCall::Poll { .. }
+            | SocketCall::Epoll(_)
+            | SocketCall::File(_) => None,
             SocketCall::Pointer(c) => Some(&mut c.fd),
             SocketCall::Bind { fd }
             | SocketCall::Listen { fd, .. }
