@@ -310,3 +310,14 @@ fn files_pipes_and_ioctl_run_in_the_target_temporary_directory() {
     assert!(!tmp.exists(), "{} left behind", tmp.display());
     live::testing::assert_no_namespace_of_ours();
 }
+
+#[test]
+fn blocking_fast_open_sendto_is_one_real_blocking_call() {
+    let Some(_g) = live_guard() else { return };
+    let pd = RunOptions {
+        packetdrill: true,
+        ..RunOptions::default()
+    };
+    let r = on_linux("tfo_blocking_ack.pkt", &pd);
+    assert!(r.passed(), "{}", r.outcome);
+}

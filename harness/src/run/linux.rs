@@ -21,9 +21,14 @@
 //!   `connect` goes to 192.0.2.2:40000, written data is `A..Z` repeated.
 //!   Every real socket is non-blocking; a call that would block on a socket
 //!   the script keeps blocking answers [`CallOutcome::WouldBlock`] and the
-//!   runner makes it again later (a blocking `write` remembers what it
-//!   already sent). `write` uses `send(MSG_NOSIGNAL)`: a reset connection
-//!   yields `EPIPE`, never a SIGPIPE.
+//!   runner makes it again later, except a blocking `write`/`send`/`sendto`,
+//!   which is one real blocking call on a helper thread
+//!   ([`super::blocking`]). `write` uses `send(MSG_NOSIGNAL)`: a reset
+//!   connection yields `EPIPE`, never a SIGPIPE. `epoll_*`, `ioctl`,
+//!   `open`/`sendfile`, `pipe`/`splice` and `NULL`/`AF_UNSPEC` pointers run
+//!   in their own modules ([`super::epoll`], [`super::files`],
+//!   [`super::pointers`]); the script's `/tmp` is the target's own
+//!   temporary directory ([`super::files::TempArea`]).
 //! - **Time** is real: µs since the first thing the runner asked, so the
 //!   namespace set-up (tens of ms) does not count. [`Target::advance`]
 //!   sleeps until the deadline or the next outbound packet.
@@ -263,7 +268,11 @@ impl Target for LinuxTarget {
         // What the call made the kernel send is stamped before the next
         // event (see `PeerTap::sync`).
         self.tap.sync()?;
-        self.blocked = blocked_after(&r, call);
+        // A `%{ }%` block's TCP_INFO is read while another call may be
+        // pending: it must not end the short waits that retry that call.
+        if !matches!(call, SocketCall::TcpInfo { .. }) {
+            self.blocked = blocked_after(&r, call);
+        }
         Ok(r)
     }
 
@@ -431,11 +440,8 @@ struct Sock {
     /// Whether the *script* made it non-blocking (the real one always is).
     nonblock: bool,
     bound: bool,
-    /// `(len, sent)` of a blocking `write` that is pending.
-    written: Option<(usize, usize)>,
-    /// That write put data on a SYN (fast open) and waits, as the kernel's
-    /// blocking call does, until the connection is established or fails.
-    await_connect: bool,
+    /// A blocking `write` under way on a helper thread.
+    pending: Option<super::blocking::InFlight>,
 }
 
 impl Sock {
@@ -444,8 +450,7 @@ impl Sock {
             fd,
             nonblock: false,
             bound: false,
-            written: None,
-            await_connect: false,
+            pending: None,
         }
     }
 
@@ -749,40 +754,30 @@ fn send_flags(
 }
 
 /// `write`, `send` and `sendto` of `len` octets with `flags`, to `to` when
-/// given. Every real socket is non-blocking: on the script's blocking
-/// socket a call that would block answers [`CallOutcome::WouldBlock`] and,
-/// made again, continues where it stopped (a fast-open `sendto` then goes
-/// on as a plain send of the rest on the connecting socket).
+/// given. On the script's blocking socket this is one real blocking call
+/// on a helper thread ([`super::blocking`]); on a non-blocking one, what
+/// the kernel takes now (a fast-open `sendto` puts the first piece on the
+/// SYN, the rest goes on the connection it opened).
 fn send_all(
     sock: &mut Sock,
     len: usize,
     flags: libc::c_int,
     to: Option<SocketAddr>,
 ) -> Result<CallOutcome, TargetError> {
-    let (raw, nonblock) = (sock.raw(), sock.nonblock);
-    let blocking = !nonblock && flags & libc::MSG_DONTWAIT == 0;
-    let (mut sent, retry) = match sock.written.take() {
-        Some((l, s)) if l == len => (s, true),
-        _ => (0, false),
-    };
-    if retry && std::mem::take(&mut sock.await_connect) {
-        match connecting(raw) {
-            Connecting::Yes => {
-                sock.written = Some((len, sent));
-                sock.await_connect = true;
-                return Ok(CallOutcome::WouldBlock);
-            }
-            Connecting::Failed(e) => return done(errno_return(e)),
-            Connecting::No => {}
-        }
+    let raw = sock.raw();
+    if !sock.nonblock && flags & libc::MSG_DONTWAIT == 0 {
+        let pending = &mut sock.pending;
+        return Ok(super::blocking::send(
+            pending,
+            raw,
+            len,
+            flags,
+            to,
+            payload_byte,
+        ));
     }
-    // The first attempt carries the address and MSG_FASTOPEN; a retry is
-    // on the socket the first one started connecting.
-    let (mut flags, to) = if retry {
-        (flags & !0x2000_0000, None)
-    } else {
-        (flags, to)
-    };
+    let mut sent = 0;
+    let mut flags = flags;
     let mut addr = to.map(RawAddr::new);
     loop {
         let chunk: Vec<u8> = (sent..len.min(sent + WRITE_CHUNK))
@@ -806,13 +801,6 @@ fn send_all(
         };
         if n >= 0 {
             sent += usize::try_from(n).unwrap_or(0);
-            // Data on a SYN (fast open): a blocking call waits for the
-            // handshake (RFC 7413 4.2.2; Linux's inet_wait_for_connect).
-            if blocking && connecting(raw) == Connecting::Yes {
-                sock.written = Some((len, sent));
-                sock.await_connect = true;
-                return Ok(CallOutcome::WouldBlock);
-            }
             if sent >= len {
                 return done(CallReturn::ok(to_i64(sent)));
             }
@@ -825,64 +813,11 @@ fn send_all(
         if e == libc::EINTR {
             continue;
         }
-        let pending = e == libc::EAGAIN || (e == libc::EINPROGRESS && to.is_some());
-        if pending && blocking {
-            sock.written = Some((len, sent));
-            return Ok(CallOutcome::WouldBlock);
-        }
         // A write that sent something returns the count.
         if sent > 0 {
             return done(CallReturn::ok(to_i64(sent)));
         }
         return done(errno_return(e));
-    }
-}
-
-/// Where a socket's connection attempt stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Connecting {
-    /// SYN-SENT: the handshake is under way.
-    Yes,
-    /// It failed with this errno (`SO_ERROR`).
-    Failed(i32),
-    /// Established, or never started.
-    No,
-}
-
-/// `TCP_INFO`'s state (SYN-SENT is 2 in Linux's numbering) and the pending
-/// error of socket `raw`.
-fn connecting(raw: RawFd) -> Connecting {
-    let mut info = [0u8; 8];
-    let mut len = info.len() as libc::socklen_t;
-    // SAFETY: `info` is a live buffer of `len` octets.
-    let rc = unsafe {
-        libc::getsockopt(
-            raw,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 && info[0] == 2 {
-        return Connecting::Yes;
-    }
-    let mut err: libc::c_int = 0;
-    let mut elen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `err` is a live c_int of `elen` octets.
-    let rc = unsafe {
-        libc::getsockopt(
-            raw,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut libc::c_int).cast(),
-            &mut elen,
-        )
-    };
-    if rc == 0 && err != 0 {
-        Connecting::Failed(err)
-    } else {
-        Connecting::No
     }
 }
 

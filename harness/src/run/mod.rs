@@ -29,6 +29,7 @@
 //!   across machines (`--shard`).
 
 pub mod adapter;
+pub mod blocking;
 pub mod code;
 pub mod coverage;
 pub mod diff;
