@@ -77,6 +77,15 @@ fn shell_commands_run_in_the_namespace_from_the_script_directory() {
 }
 
 #[test]
+fn shell_commands_are_fenced_in_the_namespace_and_its_tmp() {
+    let Some(_g) = live_guard() else { return };
+    let probe = std::path::Path::new("/tmp/tcpconform_fence_probe");
+    let r = on_linux("shell_fence.pkt", &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
+    assert!(!probe.exists(), "{} reached the host", probe.display());
+}
+
+#[test]
 fn code_blocks_see_tcp_info() {
     let Some(_g) = live_guard() else { return };
     let r = on_linux("code.pkt", &RunOptions::default());

@@ -38,7 +38,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub(crate) use cleanup::{kill_group, register_group};
 pub use cleanup::{list_namespaces, reap_stale, NAME_PREFIX};
 pub use error::{LiveError, Result};
-pub(crate) use ip::ip_path;
 pub use ip::{sanitise_process_path, sanitised_path};
 pub use netns::{Netns, NsThread};
 pub(crate) use tun::check_addresses;

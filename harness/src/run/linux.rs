@@ -341,28 +341,22 @@ fn tcp_info(sock: Option<&Sock>) -> CallReturn {
 
 /// Runs a backtick command as packetdrill does — `/bin/sh -c`, working
 /// directory `cwd`, `PACKETDRILL_PID` the harness's pid (a command's
-/// `$PPID` is the harness too) — inside namespace `netns` only: `ip netns
-/// exec` enters it in a private mount namespace, where `/proc/sys` is
-/// remounted read-only except `/proc/sys/net`, whose entries are the
-/// namespace's own, so no host-wide setting can be written; `/tmp` there
-/// is the target's temporary directory `tmp`.
+/// `$PPID` is the harness too) — inside namespace `netns` only, in a
+/// private mount namespace where `/proc/sys` is read-only except
+/// `/proc/sys/net`, whose entries are the namespace's own, so no host-wide
+/// setting can be written; `/tmp` there is the target's temporary
+/// directory `tmp` ([`super::ns_shell`]).
 pub fn run_shell(
     netns: &str,
     cmd: &str,
     cwd: &std::path::Path,
     tmp: &std::path::Path,
 ) -> ShellOutcome {
-    const FENCE: &str = "mount --bind \"$2\" /tmp && mount --bind /proc/sys /proc/sys && \
-        mount -o remount,bind,ro /proc/sys && \
-        mount --bind /proc/sys/net /proc/sys/net && \
-        mount -o remount,bind,rw /proc/sys/net && exec /bin/sh -c \"$1\"";
-    let ip = match crate::live::ip_path() {
-        Ok(ip) => ip,
-        Err(e) => return ShellOutcome::Failed(e.to_string()),
+    let mut command = match super::ns_shell::command(netns, cmd, tmp) {
+        Ok(c) => c,
+        Err(e) => return ShellOutcome::Failed(format!("cannot enter namespace {netns}: {e}")),
     };
-    let out = std::process::Command::new(ip)
-        .args(["netns", "exec", netns, "/bin/sh", "-c", FENCE, "sh", cmd])
-        .arg(tmp)
+    let out = command
         .current_dir(cwd)
         .env(
             "PATH",
@@ -372,7 +366,7 @@ pub fn run_shell(
         .stdin(std::process::Stdio::null())
         .output();
     match out {
-        Err(e) => ShellOutcome::Failed(format!("cannot run `ip netns exec`: {e}")),
+        Err(e) => ShellOutcome::Failed(format!("cannot run the command in {netns}: {e}")),
         Ok(o) if o.status.success() => ShellOutcome::Ran,
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);

@@ -38,6 +38,7 @@ pub mod exec;
 pub mod files;
 pub mod linux;
 pub mod live_fds;
+pub mod ns_shell;
 pub mod own;
 pub mod own_tun;
 pub mod parallel;
