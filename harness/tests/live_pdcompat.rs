@@ -79,6 +79,15 @@ fn shell_commands_run_in_the_namespace_from_the_script_directory() {
 }
 
 #[test]
+fn shell_commands_are_fenced_in_the_namespace_and_its_tmp() {
+    let Some(_g) = live_guard() else { return };
+    let probe = std::path::Path::new("/tmp/tcpconform_fence_probe");
+    let r = on_linux("shell_fence.pkt", &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
+    assert!(!probe.exists(), "{} reached the host", probe.display());
+}
+
+#[test]
 fn code_blocks_see_tcp_info() {
     let Some(_g) = live_guard() else { return };
     let r = on_linux("code.pkt", &RunOptions::default());
@@ -145,13 +154,13 @@ fn unsupported_calls_are_not_applicable() {
     not_applicable_at(
         &on_own("unsupported.pkt", &RunOptions::default()),
         3,
-        "epoll_create",
+        "writev",
     );
     let Some(_g) = live_guard() else { return };
     not_applicable_at(
         &on_linux("unsupported.pkt", &RunOptions::default()),
         3,
-        "epoll_create",
+        "writev",
     );
 }
 
@@ -274,5 +283,52 @@ fn blocking_fast_open_sendto_waits_for_the_handshake() {
         ..RunOptions::default()
     };
     let r = on_linux("tfo_blocking.pkt", &pd);
+    assert!(r.passed(), "{}", r.outcome);
+}
+
+#[test]
+fn epoll_maps_descriptors_and_compares_the_first_event() {
+    not_applicable_at(&on_own("epoll.pkt", &RunOptions::default()), 15, "no epoll");
+    let Some(_g) = live_guard() else { return };
+    let r = on_linux("epoll.pkt", &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
+}
+
+#[test]
+fn null_buffers_and_af_unspec_reach_the_kernel() {
+    not_applicable_at(&on_own("null_buf.pkt", &RunOptions::default()), 14, "NULL");
+    let Some(_g) = live_guard() else { return };
+    let r = on_linux("null_buf.pkt", &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
+}
+
+#[test]
+fn files_pipes_and_ioctl_run_in_the_target_temporary_directory() {
+    not_applicable_at(&on_own("files.pkt", &RunOptions::default()), 14, "no ioctl");
+    let Some(_g) = live_guard() else { return };
+    let mut t = LinuxTarget::new().unwrap_or_else(|e| panic!("linux target: {e}"));
+    let tmp = std::env::temp_dir().join(format!("{}.tmp", t.netns_name()));
+    assert!(tmp.is_dir(), "{}", tmp.display());
+    let r = run_file(&fixture("files.pkt"), &mut t, &RunOptions::default());
+    println!("--- files.pkt on linux: {}\n{}", r.outcome, r.details());
+    assert!(r.passed(), "{}", r.outcome);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("outside /tmp")),
+        "{:?}",
+        r.warnings
+    );
+    drop(t);
+    assert!(!tmp.exists(), "{} left behind", tmp.display());
+    live::testing::assert_no_namespace_of_ours();
+}
+
+#[test]
+fn blocking_fast_open_sendto_is_one_real_blocking_call() {
+    let Some(_g) = live_guard() else { return };
+    let pd = RunOptions {
+        packetdrill: true,
+        ..RunOptions::default()
+    };
+    let r = on_linux("tfo_blocking_ack.pkt", &pd);
     assert!(r.passed(), "{}", r.outcome);
 }

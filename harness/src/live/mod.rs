@@ -41,7 +41,6 @@ pub use bell::{Bell, Woken};
 pub(crate) use cleanup::{kill_group, register_group};
 pub use cleanup::{list_namespaces, reap_stale, NAME_PREFIX};
 pub use error::{LiveError, Result};
-pub(crate) use ip::ip_path;
 pub use ip::{sanitise_process_path, sanitised_path};
 pub use netns::{Netns, NsThread};
 pub use setup_gate::set_rank as set_setup_rank;

@@ -481,9 +481,12 @@ impl<S: Stack> AdapterTarget<S> {
             }
             SocketCall::Socket | SocketCall::Poll { .. } => done(CallReturn::err("EINVAL")),
             // Answered not applicable before dispatch (`kernel_only`).
-            SocketCall::Send { .. } | SocketCall::TcpInfo { .. } | SocketCall::Msg(_) => {
-                Err(TargetError::NotApplicable(call.name().into()))
-            }
+            SocketCall::Send { .. }
+            | SocketCall::TcpInfo { .. }
+            | SocketCall::Msg(_)
+            | SocketCall::Epoll(_)
+            | SocketCall::Pointer(_)
+            | SocketCall::File(_) => Err(TargetError::NotApplicable(call.name().into())),
         }
     }
 

@@ -21,9 +21,14 @@
 //!   `connect` goes to 192.0.2.2:40000, written data is `A..Z` repeated.
 //!   Every real socket is non-blocking; a call that would block on a socket
 //!   the script keeps blocking answers [`CallOutcome::WouldBlock`] and the
-//!   runner makes it again later (a blocking `write` remembers what it
-//!   already sent). `write` uses `send(MSG_NOSIGNAL)`: a reset connection
-//!   yields `EPIPE`, never a SIGPIPE.
+//!   runner makes it again later, except a blocking `write`/`send`/`sendto`,
+//!   which is one real blocking call on a helper thread
+//!   ([`super::blocking`]). `write` uses `send(MSG_NOSIGNAL)`: a reset
+//!   connection yields `EPIPE`, never a SIGPIPE. `epoll_*`, `ioctl`,
+//!   `open`/`sendfile`, `pipe`/`splice` and `NULL`/`AF_UNSPEC` pointers run
+//!   in their own modules ([`super::epoll`], [`super::files`],
+//!   [`super::pointers`]); the script's `/tmp` is the target's own
+//!   temporary directory ([`super::files::TempArea`]).
 //! - **Time** is real: µs since the first thing the runner asked, so the
 //!   namespace set-up (tens of ms) does not count. [`Target::advance`]
 //!   sleeps until the deadline or the next outbound packet.
@@ -53,7 +58,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod msg_io;
+pub(super) mod msg_io;
 
 /// Lateness allowed on top of `gap / 8` for every event: three ticks at
 /// HZ=250 (a timer fires on the tick after its expiry, and the reader
@@ -94,6 +99,8 @@ pub struct LinuxTarget {
     v6: Arc<AtomicBool>,
     /// The longest `SO_LINGER` time the script set, in seconds.
     max_linger: u64,
+    /// The script's `/tmp` (removed after the worker is gone).
+    tmp: super::files::TempArea,
     /// Last field: dropped after the threads are gone.
     net: Arc<LiveNet>,
 }
@@ -118,9 +125,12 @@ impl LinuxTarget {
         let (reply_tx, replies) = mpsc::channel();
         let v6 = Arc::new(AtomicBool::new(false));
         let worker_v6 = Arc::clone(&v6);
+        let tmp = super::files::TempArea::create(net.netns().name())
+            .map_err(|e| TargetError::Setup(format!("temporary directory: {e}")))?;
+        let worker_tmp = tmp.path().to_path_buf();
         let worker = net
             .netns()
-            .spawn(move || serve_calls(&call_rx, &reply_tx, worker_v6))
+            .spawn(move || serve_calls(&call_rx, &reply_tx, worker_v6, worker_tmp))
             .map_err(|e| TargetError::Setup(e.to_string()))?;
         Ok(LinuxTarget {
             kernel: kernel_release(),
@@ -133,6 +143,7 @@ impl LinuxTarget {
             broken: None,
             v6,
             max_linger: 0,
+            tmp,
             net,
         })
     }
@@ -260,7 +271,11 @@ impl Target for LinuxTarget {
         // What the call made the kernel send is stamped before the next
         // event (see `PeerTap::sync`).
         self.tap.sync()?;
-        self.blocked = blocked_after(&r, call);
+        // A `%{ }%` block's TCP_INFO is read while another call may be
+        // pending: it must not end the short waits that retry that call.
+        if !matches!(call, SocketCall::TcpInfo { .. }) {
+            self.blocked = blocked_after(&r, call);
+        }
         Ok(r)
     }
 
@@ -290,7 +305,7 @@ impl Target for LinuxTarget {
 
     /// Any backtick command, run in the namespace (see [`run_shell`]).
     fn shell(&mut self, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
-        run_shell(self.net.netns().name(), cmd, cwd)
+        run_shell(self.net.netns().name(), cmd, cwd, self.tmp.path())
     }
 
     /// `gap / 8 + BASE_SLACK`: the timer wheel's rounding (at most 1/8 of
@@ -329,21 +344,22 @@ fn tcp_info(sock: Option<&Sock>) -> CallReturn {
 
 /// Runs a backtick command as packetdrill does — `/bin/sh -c`, working
 /// directory `cwd`, `PACKETDRILL_PID` the harness's pid (a command's
-/// `$PPID` is the harness too) — inside namespace `netns` only: `ip netns
-/// exec` enters it in a private mount namespace, where `/proc/sys` is
-/// remounted read-only except `/proc/sys/net`, whose entries are the
-/// namespace's own, so no host-wide setting can be written.
-pub fn run_shell(netns: &str, cmd: &str, cwd: &std::path::Path) -> ShellOutcome {
-    const FENCE: &str = "mount --bind /proc/sys /proc/sys && \
-        mount -o remount,bind,ro /proc/sys && \
-        mount --bind /proc/sys/net /proc/sys/net && \
-        mount -o remount,bind,rw /proc/sys/net && exec /bin/sh -c \"$1\"";
-    let ip = match crate::live::ip_path() {
-        Ok(ip) => ip,
-        Err(e) => return ShellOutcome::Failed(e.to_string()),
+/// `$PPID` is the harness too) — inside namespace `netns` only, in a
+/// private mount namespace where `/proc/sys` is read-only except
+/// `/proc/sys/net`, whose entries are the namespace's own, so no host-wide
+/// setting can be written; `/tmp` there is the target's temporary
+/// directory `tmp` ([`super::ns_shell`]).
+pub fn run_shell(
+    netns: &str,
+    cmd: &str,
+    cwd: &std::path::Path,
+    tmp: &std::path::Path,
+) -> ShellOutcome {
+    let mut command = match super::ns_shell::command(netns, cmd, tmp) {
+        Ok(c) => c,
+        Err(e) => return ShellOutcome::Failed(format!("cannot enter namespace {netns}: {e}")),
     };
-    let out = std::process::Command::new(ip)
-        .args(["netns", "exec", netns, "/bin/sh", "-c", FENCE, "sh", cmd])
+    let out = command
         .current_dir(cwd)
         .env(
             "PATH",
@@ -353,7 +369,7 @@ pub fn run_shell(netns: &str, cmd: &str, cwd: &std::path::Path) -> ShellOutcome 
         .stdin(std::process::Stdio::null())
         .output();
     match out {
-        Err(e) => ShellOutcome::Failed(format!("cannot run `ip netns exec`: {e}")),
+        Err(e) => ShellOutcome::Failed(format!("cannot run the command in {netns}: {e}")),
         Ok(o) if o.status.success() => ShellOutcome::Ran,
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);
@@ -396,12 +412,14 @@ fn serve_calls(
     calls: &Receiver<SocketCall>,
     replies: &Sender<Result<CallOutcome, TargetError>>,
     v6: Arc<AtomicBool>,
+    tmp: std::path::PathBuf,
 ) {
     crate::live::boost_current_thread();
     let mut sockets = Sockets {
         fds: BTreeMap::new(),
         v6,
         active: 0,
+        tmp,
     };
     while let Ok(call) = calls.recv() {
         let r = sockets.call(&call);
@@ -419,11 +437,8 @@ struct Sock {
     /// Whether the *script* made it non-blocking (the real one always is).
     nonblock: bool,
     bound: bool,
-    /// `(len, sent)` of a blocking `write` that is pending.
-    written: Option<(usize, usize)>,
-    /// That write put data on a SYN (fast open) and waits, as the kernel's
-    /// blocking call does, until the connection is established or fails.
-    await_connect: bool,
+    /// A blocking `write` under way on a helper thread.
+    pending: Option<super::blocking::InFlight>,
 }
 
 impl Sock {
@@ -432,8 +447,7 @@ impl Sock {
             fd,
             nonblock: false,
             bound: false,
-            written: None,
-            await_connect: false,
+            pending: None,
         }
     }
 
@@ -452,6 +466,8 @@ struct Sockets {
     /// script's second connection to the peer is a new 4-tuple (the
     /// runner learns the port from its SYN under `--packetdrill`).
     active: u16,
+    /// The target's temporary directory (the script's `/tmp`).
+    tmp: std::path::PathBuf,
 }
 
 fn done(r: CallReturn) -> Result<CallOutcome, TargetError> {
@@ -459,7 +475,7 @@ fn done(r: CallReturn) -> Result<CallOutcome, TargetError> {
 }
 
 /// The result of a libc call returning `-1`/errno, as a script return.
-fn last_err() -> CallReturn {
+pub(super) fn last_err() -> CallReturn {
     errno_return(errno())
 }
 
@@ -483,13 +499,13 @@ fn ok_or_err(rc: libc::c_int) -> CallReturn {
 }
 
 /// A socket address in the C layout, for bind(2) and connect(2).
-enum RawAddr {
+pub(super) enum RawAddr {
     V4(libc::sockaddr_in),
     V6(libc::sockaddr_in6),
 }
 
 impl RawAddr {
-    fn new(a: SocketAddr) -> RawAddr {
+    pub(super) fn new(a: SocketAddr) -> RawAddr {
         match a {
             SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
@@ -512,7 +528,7 @@ impl RawAddr {
     }
 
     /// The pointer and length to pass; valid while `self` lives.
-    fn as_ptr_len(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+    pub(super) fn as_ptr_len(&self) -> (*const libc::sockaddr, libc::socklen_t) {
         fn len<T>() -> libc::socklen_t {
             std::mem::size_of::<T>() as libc::socklen_t
         }
@@ -549,6 +565,9 @@ impl Sockets {
             SocketCall::Socket => return self.socket(),
             SocketCall::Poll { fds, .. } => return self.poll(fds),
             SocketCall::TcpInfo { fd } => return done(tcp_info(self.fds.get(fd))),
+            SocketCall::Epoll(c) => return Ok(super::epoll::run_live(c, self)),
+            SocketCall::Pointer(c) => return Ok(super::pointers::run_live(c, self)),
+            SocketCall::File(c) => return Ok(super::files::run_live(c, self)),
             // Every other call names its socket; -1 is never one (EBADF).
             _ => call.fd().unwrap_or(-1),
         };
@@ -606,6 +625,9 @@ impl Sockets {
             SocketCall::Socket
             | SocketCall::Poll { .. }
             | SocketCall::TcpInfo { .. }
+            | SocketCall::Epoll(_)
+            | SocketCall::Pointer(_)
+            | SocketCall::File(_)
             | SocketCall::Close { .. }
             | SocketCall::Accept { .. } => done(CallReturn::err("EINVAL")),
         }
@@ -730,10 +752,11 @@ fn send_flags(
 }
 
 /// `write`, `send`, `sendto` and `sendmsg` of the octets of `iov` (one
-/// length per iovec entry) with `flags`, to `to` when given. Every real socket is non-blocking: on the script's blocking
-/// socket a call that would block answers [`CallOutcome::WouldBlock`] and,
-/// made again, continues where it stopped (a fast-open `sendto` then goes
-/// on as a plain send of the rest on the connecting socket).
+/// length per iovec entry) with `flags`, to `to` when given. On the
+/// script's blocking socket this is one real blocking call on a helper
+/// thread ([`super::blocking`]); on a non-blocking one, what the kernel
+/// takes now (a fast-open `sendto` puts the first piece on the SYN, the
+/// rest goes on the connection it opened).
 fn send_all(
     sock: &mut Sock,
     iov: &[usize],
@@ -741,42 +764,23 @@ fn send_all(
     to: Option<SocketAddr>,
 ) -> Result<CallOutcome, TargetError> {
     let len: usize = iov.iter().sum();
-    let (raw, nonblock) = (sock.raw(), sock.nonblock);
-    let blocking = !nonblock && flags & libc::MSG_DONTWAIT == 0;
-    let (mut sent, retry) = match sock.written.take() {
-        Some((l, s)) if l == len => (s, true),
-        _ => (0, false),
-    };
-    if retry && std::mem::take(&mut sock.await_connect) {
-        match connecting(raw) {
-            Connecting::Yes => {
-                sock.written = Some((len, sent));
-                sock.await_connect = true;
-                return Ok(CallOutcome::WouldBlock);
-            }
-            Connecting::Failed(e) => return done(errno_return(e)),
-            Connecting::No => {}
-        }
+    let raw = sock.raw();
+    if !sock.nonblock && flags & libc::MSG_DONTWAIT == 0 {
+        return Ok(super::blocking::send(
+            &mut sock.pending,
+            raw,
+            iov,
+            flags,
+            to,
+        ));
     }
-    // The first attempt carries the address and MSG_FASTOPEN; a retry is
-    // on the socket the first one started connecting.
-    let (mut flags, to) = if retry {
-        (flags & !0x2000_0000, None)
-    } else {
-        (flags, to)
-    };
+    let mut sent = 0;
+    let mut flags = flags;
     let mut addr = to.map(RawAddr::new);
     loop {
         let n = msg_io::send_piece(raw, iov, sent, flags | libc::MSG_NOSIGNAL, addr.as_ref());
         if n >= 0 {
             sent += usize::try_from(n).unwrap_or(0);
-            // Data on a SYN (fast open): a blocking call waits for the
-            // handshake (RFC 7413 4.2.2; Linux's inet_wait_for_connect).
-            if blocking && connecting(raw) == Connecting::Yes {
-                sock.written = Some((len, sent));
-                sock.await_connect = true;
-                return Ok(CallOutcome::WouldBlock);
-            }
             if sent >= len {
                 return done(CallReturn::ok(to_i64(sent)));
             }
@@ -789,64 +793,11 @@ fn send_all(
         if e == libc::EINTR {
             continue;
         }
-        let pending = e == libc::EAGAIN || (e == libc::EINPROGRESS && to.is_some());
-        if pending && blocking {
-            sock.written = Some((len, sent));
-            return Ok(CallOutcome::WouldBlock);
-        }
         // A write that sent something returns the count.
         if sent > 0 {
             return done(CallReturn::ok(to_i64(sent)));
         }
         return done(errno_return(e));
-    }
-}
-
-/// Where a socket's connection attempt stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Connecting {
-    /// SYN-SENT: the handshake is under way.
-    Yes,
-    /// It failed with this errno (`SO_ERROR`).
-    Failed(i32),
-    /// Established, or never started.
-    No,
-}
-
-/// `TCP_INFO`'s state (SYN-SENT is 2 in Linux's numbering) and the pending
-/// error of socket `raw`.
-fn connecting(raw: RawFd) -> Connecting {
-    let mut info = [0u8; 8];
-    let mut len = info.len() as libc::socklen_t;
-    // SAFETY: `info` is a live buffer of `len` octets.
-    let rc = unsafe {
-        libc::getsockopt(
-            raw,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 && info[0] == 2 {
-        return Connecting::Yes;
-    }
-    let mut err: libc::c_int = 0;
-    let mut elen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `err` is a live c_int of `elen` octets.
-    let rc = unsafe {
-        libc::getsockopt(
-            raw,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut libc::c_int).cast(),
-            &mut elen,
-        )
-    };
-    if rc == 0 && err != 0 {
-        Connecting::Failed(err)
-    } else {
-        Connecting::No
     }
 }
 
@@ -1105,6 +1056,31 @@ pub fn errno_name(e: i32) -> Option<&'static str> {
         libc::EPROTO => "EPROTO",
         _ => return None,
     })
+}
+
+/// The worker's table as the calls in their own modules see it.
+impl super::live_fds::LiveFds for Sockets {
+    fn raw(&self, fd: Fd) -> Option<RawFd> {
+        self.fds.get(&fd).map(Sock::raw)
+    }
+
+    fn blocking(&self, fd: Fd) -> bool {
+        self.fds.get(&fd).is_some_and(|s| !s.nonblock)
+    }
+
+    fn adopt(&mut self, fd: OwnedFd) -> Fd {
+        let n = super::own::lowest_free_fd(&self.fds);
+        self.fds.insert(n, Sock::new(fd));
+        n
+    }
+
+    fn peer(&self) -> SocketAddr {
+        script_addresses(self.v6.load(Ordering::Relaxed)).1
+    }
+
+    fn temp_dir(&self) -> std::path::PathBuf {
+        self.tmp.clone()
+    }
 }
 
 #[cfg(test)]

@@ -30,12 +30,17 @@
 //!   goes (`TCPCONFORM_TIMINGS`).
 
 pub mod adapter;
+pub mod blocking;
 pub mod code;
 pub mod coverage;
 pub mod diff;
+pub mod epoll;
 pub mod exec;
+pub mod files;
 pub mod linux;
+pub mod live_fds;
 pub mod msg;
+pub mod ns_shell;
 pub mod own;
 pub mod own_tun;
 pub mod parallel;
@@ -43,6 +48,7 @@ pub mod pdcompat;
 pub mod pdmap;
 pub mod peer_tap;
 pub mod phases;
+pub mod pointers;
 pub mod registry;
 pub mod runner;
 pub mod smoltcp_target;

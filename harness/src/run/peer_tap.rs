@@ -36,7 +36,7 @@ pub const PROTO_TCP: u8 = 6;
 pub fn blocked_after(outcome: &CallOutcome, call: &SocketCall) -> bool {
     match (outcome, call) {
         (CallOutcome::WouldBlock, _) => true,
-        (CallOutcome::Done(ret), SocketCall::Poll { .. }) => ret.ret == Ok(0),
+        (CallOutcome::Done(ret), c) if c.wait_ms().is_some() => ret.ret == Ok(0),
         _ => false,
     }
 }

@@ -1540,8 +1540,10 @@ impl Runner<'_> {
                 }
             }
         })?;
-        let call = call.map_fds(|fd| self.fds.get(&fd).copied().unwrap_or(fd));
+        let mut call = call.map_fds(|fd| self.fds.get(&fd).copied().unwrap_or(fd));
+        super::files::place_paths(&mut call, &self.script_dir);
         self.advance_watching(start)?;
+        self.settle_pending()?;
         if let Some(p) = &self.pending {
             return Err(blocked(
                 p.line,
@@ -1555,12 +1557,12 @@ impl Runner<'_> {
             ));
         }
         self.check_unexpected(e.line, e.col, None)?;
-        let poll_deadline = match &call {
-            SocketCall::Poll { timeout_ms, .. } if *timeout_ms > 0 => {
-                let ms = u64::try_from(*timeout_ms).unwrap_or(0);
+        let poll_deadline = match call.wait_ms() {
+            Some(ms) if ms > 0 => {
+                let ms = u64::try_from(ms).unwrap_or(0);
                 Some(start.saturating_add(ms.saturating_mul(1000)))
             }
-            SocketCall::Poll { timeout_ms, .. } if *timeout_ms < 0 => Some(Micros::MAX),
+            Some(ms) if ms < 0 => Some(Micros::MAX),
             _ => None,
         };
         self.pending = Some(Pending {
@@ -1574,6 +1576,25 @@ impl Runner<'_> {
             poll_deadline,
         });
         self.retry_pending()
+    }
+
+    /// Real clocks only: a call still pending when the next one is due may
+    /// yet return within its own window (a helper thread or the scheduler
+    /// made it late); as packetdrill waits for its system call thread, the
+    /// next call waits until then. Virtual clocks are exact: no wait.
+    fn settle_pending(&mut self) -> Result<(), Stop> {
+        if self.target.is_virtual() {
+            return Ok(());
+        }
+        while let Some(hi) = self.pending.as_ref().map(|p| p.hi) {
+            if self.target.now() >= hi {
+                break;
+            }
+            self.target.advance(hi)?;
+            self.pump();
+            self.retry_pending()?;
+        }
+        Ok(())
     }
 
     /// Makes the pending call (again); checks it when it completes.
@@ -1604,9 +1625,9 @@ impl Runner<'_> {
             }
         };
         let done = match outcome {
-            CallOutcome::Done(r) => match (&p.call, p.poll_deadline, &r.ret) {
+            CallOutcome::Done(r) => match (p.poll_deadline, &r.ret) {
                 // A poll that found nothing waits for its timeout.
-                (SocketCall::Poll { .. }, Some(d), Ok(0)) if now < d => None,
+                (Some(d), Ok(0)) if now < d => None,
                 _ => Some(r),
             },
             CallOutcome::WouldBlock => None,
@@ -1643,7 +1664,7 @@ impl Runner<'_> {
     }
 
     fn complete(&mut self, p: Pending, mut r: CallReturn, now: Micros) -> Result<(), Stop> {
-        if let (SocketCall::Socket | SocketCall::Accept { .. }, Ok(fd)) = (&p.call, r.ret) {
+        if let (true, Ok(fd)) = (p.call.opens_fd(), r.ret) {
             // The script's number stands for the target's from now on.
             let script_fd = if p.spec.result >= 0 && p.spec.errno.is_none() {
                 p.spec.result
@@ -1651,9 +1672,13 @@ impl Runner<'_> {
                 fd
             };
             self.fds.insert(script_fd, fd);
-            self.sut = Some(script_fd);
+            if matches!(p.call, SocketCall::Socket | SocketCall::Accept { .. }) {
+                self.sut = Some(script_fd);
+            }
             r.ret = Ok(script_fd);
         }
+        super::epoll::to_script_fds(&p.spec, &mut r, &self.fds);
+        super::files::record_fds(&p.call, &r, &mut self.fds);
         self.pd.on_call(&p.call, r.ret.is_ok());
         let text = shown_call(&p.spec, &r);
         self.trace.push(now, TraceKind::Call { text: text.clone() });
@@ -1783,7 +1808,7 @@ fn shown_call(spec: &SyscallSpec, r: &CallReturn) -> String {
     if let Some(m) = &r.msg {
         s.push_str(&msg::show_return(m));
     }
-    if !r.revents.is_empty() {
+    if !r.revents.is_empty() && spec.name == "poll" {
         let ev: Vec<String> = r.revents.iter().map(|b| syscall::show_poll(*b)).collect();
         s.push_str(&format!(" [revents {}]", ev.join(", ")));
     }

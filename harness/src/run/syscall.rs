@@ -15,6 +15,15 @@ pub fn resolve(spec: &SyscallSpec) -> Result<SocketCall, String> {
     let a = &spec.args;
     let name = spec.name.as_str();
     let fd = || fd_arg(name, a);
+    if let Some(c) = super::epoll::resolve(spec) {
+        return c.map(SocketCall::Epoll);
+    }
+    if let Some(c) = super::pointers::resolve(spec) {
+        return c.map(SocketCall::Pointer);
+    }
+    if let Some(c) = super::files::resolve(spec) {
+        return c.map(SocketCall::File);
+    }
     Ok(match name {
         "socket" => socket_call(name, a)?,
         "bind" => {
@@ -453,6 +462,8 @@ pub fn check(spec: &SyscallSpec, got: &CallReturn) -> Result<(), (String, String
     if !ret_ok {
         return Err((expected_ret, actual_ret));
     }
+    super::epoll::check(spec, got)?;
+    super::files::check(spec, got)?;
     // Values the call writes back, compared when the script gives them.
     if spec.name == "getsockopt" {
         if let (Some(Expr::List(items)), Some(v)) = (spec.args.get(3), got.value) {

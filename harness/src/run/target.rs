@@ -188,6 +188,13 @@ pub enum SocketCall {
     /// `sendmsg`/`recvmsg` with packetdrill's `struct msghdr`
     /// ([`super::msg`]).
     Msg(super::msg::MsgCall),
+    /// `epoll_create`/`epoll_ctl`/`epoll_wait` ([`super::epoll`]).
+    Epoll(super::epoll::EpollCall),
+    /// A read or write with a `NULL` buffer or an `AF_UNSPEC` address
+    /// ([`super::pointers`]).
+    Pointer(super::pointers::PointerCall),
+    /// `ioctl`, `open`/`sendfile`, `pipe`/`splice` ([`super::files`]).
+    File(super::files::FileCall),
 }
 
 impl SocketCall {
@@ -199,6 +206,9 @@ impl SocketCall {
         match self {
             SocketCall::TcpInfo { .. } => Some("no TCP_INFO for `%{ }%` blocks".into()),
             SocketCall::Send { .. } => Some(format!("no {} with flags", self.name())),
+            SocketCall::Epoll(_) => Some("no epoll".into()),
+            SocketCall::Pointer(_) => Some("no raw pointer to pass (NULL, AF_UNSPEC)".into()),
+            SocketCall::File(c) => Some(format!("no {}", c.name())),
             SocketCall::SetSockOpt {
                 opt: opt @ SockOpt::Kernel { .. },
                 ..
@@ -232,6 +242,9 @@ impl SocketCall {
             SocketCall::Send { to_peer: true, .. } => "sendto",
             SocketCall::Send { .. } => "send",
             SocketCall::Msg(m) => m.name(),
+            SocketCall::Epoll(c) => c.name(),
+            SocketCall::Pointer(c) => c.op.name(),
+            SocketCall::File(c) => c.name(),
         }
     }
 
@@ -241,10 +254,36 @@ impl SocketCall {
         let mut c = self.clone();
         if let SocketCall::Poll { fds, .. } = &mut c {
             fds.iter_mut().for_each(|(fd, _)| *fd = f(*fd));
+        } else if let SocketCall::Epoll(e) = &mut c {
+            e.map_fds(&f);
+        } else if let SocketCall::File(e) = &mut c {
+            e.map_fds(&f);
         } else if let Some(fd) = c.fd_mut() {
             *fd = f(*fd);
         }
         c
+    }
+
+    /// Whether a successful return is a new descriptor, whose script
+    /// number then names the target's (packetdrill's mapping).
+    pub fn opens_fd(&self) -> bool {
+        matches!(
+            self,
+            SocketCall::Socket
+                | SocketCall::Accept { .. }
+                | SocketCall::Epoll(super::epoll::EpollCall::Create { .. })
+                | SocketCall::File(super::files::FileCall::Open { .. })
+        )
+    }
+
+    /// How long the call may wait for readiness (`poll`, `epoll_wait`):
+    /// the runner makes it again until then (negative: no limit).
+    pub fn wait_ms(&self) -> Option<i64> {
+        match self {
+            SocketCall::Poll { timeout_ms, .. } => Some(*timeout_ms),
+            SocketCall::Epoll(e) => e.timeout_ms(),
+            _ => None,
+        }
     }
 
     /// The one socket the call is on (`socket` and `poll` have none).
@@ -256,7 +295,11 @@ impl SocketCall {
     /// none).
     fn fd_mut(&mut self) -> Option<&mut Fd> {
         match self {
-            SocketCall::Socket | SocketCall::Poll { .. } => None,
+            SocketCall::Socket
+            | SocketCall::Poll { .. }
+            | SocketCall::Epoll(_)
+            | SocketCall::File(_) => None,
+            SocketCall::Pointer(c) => Some(&mut c.fd),
             SocketCall::Bind { fd }
             | SocketCall::Listen { fd, .. }
             | SocketCall::Accept { fd }

@@ -217,7 +217,11 @@ pub fn request(id: u64, call: &SocketCall) -> String {
             put("len", json!(len));
             put("flags", json!(flags));
         }
-        SocketCall::TcpInfo { .. } | SocketCall::Msg(_) => {}
+        SocketCall::TcpInfo { .. }
+        | SocketCall::Msg(_)
+        | SocketCall::Epoll(_)
+        | SocketCall::Pointer(_)
+        | SocketCall::File(_) => {}
         SocketCall::GetFl { .. } => put("cmd", json!("F_GETFL")),
         SocketCall::SetFl { flags, .. } => {
             put("cmd", json!("F_SETFL"));

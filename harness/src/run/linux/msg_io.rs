@@ -55,8 +55,21 @@ pub(super) fn send_piece(
     flags: libc::c_int,
     addr: Option<&RawAddr>,
 ) -> isize {
+    send_upto(raw, iov, from, WRITE_CHUNK, flags, addr)
+}
+
+/// [`send_piece`] of at most `budget` octets: a blocking call
+/// ([`crate::run::blocking`]) sends the whole of `iov` in one `sendmsg`.
+pub(crate) fn send_upto(
+    raw: RawFd,
+    iov: &[usize],
+    from: usize,
+    budget: usize,
+    flags: libc::c_int,
+    addr: Option<&RawAddr>,
+) -> isize {
     let mut pieces = Vec::new();
-    let (mut off, mut budget) = (0usize, WRITE_CHUNK);
+    let (mut off, mut budget) = (0usize, budget);
     for &l in iov {
         let end = off + l;
         if end > from || (l == 0 && off >= from) {
