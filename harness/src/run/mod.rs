@@ -12,7 +12,7 @@
 //!   numbering, blocking calls, strict mode.
 //! - [`trace`]: the record of a run, as a ladder diagram and as pcap.
 //! - [`syscall`], [`wire`]: script calls to [`SocketCall`]s; packets to and
-//!   from bytes.
+//!   from bytes; [`icmp`]: the ICMP messages of `icmp` lines.
 //! - [`registry`]: every target by name ([`registry::TargetName`]).
 //! - [`suite`]: finding scripts, running several, the summary table.
 //! - [`coverage`]: which table rows a set of runs took (the state × event
@@ -33,6 +33,7 @@ pub mod code;
 pub mod coverage;
 pub mod diff;
 pub mod exec;
+pub mod icmp;
 pub mod linux;
 pub mod own;
 pub mod own_tun;
