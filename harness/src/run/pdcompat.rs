@@ -44,16 +44,20 @@ pub struct PacketdrillArgs {
     pub send_omit_free: bool,
     /// packetdrill's `--mss`: injected TCP segments carry it as their GSO
     /// size (with --packetdrill on linux).
-    #[arg(long = "mss", value_name = "BYTES")]
-    pub mss: Option<String>,
+    #[arg(long = "mss", value_name = "BYTES", value_parser = clap::value_parser!(u16).range(1..))]
+    pub mss: Option<u16>,
     /// packetdrill's `--strict_segments`: never merge outbound segments up
     /// to a line's length.
     #[arg(long = "strict_segments")]
     pub strict_segments: bool,
     /// packetdrill's `--tcp_ts_tick_usecs`: check outbound TSvals at this
     /// many µs per tick.
-    #[arg(long = "tcp_ts_tick_usecs", value_name = "USECS")]
-    pub tcp_ts_tick_usecs: Option<String>,
+    #[arg(
+        long = "tcp_ts_tick_usecs",
+        value_name = "USECS",
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000)
+    )]
+    pub tcp_ts_tick_usecs: Option<u32>,
     /// packetdrill's `--tcp_ts_ecr_scaled`: map injected TSecrs that name
     /// no sent TSval by the connection's first TSval.
     #[arg(long = "tcp_ts_ecr_scaled")]
@@ -88,11 +92,11 @@ impl PacketdrillArgs {
             }
         }
         let f = &mut opts.pd_flags;
-        if let Some(v) = &self.mss {
-            f.set("mss", Some(v))?;
+        if let Some(v) = self.mss {
+            f.set("mss", Some(&v.to_string()))?;
         }
-        if let Some(v) = &self.tcp_ts_tick_usecs {
-            f.set("tcp_ts_tick_usecs", Some(v))?;
+        if let Some(v) = self.tcp_ts_tick_usecs {
+            f.set("tcp_ts_tick_usecs", Some(&v.to_string()))?;
         }
         if self.strict_segments {
             f.set("strict_segments", None)?;
