@@ -791,6 +791,7 @@ impl Runner<'_> {
                 self.code_event(e, c)
             }
             EventKind::Icmp(i) if i.dir == Direction::Inbound => {
+                definite_time(e)?;
                 self.last_time = start;
                 self.icmp_in(e, i, start)
             }
@@ -803,14 +804,7 @@ impl Runner<'_> {
                 Ok(())
             }
             EventKind::Packet(p) if p.dir == Direction::Inbound => {
-                if matches!(e.time, TimeSpec::Any | TimeSpec::Range { .. }) {
-                    return Err(Stop::Error {
-                        line: e.line,
-                        col: e.col,
-                        message: "an inbound packet needs a definite time, not `*` or a range"
-                            .into(),
-                    });
-                }
+                definite_time(e)?;
                 self.last_time = start;
                 self.inbound(e, p, start)
             }
@@ -1776,6 +1770,18 @@ impl Runner<'_> {
             }))
         })
     }
+}
+
+/// An inbound packet is injected at one time: `*` or a range is an error.
+fn definite_time(e: &Event) -> Result<(), Stop> {
+    if matches!(e.time, TimeSpec::Any | TimeSpec::Range { .. }) {
+        return Err(Stop::Error {
+            line: e.line,
+            col: e.col,
+            message: "an inbound packet needs a definite time, not `*` or a range".into(),
+        });
+    }
+    Ok(())
 }
 
 /// `(TSval, TSecr)` of the timestamps option among `opts`.
