@@ -73,6 +73,10 @@ pub const DEFAULT_TOLERANCE_USECS: u64 = 4000;
 /// How long after the last line strict mode keeps watching for packets
 /// (exclusive: a retransmission exactly 1 s later is not counted).
 pub const DRAIN_USECS: u64 = 1_000_000;
+/// How long past a line's window packetdrill's sniffer waits for each
+/// further segment of an aggregate (`tolerance_secs` of its
+/// `sniff_outbound_live_packet`).
+pub const PD_SNIFF_USECS: u64 = 2_000_000;
 /// How far a `*` outbound line looks ahead for its packet.
 pub const WILDCARD_HORIZON_USECS: u64 = 600_000_000;
 /// Steps the clock may take without moving before the run is abandoned.
@@ -653,7 +657,7 @@ impl Runner<'_> {
                 }
                 Opt::Other { name, value } if self.pd.header_option(name, value.as_deref()) => {}
                 Opt::Other { name, value } if PdFlags::is_flag(name) => {
-                    let mut given = opts.pd_flags;
+                    let mut given = PdFlags::default();
                     given
                         .set(name, value.as_deref())
                         .map_err(|message| Stop::Error {
@@ -1344,7 +1348,7 @@ impl Runner<'_> {
                 call: None,
             }))
         };
-        let Some(sent) = self.queue.pop_front() else {
+        let Some(mut sent) = self.queue.pop_front() else {
             return Err(not_sent(self));
         };
         let mismatch = |mismatch: Mismatch, message: String, sent: &Sent| {
@@ -1372,7 +1376,10 @@ impl Runner<'_> {
             }
         };
         if self.packetdrill && !self.flags.strict_segments {
-            self.coalesce(p, &mut seg, w.hi)?;
+            // packetdrill times an aggregate by its last segment.
+            sent.at = self
+                .coalesce(p, &mut seg, w.hi.saturating_add(PD_SNIFF_USECS))?
+                .unwrap_or(sent.at);
             if let (true, Some((isn, _, _))) = (p.flags.syn, p.seq) {
                 self.pd.script_isn = isn;
             }
@@ -1433,15 +1440,22 @@ impl Runner<'_> {
     /// packetdrill's aggregation (unless `--strict_segments`): when the
     /// line expects more payload than `seg` has, the contiguous segments
     /// that follow by `hi` (same ACK, no SYN or RST) are merged into it:
-    /// flags are those of the first plus the last one's PSH and FIN. On
+    /// flags are those of the first plus the last one's PSH and FIN.
+    /// Returns when the last merged segment was sent (`None`: none was). On
     /// `linux` the device has real segmentation offload
     /// ([`Target::packetdrill_device`]), so the segments merged are the
     /// kernel's own TSO segments, as packetdrill's sniffer merges them; on
     /// a target without offload this also stands in for TSO.
-    fn coalesce(&mut self, p: &PacketSpec, seg: &mut WireSegment, hi: Micros) -> Result<(), Stop> {
+    fn coalesce(
+        &mut self,
+        p: &PacketSpec,
+        seg: &mut WireSegment,
+        hi: Micros,
+    ) -> Result<Option<Micros>, Stop> {
         let Some((_, _, want)) = p.seq else {
-            return Ok(());
+            return Ok(None);
         };
+        let mut last = None;
         while seg.payload_len < want && !seg.flags.fin {
             if self.queue.is_empty() {
                 self.wait_packet(hi)?;
@@ -1457,15 +1471,15 @@ impl Runner<'_> {
                 {
                     n.clone()
                 }
-                _ => return Ok(()),
+                _ => return Ok(last),
             };
-            self.queue.pop_front();
+            last = self.queue.pop_front().map(|q| q.at);
             seg.payload_len += next.payload_len;
             seg.flags.psh |= next.flags.psh;
             seg.flags.fin |= next.flags.fin;
             seg.win = next.win;
         }
-        Ok(())
+        Ok(last)
     }
 
     /// The differences between an expected and an actual outbound packet,

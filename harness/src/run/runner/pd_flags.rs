@@ -170,3 +170,35 @@ impl Runner<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PdFlags;
+
+    #[test]
+    fn flags_parse_with_packetdrill_ranges_and_the_command_line_wins() {
+        let mut f = PdFlags::default();
+        f.set("mss", Some("1000")).unwrap();
+        f.set("tcp_ts_tick_usecs", Some("1000")).unwrap();
+        f.set("strict_segments", None).unwrap();
+        assert_eq!(f.mss, Some(1000));
+        assert_eq!(f.ts_tick_usecs, Some(1000));
+        assert!(f.strict_segments && !f.ts_ecr_scaled);
+        assert!(f.set("mss", Some("0")).is_err());
+        assert!(f.set("mss", Some("70000")).is_err());
+        assert!(f.set("tcp_ts_tick_usecs", Some("1000001")).is_err());
+        assert!(f.set("tcp_ts_tick_usecs", None).is_err());
+        let mut zero = PdFlags::default();
+        zero.set("tcp_ts_tick_usecs", Some("0")).unwrap();
+        assert_eq!(zero.ts_tick_usecs, None, "0 disables the check");
+        let cli = PdFlags {
+            mss: Some(1460),
+            ..PdFlags::default()
+        };
+        let merged = cli.or_script(f);
+        assert_eq!(merged.mss, Some(1460));
+        assert_eq!(merged.ts_tick_usecs, Some(1000));
+        assert!(merged.strict_segments);
+        assert!(PdFlags::is_flag("tcp_ts_ecr_scaled") && !PdFlags::is_flag("mtu"));
+    }
+}
