@@ -1440,7 +1440,8 @@ impl Runner<'_> {
     /// packetdrill's aggregation (unless `--strict_segments`): when the
     /// line expects more payload than `seg` has, the contiguous segments
     /// that follow by `hi` (same ACK, no SYN or RST) are merged into it:
-    /// flags are those of the first plus the last one's PSH and FIN.
+    /// flags, window and options are the last one's (its CWR bit the
+    /// first's), as packetdrill's `aggregate_packets` builds them.
     /// Returns when the last merged segment was sent (`None`: none was). On
     /// `linux` the device has real segmentation offload
     /// ([`Target::packetdrill_device`]), so the segments merged are the
@@ -1475,9 +1476,13 @@ impl Runner<'_> {
             };
             last = self.queue.pop_front().map(|q| q.at);
             seg.payload_len += next.payload_len;
-            seg.flags.psh |= next.flags.psh;
-            seg.flags.fin |= next.flags.fin;
+            // packetdrill's aggregate has the last segment's headers, but
+            // the first one's sequence number and CWR bit.
+            let cwr = seg.flags.cwr;
+            seg.flags = next.flags;
+            seg.flags.cwr = cwr;
             seg.win = next.win;
+            seg.options = next.options;
         }
         Ok(last)
     }
