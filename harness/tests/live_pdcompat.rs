@@ -332,3 +332,109 @@ fn blocking_fast_open_sendto_is_one_real_blocking_call() {
     let r = on_linux("tfo_blocking_ack.pkt", &pd);
     assert!(r.passed(), "{}", r.outcome);
 }
+
+#[test]
+fn icmp_errors_are_injected_quoting_the_mapped_sequence_number() {
+    // On `own`: the own stack is driven with TCP segments only.
+    let r = on_own("icmp_unreach.pkt", &RunOptions::default());
+    not_applicable_at(&r, 10, "does not act on ICMP errors");
+    let Some(_g) = live_guard() else { return };
+    // Without the in-window message the connect would still be pending
+    // (EALREADY), and with the out-of-window one acted on it would fail
+    // at line 11: the pass shows both were built as the kernel checks.
+    let r = on_linux("icmp_unreach.pkt", &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
+    let injected = r
+        .trace
+        .entries
+        .iter()
+        .filter(|e| matches!(&e.kind, tcp_harness::run::TraceKind::PacketIn { text, .. } if text.contains("icmp")))
+        .count();
+    assert_eq!(injected, 2);
+}
+
+#[test]
+fn outbound_icmp_lines_match_type_and_code() {
+    let Some(_g) = live_guard() else { return };
+    let r = on_linux("icmp_echo.pkt", &RunOptions::default());
+    assert!(r.passed(), "{}", r.outcome);
+    let r = on_linux("icmp_echo_wrong.pkt", &RunOptions::default());
+    match &r.outcome {
+        Outcome::Failed(f) => {
+            assert_eq!(f.line, 7, "{}", f.message);
+            assert!(
+                matches!(&f.mismatch, Mismatch::Differs { fields, .. }
+                    if fields == &[tcp_harness::run::runner::Field::Icmp]),
+                "{:?}",
+                f.mismatch
+            );
+            assert!(f.message.contains("type_0 code_0"), "{}", f.message);
+        }
+        o => panic!("expected a failure at line 7, got {o}"),
+    }
+}
+
+fn pd() -> RunOptions {
+    RunOptions {
+        packetdrill: true,
+        ..RunOptions::default()
+    }
+}
+
+#[test]
+fn real_segmentation_offload_sends_super_segments() {
+    // Without offload (own) the 4000 octets go as MSS-sized segments, and
+    // --strict_segments does not merge them: the line fails.
+    let r = on_own("tso_strict.pkt", &pd());
+    assert!(
+        matches!(&r.outcome, Outcome::Failed(f) if f.line == 15 && f.message.contains("payload length")),
+        "{}",
+        r.outcome
+    );
+    let Some(_g) = live_guard() else { return };
+    let r = on_linux("tso_strict.pkt", &pd());
+    assert!(r.passed(), "{}", r.outcome);
+    // Not under --packetdrill: a plain device, MSS-sized segments.
+    let r = on_linux("tso_strict.pkt", &RunOptions::default());
+    assert!(
+        matches!(&r.outcome, Outcome::Failed(f) if f.line == 15),
+        "{}",
+        r.outcome
+    );
+}
+
+#[test]
+fn mss_flag_marks_injected_segments_with_a_gso_size() {
+    let r = on_own("gso_mss.pkt", &pd());
+    not_applicable_at(&r, 1, "GSO size");
+    let Some(_g) = live_guard() else { return };
+    let r = on_linux("gso_mss.pkt", &pd());
+    assert!(r.passed(), "{}", r.outcome);
+    // The same segment without the GSO size: the estimate is the MSS cap.
+    let mut opts = pd();
+    opts.pd_flags.mss = Some(1460);
+    let r = on_linux("gso_mss.pkt", &opts);
+    assert!(
+        matches!(&r.outcome, Outcome::Failed(f) if f.mismatch == Mismatch::Code),
+        "{}",
+        r.outcome
+    );
+}
+
+#[test]
+fn ts_tick_flag_checks_outbound_tsvals() {
+    let Some(_g) = live_guard() else { return };
+    let mut opts = pd();
+    opts.defines.insert("TSVAL".into(), "600".into());
+    let r = on_linux("ts_tick.pkt", &opts);
+    assert!(r.passed(), "{}", r.outcome);
+    opts.defines.insert("TSVAL".into(), "650".into());
+    let r = on_linux("ts_tick.pkt", &opts);
+    match &r.outcome {
+        Outcome::Failed(f) => {
+            assert_eq!(f.line, 15, "{}", f.message);
+            assert!(f.message.contains("ticks of 1000"), "{}", f.message);
+        }
+        o => panic!("expected a TSval failure at line 15, got {o}"),
+    }
+}

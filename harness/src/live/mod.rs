@@ -34,6 +34,7 @@ mod setup_gate;
 mod sysctl;
 pub mod testing;
 mod tun;
+pub mod vnet;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -226,7 +227,7 @@ impl LiveNet {
     /// `tun0`/`tun1` yet).
     pub fn setup_in(netns: Netns) -> Result<LiveNet> {
         netns.apply_sysctls(&BASELINE_SYSCTLS)?;
-        let tun0 = netns.open_tun(TUN_KERNEL)?;
+        let tun0 = netns.open_tun_vnet(TUN_KERNEL)?;
         let tun1 = netns.open_tun(TUN_OWN)?;
         ip::run_ip(&["-n", netns.name(), "-batch", "-"], Some(IP_BATCH))?;
         netns.apply_sysctl("net.ipv6.conf.all.forwarding", "1")?;

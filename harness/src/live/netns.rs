@@ -222,7 +222,14 @@ impl Netns {
     /// address; [`super::LiveNet::setup`] does the configuration.
     pub fn open_tun(&self, ifname: &str) -> Result<Tun> {
         let inner = Arc::clone(&self.inner);
-        self.run_in(move || Tun::open(inner, ifname))?
+        self.run_in(move || Tun::open(inner, ifname, false))?
+    }
+
+    /// [`Netns::open_tun`] with a virtio-net header on every packet
+    /// (`IFF_VNET_HDR`), as packetdrill opens its device; offload off.
+    pub fn open_tun_vnet(&self, ifname: &str) -> Result<Tun> {
+        let inner = Arc::clone(&self.inner);
+        self.run_in(move || Tun::open(inner, ifname, true))?
     }
 
     /// Sets a namespace-local sysctl (`net.ipv4.tcp_rto_min_us`, …) by writing

@@ -14,10 +14,21 @@
 //! after SIGKILL), and its descriptor pins the namespace, so the device can
 //! never outlive it. A persistent one would instead be moved into the host's
 //! namespace when its namespace is destroyed.
+//!
+//! The `tun-tap` crate opens plain devices (`tun1`); `tun0` is opened by
+//! hand with `IFF_VNET_HDR`, which that crate cannot ask for, as
+//! packetdrill opens its device:
+//! every packet crosses it behind a virtio-net header ([`super::vnet`]),
+//! which [`Tun::send`] adds and the reads strip (completing a partial
+//! checksum), so callers see plain IP packets either way. Segmentation and
+//! checksum offload stay off until [`Tun::set_offload`] switches them on;
+//! until then the kernel segments and checksums as for any device.
 
-use std::io::ErrorKind;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::unix::io::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,21 +36,40 @@ use tun_tap::{Iface, Mode};
 
 use super::error::{LiveError, Result};
 use super::netns::NsInner;
+use super::vnet::{self, VnetHdr};
 
-/// Largest packet a TUN read can return (the 16-bit IPv4/IPv6 length limit).
-pub const MAX_PACKET: usize = 65_535;
+/// Largest packet a TUN read can return: an IPv6 header and the largest
+/// payload its 16-bit length allows (an IPv4 packet is smaller).
+pub const MAX_PACKET: usize = 40 + 65_535;
+
+/// The offload packetdrill switches on for its device: checksums and TCP
+/// segmentation for IPv4, IPv6 and ECN (`TUNSETOFFLOAD`).
+const OFFLOAD_FLAGS: libc::c_uint =
+    libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
 
 /// A layer-3 TUN device without packet-info header, in a harness-owned namespace.
 #[derive(Debug)]
 pub struct Tun {
-    iface: Iface,
+    file: File,
+    name: String,
+    /// Opened with `IFF_VNET_HDR`: packets cross behind a virtio-net header.
+    vnet: bool,
     /// Keeps `/run/netns/<name>` until the device is closed.
     ns: Arc<NsInner>,
 }
 
+/// `struct ifreq` as `TUNSETIFF` reads it: the name, then the flags.
+#[repr(C)]
+struct IfReq {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
 impl Tun {
     /// Opens `/dev/net/tun` as `ifname`; must run on a thread inside `ns`.
-    pub(crate) fn open(ns: Arc<NsInner>, ifname: &str) -> Result<Tun> {
+    /// `vnet`: with a virtio-net header on every packet (`IFF_VNET_HDR`).
+    pub(crate) fn open(ns: Arc<NsInner>, ifname: &str, vnet: bool) -> Result<Tun> {
         if ifname.is_empty()
             || ifname.len() > 15
             || !ifname
@@ -55,39 +85,56 @@ impl Tun {
             });
         }
         ns.check_current_thread()?;
-        let iface = Iface::without_packet_info(ifname, Mode::Tun).map_err(|e| {
+        let what = || format!("creating TUN device {ifname} in namespace {}", ns.name());
+        let not_found = |e: std::io::Error| {
             if e.kind() == ErrorKind::NotFound {
                 LiveError::NoTunDevice
             } else {
-                LiveError::io(
-                    format!("creating TUN device {ifname} in namespace {}", ns.name()),
-                    e,
-                )
+                LiveError::io(what(), e)
             }
-        })?;
-        let fd = iface.as_raw_fd();
-        // SAFETY: `fd` is the open TUN descriptor owned by `iface`; F_GETFL reads
-        // its status flags and has no memory effects.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        // SAFETY: same descriptor; F_SETFL only adds O_NONBLOCK to its flags.
-        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        };
+        let file = if vnet {
+            let file = open_vnet(ifname).map_err(not_found)?;
+            // No offload until asked (see the module documentation).
+            set_offload_flags(&file, 0).map_err(|e| LiveError::io(what(), e))?;
+            file
+        } else {
+            open_plain(ifname).map_err(not_found)?
+        };
+        let name = ifname.to_string();
+        Ok(Tun {
+            file,
+            name,
+            vnet,
+            ns,
+        })
+    }
+
+    /// Switches packetdrill's segmentation and checksum offload on or off
+    /// (`TUNSETOFFLOAD`): with it on, the kernel hands this device TCP
+    /// super-segments and leaves checksums partial, as to a NIC with TSO.
+    /// Only a device opened with a virtio-net header can.
+    pub fn set_offload(&self, on: bool) -> Result<()> {
+        let action = || format!("setting segmentation offload on {}", self.name);
+        if !self.vnet {
             return Err(LiveError::io(
-                format!("making TUN device {ifname} non-blocking"),
-                std::io::Error::last_os_error(),
+                action(),
+                std::io::Error::new(ErrorKind::Unsupported, "opened without IFF_VNET_HDR"),
             ));
         }
-        Ok(Tun { iface, ns })
+        let flags = if on { OFFLOAD_FLAGS } else { 0 };
+        set_offload_flags(&self.file, flags).map_err(|e| LiveError::io(action(), e))
     }
 
     /// The open descriptor of the device (non-blocking), e.g. to hand it
     /// to a process started inside the namespace; it stays owned by `self`.
     pub fn raw_fd(&self) -> std::os::unix::io::RawFd {
-        self.iface.as_raw_fd()
+        self.file.as_raw_fd()
     }
 
     /// The interface name (`tun0`, `tun1`).
     pub fn name(&self) -> &str {
-        self.iface.name()
+        &self.name
     }
 
     /// The namespace the device lives in.
@@ -103,10 +150,19 @@ impl Tun {
     /// to have addresses are passed on (the kernel drops them; fuzzing needs
     /// to be able to send them).
     pub fn send(&self, packet: &[u8]) -> Result<()> {
+        self.send_gso(packet, None)
+    }
+
+    /// [`Tun::send`], a TCP packet marked as received in `gso_mss`-octet
+    /// segments (packetdrill's `--mss`) on a device with a virtio-net
+    /// header; `None` or a plain device: as it is.
+    pub fn send_gso(&self, packet: &[u8], gso_mss: Option<u16>) -> Result<()> {
         check_addresses(packet)?;
+        let hdr = VnetHdr::for_injection(packet, gso_mss).to_bytes();
+        let head: &[u8] = if self.vnet { &hdr } else { &[] };
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
-            match self.iface.send(packet) {
+            match write_two(&self.file, head, packet) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
@@ -146,7 +202,7 @@ impl Tun {
     pub fn recv_into(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>> {
         let deadline = Instant::now() + timeout;
         loop {
-            match self.iface.recv(buf) {
+            match self.read_one(buf) {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -163,6 +219,32 @@ impl Tun {
             }
             self.poll(libc::POLLIN, deadline - now)?;
         }
+    }
+
+    /// One read into `buf`; with a virtio-net header, through a scratch
+    /// buffer, the header stripped and a partial checksum completed.
+    fn read_one(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.vnet {
+            return (&self.file).read(buf);
+        }
+        thread_local! {
+            static RAW: std::cell::RefCell<Vec<u8>> =
+                std::cell::RefCell::new(vec![0u8; vnet::HDR_LEN + MAX_PACKET]);
+        }
+        RAW.with(|raw| {
+            let mut raw = raw.borrow_mut();
+            let n = (&self.file).read(&mut raw)?;
+            let Some((hdr, _)) = VnetHdr::split(&raw[..n]) else {
+                return Ok(0);
+            };
+            let packet = &mut raw[vnet::HDR_LEN..n];
+            // A checksum the kernel left to the device is finished here;
+            // one whose offsets do not fit is left for the decoder.
+            let _ = vnet::complete_checksum(&hdr, packet);
+            let len = packet.len().min(buf.len());
+            buf[..len].copy_from_slice(&packet[..len]);
+            Ok(len)
+        })
     }
 
     /// Reads a batch: waits at most `wait` for a first packet, then takes
@@ -202,7 +284,7 @@ impl Tun {
     /// Waits up to `timeout` (rounded up to whole ms) for `events`.
     fn poll(&self, events: libc::c_short, timeout: Duration) -> Result<()> {
         let mut pfd = libc::pollfd {
-            fd: self.iface.as_raw_fd(),
+            fd: self.file.as_raw_fd(),
             events,
             revents: 0,
         };
@@ -217,6 +299,87 @@ impl Tun {
         }
         Ok(())
     }
+}
+
+/// A plain TUN device (no packet-info header) opened by the `tun-tap`
+/// crate, made non-blocking; its descriptor is taken over as a `File`.
+fn open_plain(ifname: &str) -> std::io::Result<File> {
+    let iface = Iface::without_packet_info(ifname, Mode::Tun)?;
+    // SAFETY: `into_raw_fd` hands over the only owner of an open
+    // descriptor, which the `File` now owns alone.
+    let file = unsafe { File::from_raw_fd(iface.into_raw_fd()) };
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on the descriptor `file` owns; no memory is
+    // passed, and F_SETFL only adds O_NONBLOCK.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// A TUN device with `IFF_VNET_HDR`, which `tun-tap` cannot ask for:
+/// `TUNSETIFF` by hand, non-blocking and close-on-exec.
+fn open_vnet(ifname: &str) -> std::io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/dev/net/tun")?;
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short,
+        _pad: [0; 22],
+    };
+    for (d, s) in req.name.iter_mut().zip(ifname.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `req` is a
+    // live, writable value of its layout (name, flags, padding).
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// `TUNSETOFFLOAD` with `flags`.
+fn set_offload_flags(file: &File, flags: libc::c_uint) -> std::io::Result<()> {
+    // SAFETY: TUNSETOFFLOAD takes its flags by value; no memory is passed.
+    let rc = unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            libc::TUNSETOFFLOAD,
+            flags as libc::c_ulong,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes `head` and `packet` as one packet (`writev(2)`).
+fn write_two(file: &File, head: &[u8], packet: &[u8]) -> std::io::Result<usize> {
+    if head.is_empty() {
+        return (&*file).write(packet);
+    }
+    let iov = [
+        libc::iovec {
+            iov_base: head.as_ptr() as *mut libc::c_void,
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: packet.as_ptr() as *mut libc::c_void,
+            iov_len: packet.len(),
+        },
+    ];
+    // SAFETY: both iovecs describe live slices that outlive the call;
+    // writev only reads them.
+    let n = unsafe { libc::writev(file.as_raw_fd(), iov.as_ptr(), 2) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 /// Whether an IPv4 address is in 192.0.2.0/24 or 198.51.100.0/24 (RFC 5737).

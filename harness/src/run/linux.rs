@@ -11,7 +11,7 @@
 //!   the kernel sees them arrive from the peer and processes them before the
 //!   write returns. A reader thread takes what the kernel sends out of `tun0`
 //!   and stamps each packet with the time it was read, so the stamps do not
-//!   depend on when the runner next looks. Only IPv4 TCP packets are passed
+//!   depend on when the runner next looks. TCP and ICMP packets are passed
 //!   on; anything else is counted ([`LinuxTarget::ignored_packets`]).
 //! - **Socket calls** run on real sockets inside the namespace: one worker
 //!   thread, which entered the namespace with [`crate::live::Netns::spawn`],
@@ -101,6 +101,9 @@ pub struct LinuxTarget {
     max_linger: u64,
     /// The script's `/tmp` (removed after the worker is gone).
     tmp: super::files::TempArea,
+    /// packetdrill's `--mss`: injected TCP segments carry it as their GSO
+    /// size (see [`Target::packetdrill_device`]).
+    gso_mss: Option<u16>,
     /// Last field: dropped after the threads are gone.
     net: Arc<LiveNet>,
 }
@@ -144,6 +147,7 @@ impl LinuxTarget {
             v6,
             max_linger: 0,
             tmp,
+            gso_mss: None,
             net,
         })
     }
@@ -251,10 +255,23 @@ impl Target for LinuxTarget {
         self.clock.origin();
         self.net
             .tun0()
-            .send(packet)
+            .send_gso(packet, self.gso_mss)
             .map_err(|e| TargetError::Io(e.to_string()))?;
         // The kernel answered during the write: stamp its answer now.
         self.tap.sync()
+    }
+
+    fn inject_icmp(&mut self, packet: &[u8]) -> Result<(), TargetError> {
+        self.inject(packet)
+    }
+
+    fn packetdrill_device(&mut self, gso_mss: Option<u16>) -> Result<(), TargetError> {
+        self.net
+            .tun0()
+            .set_offload(true)
+            .map_err(|e| TargetError::Setup(e.to_string()))?;
+        self.gso_mss = gso_mss;
+        Ok(())
     }
 
     fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)> {

@@ -12,7 +12,8 @@
 //!   numbering, blocking calls, strict mode.
 //! - [`trace`]: the record of a run, as a ladder diagram and as pcap.
 //! - [`syscall`], [`wire`]: script calls to [`SocketCall`]s; packets to and
-//!   from bytes; [`msg`]: `sendmsg`/`recvmsg` and their control messages.
+//!   from bytes; [`msg`]: `sendmsg`/`recvmsg` and their control messages;
+//!   [`icmp`]: the ICMP messages of `icmp` lines.
 //! - [`registry`]: every target by name ([`registry::TargetName`]).
 //! - [`suite`]: finding scripts, running several, the summary table.
 //! - [`coverage`]: which table rows a set of runs took (the state × event
@@ -37,6 +38,7 @@ pub mod diff;
 pub mod epoll;
 pub mod exec;
 pub mod files;
+pub mod icmp;
 pub mod linux;
 pub mod live_fds;
 pub mod msg;

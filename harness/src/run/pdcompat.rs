@@ -42,6 +42,26 @@ pub struct PacketdrillArgs {
     /// Accepted for packetdrill compatibility (the harness frees nothing early).
     #[arg(long = "send_omit_free")]
     pub send_omit_free: bool,
+    /// packetdrill's `--mss`: injected TCP segments carry it as their GSO
+    /// size (with --packetdrill on linux).
+    #[arg(long = "mss", value_name = "BYTES", value_parser = clap::value_parser!(u16).range(1..))]
+    pub mss: Option<u16>,
+    /// packetdrill's `--strict_segments`: never merge outbound segments up
+    /// to a line's length.
+    #[arg(long = "strict_segments")]
+    pub strict_segments: bool,
+    /// packetdrill's `--tcp_ts_tick_usecs`: check outbound TSvals at this
+    /// many µs per tick.
+    #[arg(
+        long = "tcp_ts_tick_usecs",
+        value_name = "USECS",
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000)
+    )]
+    pub tcp_ts_tick_usecs: Option<u32>,
+    /// packetdrill's `--tcp_ts_ecr_scaled`: map injected TSecrs that name
+    /// no sent TSval by the connection's first TSval.
+    #[arg(long = "tcp_ts_ecr_scaled")]
+    pub tcp_ts_ecr_scaled: bool,
 }
 
 impl PacketdrillArgs {
@@ -70,6 +90,19 @@ impl PacketdrillArgs {
                 let addr = v.split('/').next().and_then(|a| a.parse().ok());
                 *slot = Some(addr.ok_or_else(|| format!("--{flag}={v}: not an IP address"))?);
             }
+        }
+        let f = &mut opts.pd_flags;
+        if let Some(v) = self.mss {
+            f.set("mss", Some(&v.to_string()))?;
+        }
+        if let Some(v) = self.tcp_ts_tick_usecs {
+            f.set("tcp_ts_tick_usecs", Some(&v.to_string()))?;
+        }
+        if self.strict_segments {
+            f.set("strict_segments", None)?;
+        }
+        if self.tcp_ts_ecr_scaled {
+            f.set("tcp_ts_ecr_scaled", None)?;
         }
         opts.packetdrill |= self.packetdrill;
         if let Some(v) = &self.ip_version {

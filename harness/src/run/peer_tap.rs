@@ -137,8 +137,8 @@ impl PeerTap {
         })
     }
 
-    /// Packets read from `tun0` that were not TCP and so were not handed
-    /// to the runner (e.g. ICMP the kernel generated).
+    /// Packets read from `tun0` that were neither TCP nor ICMP and so were
+    /// not handed to the runner (e.g. IPv6 neighbour discovery).
     pub fn ignored(&self) -> usize {
         self.ignored
     }
@@ -231,8 +231,17 @@ impl PeerTap {
             Some(6) => bytes.get(6) == Some(&PROTO_TCP),
             _ => false,
         };
+        // ICMP goes to the runner unchanged (it queues it only for a
+        // script's `> icmp` lines); IPv6 neighbour discovery and multicast
+        // listener messages are the link's own.
+        let is_icmp = match super::icmp::decode(&bytes) {
+            Some((ty, _)) => bytes[0] >> 4 == 4 || !super::icmp::is_v6_housekeeping(ty),
+            None => false,
+        };
         if is_tcp {
             (self.fix)(&mut bytes);
+            self.out.push((self.clock.micros_at(at), bytes));
+        } else if is_icmp {
             self.out.push((self.clock.micros_at(at), bytes));
         } else {
             self.ignored += 1;

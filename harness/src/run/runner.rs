@@ -46,6 +46,11 @@
 //!   neither a pass nor a failure. Other commands are not applicable to an
 //!   in-process target (a warning).
 
+mod icmp_lines;
+mod pd_flags;
+
+pub use pd_flags::PdFlags;
+
 use super::code::{self, Fragment};
 use super::pdmap::{has_cookie, PdMap};
 use super::target::{
@@ -68,6 +73,10 @@ pub const DEFAULT_TOLERANCE_USECS: u64 = 4000;
 /// How long after the last line strict mode keeps watching for packets
 /// (exclusive: a retransmission exactly 1 s later is not counted).
 pub const DRAIN_USECS: u64 = 1_000_000;
+/// How long past a line's window packetdrill's sniffer waits for each
+/// further segment of an aggregate (`tolerance_secs` of its
+/// `sniff_outbound_live_packet`).
+pub const PD_SNIFF_USECS: u64 = 2_000_000;
 /// How far a `*` outbound line looks ahead for its packet.
 pub const WILDCARD_HORIZON_USECS: u64 = 600_000_000;
 /// Steps the clock may take without moving before the run is abandoned.
@@ -98,6 +107,10 @@ pub struct RunOptions {
     pub script_local_ip: Option<std::net::IpAddr>,
     /// See [`RunOptions::script_local_ip`].
     pub script_remote_ip: Option<std::net::IpAddr>,
+    /// packetdrill's `--mss`, `--strict_segments`, `--tcp_ts_tick_usecs`
+    /// and `--tcp_ts_ecr_scaled` from the command line (a script's own
+    /// header options apply where these are not given).
+    pub pd_flags: PdFlags,
 }
 
 impl Default for RunOptions {
@@ -111,6 +124,7 @@ impl Default for RunOptions {
             ip_version: None,
             script_local_ip: None,
             script_remote_ip: None,
+            pd_flags: PdFlags::default(),
         }
     }
 }
@@ -223,6 +237,8 @@ pub enum Field {
     Urg,
     /// The TCP options.
     Options,
+    /// The ICMP type or code of an `icmp` line.
+    Icmp,
 }
 
 /// The time window of a timed event: the script time, the tolerance the
@@ -466,6 +482,8 @@ struct Sent {
     /// The segment as script syntax (ISN-relative), when it decodes.
     spec: Option<PacketSpec>,
     text: String,
+    /// `(type, code)` when the packet is ICMP (see [`icmp_lines`]).
+    icmp: Option<(u8, u8)>,
 }
 
 struct Runner<'a> {
@@ -508,6 +526,14 @@ struct Runner<'a> {
     stack_port: Option<u16>,
     /// Under `--packetdrill`: the script's ISN and fast-open cookies.
     pd: PdMap,
+    /// The script has `> icmp` lines: ICMP the target sends is queued
+    /// for them (else it only goes to the trace).
+    watch_icmp: bool,
+    /// packetdrill's segment and timestamp flags in force.
+    flags: PdFlags,
+    /// The first outbound TSval of the connection under test: (the stack's
+    /// ISN, the script's TSval, the live TSval), packetdrill's baseline.
+    first_ts: Option<(u32, u32, u32)>,
 }
 
 /// Parses and runs a script text. Parse errors are [`Outcome::Error`].
@@ -561,6 +587,9 @@ pub fn run_script(
         ts_vals: Default::default(),
         stack_port: None,
         pd: PdMap::new(opts),
+        watch_icmp: icmp_lines::expects_icmp(script),
+        flags: opts.pd_flags,
+        first_ts: None,
     };
     let result = r.run(script, opts);
     let environment = matches!(result, Err(Stop::Broken { .. }));
@@ -627,6 +656,17 @@ impl Runner<'_> {
                     self.set_ip_version(*v, o.line, o.col)?;
                 }
                 Opt::Other { name, value } if self.pd.header_option(name, value.as_deref()) => {}
+                Opt::Other { name, value } if PdFlags::is_flag(name) => {
+                    let mut given = PdFlags::default();
+                    given
+                        .set(name, value.as_deref())
+                        .map_err(|message| Stop::Error {
+                            line: o.line,
+                            col: o.col,
+                            message,
+                        })?;
+                    self.flags = self.flags.or_script(given);
+                }
                 // Before the clock starts (see the init command below).
                 Opt::Other { .. } => self.warn_at(
                     true,
@@ -634,6 +674,7 @@ impl Runner<'_> {
                 ),
             }
         }
+        self.device(script)?;
         // packetdrill's init command: backtick lines without a time before
         // the first event run before the script's clock starts, so the
         // time they take (sourcing sysctl files, seconds) does not count.
@@ -753,20 +794,21 @@ impl Runner<'_> {
                 self.last_time = start;
                 self.code_event(e, c)
             }
-            EventKind::Icmp(i) => {
+            EventKind::Icmp(i) if i.dir == Direction::Inbound => {
+                definite_time(e)?;
                 self.last_time = start;
-                self.advance(start, false)?;
-                Err(icmp_not_applicable(e, i))
+                self.icmp_in(e, i, start)
+            }
+            EventKind::Icmp(i) => {
+                let at = self.icmp_out(e, i, window)?;
+                self.last_time = match e.time {
+                    TimeSpec::Any | TimeSpec::Range { .. } => at,
+                    _ => start,
+                };
+                Ok(())
             }
             EventKind::Packet(p) if p.dir == Direction::Inbound => {
-                if matches!(e.time, TimeSpec::Any | TimeSpec::Range { .. }) {
-                    return Err(Stop::Error {
-                        line: e.line,
-                        col: e.col,
-                        message: "an inbound packet needs a definite time, not `*` or a range"
-                            .into(),
-                    });
-                }
+                definite_time(e)?;
                 self.last_time = start;
                 self.inbound(e, p, start)
             }
@@ -905,6 +947,11 @@ impl Runner<'_> {
             );
         }
         for (at, bytes) in self.target.take_outbound() {
+            let icmp = super::icmp::decode(&bytes);
+            if icmp.is_some() && !self.watch_icmp {
+                self.icmp_to_trace(at, bytes);
+                continue;
+            }
             let seg = wire::decode(&bytes);
             if let Ok(s) = &seg {
                 let new_conn = self.packetdrill
@@ -930,10 +977,11 @@ impl Runner<'_> {
                 .as_ref()
                 .ok()
                 .map(|s| self.render(s, Direction::Outbound));
-            let text = match (&spec, &seg) {
-                (Some(p), _) => p.to_string(),
-                (None, Err(e)) => format!("> (undecodable packet: {e})"),
-                (None, Ok(_)) => "> (undecodable packet)".to_string(),
+            let text = match (&spec, &seg, icmp) {
+                (_, _, Some(tc)) => icmp_lines::show(tc),
+                (Some(p), _, _) => p.to_string(),
+                (None, Err(e), _) => format!("> (undecodable packet: {e})"),
+                (None, Ok(_), _) => "> (undecodable packet)".to_string(),
             };
             self.trace.push(
                 at,
@@ -947,6 +995,7 @@ impl Runner<'_> {
                 seg,
                 spec,
                 text,
+                icmp,
             });
         }
     }
@@ -1224,8 +1273,12 @@ impl Runner<'_> {
             None => (self.peer_nxt, 0),
         };
         let stack_isn = self.stack_isn.unwrap_or(0);
+        // packetdrill maps an ACK number left out of an ACK segment like
+        // one written 0 (relative): the stack's ISN.
+        let unwritten = (self.packetdrill && p.flags.ack).then_some(0);
         let ack = p
             .ack
+            .or(unwritten)
             .map(|a| stack_isn.wrapping_add(self.pd.inbound_ack_offset(p.flags.syn, a)))
             .unwrap_or(0);
         let cookies = if self.packetdrill && has_cookie(opts) {
@@ -1240,7 +1293,7 @@ impl Runner<'_> {
                 // of its `>` lines echoes what the target really sent.
                 TcpOpt::Timestamp { val, ecr } if p.flags.ack => TcpOpt::Timestamp {
                     val: *val,
-                    ecr: self.ts_vals.get(ecr).copied().unwrap_or(*ecr),
+                    ecr: self.live_ecr(*ecr),
                 },
                 TcpOpt::Sack(b) => TcpOpt::Sack(
                     b.iter()
@@ -1319,7 +1372,7 @@ impl Runner<'_> {
                 call: None,
             }))
         };
-        let Some(sent) = self.queue.pop_front() else {
+        let Some(mut sent) = self.queue.pop_front() else {
             return Err(not_sent(self));
         };
         let mismatch = |mismatch: Mismatch, message: String, sent: &Sent| {
@@ -1346,8 +1399,11 @@ impl Runner<'_> {
                 ))
             }
         };
-        if self.packetdrill {
-            self.coalesce(p, &mut seg, w.hi)?;
+        if self.packetdrill && !self.flags.strict_segments {
+            // packetdrill times an aggregate by its last segment.
+            sent.at = self
+                .coalesce(p, &mut seg, w.hi.saturating_add(PD_SNIFF_USECS))?
+                .unwrap_or(sent.at);
             if let (true, Some((isn, _, _))) = (p.flags.syn, p.seq) {
                 self.pd.script_isn = isn;
             }
@@ -1363,7 +1419,8 @@ impl Runner<'_> {
         ) {
             self.ts_vals.insert(script.0, live.0);
         }
-        let fields = self.compare(p, &seg);
+        let mut fields = self.compare(p, &seg);
+        fields.extend(self.ts_tick_check(p, &seg, w.script));
         if sent.at > w.hi {
             if fields.is_empty() {
                 return Err(mismatch(
@@ -1404,16 +1461,26 @@ impl Runner<'_> {
         Ok(sent.at)
     }
 
-    /// packetdrill's view of segmentation offload: its TUN device lets the
-    /// kernel send one super-segment where a plain device gets several
-    /// MSS-sized ones. When the line expects more payload than `seg` has,
-    /// the contiguous segments that follow by `hi` (same ACK, no SYN or
-    /// RST) are merged into it, as TSO would have sent them: flags are
-    /// those of the first plus the last one's PSH and FIN.
-    fn coalesce(&mut self, p: &PacketSpec, seg: &mut WireSegment, hi: Micros) -> Result<(), Stop> {
+    /// packetdrill's aggregation (unless `--strict_segments`): when the
+    /// line expects more payload than `seg` has, the contiguous segments
+    /// that follow by `hi` (same ACK, no SYN or RST) are merged into it:
+    /// flags, window and options are the last one's (its CWR bit the
+    /// first's), as packetdrill's `aggregate_packets` builds them.
+    /// Returns when the last merged segment was sent (`None`: none was). On
+    /// `linux` the device has real segmentation offload
+    /// ([`Target::packetdrill_device`]), so the segments merged are the
+    /// kernel's own TSO segments, as packetdrill's sniffer merges them; on
+    /// a target without offload this also stands in for TSO.
+    fn coalesce(
+        &mut self,
+        p: &PacketSpec,
+        seg: &mut WireSegment,
+        hi: Micros,
+    ) -> Result<Option<Micros>, Stop> {
         let Some((_, _, want)) = p.seq else {
-            return Ok(());
+            return Ok(None);
         };
+        let mut last = None;
         while seg.payload_len < want && !seg.flags.fin {
             if self.queue.is_empty() {
                 self.wait_packet(hi)?;
@@ -1429,15 +1496,19 @@ impl Runner<'_> {
                 {
                     n.clone()
                 }
-                _ => return Ok(()),
+                _ => return Ok(last),
             };
-            self.queue.pop_front();
+            last = self.queue.pop_front().map(|q| q.at);
             seg.payload_len += next.payload_len;
-            seg.flags.psh |= next.flags.psh;
-            seg.flags.fin |= next.flags.fin;
+            // packetdrill's aggregate has the last segment's headers, but
+            // the first one's sequence number and CWR bit.
+            let cwr = seg.flags.cwr;
+            seg.flags = next.flags;
+            seg.flags.cwr = cwr;
             seg.win = next.win;
+            seg.options = next.options;
         }
-        Ok(())
+        Ok(last)
     }
 
     /// The differences between an expected and an actual outbound packet,
@@ -1772,14 +1843,16 @@ impl Runner<'_> {
     }
 }
 
-/// ICMP lines parse but are neither injected nor matched yet: the script
-/// is not applicable, at the line.
-fn icmp_not_applicable(e: &Event, i: &crate::script::IcmpSpec) -> Stop {
-    Stop::NotApplicable {
-        line: e.line,
-        col: e.col,
-        message: format!("`{i}`: ICMP packets are not injected or matched by the runner yet"),
+/// An inbound packet is injected at one time: `*` or a range is an error.
+fn definite_time(e: &Event) -> Result<(), Stop> {
+    if matches!(e.time, TimeSpec::Any | TimeSpec::Range { .. }) {
+        return Err(Stop::Error {
+            line: e.line,
+            col: e.col,
+            message: "an inbound packet needs a definite time, not `*` or a range".into(),
+        });
     }
+    Ok(())
 }
 
 /// `(TSval, TSecr)` of the timestamps option among `opts`.

@@ -484,6 +484,35 @@ pub trait Target {
     /// Delivers one whole IP packet from the scripted peer, now.
     fn inject(&mut self, packet: &[u8]) -> Result<(), TargetError>;
 
+    /// Delivers one ICMP message (an IP packet, RFC 792 / RFC 4443) from the
+    /// scripted peer, now. Targets that take TCP segments only say
+    /// [`TargetError::NotApplicable`] with the reason.
+    fn inject_icmp(&mut self, packet: &[u8]) -> Result<(), TargetError> {
+        let _ = packet;
+        Err(TargetError::NotApplicable(format!(
+            "{} is driven with TCP segments only; it does not act on ICMP errors \
+             (RFC 1122 4.2.3.9, RFC 5927)",
+            self.name()
+        )))
+    }
+
+    /// packetdrill's device (`run --packetdrill`), switched on before the
+    /// script starts: segmentation and checksum offload on the device the
+    /// scripted peer's packets cross, so the stack's TCP super-segments
+    /// reach the runner whole, as on packetdrill's TUN device; and, with
+    /// `gso_mss` (packetdrill's `--mss`), injected TCP segments marked as
+    /// received in segments of that size. A target without such a device
+    /// has nothing to switch; a GSO size is then not applicable.
+    fn packetdrill_device(&mut self, gso_mss: Option<u16>) -> Result<(), TargetError> {
+        match gso_mss {
+            None => Ok(()),
+            Some(m) => Err(TargetError::NotApplicable(format!(
+                "{} has no device to mark injected segments with a GSO size (--mss={m})",
+                self.name()
+            ))),
+        }
+    }
+
     /// Takes the packets the target sent since the last call, oldest first,
     /// each with the time it was sent.
     fn take_outbound(&mut self) -> Vec<(Micros, Vec<u8>)>;

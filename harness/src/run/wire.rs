@@ -147,7 +147,7 @@ pub fn encode_options(opts: &[TcpOpt]) -> Result<Vec<u8>, String> {
 }
 
 /// The Internet checksum (RFC 1071) of `data`, continuing from `sum`.
-fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
+pub(crate) fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
         sum = sum.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
@@ -158,7 +158,7 @@ fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
     sum
 }
 
-fn checksum_finish(mut sum: u32) -> u16 {
+pub(crate) fn checksum_finish(mut sum: u32) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
