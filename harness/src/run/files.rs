@@ -56,8 +56,14 @@ pub enum FileCall {
     /// `ioctl(fd, request[, [value]])`; `int_arg` whether an int is passed.
     Ioctl { fd: Fd, request: u64, int_arg: bool },
     /// `open(path, flags)`; `path` as the script wrote it until the runner
-    /// places it ([`place_paths`]).
-    Open { path: PathBuf, flags: i64 },
+    /// places it ([`place_paths`]): a relative one joined to the script's
+    /// directory, `in_script_dir` then set (opened as it is, even when that
+    /// directory is itself under `/tmp`).
+    Open {
+        path: PathBuf,
+        flags: i64,
+        in_script_dir: bool,
+    },
     /// `sendfile(out, in, [offset], count)`.
     SendFile {
         out: Fd,
@@ -130,6 +136,7 @@ pub fn resolve(spec: &SyscallSpec) -> Option<Result<FileCall, String>> {
             Expr::Str(p) => Ok(FileCall::Open {
                 path: PathBuf::from(p),
                 flags: open_flags(name, &a[1])?,
+                in_script_dir: false,
             }),
             other => Err(format!("{name}: the path must be a string, not `{other}`")),
         }),
@@ -227,9 +234,15 @@ fn open_flags(name: &str, e: &Expr) -> Result<i64, String> {
 /// Places an `open`'s relative path in the script's directory `dir` (the
 /// runner's half: packetdrill runs in the script's directory).
 pub fn place_paths(call: &mut super::target::SocketCall, dir: &Path) {
-    if let super::target::SocketCall::File(FileCall::Open { path, .. }) = call {
+    if let super::target::SocketCall::File(FileCall::Open {
+        path,
+        in_script_dir,
+        ..
+    }) = call
+    {
         if path.is_relative() {
             *path = dir.join(&*path);
+            *in_script_dir = true;
         }
     }
 }
@@ -320,7 +333,11 @@ pub fn run_live(call: &FileCall, fds: &mut dyn LiveFds) -> CallOutcome {
             }
             r
         }
-        FileCall::Open { path, flags } => open(path, *flags, fds, &tmp),
+        FileCall::Open {
+            path,
+            flags,
+            in_script_dir,
+        } => open(path, *in_script_dir, *flags, fds, &tmp),
         FileCall::SendFile {
             out,
             input,
@@ -435,16 +452,22 @@ fn blocking(r: CallReturn, script_blocking: bool) -> CallOutcome {
     }
 }
 
-/// Where `path` is opened: `/tmp/...` in `tmp`; writing only there.
-fn placed(path: &Path, flags: i64, tmp: &Path) -> Result<PathBuf, String> {
+/// Where `path` is opened: `/tmp/...` in `tmp`, a path placed in the
+/// script's directory as it is; writing only in `tmp`.
+fn placed(path: &Path, in_script_dir: bool, flags: i64, tmp: &Path) -> Result<PathBuf, String> {
     if path.components().any(|c| c == Component::ParentDir) && flags & WRITING != 0 {
         return Err(format!(
             "open: `{}` has `..` and opens for writing",
             path.display()
         ));
     }
-    match path.strip_prefix("/tmp") {
-        Ok(rest) if !rest.as_os_str().is_empty() => Ok(tmp.join(rest)),
+    let under_tmp = if in_script_dir {
+        None
+    } else {
+        path.strip_prefix("/tmp").ok()
+    };
+    match under_tmp {
+        Some(rest) if !rest.as_os_str().is_empty() => Ok(tmp.join(rest)),
         _ if flags & WRITING != 0 => Err(format!(
             "open: `{}` opens for writing outside /tmp (the target's temporary directory)",
             path.display()
@@ -453,8 +476,14 @@ fn placed(path: &Path, flags: i64, tmp: &Path) -> Result<PathBuf, String> {
     }
 }
 
-fn open(path: &Path, flags: i64, fds: &mut dyn LiveFds, tmp: &Path) -> CallReturn {
-    let path = match placed(path, flags, tmp) {
+fn open(
+    path: &Path,
+    in_script_dir: bool,
+    flags: i64,
+    fds: &mut dyn LiveFds,
+    tmp: &Path,
+) -> CallReturn {
+    let path = match placed(path, in_script_dir, flags, tmp) {
         Ok(p) => p,
         Err(why) => return CallReturn::err("EACCES").with_note(why),
     };
@@ -542,14 +571,35 @@ mod tests {
     fn tmp_paths_go_to_the_temporary_directory_and_writes_stay_there() {
         let tmp = Path::new("/run/x.tmp");
         assert_eq!(
-            placed(Path::new("/tmp/f"), 0x41, tmp),
+            placed(Path::new("/tmp/f"), false, 0x41, tmp),
             Ok(PathBuf::from("/run/x.tmp/f"))
         );
-        assert!(placed(Path::new("/etc/passwd"), 1, tmp).is_err());
-        assert!(placed(Path::new("/tmp/../etc/x"), 1, tmp).is_err());
+        assert!(placed(Path::new("/etc/passwd"), false, 1, tmp).is_err());
+        assert!(placed(Path::new("/tmp/../etc/x"), false, 1, tmp).is_err());
         assert_eq!(
-            placed(Path::new("/etc/hostname"), 0, tmp),
+            placed(Path::new("/etc/hostname"), false, 0, tmp),
             Ok(PathBuf::from("/etc/hostname"))
         );
+        // A script that lives under /tmp (a CI clone there) opens its own
+        // files where they are, and may not write there.
+        let mut call = super::super::target::SocketCall::File(FileCall::Open {
+            path: PathBuf::from("data.bin"),
+            flags: 0,
+            in_script_dir: false,
+        });
+        place_paths(&mut call, Path::new("/tmp/ci/scripts"));
+        let super::super::target::SocketCall::File(FileCall::Open {
+            path,
+            in_script_dir,
+            ..
+        }) = &call
+        else {
+            panic!("still an open: {call:?}")
+        };
+        assert_eq!(
+            placed(path, *in_script_dir, 0, tmp),
+            Ok(PathBuf::from("/tmp/ci/scripts/data.bin"))
+        );
+        assert!(placed(path, *in_script_dir, 1, tmp).is_err());
     }
 }
