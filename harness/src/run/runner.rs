@@ -436,11 +436,34 @@ impl Stop {
             _ => Stop::Error { line, col, message },
         }
     }
+
+    /// A target's answer to a set-up the script asked for at `line:col`
+    /// (its IP version, packetdrill's device): not applicable with the
+    /// reason, or [`Stop::target`].
+    fn setup(e: TargetError, name: &str, line: usize, col: usize) -> Stop {
+        match e {
+            TargetError::NotApplicable(why) => Stop::NotApplicable {
+                line,
+                col,
+                message: format!("not applicable on {name}: {why}"),
+            },
+            e => Stop::target(&e, line, col, format!("{name} target: {e}")),
+        }
+    }
 }
 
 impl From<TargetError> for Stop {
     fn from(e: TargetError) -> Self {
         Stop::target(&e, 0, 0, e.to_string())
+    }
+}
+
+/// The script time an outbound line leaves behind: when the packet was
+/// seen for a `*` or ranged time, else the line's own time.
+fn matched_time(e: &Event, seen: Micros, start: Micros) -> Micros {
+    match e.time {
+        TimeSpec::Any | TimeSpec::Range { .. } => seen,
+        _ => start,
     }
 }
 
@@ -626,18 +649,9 @@ impl Runner<'_> {
         col: usize,
     ) -> Result<(), Stop> {
         let name = self.target.name();
-        self.target.set_ip_version(v).map_err(|e| match e {
-            TargetError::NotApplicable(why) => Stop::NotApplicable {
-                line,
-                col,
-                message: format!("not applicable on {name}: {why}"),
-            },
-            e => Stop::Error {
-                line,
-                col,
-                message: format!("{name} target: {e}"),
-            },
-        })
+        self.target
+            .set_ip_version(v)
+            .map_err(|e| Stop::setup(e, name, line, col))
     }
 
     fn run(&mut self, script: &Script, opts: &RunOptions) -> Result<(), Stop> {
@@ -801,10 +815,7 @@ impl Runner<'_> {
             }
             EventKind::Icmp(i) => {
                 let at = self.icmp_out(e, i, window)?;
-                self.last_time = match e.time {
-                    TimeSpec::Any | TimeSpec::Range { .. } => at,
-                    _ => start,
-                };
+                self.last_time = matched_time(e, at, start);
                 Ok(())
             }
             EventKind::Packet(p) if p.dir == Direction::Inbound => {
@@ -814,10 +825,7 @@ impl Runner<'_> {
             }
             EventKind::Packet(p) => {
                 let at = self.outbound(e, p, window)?;
-                self.last_time = match e.time {
-                    TimeSpec::Any | TimeSpec::Range { .. } => at,
-                    _ => start,
-                };
+                self.last_time = matched_time(e, at, start);
                 Ok(())
             }
             EventKind::Syscall(s) => {

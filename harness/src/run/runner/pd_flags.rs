@@ -16,7 +16,6 @@
 //!   stack sent is moved by the same baseline (script TSval → live TSval).
 
 use super::{Field, Runner, Stop};
-use crate::run::target::TargetError;
 use crate::run::wire::WireSegment;
 use crate::script::{PacketSpec, Script};
 
@@ -108,18 +107,7 @@ impl Runner<'_> {
         let name = self.target.name();
         self.target
             .packetdrill_device(self.flags.mss)
-            .map_err(|e| match e {
-                TargetError::NotApplicable(why) => Stop::NotApplicable {
-                    line,
-                    col,
-                    message: format!("not applicable on {name}: {why}"),
-                },
-                e => Stop::Broken {
-                    line,
-                    col,
-                    message: format!("{name} target: {e}"),
-                },
-            })
+            .map_err(|e| Stop::setup(e, name, line, col))
     }
 
     /// The live TSecr to inject for a script TSecr: the TSval the stack
