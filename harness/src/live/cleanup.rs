@@ -63,6 +63,18 @@ pub(crate) fn remove_ns_file(path: &Path) -> io::Result<()> {
     }
 }
 
+/// The temporary directory a live target keeps beside namespace `name`
+/// (`<tmpdir>/<name>.tmp`, the script's `/tmp`): it goes with the namespace,
+/// on a signal and when a dead process's namespaces are reaped.
+pub(crate) fn temp_area(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{name}.tmp"))
+}
+
+/// Removes `name`'s temporary directory, if any, with everything in it.
+fn remove_temp_area(name: &str) {
+    let _ = std::fs::remove_dir_all(temp_area(name));
+}
+
 /// Parses `tcpconform-<pid>-<counter>` into the pid; `None` for other names.
 pub(crate) fn owner_pid(name: &str) -> Option<u64> {
     let rest = name.strip_prefix(NAME_PREFIX)?;
@@ -104,26 +116,39 @@ pub fn list_namespaces() -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Removes stale namespaces: `tcpconform-<pid>-*` whose pid is dead, and
-/// `tcpconform-<own pid>-*` that this process did not create (left by an
-/// earlier process with the same, reused pid). `registered` is the locked
-/// registry. Returns the names removed.
+/// Whether `tcpconform-<pid>-<n>` is stale: its pid is dead, or it is this
+/// process's pid but not a namespace this process created (left by an
+/// earlier process with the same, reused pid). `None` for other names.
+fn is_stale(name: &str, registered: &BTreeSet<String>) -> Option<bool> {
+    let pid = owner_pid(name)?;
+    Some(if pid == u64::from(std::process::id()) {
+        !registered.contains(name)
+    } else {
+        !pid_alive(pid)
+    })
+}
+
+/// Removes stale namespaces ([`is_stale`]) and the stale temporary
+/// directories of [`temp_area`] (a process killed with SIGKILL leaves
+/// both). `registered` is the locked registry. Returns the namespaces
+/// removed.
 pub(crate) fn reap_stale_locked(registered: &BTreeSet<String>) -> Result<Vec<String>> {
-    let own = u64::from(std::process::id());
     let mut reaped = Vec::new();
     for name in list_namespaces()? {
-        let Some(pid) = owner_pid(&name) else {
-            continue;
-        };
-        let stale = if pid == own {
-            !registered.contains(&name)
-        } else {
-            !pid_alive(pid)
-        };
-        if stale {
+        if is_stale(&name, registered) == Some(true) {
             remove_ns_file(&ns_path(&name))
                 .map_err(|e| LiveError::io(format!("removing stale namespace {name}"), e))?;
             reaped.push(name);
+        }
+    }
+    let temps = std::fs::read_dir(std::env::temp_dir()).into_iter().flatten();
+    for entry in temps.filter_map(|e| e.ok()) {
+        let file = entry.file_name();
+        let Some(name) = file.to_str().and_then(|f| f.strip_suffix(".tmp")) else {
+            continue;
+        };
+        if is_stale(name, registered) == Some(true) {
+            remove_temp_area(name);
         }
     }
     Ok(reaped)
@@ -170,6 +195,7 @@ pub(crate) fn kill_group(pgid: libc::pid_t) {
 fn remove_all_registered(reg: &mut BTreeSet<String>) {
     for name in reg.iter() {
         let _ = remove_ns_file(&ns_path(name));
+        remove_temp_area(name);
     }
     reg.clear();
 }
@@ -284,6 +310,28 @@ fn watch(rd: libc::c_int) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_process_temporary_directory_is_reaped_a_live_one_kept() {
+        // A pid beyond any pid_t is dead; pid 1 is always alive.
+        let dead = temp_area("tcpconform-99999999999-7");
+        let alive = temp_area("tcpconform-1-7");
+        for dir in [&dead, &alive] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("left-behind"), b"x").unwrap();
+        }
+        // The real registry: reaping with an empty set would take this
+        // process's own live namespaces for stale ones.
+        let reaped = {
+            let reg = registry();
+            reap_stale_locked(&reg)
+        };
+        let (dead_gone, alive_kept) = (!dead.exists(), alive.exists());
+        let _ = std::fs::remove_dir_all(&alive);
+        assert!(reaped.is_ok(), "{reaped:?}");
+        assert!(dead_gone, "{} was left", dead.display());
+        assert!(alive_kept, "{} was removed", alive.display());
+    }
 
     #[test]
     fn owner_pid_parses_only_our_names() {

@@ -286,7 +286,7 @@ impl TempArea {
     /// Creates the directory for namespace `netns`.
     pub fn create(netns: &str) -> std::io::Result<TempArea> {
         use std::os::unix::fs::DirBuilderExt;
-        let dir = std::env::temp_dir().join(format!("{netns}.tmp"));
+        let dir = crate::live::temp_area(netns);
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         Ok(TempArea(dir))
     }
