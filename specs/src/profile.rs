@@ -280,4 +280,15 @@ mod tests {
             assert_eq!(p.values(), spec.profile(p).params.values(), "{p}");
         }
     }
+
+    /// Every profile's TIME-WAIT is twice its MSL (RFC 9293 §3.6 MUST-13):
+    /// a stack's shorter TIME-WAIT then departs only from the MSL value,
+    /// which RFC 9293 §3.4.2 states without a keyword.
+    #[test]
+    fn time_wait_is_twice_the_msl_in_every_profile() {
+        for p in Profile::ALL {
+            let v = p.values();
+            assert_eq!(v.time_wait_ms, 2 * v.msl_ms, "{p}");
+        }
+    }
 }

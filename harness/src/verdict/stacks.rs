@@ -111,9 +111,10 @@ fn smoltcp(d: &Divergence, stim: Option<&WireSegment>) -> Option<&'static str> {
             "the connection was reset by an earlier in-window RST (src/socket/tcp.rs \
              Socket::process, lines 1893-1899), so the segment meets a closed port"
         }
-        _ if d.reason.contains("TIME-WAIT lasted less than 2") => {
+        _ if d.reason.contains(super::rules::TIME_WAIT_ENDED) => {
             "src/socket/tcp.rs: CLOSE_DELAY = 10 s (line 301), the TIME-WAIT timer set by \
-             Timer::set_for_close (lines 394-397), where RFC 9293 3.6 asks for 2·MSL"
+             Timer::set_for_close (lines 394-397): 2·MSL for an MSL of 5 s (smoltcp names no \
+             MSL), where RFC 9293 3.4.2 states 2 minutes"
         }
         _ => return None,
     })
@@ -151,5 +152,22 @@ mod tests {
             document(target, &mut d, None);
             assert_eq!(d.documented, None, "{target} {row} {class}");
         }
+    }
+
+    /// The TIME-WAIT deviation is found by its reason, whatever its class.
+    #[test]
+    fn a_short_time_wait_names_close_delay() {
+        let mut d = departure("", Kind::Response);
+        d.class = Class::Deviation;
+        d.reason = format!(
+            "a segment met a closed port: {}",
+            super::super::rules::TIME_WAIT_ENDED
+        );
+        document("smoltcp", &mut d, None);
+        let m = d.documented.unwrap_or_default();
+        assert!(
+            m.contains("CLOSE_DELAY = 10 s") && m.contains("MSL of 5 s"),
+            "{m}"
+        );
     }
 }
