@@ -11,8 +11,11 @@
 //! Scripts whose timeline is longer than [`MAX_TIMELINE_US`] are not run
 //! live and say so in their snapshot.
 //!
-//! `docs/divergences.md` is generated from the committed snapshots; a test
-//! checks it is current. Regenerate it with
+//! `docs/divergences.md` is generated from the committed snapshots (it runs
+//! nothing live); a test checks it is current. After a verdict changes,
+//! update the snapshots first (`INSTA_UPDATE=always cargo test -p tcpconform
+//! --test live`, as root; `-- --ignored` for the long tier), review them, then
+//! regenerate it with
 //! `cargo test -p tcpconform --test live -- --ignored regenerate_divergences`.
 //!
 //! The same suite runs on `own-tun` (the own stack behind `tun1`, real
