@@ -14,7 +14,7 @@
 //! `docs/divergences.md` is generated from the committed snapshots (it runs
 //! nothing live); a test checks it is current. After a verdict changes,
 //! update the snapshots first (`INSTA_UPDATE=always cargo test -p tcpconform
-//! --test live`, as root; `-- --ignored` for the long tier), review them, then
+//! --test live`, as root, long tier included), review them, then
 //! regenerate it with
 //! `cargo test -p tcpconform --test live -- --ignored regenerate_divergences`.
 //!
