@@ -141,7 +141,9 @@ pub(crate) fn reap_stale_locked(registered: &BTreeSet<String>) -> Result<Vec<Str
             reaped.push(name);
         }
     }
-    let temps = std::fs::read_dir(std::env::temp_dir()).into_iter().flatten();
+    let temps = std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten();
     for entry in temps.filter_map(|e| e.ok()) {
         let file = entry.file_name();
         let Some(name) = file.to_str().and_then(|f| f.strip_suffix(".tmp")) else {

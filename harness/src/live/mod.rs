@@ -39,9 +39,9 @@ pub mod vnet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use bell::{Bell, Woken};
+pub(crate) use cleanup::temp_area;
 pub(crate) use cleanup::{kill_group, register_group};
 pub use cleanup::{list_namespaces, reap_stale, NAME_PREFIX};
-pub(crate) use cleanup::temp_area;
 pub use error::{LiveError, Result};
 pub use ip::{sanitise_process_path, sanitised_path};
 pub use netns::{Netns, NsThread};
