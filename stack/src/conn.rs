@@ -1372,7 +1372,7 @@ impl Conn {
                 self.rtx_count = 0;
             }
         }
-        self.rack_on_ack(ctx, seg);
+        self.rack_on_ack(ctx, seg, ev.ack != AckClass::Dup);
     }
 
     /// Accepts the segment's text (and FIN) as far as the window allows
