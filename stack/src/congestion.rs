@@ -26,6 +26,13 @@ pub struct Congestion {
     /// FlightSize at the first duplicate acknowledgment, before Limited
     /// Transmit sent anything (RFC 5681 §3.2 step 2 leaves that out).
     flight_at_first_dup: u32,
+    /// Congestion avoidance counts acknowledged octets (RFC 3465 §2.1,
+    /// what RFC 5681 §3.1 recommends) instead of applying equation 3 per
+    /// ACK; set for connections that use SACK (see [`Congestion::grow`]).
+    pub byte_counting: bool,
+    /// Octets acknowledged in congestion avoidance since cwnd last grew
+    /// (`bytes_acked` of RFC 3465 §2.1).
+    bytes_acked: u32,
 }
 
 /// Where the sender is between losses.
@@ -77,6 +84,8 @@ impl Congestion {
             phase: Phase::Open,
             recover: None,
             flight_at_first_dup: 0,
+            byte_counting: false,
+            bytes_acked: 0,
         }
     }
 
@@ -94,13 +103,32 @@ impl Congestion {
     /// segments (RFC 5681 equation 4).
     fn halve(&mut self, flight: u32, smss: u32) {
         self.ssthresh = (flight / 2).max(2 * smss);
+        // A reduced cwnd counts afresh (RFC 3465 §2.1 resets on a timeout).
+        self.bytes_acked = 0;
     }
 
     /// Slow start (RFC 5681 equation 2) below ssthresh, congestion
-    /// avoidance (equation 3) above.
+    /// avoidance above: equation 3 per ACK, or with `byte_counting` one
+    /// SMSS each time a whole cwnd of octets has been acknowledged, the
+    /// way RFC 5681 §3.1 recommends (RFC 3465 §2.1). Equation 3 adds
+    /// SMSS·SMSS/cwnd per ACK, so a receiver that acknowledges a whole
+    /// flight with one ACK (delayed or coalesced ACKs: Linux answers a
+    /// burst read at once with one) holds cwnd to that much growth per
+    /// round trip instead of one SMSS. Byte counting is used with SACK
+    /// only: SACK recovery (RFC 6675) repairs several losses of a window
+    /// in one round trip, whereas NewReno without SACK repairs one per
+    /// round trip (RFC 6582) and meets the larger windows' multiple
+    /// losses with timeouts (in memory at 1 % loss: 5.8 -> 1.7 MiB/s
+    /// with the profile's 1 s RTO; with SACK 6.1 -> 8.5).
     fn grow(&mut self, acked: u32, smss: u32) {
         if self.cwnd < self.ssthresh {
             self.cwnd = self.cwnd.saturating_add(acked.min(smss));
+        } else if self.byte_counting {
+            self.bytes_acked = self.bytes_acked.saturating_add(acked);
+            if self.bytes_acked >= self.cwnd {
+                self.bytes_acked -= self.cwnd;
+                self.cwnd = self.cwnd.saturating_add(smss);
+            }
         } else {
             let inc = (u64::from(smss) * u64::from(smss) / u64::from(self.cwnd.max(1))).max(1);
             self.cwnd = self.cwnd.saturating_add(inc as u32);
@@ -267,6 +295,27 @@ mod tests {
         }
         // 4000 + 1e6/4000 = 4250, + 235 = 4485, + 222 = 4707, + 212 = 4919.
         assert_eq!(c.cwnd, 4919);
+    }
+
+    #[test]
+    fn byte_counting_grows_one_segment_per_window_however_it_is_acked() {
+        let mut c = Congestion::new(SMSS, false);
+        c.byte_counting = true;
+        c.ssthresh = 4000;
+        c.cwnd = 4000;
+        for i in 0..4 {
+            c.on_new_ack(SeqNum(1000 * (i + 1)), SMSS, 3000, SMSS);
+        }
+        assert_eq!(c.cwnd, 5000);
+        let mut c = Congestion::new(SMSS, false);
+        c.byte_counting = true;
+        c.ssthresh = 4000;
+        c.cwnd = 4000;
+        // One ACK a round trip, each for the whole window.
+        c.on_new_ack(SeqNum(4000), 4000, 0, SMSS);
+        assert_eq!(c.cwnd, 5000);
+        c.on_new_ack(SeqNum(9000), 5000, 0, SMSS);
+        assert_eq!(c.cwnd, 6000);
     }
 
     #[test]

@@ -885,6 +885,7 @@ impl Conn {
         self.adv_edge = self.rcv_nxt + self.rcv_wnd(p);
         // RFC 2018 §2: SACK is used only when both SYNs permit it.
         self.sack_ok = p.sack && seg.options.sack_permitted;
+        self.cc.byte_counting = self.sack_ok;
     }
 
     /// SEND (RFC 9293 §3.10.2). Returns the octets accepted.
@@ -1372,7 +1373,7 @@ impl Conn {
                 self.rtx_count = 0;
             }
         }
-        self.rack_on_ack(ctx, seg);
+        self.rack_on_ack(ctx, seg, ev.ack != AckClass::Dup);
     }
 
     /// Accepts the segment's text (and FIN) as far as the window allows

@@ -15,12 +15,13 @@
 //! reordering timer for the rest (§6.2 step 6).
 //!
 //! TLP (RFC 8985 §7) covers a tail: when the last segments of a flight
-//! are lost, nothing sent after them can be delivered and RACK has nothing
-//! to go by. A probe timeout (PTO) of about two round trips after the last
-//! transmission sends one segment (new data if the peer's window allows,
-//! otherwise the highest one sent again); its acknowledgment, with the
-//! SACK blocks it carries, lets RACK find what was lost instead of the
-//! retransmission timer.
+//! are lost (or the ACKs of all of them), nothing sent after them can be
+//! delivered and RACK has nothing to go by. A probe timeout (PTO) of
+//! about two round trips after the last transmission sends the highest
+//! segment again (also during SACK recovery; `conn/rack_tlp.rs` says why
+//! both differ from §7.2 and §7.3); its acknowledgment, with the SACK
+//! blocks it carries, lets RACK find what was lost instead of the
+//! retransmission timer, and a D-SACK of it says it was redundant (§7.4).
 //!
 //! This module holds the per-segment records and the rules; the
 //! connection (`conn/rack_tlp.rs`) feeds it and acts on what it finds.

@@ -54,6 +54,17 @@ impl SackBlocks {
         self.blocks.get(..self.len()).unwrap_or(&[])
     }
 
+    /// The duplicate block of a D-SACK (RFC 2883 §4): the first block when
+    /// it lies at or below the cumulative acknowledgment `ack`, or inside
+    /// the second block; `None` when the option reports no duplicate.
+    pub fn dsack(&self, ack: SeqNum) -> Option<(SeqNum, SeqNum)> {
+        let blocks = self.as_slice();
+        let &(l, r) = blocks.first()?;
+        let below = r.le(ack);
+        let inside = blocks.get(1).is_some_and(|&(l2, r2)| l2.le(l) && r.le(r2));
+        (l.lt(r) && (below || inside)).then_some((l, r))
+    }
+
     /// Octets the option takes, padding included: two NOPs, kind, length
     /// and eight octets a block; nothing without blocks.
     pub fn encoded_len(&self) -> usize {
@@ -123,6 +134,23 @@ mod tests {
 
     fn s(n: u32) -> SeqNum {
         SeqNum(n)
+    }
+
+    #[test]
+    fn a_dsack_is_a_first_block_below_the_ack_or_inside_the_second() {
+        let mut below = SackBlocks::EMPTY;
+        below.push(s(100), s(200));
+        assert_eq!(below.dsack(s(200)), Some((s(100), s(200))));
+        assert_eq!(below.dsack(s(150)), None);
+        let mut inside = SackBlocks::EMPTY;
+        inside.push(s(300), s(400));
+        inside.push(s(300), s(500));
+        assert_eq!(inside.dsack(s(100)), Some((s(300), s(400))));
+        let mut plain = SackBlocks::EMPTY;
+        plain.push(s(300), s(400));
+        plain.push(s(500), s(600));
+        assert_eq!(plain.dsack(s(100)), None);
+        assert_eq!(SackBlocks::EMPTY.dsack(s(100)), None);
     }
 
     #[test]

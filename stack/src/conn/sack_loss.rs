@@ -81,7 +81,8 @@ impl Conn {
     /// Step (C) of RFC 6675 §5: while cwnd exceeds the pipe by a segment,
     /// send what `NextSeg()` picks (a lost hole, new data within the
     /// peer's window, a hole not yet lost, or the rescue retransmission),
-    /// counting each segment into the pipe.
+    /// counting each segment into the pipe; then the probe timeout
+    /// (`Conn::tlp_schedule`, RFC 8985 §7.2).
     pub(super) fn sack_transmit(&mut self, ctx: &mut Ctx<'_>) {
         let smss = u32::from(self.snd_mss);
         let mut pipe = self.recovery_pipe(ctx);
@@ -111,5 +112,6 @@ impl Conn {
                 Next::Nothing => break,
             }
         }
+        self.tlp_schedule(ctx);
     }
 }
