@@ -363,10 +363,31 @@ fn no_second_probe_in_one_episode() {
 }
 
 #[test]
-fn no_probe_during_recovery() {
+fn a_tail_lost_in_recovery_is_probed_not_left_to_the_timer() {
+    // Segment 2 of the last flight is lost and starts SACK recovery; the
+    // last segment (11) is lost too, and so is its retransmission during
+    // recovery: no later delivery is left for RACK to learn from. The
+    // probe also runs in SACK recovery (a departure from RFC 8985 §7.2's
+    // SHOULD, see `tlp_schedule`): it sends the last segment a third time
+    // and recovery ends without the timer. (Before that change, and with
+    // the same drops, the retransmission timer repaired it.)
+    let m = MSS as u32;
+    let p = rack_transfer(true, 12, |p, base| {
+        p.drop_twice.insert(base + 2 * m);
+        p.drop_twice.insert(base + 11 * m);
+    });
+    let stats = p.a.stats();
+    assert_eq!(p.rtos, 0, "repaired without a timeout: {stats:?}");
+    assert_eq!(stats.loss_probes, 1, "{stats:?}");
+    assert!(stats.recoveries >= 1, "{stats:?}");
+    assert_eq!(p.sends.get(&(71 * m)), Some(&3), "the tail sent three times");
+}
+
+#[test]
+fn no_probe_when_recovery_repairs_the_tail_first() {
     // A hole early in the flight starts recovery; the lost last segment
-    // is then repaired by recovery (the rescue retransmission or RACK),
-    // never by a probe, which §7.2 allows only outside recovery.
+    // is then repaired by recovery (the rescue retransmission or RACK)
+    // before a probe timeout passes, so no probe goes out.
     let m = MSS as u32;
     let p = rack_transfer(true, 12, |p, base| {
         p.drop_once.insert(base + 2 * m);
