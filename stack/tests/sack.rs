@@ -380,7 +380,11 @@ fn a_tail_lost_in_recovery_is_probed_not_left_to_the_timer() {
     assert_eq!(p.rtos, 0, "repaired without a timeout: {stats:?}");
     assert_eq!(stats.loss_probes, 1, "{stats:?}");
     assert!(stats.recoveries >= 1, "{stats:?}");
-    assert_eq!(p.sends.get(&(71 * m)), Some(&3), "the tail sent three times");
+    assert_eq!(
+        p.sends.get(&(71 * m)),
+        Some(&3),
+        "the tail sent three times"
+    );
 }
 
 #[test]
