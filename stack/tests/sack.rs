@@ -4,8 +4,10 @@
 //! a sender repairs several holes of one window in one round trip each
 //! way, without a retransmission timeout, where NewReno needs a round
 //! trip per hole. With RACK-TLP (RFC 8985) a lost retransmission and a
-//! lost tail are repaired without a timeout too, and the probe goes out
-//! only where §7.2 allows it.
+//! lost tail are repaired without a timeout too; the probe goes out once
+//! an episode, also during SACK recovery (a departure from §7.2 that
+//! `Conn::tlp_schedule` explains), and a probe that only replaced a lost
+//! ACK draws no congestion response (§7.4.2).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -47,6 +49,9 @@ struct Pair {
     /// Data segments of A to drop the first two times they are sent (the
     /// retransmission is lost too).
     drop_twice: HashSet<u32>,
+    /// B's pure ACKs to drop: by the offset they acknowledge (as above),
+    /// how many of them.
+    drop_acks: HashMap<u32, u32>,
     /// How often each data offset was sent.
     sends: HashMap<u32, u32>,
     /// The virtual times each data offset was sent at.
@@ -84,6 +89,7 @@ impl Pair {
             b_sent_at: Vec::new(),
             drop_once: HashSet::new(),
             drop_twice: HashSet::new(),
+            drop_acks: HashMap::new(),
             sends: HashMap::new(),
             sent_at: HashMap::new(),
             a_iss: None,
@@ -126,8 +132,17 @@ impl Pair {
         while let Some(pkt) = self.b.poll_transmit(self.now) {
             moved = true;
             let seg = parse(&pkt, |x| x == A).expect("B sends well-formed packets");
+            let acked = seg
+                .ack
+                .0
+                .wrapping_sub(self.a_iss.unwrap_or(0).wrapping_add(1));
+            let left = self.drop_acks.get_mut(&acked).filter(|n| **n > 0);
+            let drop = seg.payload.is_empty() && left.map(|n| *n -= 1).is_some();
             self.b_sent.push(seg);
             self.b_sent_at.push(self.now);
+            if drop {
+                continue;
+            }
             self.a.handle_packet(self.now, &pkt);
         }
         if self.peer.is_none() {
@@ -385,6 +400,31 @@ fn a_tail_lost_in_recovery_is_probed_not_left_to_the_timer() {
         Some(&3),
         "the tail sent three times"
     );
+}
+
+#[test]
+fn a_probe_that_replaced_a_lost_ack_draws_no_congestion_response() {
+    // Every data segment arrives; B's ACK of the last two is lost, and so
+    // is the window update that follows the read. The probe sends the
+    // last segment again and B's duplicate ACK reaches
+    // exactly the probe's end: nothing says a segment was lost, so the
+    // episode ends without halving cwnd (RFC 8985 §7.4.2 responds only
+    // when the ACK goes beyond the probe without a D-SACK).
+    let m = MSS as u32;
+    let mut before = None;
+    let mut p = rack_transfer(true, 10, |p, base| {
+        p.drop_acks.insert(base + 10 * m, 2);
+        before = Some(p.a.status(p.conn).expect("status").ssthresh);
+    });
+    let conn = p.conn;
+    p.run(|p| {
+        let st = p.a.status(conn).expect("status");
+        st.snd_una == st.snd_nxt
+    });
+    let st = p.a.status(conn).expect("status");
+    assert_eq!(st.snd_una, st.snd_nxt, "everything acknowledged");
+    assert_eq!((p.rtos, p.a.stats().loss_probes), (0, 1));
+    assert_eq!(Some(st.ssthresh), before, "no congestion response");
 }
 
 #[test]
